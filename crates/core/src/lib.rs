@@ -1,0 +1,26 @@
+//! The pure core of PSA Bridge.
+//!
+//! Everything here is a decision or a data shape; nothing here performs I/O. The engine asks this
+//! crate *what* to do (which connection, company, contact, ticket fields; create, note or skip;
+//! when to retry) and then does it. Keeping the decisions free of I/O is what lets them be tested
+//! exhaustively, including with property tests.
+//!
+//! - [`event`]: the vendor's event as accepted by the API, and its validation.
+//! - [`catalog`]: the deploying vendor's event types, read from a TOML text.
+//! - [`settings`]: the partner's configuration as routing sees it (a snapshot).
+//! - [`routing`]: event + settings → which connection, company, group key and ticket fields.
+//! - [`plan`]: routed delivery + what we know of its group → create, note or skip.
+//! - [`contact`]: which PSA contact a ticket is for.
+//! - [`retry`]: when a failed delivery is tried again, and when it is dead.
+//! - [`render`]: ticket titles, descriptions and notes, within each PSA's field limits.
+//! - [`secret`]: a string that never prints.
+
+pub mod catalog;
+pub mod contact;
+pub mod event;
+pub mod plan;
+pub mod render;
+pub mod retry;
+pub mod routing;
+pub mod secret;
+pub mod settings;
