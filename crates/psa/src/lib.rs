@@ -1,0 +1,221 @@
+//! PSA connectors: one interface, one implementation per PSA, each written from its vendor's
+//! published REST API (never from our simulators' code).
+//!
+//! The engine sees only [`Connector`]. A connector owns its vendor's wire types, maps them to
+//! the small shared types below at its edge, and classifies every failure into a [`PsaError`]
+//! whose class drives retries and breakers. Every HTTP request a connector sends is counted in
+//! its [`CallMeter`], because PSA calls per delivered event is the product's economy figure.
+
+pub mod autotask;
+mod meter;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+pub use meter::CallMeter;
+use psabridge_core::settings::TicketDefaults;
+use thiserror::Error;
+
+/// A PSA failure, classified by what the caller should do about it.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum PsaError {
+    /// The PSA said "too many requests"; try again no sooner than `retry_after` if given.
+    #[error("rate limited by the PSA{}: {message}", fmt_after(.retry_after))]
+    RateLimited { retry_after: Option<Duration>, message: String },
+    /// A failure that may pass (5xx, timeout, connection reset). `outcome_unknown` is true when
+    /// the request may have been carried out (we sent it and never heard back): a create must
+    /// then look its reference up before trying again.
+    #[error("the PSA failed{}: {message}", fmt_after(.retry_after))]
+    Transient {
+        retry_after: Option<Duration>,
+        outcome_unknown: bool,
+        message: String,
+    },
+    /// The credentials are wrong or lack a permission. Retrying will not help.
+    #[error("the PSA refused the credentials: {0}")]
+    Auth(String),
+    /// The PSA rejected what we sent (a required field, a bad picklist value). Not retried.
+    #[error("the PSA rejected the request: {0}")]
+    Invalid(String),
+    /// The thing asked about does not exist (a deleted ticket).
+    #[error("not found in the PSA: {0}")]
+    NotFound(String),
+    /// The host could not be reached or resolved at all (wrong URL, DNS, TLS).
+    #[error("the PSA could not be reached: {0}")]
+    Unreachable(String),
+}
+
+fn fmt_after(d: &Option<Duration>) -> String {
+    d.map(|d| format!(" (retry after {}s)", d.as_secs())).unwrap_or_default()
+}
+
+impl PsaError {
+    /// May trying again later succeed?
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            PsaError::RateLimited { .. } | PsaError::Transient { .. } | PsaError::Unreachable(_)
+        )
+    }
+
+    /// The delay the PSA asked for, if it asked.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            PsaError::RateLimited { retry_after, .. } | PsaError::Transient { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Could the request have been carried out although we saw a failure?
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, PsaError::Transient { outcome_unknown: true, .. })
+    }
+
+    /// A short class name for logs, metrics and the delivery log.
+    pub fn class(&self) -> &'static str {
+        match self {
+            PsaError::RateLimited { .. } => "rate_limited",
+            PsaError::Transient { .. } => "transient",
+            PsaError::Auth(_) => "auth",
+            PsaError::Invalid(_) => "invalid",
+            PsaError::NotFound(_) => "not_found",
+            PsaError::Unreachable(_) => "unreachable",
+        }
+    }
+}
+
+/// One value of a PSA list (a queue, a status, …).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ListItem {
+    pub id: String,
+    pub label: String,
+    pub active: bool,
+    /// For dependent lists (sub-issue types): the parent's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+}
+
+/// The lists a ticket needs, keyed like [`TicketDefaults::FIELDS`] (`queue`, `status`, …),
+/// plus `note_type` and `note_publish` where the PSA has them.
+pub type PsaLists = std::collections::BTreeMap<String, Vec<ListItem>>;
+
+/// A PSA company.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Company {
+    pub id: String,
+    pub name: String,
+    pub active: bool,
+}
+
+/// A page of companies.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CompanyPage {
+    pub companies: Vec<Company>,
+    /// Opaque cursor for the next page, `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// A PSA contact.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Contact {
+    pub id: String,
+    pub company_id: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub active: bool,
+}
+
+/// A ticket to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTicket {
+    pub company_id: String,
+    pub contact_id: Option<String>,
+    pub title: String,
+    pub description: String,
+    pub fields: TicketDefaults,
+    /// Our reference, stored on the ticket (Autotask `externalID`) so that a create whose
+    /// outcome we never heard can be found instead of made twice. At most 50 characters.
+    pub reference: String,
+}
+
+/// A ticket as we record it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketRef {
+    pub id: String,
+    /// The number people read (`T20261122.0001`), when the PSA has one.
+    pub number: Option<String>,
+}
+
+/// Whether a ticket is still open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketState {
+    pub id: String,
+    pub closed: bool,
+    /// The PSA's status id.
+    pub status: String,
+}
+
+/// A note to add to a ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewNote {
+    pub title: String,
+    pub text: String,
+}
+
+/// What "Connect" learned.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ConnectionCheck {
+    /// Where the API was found (Autotask: the zone's URL).
+    pub api_url: String,
+    /// A human description (`Autotask zone America East`).
+    pub description: String,
+}
+
+/// Ticket status pushes the PSA will send us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookRegistration {
+    /// The PSA's id of the webhook.
+    pub id: String,
+    /// The value the PSA puts in every callout to identify the webhook (Autotask `Guid`).
+    pub guid: Option<String>,
+}
+
+/// The operations the engine needs from any PSA.
+///
+/// Implementations must be cheap to call concurrently, must not retry on their own beyond a
+/// connection that failed before the request was sent (the engine owns retries), and must
+/// count every request in their [`CallMeter`].
+#[async_trait]
+pub trait Connector: Send + Sync {
+    /// Validate the credentials and find the API; says precisely what is wrong when it fails.
+    async fn check(&self) -> Result<ConnectionCheck, PsaError>;
+
+    /// Read the lists a ticket needs.
+    async fn lists(&self) -> Result<PsaLists, PsaError>;
+
+    /// Companies, optionally filtered by a name fragment, a page at a time.
+    async fn companies(&self, search: Option<&str>, cursor: Option<&str>) -> Result<CompanyPage, PsaError>;
+
+    /// Active contacts of all companies, or of one company.
+    async fn contacts(&self, company_id: &str) -> Result<Vec<Contact>, PsaError>;
+
+    /// Active contacts of `company_id` whose email is `email` (case-insensitive).
+    async fn find_contacts_by_email(&self, company_id: &str, email: &str) -> Result<Vec<Contact>, PsaError>;
+
+    async fn create_ticket(&self, ticket: &NewTicket) -> Result<TicketRef, PsaError>;
+
+    /// Find a ticket by the reference we put on it at creation.
+    async fn find_ticket_by_reference(&self, reference: &str) -> Result<Option<TicketRef>, PsaError>;
+
+    async fn add_note(&self, ticket_id: &str, note: &NewNote) -> Result<(), PsaError>;
+
+    /// The state of many tickets in as few calls as the PSA allows. Unknown ids are absent.
+    async fn ticket_states(&self, ids: &[String]) -> Result<Vec<TicketState>, PsaError>;
+
+    /// Ask the PSA to push status changes of tickets to `url`, signed with `secret`.
+    /// `Ok(None)` when this PSA or these credentials cannot.
+    async fn register_status_webhook(&self, url: &str, secret: &str) -> Result<Option<WebhookRegistration>, PsaError>;
+
+    /// The request counter of this connector.
+    fn meter(&self) -> &CallMeter;
+}

@@ -1,0 +1,42 @@
+//! Storage of PSA Bridge, at the level of domain operations, on SQLite or PostgreSQL.
+//!
+//! One [`Store`] type serves both engines. The engine is chosen once, from the database URL,
+//! and most SQL text is shared: both dialects take `$N` placeholders, `RETURNING` and
+//! `ON CONFLICT`, and every time is an integer of milliseconds since the epoch, bound from
+//! Rust (never `now()` in SQL), so comparisons mean the same on both. Where the engines
+//! differ (claiming work under concurrency, write transactions), the code says so.
+//!
+//! Why not a trait with two implementations? The operations are the same SQL on both engines
+//! nearly everywhere; an enum over two concrete pools keeps one copy of each query while
+//! still compiling it against each driver's own types (no `sqlx::Any`, which loses types).
+//!
+//! Modules:
+//! - [`config`]: partners, API tokens, clients, PSA connections, event rules, mappings.
+//! - [`ingest`]: durable acceptance of events, batched into group commits.
+//! - [`outbox`]: routing accepted events into deliveries; claiming, finishing and retrying them.
+//! - [`groups`]: the group → open ticket table.
+//! - [`seal`]: encryption of secrets at rest.
+
+pub mod config;
+mod db;
+mod error;
+pub mod groups;
+pub mod ingest;
+pub mod outbox;
+pub mod seal;
+
+pub use db::{Engine, Store, StoreOptions, Synchronous};
+pub use error::StoreError;
+
+/// Milliseconds since the Unix epoch: the one time representation in the database.
+pub type Millis = i64;
+
+/// `chrono` time → [`Millis`].
+pub fn millis(t: chrono::DateTime<chrono::Utc>) -> Millis {
+    t.timestamp_millis()
+}
+
+/// [`Millis`] → `chrono` time.
+pub fn from_millis(ms: Millis) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}

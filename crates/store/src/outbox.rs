@@ -1,0 +1,648 @@
+//! The outbox: accepted events become deliveries, and deliveries move through their states.
+//!
+//! ```text
+//! event (routed_at NULL) ──route──▶ delivery pending ──claim──▶ in_flight (lease until T)
+//!                                      ▲                          │
+//!                                      └── retrying (next at T) ◀─┤ retryable failure
+//!                                                                 ├──▶ delivered
+//!                                                                 └──▶ dead (retry by hand)
+//! ```
+//!
+//! A claim takes only the *head* of each group: the oldest unfinished delivery of its
+//! (connection, group key). So deliveries of one group run one at a time and in order, on any
+//! number of workers and nodes, and ten concurrent alerts of one user make one ticket and nine
+//! notes. A worker that dies leaves its claim to expire; the next claim takes it over.
+
+use psabridge_core::event::{Action, EventUser, NewEvent, Severity};
+use serde_json::{Map, Value};
+use sqlx::Row;
+
+use crate::db::{Store, with_read, with_tx, with_write};
+use crate::error::{StoreError, corrupt};
+use crate::{Engine, Millis};
+
+/// An accepted event waiting to be routed.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub pk: i64,
+    pub partner_id: String,
+    pub event: NewEvent,
+    pub received_at: Millis,
+}
+
+/// A delivery to create for a routed event.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub connection_id: i64,
+    pub group_key: String,
+    /// The route as JSON: company, contacts, ticket fields (see the engine).
+    pub route: Value,
+}
+
+/// What routing decided for one event.
+#[derive(Debug, Clone)]
+pub enum RoutingResult {
+    Deliver(Vec<NewDelivery>),
+    Skip(String),
+}
+
+/// A claimed delivery, with its event.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: i64,
+    pub partner_id: String,
+    pub connection_id: i64,
+    pub group_key: String,
+    pub route: Value,
+    /// Attempts including this one.
+    pub attempts: i64,
+    /// Set when an earlier attempt sent a create whose outcome we never learned.
+    pub create_sent_at: Option<Millis>,
+    pub event: StoredEvent,
+}
+
+/// One attempt, for the delivery log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub attempt: i64,
+    pub started_at: Millis,
+    pub finished_at: Millis,
+    /// `created`, `noted`, `none`, `retry` or `dead`.
+    pub outcome: String,
+    pub psa_calls: i64,
+    pub summary: Option<String>,
+    pub error: Option<String>,
+}
+
+/// How a delivery ended well.
+#[derive(Debug, Clone)]
+pub struct Success {
+    /// `created`, `noted` or `none`.
+    pub psa_action: &'static str,
+    pub ticket_id: Option<String>,
+    pub ticket_number: Option<String>,
+    pub contact_id: Option<String>,
+    pub contact_source: Option<&'static str>,
+}
+
+/// A delivery as the API shows it.
+#[derive(Debug, Clone)]
+pub struct DeliveryView {
+    pub id: i64,
+    pub event_id: String,
+    pub event_type: String,
+    pub client_id: String,
+    pub connection_id: i64,
+    pub channel: String,
+    pub group_key: String,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: Millis,
+    pub psa_action: Option<String>,
+    pub ticket_id: Option<String>,
+    pub ticket_number: Option<String>,
+    pub contact_id: Option<String>,
+    pub contact_source: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub delivered_at: Option<Millis>,
+    pub history: Vec<Attempt>,
+}
+
+/// An event with what became of it.
+#[derive(Debug, Clone)]
+pub struct EventRecord {
+    pub stored: StoredEvent,
+    pub routed_at: Option<Millis>,
+    pub skip_reason: Option<String>,
+    pub deliveries: Vec<DeliveryView>,
+}
+
+/// Filters of the delivery list.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub state: Option<String>,
+    pub client_id: Option<String>,
+    pub event_type: Option<String>,
+    pub connection_id: Option<i64>,
+    pub since: Option<Millis>,
+    pub until: Option<Millis>,
+    /// Deliveries with an id below this (paging backwards from the newest).
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+macro_rules! insert_attempt {
+    ($exec:expr, $delivery_id:expr, $a:expr) => {{
+        let a: &Attempt = $a;
+        sqlx::query(
+            "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, finished_at, outcome, psa_calls, summary, error) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (delivery_id, attempt) DO NOTHING",
+        )
+        .bind($delivery_id)
+        .bind(a.attempt)
+        .bind(a.started_at)
+        .bind(a.finished_at)
+        .bind(a.outcome.clone())
+        .bind(a.psa_calls)
+        .bind(a.summary.clone())
+        .bind(a.error.clone())
+        .execute($exec)
+        .await?;
+    }};
+}
+
+const EVENT_COLUMNS: &str = "e.pk, e.partner_id, e.event_id, e.client_id, e.event_type, e.action, e.severity, \
+     e.occurred_at, e.user_email, e.user_name, e.title, e.details, e.data, e.received_at";
+
+fn event_from_row<R: Row>(row: &R) -> Result<StoredEvent, StoreError>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let action: String = row.try_get("action")?;
+    let severity: String = row.try_get("severity")?;
+    let data: String = row.try_get("data")?;
+    let email: Option<String> = row.try_get("user_email")?;
+    let occurred: Option<i64> = row.try_get("occurred_at")?;
+    Ok(StoredEvent {
+        pk: row.try_get("pk")?,
+        partner_id: row.try_get("partner_id")?,
+        received_at: row.try_get("received_at")?,
+        event: NewEvent {
+            id: row.try_get("event_id")?,
+            partner: None,
+            client: row.try_get("client_id")?,
+            event_type: row.try_get("event_type")?,
+            action: Action::parse(&action).ok_or_else(|| corrupt(format!("action {action}")))?,
+            occurred_at: occurred.map(crate::from_millis),
+            severity: Severity::parse(&severity).ok_or_else(|| corrupt(format!("severity {severity}")))?,
+            user: email.map(|email| EventUser {
+                email,
+                name: row.try_get("user_name").ok().flatten(),
+            }),
+            title: row.try_get("title")?,
+            details: row.try_get("details")?,
+            data: match serde_json::from_str::<Value>(&data) {
+                Ok(Value::Object(m)) => m,
+                _ => Map::new(),
+            },
+        },
+    })
+}
+
+impl Store {
+    /// Accepted events not yet routed, oldest first.
+    pub async fn unrouted_events(&self, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
+        // Read through the writer on SQLite: a reader connection may lag one commit behind,
+        // and routing right after the ingest notification must see the new rows.
+        with_write!(self, pool => {
+            let sql = format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.routed_at IS NULL ORDER BY e.pk LIMIT $1");
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(limit).fetch_all(pool).await?;
+            rows.iter().map(event_from_row).collect()
+        })
+    }
+
+    /// Record routing decisions. Idempotent under concurrency: an event already routed by
+    /// another node is left alone, and only the node that routed it creates its deliveries.
+    /// New client ids are registered (unmapped) so that the client list shows them.
+    pub async fn record_routing(&self, decisions: &[(StoredEvent, RoutingResult)], now: Millis) -> Result<usize, StoreError> {
+        let mut created = 0usize;
+        with_tx!(self, tx => {
+            for (ev, result) in decisions {
+                let skip = match result {
+                    RoutingResult::Skip(reason) => Some(reason.as_str()),
+                    RoutingResult::Deliver(_) => None,
+                };
+                let done = sqlx::query("UPDATE events SET routed_at = $1, skip_reason = $2 WHERE pk = $3 AND routed_at IS NULL")
+                    .bind(now)
+                    .bind(skip)
+                    .bind(ev.pk)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    continue;
+                }
+                sqlx::query(
+                    "INSERT INTO clients (partner_id, id, name, created_at) \
+                     SELECT $1, $2, $2, $3 WHERE EXISTS (SELECT 1 FROM partners WHERE id = $1) \
+                     ON CONFLICT (partner_id, id) DO NOTHING",
+                )
+                .bind(&ev.partner_id)
+                .bind(&ev.event.client)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                if let RoutingResult::Deliver(list) = result {
+                    for d in list {
+                        sqlx::query(
+                            "INSERT INTO deliveries (event_pk, partner_id, connection_id, channel, group_key, route, state, \
+                             attempts, next_attempt_at, created_at, updated_at) \
+                             VALUES ($1, $2, $3, 'psa', $4, $5, 'pending', 0, $6, $6, $6)",
+                        )
+                        .bind(ev.pk)
+                        .bind(&ev.partner_id)
+                        .bind(d.connection_id)
+                        .bind(&d.group_key)
+                        .bind(d.route.to_string())
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                        created += 1;
+                    }
+                }
+            }
+        });
+        Ok(created)
+    }
+
+    /// Claim up to `limit` deliveries that are due, each the head of its group, skipping the
+    /// connections in `paused` (open breaker, spent budget). The claim is a lease until
+    /// `now + lease_ms`; an expired lease is claimable again.
+    pub async fn claim_deliveries(
+        &self,
+        owner: &str,
+        now: Millis,
+        lease_ms: i64,
+        limit: i64,
+        paused: &[i64],
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let paused_list = if paused.is_empty() {
+            "-1".to_string()
+        } else {
+            paused.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+        };
+        let lock = match self.engine() {
+            Engine::Postgres => "FOR UPDATE SKIP LOCKED",
+            Engine::Sqlite => "",
+        };
+        // The candidate is due and is the oldest unfinished delivery of its group: no older
+        // delivery of the same (connection, group key) is still pending, retrying or in flight.
+        let sql = format!(
+            "UPDATE deliveries SET state = 'in_flight', lease_owner = $1, lease_until = $2, \
+                 attempts = attempts + 1, updated_at = $3 \
+             WHERE id IN ( \
+                 SELECT d.id FROM deliveries d \
+                 WHERE ((d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $3) \
+                        OR (d.state = 'in_flight' AND d.lease_until < $3)) \
+                   AND d.connection_id NOT IN ({paused_list}) \
+                   AND NOT EXISTS ( \
+                       SELECT 1 FROM deliveries p \
+                       WHERE p.connection_id = d.connection_id AND p.group_key = d.group_key \
+                         AND p.id < d.id AND p.state IN ('pending', 'retrying', 'in_flight')) \
+                 ORDER BY d.next_attempt_at, d.id \
+                 LIMIT $4 {lock}) \
+             RETURNING id"
+        );
+        let ids: Vec<i64> = with_tx!(self, tx => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(owner)
+                .bind(now + lease_ms)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?
+        });
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.deliveries_by_ids(&ids).await
+    }
+
+    async fn deliveries_by_ids(&self, ids: &[i64]) -> Result<Vec<Delivery>, StoreError> {
+        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let sql = format!(
+            "SELECT d.id AS d_id, d.connection_id, d.group_key, d.route, d.attempts, d.create_sent_at, {EVENT_COLUMNS} \
+             FROM deliveries d JOIN events e ON e.pk = d.event_pk WHERE d.id IN ({list}) ORDER BY d.id"
+        );
+        with_write!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).fetch_all(pool).await?;
+            rows.iter()
+                .map(|r| {
+                    let route: String = r.try_get("route")?;
+                    let event = event_from_row(r)?;
+                    Ok(Delivery {
+                        id: r.try_get("d_id")?,
+                        partner_id: event.partner_id.clone(),
+                        connection_id: r.try_get("connection_id")?,
+                        group_key: r.try_get("group_key")?,
+                        route: serde_json::from_str(&route).map_err(|e| corrupt(format!("route: {e}")))?,
+                        attempts: r.try_get("attempts")?,
+                        create_sent_at: r.try_get("create_sent_at")?,
+                        event,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Durably note that a create is about to be sent (see [`Delivery::create_sent_at`]).
+    /// `false` when the lease was lost: the caller must not send.
+    pub async fn mark_create_sent(&self, id: i64, owner: &str, now: Millis) -> Result<bool, StoreError> {
+        with_write!(self, pool => {
+            let done = sqlx::query(
+                "UPDATE deliveries SET create_sent_at = $1, updated_at = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'in_flight'",
+            )
+            .bind(now)
+            .bind(id)
+            .bind(owner)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    /// Finish a delivery that succeeded. For a created ticket, also open its group; for a note,
+    /// count it on the group. `false` when the lease was lost (another worker owns it now).
+    pub async fn finish_delivery(
+        &self,
+        d: &Delivery,
+        owner: &str,
+        ok: &Success,
+        attempt: &Attempt,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        with_tx!(self, tx => {
+            let done = sqlx::query(
+                "UPDATE deliveries SET state = 'delivered', lease_owner = NULL, lease_until = NULL, create_sent_at = NULL, \
+                 psa_action = $1, ticket_id = $2, ticket_number = $3, contact_id = $4, contact_source = $5, \
+                 last_error = NULL, delivered_at = $6, updated_at = $6 \
+                 WHERE id = $7 AND lease_owner = $8 AND state = 'in_flight'",
+            )
+            .bind(ok.psa_action)
+            .bind(&ok.ticket_id)
+            .bind(&ok.ticket_number)
+            .bind(&ok.contact_id)
+            .bind(ok.contact_source)
+            .bind(now)
+            .bind(d.id)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            insert_attempt!(&mut *tx, d.id, attempt);
+            match (ok.psa_action, &ok.ticket_id) {
+                ("created", Some(ticket)) => {
+                    // A group whose open row we still hold is closed by the new ticket: the
+                    // old ticket was found closed (or gone) before we created this one.
+                    sqlx::query(
+                        "UPDATE ticket_groups SET state = 'closed', closed_at = $1 \
+                         WHERE connection_id = $2 AND group_key = $3 AND state = 'open'",
+                    )
+                    .bind(now)
+                    .bind(d.connection_id)
+                    .bind(&d.group_key)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO ticket_groups (connection_id, group_key, ticket_id, ticket_number, state, opened_at, confirmed_open_at) \
+                         VALUES ($1, $2, $3, $4, 'open', $5, $5)",
+                    )
+                    .bind(d.connection_id)
+                    .bind(&d.group_key)
+                    .bind(ticket)
+                    .bind(&ok.ticket_number)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                ("noted", Some(ticket)) => {
+                    sqlx::query(
+                        "UPDATE ticket_groups SET notes = notes + 1, last_note_at = $1 \
+                         WHERE connection_id = $2 AND group_key = $3 AND ticket_id = $4 AND state = 'open'",
+                    )
+                    .bind(now)
+                    .bind(d.connection_id)
+                    .bind(&d.group_key)
+                    .bind(ticket)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                _ => {}
+            }
+            Ok(true)
+        })
+    }
+
+    /// Finish an attempt that failed: retry at `retry_at`, or dead when `None`.
+    /// `create_outcome_unknown` keeps the "create sent" mark so the next attempt looks first.
+    pub async fn fail_delivery(
+        &self,
+        d: &Delivery,
+        owner: &str,
+        error: &str,
+        retry_at: Option<Millis>,
+        create_outcome_unknown: bool,
+        attempt: &Attempt,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        with_tx!(self, tx => {
+            let done = sqlx::query(
+                "UPDATE deliveries SET state = $1, next_attempt_at = $2, lease_owner = NULL, lease_until = NULL, \
+                 create_sent_at = CASE WHEN $3 THEN create_sent_at ELSE NULL END, last_error = $4, updated_at = $5 \
+                 WHERE id = $6 AND lease_owner = $7 AND state = 'in_flight'",
+            )
+            .bind(if retry_at.is_some() { "retrying" } else { "dead" })
+            .bind(retry_at.unwrap_or(now))
+            .bind(create_outcome_unknown)
+            .bind(error)
+            .bind(now)
+            .bind(d.id)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            insert_attempt!(&mut *tx, d.id, attempt);
+            Ok(true)
+        })
+    }
+
+    /// Give a claimed delivery back without counting an attempt (e.g. its connection's
+    /// budget is spent): it becomes due again at `at`.
+    pub async fn release_delivery(&self, id: i64, owner: &str, at: Millis) -> Result<(), StoreError> {
+        with_write!(self, pool => {
+            sqlx::query(
+                "UPDATE deliveries SET state = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'pending' END, \
+                 attempts = attempts - 1, next_attempt_at = $1, lease_owner = NULL, lease_until = NULL \
+                 WHERE id = $2 AND lease_owner = $3 AND state = 'in_flight'",
+            )
+            .bind(at)
+            .bind(id)
+            .bind(owner)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Send dead (or retrying) deliveries of a partner again, now. Returns how many.
+    pub async fn retry_deliveries(&self, partner: &str, ids: &[i64], now: Millis) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let sql = format!(
+            "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = $1, updated_at = $1 \
+             WHERE partner_id = $2 AND state IN ('dead', 'retrying') AND id IN ({list})"
+        );
+        with_write!(self, pool => {
+            Ok(sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(now).bind(partner).execute(pool).await?.rows_affected())
+        })
+    }
+
+    /// An event of a partner with its deliveries and their attempts.
+    pub async fn event_record(&self, partner: &str, event_id: &str) -> Result<EventRecord, StoreError> {
+        let (stored, routed_at, skip_reason) = with_read!(self, pool => {
+            let sql = format!("SELECT {EVENT_COLUMNS}, e.routed_at, e.skip_reason FROM events e WHERE e.partner_id = $1 AND e.event_id = $2");
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(partner)
+                .bind(event_id)
+                .fetch_optional(pool)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("event '{event_id}'")))?;
+            let routed: Option<i64> = row.try_get("routed_at")?;
+            let skip: Option<String> = row.try_get("skip_reason")?;
+            (event_from_row(&row)?, routed, skip)
+        });
+        let deliveries = self
+            .delivery_views(&format!("d.event_pk = {}", stored.pk), &[], 100)
+            .await?;
+        Ok(EventRecord {
+            stored,
+            routed_at,
+            skip_reason,
+            deliveries,
+        })
+    }
+
+    /// The delivery log of a partner, newest first.
+    pub async fn list_deliveries(&self, partner: &str, f: &DeliveryFilter) -> Result<Vec<DeliveryView>, StoreError> {
+        let mut cond = vec!["d.partner_id = $1".to_string()];
+        let mut binds: Vec<Bind> = vec![Bind::Text(partner.to_string())];
+        let mut add = |sql: &str, b: Bind| {
+            binds.push(b);
+            cond.push(sql.replace('?', &format!("${}", binds.len())));
+        };
+        if let Some(s) = &f.state {
+            add("d.state = ?", Bind::Text(s.clone()));
+        }
+        if let Some(c) = &f.client_id {
+            add("e.client_id = ?", Bind::Text(c.clone()));
+        }
+        if let Some(t) = &f.event_type {
+            add("e.event_type = ?", Bind::Text(t.clone()));
+        }
+        if let Some(c) = f.connection_id {
+            add("d.connection_id = ?", Bind::Int(c));
+        }
+        if let Some(s) = f.since {
+            add("d.created_at >= ?", Bind::Int(s));
+        }
+        if let Some(u) = f.until {
+            add("d.created_at < ?", Bind::Int(u));
+        }
+        if let Some(b) = f.before_id {
+            add("d.id < ?", Bind::Int(b));
+        }
+        self.delivery_views(&cond.join(" AND "), &binds, f.limit.clamp(1, 1000)).await
+    }
+
+    async fn delivery_views(&self, cond: &str, binds: &[Bind], limit: i64) -> Result<Vec<DeliveryView>, StoreError> {
+        let sql = format!(
+            "SELECT d.id, e.event_id, e.event_type, e.client_id, d.connection_id, d.channel, d.group_key, d.state, \
+             d.attempts, d.next_attempt_at, d.psa_action, d.ticket_id, d.ticket_number, d.contact_id, d.contact_source, \
+             d.last_error, d.created_at, d.updated_at, d.delivered_at \
+             FROM deliveries d JOIN events e ON e.pk = d.event_pk WHERE {cond} ORDER BY d.id DESC LIMIT {limit}"
+        );
+        let mut views: Vec<DeliveryView> = with_read!(self, pool => {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+            for b in binds {
+                q = match b {
+                    Bind::Text(s) => q.bind(s.clone()),
+                    Bind::Int(i) => q.bind(*i),
+                };
+            }
+            let rows = q.fetch_all(pool).await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(DeliveryView {
+                        id: r.try_get("id")?,
+                        event_id: r.try_get("event_id")?,
+                        event_type: r.try_get("event_type")?,
+                        client_id: r.try_get("client_id")?,
+                        connection_id: r.try_get("connection_id")?,
+                        channel: r.try_get("channel")?,
+                        group_key: r.try_get("group_key")?,
+                        state: r.try_get("state")?,
+                        attempts: r.try_get("attempts")?,
+                        next_attempt_at: r.try_get("next_attempt_at")?,
+                        psa_action: r.try_get("psa_action")?,
+                        ticket_id: r.try_get("ticket_id")?,
+                        ticket_number: r.try_get("ticket_number")?,
+                        contact_id: r.try_get("contact_id")?,
+                        contact_source: r.try_get("contact_source")?,
+                        last_error: r.try_get("last_error")?,
+                        created_at: r.try_get("created_at")?,
+                        updated_at: r.try_get("updated_at")?,
+                        delivered_at: r.try_get("delivered_at")?,
+                        history: Vec::new(),
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?
+        });
+        if views.is_empty() {
+            return Ok(views);
+        }
+        let list = views.iter().map(|v| v.id.to_string()).collect::<Vec<_>>().join(",");
+        let sql = format!(
+            "SELECT delivery_id, attempt, started_at, finished_at, outcome, psa_calls, summary, error \
+             FROM delivery_attempts WHERE delivery_id IN ({list}) ORDER BY delivery_id, attempt"
+        );
+        with_read!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).fetch_all(pool).await?;
+            for r in rows {
+                let id: i64 = r.try_get("delivery_id")?;
+                if let Some(v) = views.iter_mut().find(|v| v.id == id) {
+                    v.history.push(Attempt {
+                        attempt: r.try_get("attempt")?,
+                        started_at: r.try_get("started_at")?,
+                        finished_at: r.try_get("finished_at")?,
+                        outcome: r.try_get("outcome")?,
+                        psa_calls: r.try_get("psa_calls")?,
+                        summary: r.try_get("summary")?,
+                        error: r.try_get("error")?,
+                    });
+                }
+            }
+        });
+        Ok(views)
+    }
+
+    /// Counts of deliveries by state, for health and benchmarks.
+    pub async fn delivery_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        with_read!(self, pool => {
+            Ok(sqlx::query_as("SELECT state, COUNT(*) FROM deliveries GROUP BY state ORDER BY state")
+                .fetch_all(pool)
+                .await?)
+        })
+    }
+
+    /// Events accepted but not yet routed.
+    pub async fn unrouted_count(&self) -> Result<i64, StoreError> {
+        with_read!(self, pool => {
+            Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE routed_at IS NULL").fetch_one(pool).await?)
+        })
+    }
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
