@@ -348,6 +348,17 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("client '{id}'")))
     }
 
+    /// A client's display name, if the client is known.
+    pub async fn client_name(&self, partner: &str, id: &str) -> Result<Option<String>, StoreError> {
+        with_read!(self, pool => {
+            Ok(sqlx::query_scalar("SELECT name FROM clients WHERE partner_id = $1 AND id = $2")
+                .bind(partner)
+                .bind(id)
+                .fetch_optional(pool)
+                .await?)
+        })
+    }
+
     // ---- connections ----------------------------------------------------------------------
 
     /// Store a new connection with its secrets sealed to it.

@@ -24,8 +24,9 @@ pub mod groups;
 pub mod ingest;
 pub mod outbox;
 pub mod seal;
+pub mod testing;
 
-pub use db::{Engine, Store, StoreOptions, Synchronous};
+pub use db::{Engine, Store, StoreOptions, Synchronous, redact_url};
 pub use error::StoreError;
 
 /// Milliseconds since the Unix epoch: the one time representation in the database.
