@@ -7,6 +7,7 @@
 //! its [`CallMeter`], because PSA calls per delivered event is the product's economy figure.
 
 pub mod autotask;
+pub mod limits;
 mod meter;
 
 use std::time::Duration;
@@ -153,13 +154,18 @@ pub struct TicketState {
     pub closed: bool,
     /// The PSA's status id.
     pub status: String,
+    /// The number people read, when the PSA has one.
+    pub number: Option<String>,
 }
 
 /// A note to add to a ticket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewNote {
     pub title: String,
+    /// The note's text; it contains `reference`, so that a note whose outcome we never heard
+    /// can be found instead of added twice.
     pub text: String,
+    pub reference: String,
 }
 
 /// What "Connect" learned.
@@ -208,6 +214,9 @@ pub trait Connector: Send + Sync {
     async fn find_ticket_by_reference(&self, reference: &str) -> Result<Option<TicketRef>, PsaError>;
 
     async fn add_note(&self, ticket_id: &str, note: &NewNote) -> Result<(), PsaError>;
+
+    /// Is there a note on `ticket_id` whose text contains `reference`?
+    async fn find_note_by_reference(&self, ticket_id: &str, reference: &str) -> Result<bool, PsaError>;
 
     /// The state of many tickets in as few calls as the PSA allows. Unknown ids are absent.
     async fn ticket_states(&self, ids: &[String]) -> Result<Vec<TicketState>, PsaError>;

@@ -58,6 +58,8 @@ pub struct Delivery {
     pub attempts: i64,
     /// Set when an earlier attempt sent a create whose outcome we never learned.
     pub create_sent_at: Option<Millis>,
+    /// Set when an earlier attempt sent a note whose outcome we never learned.
+    pub note_sent_at: Option<Millis>,
     pub event: StoredEvent,
 }
 
@@ -314,7 +316,7 @@ impl Store {
     async fn deliveries_by_ids(&self, ids: &[i64]) -> Result<Vec<Delivery>, StoreError> {
         let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
         let sql = format!(
-            "SELECT d.id AS d_id, d.connection_id, d.group_key, d.route, d.attempts, d.create_sent_at, {EVENT_COLUMNS} \
+            "SELECT d.id AS d_id, d.connection_id, d.group_key, d.route, d.attempts, d.create_sent_at, d.note_sent_at, {EVENT_COLUMNS} \
              FROM deliveries d JOIN events e ON e.pk = d.event_pk WHERE d.id IN ({list}) ORDER BY d.id"
         );
         with_write!(self, pool => {
@@ -331,6 +333,7 @@ impl Store {
                         route: serde_json::from_str(&route).map_err(|e| corrupt(format!("route: {e}")))?,
                         attempts: r.try_get("attempts")?,
                         create_sent_at: r.try_get("create_sent_at")?,
+                        note_sent_at: r.try_get("note_sent_at")?,
                         event,
                     })
                 })
@@ -341,10 +344,20 @@ impl Store {
     /// Durably note that a create is about to be sent (see [`Delivery::create_sent_at`]).
     /// `false` when the lease was lost: the caller must not send.
     pub async fn mark_create_sent(&self, id: i64, owner: &str, now: Millis) -> Result<bool, StoreError> {
+        self.mark_sent(id, owner, now, "create_sent_at").await
+    }
+
+    /// Durably note that a note is about to be sent (see [`Delivery::note_sent_at`]).
+    pub async fn mark_note_sent(&self, id: i64, owner: &str, now: Millis) -> Result<bool, StoreError> {
+        self.mark_sent(id, owner, now, "note_sent_at").await
+    }
+
+    async fn mark_sent(&self, id: i64, owner: &str, now: Millis, column: &'static str) -> Result<bool, StoreError> {
+        let sql = format!(
+            "UPDATE deliveries SET {column} = $1, updated_at = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'in_flight'"
+        );
         with_write!(self, pool => {
-            let done = sqlx::query(
-                "UPDATE deliveries SET create_sent_at = $1, updated_at = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'in_flight'",
-            )
+            let done = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(now)
             .bind(id)
             .bind(owner)
@@ -366,7 +379,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         with_tx!(self, tx => {
             let done = sqlx::query(
-                "UPDATE deliveries SET state = 'delivered', lease_owner = NULL, lease_until = NULL, create_sent_at = NULL, \
+                "UPDATE deliveries SET state = 'delivered', lease_owner = NULL, lease_until = NULL, create_sent_at = NULL, note_sent_at = NULL, \
                  psa_action = $1, ticket_id = $2, ticket_number = $3, contact_id = $4, contact_source = $5, \
                  last_error = NULL, delivered_at = $6, updated_at = $6 \
                  WHERE id = $7 AND lease_owner = $8 AND state = 'in_flight'",
@@ -429,26 +442,28 @@ impl Store {
     }
 
     /// Finish an attempt that failed: retry at `retry_at`, or dead when `None`.
-    /// `create_outcome_unknown` keeps the "create sent" mark so the next attempt looks first.
+    /// `outcome_unknown` keeps the "sent" marks so that the next attempt looks first for what
+    /// this one may have made; otherwise they are cleared.
     pub async fn fail_delivery(
         &self,
         d: &Delivery,
         owner: &str,
         error: &str,
         retry_at: Option<Millis>,
-        create_outcome_unknown: bool,
+        outcome_unknown: bool,
         attempt: &Attempt,
         now: Millis,
     ) -> Result<bool, StoreError> {
         with_tx!(self, tx => {
             let done = sqlx::query(
                 "UPDATE deliveries SET state = $1, next_attempt_at = $2, lease_owner = NULL, lease_until = NULL, \
-                 create_sent_at = CASE WHEN $3 THEN create_sent_at ELSE NULL END, last_error = $4, updated_at = $5 \
+                 create_sent_at = CASE WHEN $3 THEN create_sent_at ELSE NULL END, \
+                 note_sent_at = CASE WHEN $3 THEN note_sent_at ELSE NULL END, last_error = $4, updated_at = $5 \
                  WHERE id = $6 AND lease_owner = $7 AND state = 'in_flight'",
             )
             .bind(if retry_at.is_some() { "retrying" } else { "dead" })
             .bind(retry_at.unwrap_or(now))
-            .bind(create_outcome_unknown)
+            .bind(outcome_unknown)
             .bind(error)
             .bind(now)
             .bind(d.id)
@@ -479,6 +494,26 @@ impl Store {
             .await?;
         });
         Ok(())
+    }
+
+    /// At start-up of a single-node (SQLite) installation, no other process can hold a claim:
+    /// claims left by a process that died are released at once instead of waiting out their
+    /// lease. Their "create sent" marks stay, so their next attempt looks before creating.
+    /// On PostgreSQL other nodes may be alive, so leases expire on their own.
+    pub async fn release_orphaned_claims(&self, now: Millis) -> Result<u64, StoreError> {
+        if self.engine() != Engine::Sqlite {
+            return Ok(0);
+        }
+        with_write!(self, pool => {
+            Ok(sqlx::query(
+                "UPDATE deliveries SET state = 'retrying', next_attempt_at = $1, lease_owner = NULL, lease_until = NULL \
+                 WHERE state = 'in_flight'",
+            )
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected())
+        })
     }
 
     /// Send dead (or retrying) deliveries of a partner again, now. Returns how many.

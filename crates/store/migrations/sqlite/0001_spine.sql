@@ -111,6 +111,7 @@ CREATE TABLE deliveries (
     lease_owner      TEXT,
     lease_until      INTEGER,
     create_sent_at   INTEGER,                   -- a create was sent and its outcome is not known
+    note_sent_at     INTEGER,                   -- a note was sent and its outcome is not known
     psa_action       TEXT,                   -- created | noted | none
     ticket_id        TEXT,
     ticket_number    TEXT,

@@ -1,0 +1,104 @@
+//! Per-connection circuit breakers and pauses.
+//!
+//! A connection whose PSA keeps failing, or that told us to wait (429 with Retry-After), is
+//! paused: the dispatcher does not claim its deliveries until the pause ends, so one broken
+//! PSA never ties up workers that other partners' PSAs could use. A pause is per node and in
+//! memory; other nodes learn the same from their own failures.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Consecutive failures that open the breaker.
+const TRIP_AFTER: u32 = 5;
+/// How long an opened breaker stays open (doubling while failures continue, capped).
+const OPEN_FOR: Duration = Duration::from_secs(15);
+const OPEN_AT_MOST: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Default, Clone, Copy)]
+struct State {
+    failures: u32,
+    paused_until: Option<Instant>,
+}
+
+/// Breakers of every connection of this node.
+#[derive(Debug, Default)]
+pub struct Breakers {
+    states: Mutex<HashMap<i64, State>>,
+}
+
+impl Breakers {
+    fn with<R>(&self, f: impl FnOnce(&mut HashMap<i64, State>) -> R) -> R {
+        f(&mut self.states.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// A call to the PSA succeeded: close the breaker.
+    pub fn success(&self, connection: i64) {
+        self.with(|m| {
+            m.remove(&connection);
+        });
+    }
+
+    /// A retryable failure. `retry_after` pauses the connection at least that long.
+    pub fn failure(&self, connection: i64, retry_after: Option<Duration>) {
+        let now = Instant::now();
+        self.with(|m| {
+            let s = m.entry(connection).or_default();
+            s.failures += 1;
+            let mut until = retry_after.map(|d| now + d);
+            if s.failures >= TRIP_AFTER {
+                let exp = (s.failures - TRIP_AFTER).min(5);
+                let open = (OPEN_FOR * 2u32.pow(exp)).min(OPEN_AT_MOST);
+                until = Some(until.map_or(now + open, |u| u.max(now + open)));
+            }
+            if let Some(u) = until {
+                s.paused_until = Some(s.paused_until.map_or(u, |p| p.max(u)));
+            }
+        });
+    }
+
+    /// Connections not to claim for now.
+    pub fn paused(&self) -> Vec<i64> {
+        let now = Instant::now();
+        self.with(|m| {
+            m.iter()
+                .filter(|(_, s)| s.paused_until.is_some_and(|u| u > now))
+                .map(|(id, _)| *id)
+                .collect()
+        })
+    }
+
+    /// Is this connection paused, and until when (for the API)?
+    pub fn paused_for(&self, connection: i64) -> Option<Duration> {
+        let now = Instant::now();
+        self.with(|m| m.get(&connection).and_then(|s| s.paused_until).filter(|u| *u > now).map(|u| u - now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trips_after_repeated_failures_and_closes_on_success() {
+        let b = Breakers::default();
+        for _ in 0..TRIP_AFTER - 1 {
+            b.failure(1, None);
+        }
+        assert!(b.paused().is_empty());
+        b.failure(1, None);
+        assert_eq!(b.paused(), vec![1]);
+        b.success(1);
+        assert!(b.paused().is_empty());
+    }
+
+    #[test]
+    fn retry_after_pauses_at_once() {
+        let b = Breakers::default();
+        b.failure(2, Some(Duration::from_secs(30)));
+        assert_eq!(b.paused(), vec![2]);
+        assert!(b.paused_for(2).unwrap() > Duration::from_secs(25));
+        b.failure(3, Some(Duration::ZERO));
+        assert!(!b.paused().contains(&3));
+    }
+}

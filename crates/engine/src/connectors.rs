@@ -1,0 +1,200 @@
+//! Building and caching one connector per PSA connection.
+//!
+//! A connector holds what makes it economical (the discovered zone, cached picklists, its
+//! request budget and per-endpoint slots), so it lives as long as its connection is
+//! unchanged. A connection edited since the connector was built gets a new one.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use psabridge_core::secret::Secret;
+use psabridge_core::settings::PsaKind;
+use psabridge_psa::Connector;
+use psabridge_psa::autotask::{AutotaskConnector, AutotaskCredentials, AutotaskOptions};
+use psabridge_store::config::Connection;
+use psabridge_store::{Store, StoreError};
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+/// Why a connector could not be built from a stored connection.
+#[derive(Debug, Error)]
+pub enum BuildError {
+    #[error("setting '{0}' is missing")]
+    Missing(&'static str),
+    #[error("setting '{field}': {problem}")]
+    Bad { field: &'static str, problem: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+struct Entry {
+    updated_at: i64,
+    connector: Arc<dyn Connector>,
+}
+
+/// Connectors by connection id.
+#[derive(Clone)]
+pub struct ConnectorRegistry {
+    http: reqwest::Client,
+    cache: Arc<Mutex<HashMap<i64, Entry>>>,
+    /// Calls made by connectors that were since replaced, so totals never go backwards.
+    retired_calls: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl ConnectorRegistry {
+    pub fn new() -> ConnectorRegistry {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("psabridge/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        ConnectorRegistry {
+            http,
+            cache: Arc::new(Mutex::new(HashMap::new())),
+            retired_calls: Arc::default(),
+        }
+    }
+
+    /// The connector of a connection, built on first use and after each change of it.
+    pub async fn get(&self, store: &Store, connection: &Connection) -> Result<Arc<dyn Connector>, BuildError> {
+        if let Some(e) = self.lock().get(&connection.id)
+            && e.updated_at == connection.updated_at
+        {
+            return Ok(e.connector.clone());
+        }
+        let secrets = store.connection_secrets(connection.id).await?;
+        let connector = build(self.http.clone(), connection, &secrets)?;
+        let mut cache = self.lock();
+        if let Some(old) = cache.insert(
+            connection.id,
+            Entry {
+                updated_at: connection.updated_at,
+                connector: connector.clone(),
+            },
+        ) {
+            self.retired_calls
+                .fetch_add(old.connector.meter().total(), std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(connector)
+    }
+
+    /// Build a connector for a connection that is not stored yet ("Connect" on create).
+    pub fn build_unsaved(&self, connection: &Connection, secrets: &std::collections::BTreeMap<String, Secret>) -> Result<Arc<dyn Connector>, BuildError> {
+        build(self.http.clone(), connection, secrets)
+    }
+
+    /// Use `connector` for `connection` until the connection changes (embedding, tests).
+    pub fn install(&self, connection: &Connection, connector: Arc<dyn Connector>) {
+        self.lock().insert(
+            connection.id,
+            Entry {
+                updated_at: connection.updated_at,
+                connector,
+            },
+        );
+    }
+
+    /// Forget the connector of a connection (deleted, or its caches must be flushed).
+    pub fn forget(&self, connection_id: i64) {
+        if let Some(old) = self.lock().remove(&connection_id) {
+            self.retired_calls
+                .fetch_add(old.connector.meter().total(), std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// PSA requests sent by every connector of this node, ever.
+    pub fn total_calls(&self) -> u64 {
+        let live: u64 = self.lock().values().map(|e| e.connector.meter().total()).sum();
+        live + self.retired_calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Entry>> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Default for ConnectorRegistry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn string(settings: &Map<String, Value>, field: &'static str) -> Result<Option<String>, BuildError> {
+    match settings.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(BuildError::Bad {
+            field,
+            problem: "must be a string".into(),
+        }),
+    }
+}
+
+fn int(settings: &Map<String, Value>, field: &'static str) -> Result<Option<i64>, BuildError> {
+    match settings.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_i64().map(Some).ok_or(BuildError::Bad {
+            field,
+            problem: "must be an integer".into(),
+        }),
+    }
+}
+
+/// The Autotask settings a connection may carry, with their meaning (for API validation).
+pub const AUTOTASK_SETTINGS: &[(&str, &str)] = &[
+    ("username", "the API user's user name (required)"),
+    ("zone_discovery_url", "where zone discovery is asked (default https://webservices.autotask.net)"),
+    ("impersonation_resource_id", "resource to act as on writes (optional)"),
+    ("requests_per_hour", "our share of the database's 10,000 requests an hour (default 5000)"),
+    ("closed_statuses", "status ids that count as closed (default [\"5\"], Complete)"),
+    ("status_webhook_field_id", "the webhook field id of Tickets.status"),
+];
+
+/// The Autotask secret fields.
+pub const AUTOTASK_SECRETS: &[&str] = &["secret", "integration_code"];
+
+fn build(
+    http: reqwest::Client,
+    c: &Connection,
+    secrets: &std::collections::BTreeMap<String, Secret>,
+) -> Result<Arc<dyn Connector>, BuildError> {
+    match c.kind {
+        PsaKind::Autotask => {
+            let s = &c.settings;
+            let username = string(s, "username")?.ok_or(BuildError::Missing("username"))?;
+            let credentials = AutotaskCredentials {
+                username,
+                secret: secrets.get("secret").cloned().ok_or(BuildError::Missing("secret"))?,
+                integration_code: secrets
+                    .get("integration_code")
+                    .cloned()
+                    .ok_or(BuildError::Missing("integration_code"))?,
+                zone_discovery_url: string(s, "zone_discovery_url")?
+                    .unwrap_or_else(|| "https://webservices.autotask.net".to_string()),
+                impersonation_resource_id: int(s, "impersonation_resource_id")?,
+            };
+            let mut options = AutotaskOptions::default();
+            if let Some(n) = int(s, "requests_per_hour")? {
+                options.requests_per_hour = u32::try_from(n).map_err(|_| BuildError::Bad {
+                    field: "requests_per_hour",
+                    problem: "must be a positive number".into(),
+                })?;
+            }
+            if let Some(n) = int(s, "status_webhook_field_id")? {
+                options.status_webhook_field_id = n;
+            }
+            if let Some(v) = s.get("closed_statuses") {
+                options.closed_statuses = v
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string).or_else(|| x.as_i64().map(|i| i.to_string()))).collect())
+                    .ok_or(BuildError::Bad {
+                        field: "closed_statuses",
+                        problem: "must be a list of status ids".into(),
+                    })?;
+            }
+            Ok(Arc::new(AutotaskConnector::new(http, credentials, options)))
+        }
+    }
+}

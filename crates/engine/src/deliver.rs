@@ -1,0 +1,437 @@
+//! Claiming deliveries and carrying out their plans.
+//!
+//! One delivery, one attempt:
+//! 1. read the group's open ticket (ours, from the database — never a PSA search);
+//! 2. ask the core for the plan (create, note, verify-then-note, nothing);
+//! 3. carry it out through the connector, re-planning once if the PSA says the ticket is
+//!    closed or gone;
+//! 4. record success, or schedule a retry (backoff, `Retry-After`), or declare it dead.
+//!
+//! Creating exactly once across crashes: before sending a create we durably mark the
+//! delivery "create sent", and every ticket carries our reference. An attempt that finds the
+//! mark (an earlier attempt died or timed out after sending) first looks the reference up in
+//! the PSA, and records the ticket it finds instead of creating another.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use psabridge_core::contact::{ContactSource, choose_contact};
+use psabridge_core::plan::{OpenTicket, Plan, after_closed, plan};
+use psabridge_core::render::{TemplateContext, truncate};
+use psabridge_psa::{Connector, NewNote, NewTicket, PsaError};
+use psabridge_store::from_millis;
+use psabridge_store::outbox::{Attempt, Delivery, Success};
+use rand::Rng;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::router::StoredRoute;
+use crate::{Engine, Stats, now_ms};
+
+/// Claim and deliver until shut down.
+pub async fn run(engine: Engine, shutdown: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(engine.config.concurrency));
+    let owner = engine.config.node_name.clone();
+    let tasks = tokio_util::task::TaskTracker::new();
+    loop {
+        let free = slots.available_permits();
+        let mut claimed = 0;
+        if free > 0 {
+            let paused = engine.breakers.paused();
+            match engine
+                .store
+                .claim_deliveries(&owner, now_ms(), engine.config.lease.as_millis() as i64, free as i64, &paused)
+                .await
+            {
+                Ok(list) => {
+                    claimed = list.len();
+                    for d in list {
+                        let Ok(permit) = slots.clone().acquire_owned().await else {
+                            return;
+                        };
+                        let engine = engine.clone();
+                        let owner = owner.clone();
+                        tasks.spawn(async move {
+                            deliver_one(&engine, &owner, d).await;
+                            drop(permit);
+                        });
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "claiming deliveries failed; will retry"),
+            }
+        }
+        if claimed > 0 && claimed == free {
+            // There may be more due: claim again as soon as a slot frees up.
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = slots.clone().acquire_owned() => {}
+            }
+            continue;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = engine.work.notified() => {}
+            _ = tokio::time::sleep(engine.config.poll_interval) => {}
+        }
+    }
+    // Let deliveries in progress finish; those that cannot are taken over after their lease.
+    tasks.close();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tasks.wait()).await;
+}
+
+/// What an attempt did, for the log and the outcome.
+struct Run {
+    calls_at_start: u64,
+    create_sent: bool,
+    note_sent: bool,
+    summary: Vec<String>,
+}
+
+/// Deliver one claimed delivery and record what happened.
+pub async fn deliver_one(engine: &Engine, owner: &str, d: Delivery) {
+    let started = now_ms();
+    let connection = match engine.store.connection_by_id(d.connection_id).await {
+        Ok(c) => c,
+        Err(e) => {
+            fail(engine, owner, &d, started, 0, None, &format!("the PSA connection is gone: {e}"), false, false).await;
+            return;
+        }
+    };
+    let connector = match engine.connectors.get(&engine.store, &connection).await {
+        Ok(c) => c,
+        Err(e) => {
+            fail(engine, owner, &d, started, 0, None, &format!("the PSA connection is misconfigured: {e}"), false, false).await;
+            return;
+        }
+    };
+    let mut run = Run {
+        calls_at_start: connector.meter().total(),
+        create_sent: false,
+        note_sent: false,
+        summary: Vec::new(),
+    };
+    let trust = if connection.webhook_id.is_some() {
+        engine.config.trust_with_webhook
+    } else {
+        engine.config.trust_without_webhook
+    };
+    let result = attempt(engine, owner, &d, connector.as_ref(), &mut run, trust).await;
+    let calls = (connector.meter().total() - run.calls_at_start) as i64;
+    match result {
+        Ok(Some(ok)) => {
+            engine.breakers.success(d.connection_id);
+            let attempt = Attempt {
+                attempt: d.attempts,
+                started_at: started,
+                finished_at: now_ms(),
+                outcome: ok.psa_action.to_string(),
+                psa_calls: calls,
+                summary: Some(run.summary.join("; ")),
+                error: None,
+            };
+            match engine.store.finish_delivery(&d, owner, &ok, &attempt, now_ms()).await {
+                Ok(true) => {
+                    let c = match ok.psa_action {
+                        "created" => &engine.stats.tickets_created,
+                        "noted" => &engine.stats.notes_added,
+                        _ => &engine.stats.deliveries_without_action,
+                    };
+                    Stats::inc(c);
+                    // The next delivery of this group may be waiting for this one.
+                    engine.work.notify_one();
+                }
+                Ok(false) => tracing::warn!(delivery = d.id, "lease lost before the outcome was recorded"),
+                Err(e) => tracing::error!(delivery = d.id, error = %e, "recording a delivery failed; its lease will expire and it will be retried"),
+            }
+        }
+        Ok(None) => {
+            tracing::warn!(delivery = d.id, "lease lost during the attempt; another worker has it");
+        }
+        Err(e) => {
+            if e.is_retryable() {
+                engine.breakers.failure(d.connection_id, e.retry_after());
+            }
+            // Keep the "sent" marks while a ticket or note may exist that we have not seen.
+            let unknown = if run.create_sent || run.note_sent {
+                e.outcome_unknown()
+            } else {
+                d.create_sent_at.is_some() || d.note_sent_at.is_some()
+            };
+            let msg = format!("{} ({})", e, e.class());
+            fail(engine, owner, &d, started, calls, Some(&run), &msg, e.is_retryable(), unknown).await;
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn fail(
+    engine: &Engine,
+    owner: &str,
+    d: &Delivery,
+    started: i64,
+    calls: i64,
+    run: Option<&Run>,
+    error: &str,
+    retryable: bool,
+    create_outcome_unknown: bool,
+) {
+    Stats::inc(&engine.stats.delivery_failures);
+    let policy = engine.config.retry;
+    let failed = d.attempts.max(1) as u32;
+    let retry_at = (retryable && !policy.is_exhausted(failed)).then(|| {
+        let jitter: f64 = rand::rng().random();
+        now_ms() + policy.delay(failed, None, jitter).as_millis() as i64
+    });
+    // Honour the PSA's Retry-After through the breaker's pause as well as the row's time.
+    let retry_at = retry_at.map(|t| {
+        t.max(now_ms() + engine.breakers.paused_for(d.connection_id).map_or(0, |p| p.as_millis() as i64))
+    });
+    if retry_at.is_none() {
+        Stats::inc(&engine.stats.deliveries_dead);
+    }
+    let attempt = Attempt {
+        attempt: d.attempts,
+        started_at: started,
+        finished_at: now_ms(),
+        outcome: if retry_at.is_some() { "retry" } else { "dead" }.into(),
+        psa_calls: calls,
+        summary: run.map(|r| r.summary.join("; ")).filter(|s| !s.is_empty()),
+        error: Some(error.to_string()),
+    };
+    tracing::warn!(delivery = d.id, attempt = d.attempts, error, retry = retry_at.is_some(), "delivery attempt failed");
+    if let Err(e) = engine
+        .store
+        .fail_delivery(d, owner, error, retry_at, create_outcome_unknown, &attempt, now_ms())
+        .await
+    {
+        tracing::error!(delivery = d.id, error = %e, "recording a failed attempt failed; its lease will expire");
+    }
+}
+
+/// The reference we put on a ticket: unique per installation and delivery, ≤ 50 characters.
+pub fn reference(install_id: &str, delivery_id: i64) -> String {
+    format!("psabridge:{install_id}:{delivery_id}")
+}
+
+/// Carry out one attempt. `Ok(None)` when the lease was lost.
+async fn attempt(
+    engine: &Engine,
+    owner: &str,
+    d: &Delivery,
+    connector: &dyn Connector,
+    run: &mut Run,
+    trust: Duration,
+) -> Result<Option<Success>, PsaError> {
+    let route = StoredRoute::parse(&d.route).ok_or_else(|| PsaError::Invalid("the delivery's route is unreadable".into()))?;
+    let action = d.event.event.action;
+    let group = engine
+        .store
+        .open_group(d.connection_id, &d.group_key)
+        .await
+        .map_err(store_err)?;
+    let open = group.as_ref().map(|g| OpenTicket {
+        ticket_id: g.ticket_id.clone(),
+        confirmed_open_at: from_millis(g.confirmed_open_at),
+    });
+    let trust = chrono::Duration::from_std(trust).unwrap_or(chrono::Duration::MAX);
+    let mut next = plan(action, open.as_ref(), Utc::now(), trust);
+    // A create that an earlier attempt may have sent must be looked up before anything else:
+    // whatever the plan says now, that ticket may exist.
+    if d.create_sent_at.is_some() {
+        let reference = reference(&install_id(engine).await?, d.id);
+        if let Some(found) = connector.find_ticket_by_reference(&reference).await? {
+            run.summary.push(format!("found ticket {} from an earlier attempt by its reference", found.id));
+            return Ok(Some(Success {
+                psa_action: "created",
+                ticket_id: Some(found.id),
+                ticket_number: found.number,
+                contact_id: None,
+                contact_source: None,
+            }));
+        }
+        run.summary.push("an earlier create did not land; creating".into());
+    }
+    // Likewise a note an earlier attempt may have added to the open ticket.
+    if d.note_sent_at.is_some()
+        && let Some(g) = &group
+    {
+        let reference = reference(&install_id(engine).await?, d.id);
+        if connector.find_note_by_reference(&g.ticket_id, &reference).await? {
+            run.summary.push(format!("found the note on ticket {} from an earlier attempt", g.ticket_id));
+            return Ok(Some(Success {
+                psa_action: "noted",
+                ticket_id: Some(g.ticket_id.clone()),
+                ticket_number: g.ticket_number.clone(),
+                contact_id: None,
+                contact_source: None,
+            }));
+        }
+    }
+    let ctx_client = client_name(engine, &d.partner_id, &d.event.event.client).await;
+    let ctx = TemplateContext {
+        event: &d.event.event,
+        event_type: engine.catalog.get(&d.event.event.event_type),
+        client_name: ctx_client.as_deref(),
+    };
+    for _ in 0..3 {
+        match next {
+            Plan::Nothing { reason } => {
+                run.summary.push(reason.to_string());
+                return Ok(Some(Success {
+                    psa_action: "none",
+                    ticket_id: group.as_ref().map(|g| g.ticket_id.clone()),
+                    ticket_number: None,
+                    contact_id: None,
+                    contact_source: None,
+                }));
+            }
+            Plan::VerifyThenNote { ticket_id } => {
+                let states = connector.ticket_states(std::slice::from_ref(&ticket_id)).await?;
+                match states.into_iter().find(|s| s.id == ticket_id) {
+                    Some(s) if !s.closed => {
+                        run.summary.push(format!("ticket {ticket_id} verified open"));
+                        let _ = engine
+                            .store
+                            .confirm_open(d.connection_id, &[(ticket_id.clone(), s.number.clone())], now_ms())
+                            .await;
+                        next = Plan::Note { ticket_id };
+                    }
+                    other => {
+                        run.summary.push(format!(
+                            "ticket {ticket_id} is {}",
+                            if other.is_some() { "closed" } else { "gone" }
+                        ));
+                        close_group(engine, d, &ticket_id).await?;
+                        next = after_closed(action);
+                    }
+                }
+            }
+            Plan::Note { ticket_id } => {
+                let reference = reference(&install_id(engine).await?, d.id);
+                let note = NewNote {
+                    title: truncate(&ctx.note_title(), 250),
+                    text: format!("{}\n\nPSA Bridge reference: {reference}", ctx.ticket_description()),
+                    reference,
+                };
+                if !engine.store.mark_note_sent(d.id, owner, now_ms()).await.map_err(store_err)? {
+                    return Ok(None);
+                }
+                run.note_sent = true;
+                match connector.add_note(&ticket_id, &note).await {
+                    Ok(()) => {
+                        run.summary.push(format!("note added to ticket {ticket_id}"));
+                        return Ok(Some(Success {
+                            psa_action: "noted",
+                            ticket_id: Some(ticket_id),
+                            ticket_number: group.as_ref().and_then(|g| g.ticket_number.clone()),
+                            contact_id: None,
+                            contact_source: None,
+                        }));
+                    }
+                    Err(PsaError::NotFound(_)) => {
+                        run.summary.push(format!("ticket {ticket_id} no longer exists"));
+                        close_group(engine, d, &ticket_id).await?;
+                        next = after_closed(action);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Plan::Create => {
+                let (contact_id, source) = contact_for(engine, d, &route, connector, run).await?;
+                let ticket = NewTicket {
+                    company_id: route.company_id.clone(),
+                    contact_id: contact_id.clone(),
+                    title: ctx.ticket_title(),
+                    description: ctx.ticket_description(),
+                    fields: route.fields.clone(),
+                    reference: reference(&install_id(engine).await?, d.id),
+                };
+                if !engine.store.mark_create_sent(d.id, owner, now_ms()).await.map_err(store_err)? {
+                    return Ok(None);
+                }
+                run.create_sent = true;
+                let t = connector.create_ticket(&ticket).await?;
+                run.summary.push(format!("ticket {} created for company {}", t.id, route.company_id));
+                return Ok(Some(Success {
+                    psa_action: "created",
+                    ticket_id: Some(t.id),
+                    ticket_number: t.number,
+                    contact_id,
+                    contact_source: source.map(ContactSource::as_str),
+                }));
+            }
+        }
+    }
+    Err(PsaError::Transient {
+        retry_after: None,
+        outcome_unknown: false,
+        message: "the ticket kept changing state while we delivered; will try again".into(),
+    })
+}
+
+async fn close_group(engine: &Engine, d: &Delivery, ticket_id: &str) -> Result<(), PsaError> {
+    Stats::inc(&engine.stats.tickets_found_closed);
+    engine
+        .store
+        .close_tickets(d.connection_id, &[ticket_id.to_string()], now_ms())
+        .await
+        .map(|_| ())
+        .map_err(store_err)
+}
+
+/// The contact of a new ticket: the user's by email (mapped companies only), else the
+/// mapping's default, else the catch-all.
+async fn contact_for(
+    engine: &Engine,
+    d: &Delivery,
+    route: &StoredRoute,
+    connector: &dyn Connector,
+    run: &mut Run,
+) -> Result<(Option<String>, Option<ContactSource>), PsaError> {
+    let mut found = Vec::new();
+    if route.mapped
+        && let Some(user) = &d.event.event.user
+    {
+        found = match engine.contacts.get(d.connection_id, &route.company_id, &user.email) {
+            Some(ids) => ids,
+            None => {
+                let ids: Vec<String> = connector
+                    .find_contacts_by_email(&route.company_id, &user.email)
+                    .await?
+                    .into_iter()
+                    .map(|c| c.id)
+                    .collect();
+                engine.contacts.put(d.connection_id, &route.company_id, &user.email, ids.clone());
+                ids
+            }
+        };
+    }
+    let chosen = choose_contact(&found, route.default_contact_id.as_deref(), route.catch_all_contact_id.as_deref());
+    if let Some((id, src)) = &chosen {
+        run.summary.push(format!("contact {id} ({})", src.as_str()));
+    }
+    Ok(chosen.map_or((None, None), |(id, src)| (Some(id), Some(src))))
+}
+
+async fn install_id(engine: &Engine) -> Result<String, PsaError> {
+    engine
+        .install_id
+        .get_or_try_init(|| async { engine.store.install_id().await.map_err(store_err) })
+        .await
+        .cloned()
+}
+
+async fn client_name(engine: &Engine, partner: &str, client: &str) -> Option<String> {
+    engine.store.client_name(partner, client).await.ok().flatten()
+}
+
+/// A storage failure inside an attempt is retried like a transient PSA failure — but it is not
+/// the PSA's fault, so it must not trip the PSA's breaker; the caller treats it the same way.
+fn store_err(e: psabridge_store::StoreError) -> PsaError {
+    PsaError::Transient {
+        retry_after: None,
+        outcome_unknown: false,
+        message: format!("storage: {e}"),
+    }
+}

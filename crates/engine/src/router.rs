@@ -1,0 +1,111 @@
+//! Routing accepted events into deliveries.
+
+use std::collections::HashMap;
+
+use psabridge_core::routing::{Routing, route};
+use psabridge_core::settings::{PartnerSettings, TicketDefaults};
+use psabridge_store::config::defaults_to_json;
+use psabridge_store::outbox::{NewDelivery, RoutingResult, StoredEvent};
+use psabridge_store::StoreError;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Engine, Stats, now_ms};
+
+/// Route until shut down: on every ingest commit, and on a slow poll for events accepted by
+/// other nodes.
+pub async fn run(engine: Engine, shutdown: CancellationToken) {
+    let notify = engine.store.accepted_notify();
+    loop {
+        match route_once(&engine).await {
+            Ok(n) if n as i64 >= engine.config.route_batch => continue,
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "routing failed; will retry"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = notify.notified() => {}
+            _ = tokio::time::sleep(engine.config.poll_interval) => {}
+        }
+    }
+}
+
+/// Route one batch; returns how many events it routed.
+pub async fn route_once(engine: &Engine) -> Result<usize, StoreError> {
+    let events = engine.store.unrouted_events(engine.config.route_batch).await?;
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let mut settings: HashMap<String, Option<PartnerSettings>> = HashMap::new();
+    let mut decisions = Vec::with_capacity(events.len());
+    for ev in events {
+        if !settings.contains_key(&ev.partner_id) {
+            let s = match engine.store.partner_settings(&ev.partner_id).await {
+                Ok(s) => Some(s),
+                Err(StoreError::NotFound(_)) => None,
+                Err(e) => return Err(e),
+            };
+            settings.insert(ev.partner_id.clone(), s);
+        }
+        let result = match settings.get(&ev.partner_id).and_then(Option::as_ref) {
+            None => RoutingResult::Skip("the partner no longer exists".into()),
+            Some(s) => decide(&ev, s),
+        };
+        match &result {
+            RoutingResult::Skip(_) => Stats::inc(&engine.stats.events_skipped),
+            RoutingResult::Deliver(_) => Stats::inc(&engine.stats.events_routed),
+        }
+        decisions.push((ev, result));
+    }
+    let n = decisions.len();
+    let made = engine.store.record_routing(&decisions, now_ms()).await?;
+    if made > 0 {
+        engine.work.notify_one();
+    }
+    Ok(n)
+}
+
+fn decide(ev: &StoredEvent, settings: &PartnerSettings) -> RoutingResult {
+    match route(&ev.event, settings) {
+        Routing::Skip(why) => RoutingResult::Skip(why.reason().to_string()),
+        Routing::Deliver(routes) => RoutingResult::Deliver(
+            routes
+                .into_iter()
+                .map(|r| NewDelivery {
+                    connection_id: r.connection_id,
+                    group_key: r.group_key.clone(),
+                    route: json!({
+                        "company_id": r.company_id,
+                        "mapped": r.mapped,
+                        "default_contact_id": r.default_contact_id,
+                        "catch_all_contact_id": r.catch_all_contact_id,
+                        "fields": defaults_to_json(&r.fields),
+                    }),
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// The route stored on a delivery, read back.
+#[derive(Debug, Clone)]
+pub struct StoredRoute {
+    pub company_id: String,
+    pub mapped: bool,
+    pub default_contact_id: Option<String>,
+    pub catch_all_contact_id: Option<String>,
+    pub fields: TicketDefaults,
+}
+
+impl StoredRoute {
+    pub fn parse(v: &serde_json::Value) -> Option<StoredRoute> {
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+        Some(StoredRoute {
+            company_id: s("company_id")?,
+            mapped: v.get("mapped").and_then(|m| m.as_bool()).unwrap_or(false),
+            default_contact_id: s("default_contact_id"),
+            catch_all_contact_id: s("catch_all_contact_id"),
+            fields: psabridge_store::config::defaults_from_json(v.get("fields").unwrap_or(&serde_json::Value::Null)),
+        })
+    }
+}

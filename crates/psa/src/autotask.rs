@@ -1,0 +1,688 @@
+//! The Autotask PSA connector, written from Autotask's REST API documentation.
+//!
+//! - Zone discovery (`zoneInformation?user=`) finds the API's host; the answer is kept for the
+//!   connector's life and asked again once if the zone stops answering.
+//! - Every call carries `ApiIntegrationCode`, `UserName` and `Secret` (and
+//!   `ImpersonationResourceId` on writes when configured).
+//! - Queries are `POST <Entity>/query` with a `filter` array; pages are read by keyset
+//!   (`id gt <last id>`), which never depends on how long a `nextPageUrl` stays valid.
+//! - Lists (queues, statuses, …) are picklists of `Tickets/entityInformation/fields`.
+//! - Every request first takes a token of our hourly share and one of the three slots of its
+//!   entity ([`crate::limits`]), and is counted in the [`CallMeter`].
+//! - A create carries our reference in `externalID`; a ticket's number is not read back after
+//!   a create (that would double the calls); the sweep and webhooks bring it.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use psabridge_core::render::truncate;
+use psabridge_core::secret::Secret;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, RwLock};
+
+use crate::limits::{EndpointSlots, TokenBucket};
+use crate::{
+    CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, ListItem, NewNote, NewTicket, PsaError,
+    PsaLists, TicketRef, TicketState, WebhookRegistration,
+};
+
+/// What an Autotask API user gives us.
+#[derive(Debug, Clone)]
+pub struct AutotaskCredentials {
+    pub username: String,
+    pub secret: Secret,
+    /// The API tracking identifier of the integration.
+    pub integration_code: Secret,
+    /// Where zone discovery is asked; normally `https://webservices.autotask.net`.
+    pub zone_discovery_url: String,
+    /// A resource to act as on writes (optional).
+    pub impersonation_resource_id: Option<i64>,
+}
+
+/// How the connector behaves.
+#[derive(Debug, Clone)]
+pub struct AutotaskOptions {
+    /// Ticket status ids that count as closed (5 = Complete is a system status).
+    pub closed_statuses: Vec<String>,
+    /// Note type and publish values; read from the TicketNotes picklists when unset.
+    pub note_type: Option<String>,
+    pub note_publish: Option<String>,
+    /// The TicketWebhookFields `fieldID` of the ticket's status. The public documentation does
+    /// not list field ids, so this is configurable.
+    pub status_webhook_field_id: i64,
+    pub request_timeout: Duration,
+    /// Our share of the database's 10,000 requests an hour.
+    pub requests_per_hour: u32,
+    /// Requests in flight per entity (Autotask allows three per integration code).
+    pub threads_per_endpoint: u32,
+    /// Due date of new tickets, from now (many tenants require one).
+    pub due_in: Duration,
+    /// Records per query page (at most 500).
+    pub page_size: u32,
+}
+
+impl Default for AutotaskOptions {
+    fn default() -> Self {
+        AutotaskOptions {
+            closed_statuses: vec!["5".into()],
+            note_type: None,
+            note_publish: None,
+            status_webhook_field_id: 13,
+            request_timeout: Duration::from_secs(20),
+            requests_per_hour: 5000,
+            threads_per_endpoint: 3,
+            due_in: Duration::from_secs(24 * 3600),
+            page_size: 100,
+        }
+    }
+}
+
+/// How long the picklists stay cached.
+const LISTS_FOR: Duration = Duration::from_secs(6 * 3600);
+/// Autotask answers at most 500 records a page and takes at most 500 values in `in`.
+const MAX_PAGE: usize = 500;
+
+/// The Autotask connector.
+pub struct AutotaskConnector {
+    http: reqwest::Client,
+    creds: AutotaskCredentials,
+    opts: AutotaskOptions,
+    /// The zone's API URL (`https://webservicesN.autotask.net/ATServicesRest/`).
+    zone: RwLock<Option<String>>,
+    lists: Mutex<Option<(PsaLists, Instant)>>,
+    bucket: TokenBucket,
+    slots: EndpointSlots,
+    meter: CallMeter,
+}
+
+/// Ticket fields as Autotask names them, for our `TicketDefaults` field names.
+const TICKET_PICKLISTS: [(&str, &str); 7] = [
+    ("queueID", "queue"),
+    ("status", "status"),
+    ("priority", "priority"),
+    ("issueType", "issue_type"),
+    ("subIssueType", "sub_issue_type"),
+    ("source", "source"),
+    ("ticketType", "ticket_type"),
+];
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// An id as the JSON number Autotask expects (ours are strings).
+fn num(field: &str, id: &str) -> Result<Value, PsaError> {
+    id.trim()
+        .parse::<i64>()
+        .map(Value::from)
+        .map_err(|_| PsaError::Invalid(format!("{field} '{id}' is not an Autotask id (a number)")))
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().to_string();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(&v).ok()?;
+    (when.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok()
+}
+
+/// The messages of an Autotask error body (`{"errors":["…"]}`), or the raw text.
+fn error_messages(body: &str) -> String {
+    match serde_json::from_str::<Value>(body) {
+        Ok(v) => {
+            if let Some(list) = v.get("errors").and_then(Value::as_array) {
+                list.iter()
+                    .map(|e| text(e).or_else(|| e.get("message").and_then(text)).unwrap_or_else(|| e.to_string()))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            } else if let Some(m) = v.get("Message").and_then(Value::as_str) {
+                m.to_string()
+            } else {
+                v.to_string()
+            }
+        }
+        Err(_) => {
+            let t = body.trim();
+            if t.starts_with('<') { "an HTML error page".to_string() } else { truncate(t, 300) }
+        }
+    }
+}
+
+/// Classify an HTTP answer that is not 200. `write` is true when the request may have changed
+/// something in Autotask (so a lost answer leaves the outcome unknown).
+fn classify(status: StatusCode, headers: &reqwest::header::HeaderMap, body: &str, write: bool) -> PsaError {
+    let msg = error_messages(body);
+    let lower = msg.to_lowercase();
+    let is_json = serde_json::from_str::<Value>(body).is_ok();
+    if lower.contains("itgenatr005") || lower.contains("thread threshold") || lower.contains("threshold") && status == StatusCode::TOO_MANY_REQUESTS {
+        return PsaError::RateLimited {
+            retry_after: retry_after(headers).or(Some(Duration::from_secs(1))),
+            message: msg,
+        };
+    }
+    if lower.contains("integrationcode is invalid") {
+        return PsaError::Auth(
+            "Autotask says the integration code (API tracking identifier) is invalid — check it".into(),
+        );
+    }
+    if lower.contains("adequate permission") || status == StatusCode::FORBIDDEN {
+        return PsaError::Auth(format!(
+            "the Autotask API user lacks a permission this needs (security level API User (system)): {msg}"
+        ));
+    }
+    match status {
+        StatusCode::UNAUTHORIZED => PsaError::Auth(
+            "Autotask refused the user name or secret (401) — check the API user's credentials".into(),
+        ),
+        StatusCode::TOO_MANY_REQUESTS => PsaError::RateLimited {
+            retry_after: retry_after(headers),
+            message: msg,
+        },
+        StatusCode::NOT_FOUND => PsaError::NotFound(msg),
+        StatusCode::METHOD_NOT_ALLOWED | StatusCode::BAD_REQUEST => PsaError::Invalid(msg),
+        s if s.is_server_error() && is_json && s == StatusCode::INTERNAL_SERVER_ERROR => {
+            // Autotask reports validation and business errors as 500 with an errors body: the
+            // request was refused, nothing was made.
+            if lower.contains("does not reference an existing entity") && lower.contains("ticket") {
+                PsaError::NotFound(msg)
+            } else {
+                PsaError::Invalid(msg)
+            }
+        }
+        s if s.is_server_error() => PsaError::Transient {
+            retry_after: retry_after(headers),
+            outcome_unknown: write,
+            message: format!("Autotask answered {s}: {msg}"),
+        },
+        s => PsaError::Invalid(format!("Autotask answered {s}: {msg}")),
+    }
+}
+
+impl AutotaskConnector {
+    pub fn new(http: reqwest::Client, credentials: AutotaskCredentials, options: AutotaskOptions) -> Self {
+        AutotaskConnector {
+            http,
+            bucket: TokenBucket::per_hour(options.requests_per_hour),
+            slots: EndpointSlots::new(options.threads_per_endpoint),
+            creds: credentials,
+            opts: options,
+            zone: RwLock::new(None),
+            lists: Mutex::new(None),
+            meter: CallMeter::new(),
+        }
+    }
+
+    /// Forget cached picklists (after an "unknown value" error, or on demand).
+    pub async fn flush_lists(&self) {
+        *self.lists.lock().await = None;
+    }
+
+    fn discovery_url(&self) -> String {
+        format!(
+            "{}/atservicesrest/v1.0/zoneInformation",
+            self.creds.zone_discovery_url.trim_end_matches('/')
+        )
+    }
+
+    /// The zone's API URL, discovering it on first use.
+    async fn zone(&self) -> Result<String, PsaError> {
+        if let Some(z) = self.zone.read().await.clone() {
+            return Ok(z);
+        }
+        let mut slot = self.zone.write().await;
+        if let Some(z) = slot.clone() {
+            return Ok(z);
+        }
+        self.meter.record();
+        let url = self.discovery_url();
+        let resp = self
+            .http
+            .get(&url)
+            .query(&[("user", self.creds.username.as_str())])
+            .timeout(self.opts.request_timeout)
+            .send()
+            .await
+            .map_err(|e| PsaError::Unreachable(format!("zone discovery at {}: {}", self.creds.zone_discovery_url, root_cause(&e))))?;
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        if status != StatusCode::OK {
+            let msg = error_messages(&body);
+            if msg.to_lowercase().contains("zone information could not be determined") || status == StatusCode::INTERNAL_SERVER_ERROR {
+                return Err(PsaError::Auth(format!(
+                    "Autotask knows no API user '{}' (zone discovery found no zone) — check the user name",
+                    self.creds.username
+                )));
+            }
+            return Err(PsaError::Unreachable(format!("zone discovery answered {status}: {msg}")));
+        }
+        let v: Value = serde_json::from_str(&body)
+            .map_err(|_| PsaError::Unreachable(format!("zone discovery at {url} did not answer JSON")))?;
+        let mut zone = v
+            .get("url")
+            .and_then(Value::as_str)
+            .ok_or_else(|| PsaError::Unreachable("zone discovery answered without a url".into()))?
+            .to_string();
+        if !zone.ends_with('/') {
+            zone.push('/');
+        }
+        *slot = Some(zone.clone());
+        Ok(zone)
+    }
+
+    /// One Autotask call. `entity` names the thread-limit bucket; `path` is below `V1.0/`.
+    async fn call(&self, method: Method, entity: &str, path: &str, body: Option<&Value>, write: bool) -> Result<Value, PsaError> {
+        let zone = self.zone().await?;
+        self.bucket.acquire().await;
+        let _slot = self.slots.acquire(entity).await;
+        self.meter.record();
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{zone}V1.0/{path}"))
+            .header("ApiIntegrationCode", self.creds.integration_code.expose())
+            .header("UserName", &self.creds.username)
+            .header("Secret", self.creds.secret.expose())
+            .timeout(self.opts.request_timeout);
+        if write && let Some(r) = self.creds.impersonation_resource_id {
+            req = req.header("ImpersonationResourceId", r.to_string());
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let started = Instant::now();
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(entity, %method, error = %root_cause(&e), "Autotask request failed");
+                if e.is_connect() {
+                    // Nothing reached Autotask. The zone may have moved: discover again next time.
+                    *self.zone.write().await = None;
+                    return Err(PsaError::Unreachable(format!("{zone}: {}", root_cause(&e))));
+                }
+                return Err(PsaError::Transient {
+                    retry_after: None,
+                    outcome_unknown: write,
+                    message: format!(
+                        "{} {entity}: {}",
+                        if e.is_timeout() { "timed out calling" } else { "lost the answer of" },
+                        root_cause(&e)
+                    ),
+                });
+            }
+        };
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = match resp.text().await {
+            Ok(t) => t,
+            Err(e) => {
+                return Err(PsaError::Transient {
+                    retry_after: None,
+                    outcome_unknown: write,
+                    message: format!("lost the answer of {entity}: {}", root_cause(&e)),
+                });
+            }
+        };
+        tracing::debug!(entity, %method, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "Autotask");
+        if status != StatusCode::OK {
+            return Err(classify(status, &headers, &text, write));
+        }
+        serde_json::from_str(&text).map_err(|_| PsaError::Transient {
+            retry_after: None,
+            outcome_unknown: write,
+            message: format!("Autotask answered 200 without JSON for {entity}"),
+        })
+    }
+
+    /// Every record of a query, page after page by id (`id gt last`), at most `limit`.
+    async fn query_all(&self, entity: &str, filter: Vec<Value>, include: &[&str], limit: usize) -> Result<Vec<Value>, PsaError> {
+        let mut out = Vec::new();
+        let mut last: Option<i64> = None;
+        loop {
+            let mut f = filter.clone();
+            if let Some(id) = last {
+                f.push(json!({"op": "gt", "field": "id", "value": id}));
+            }
+            let page = (limit - out.len()).min(MAX_PAGE);
+            let body = json!({"filter": f, "MaxRecords": page, "IncludeFields": include});
+            let v = self.call(Method::POST, entity, &format!("{entity}/query"), Some(&body), false).await?;
+            let items = v.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+            let n = items.len();
+            last = items.iter().filter_map(|i| i.get("id").and_then(Value::as_i64)).max();
+            out.extend(items);
+            if n < page || out.len() >= limit || last.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn picklists(&self, entity: &str, wanted: &[(&str, &str)]) -> Result<PsaLists, PsaError> {
+        let v = self
+            .call(Method::GET, entity, &format!("{entity}/entityInformation/fields"), None, false)
+            .await?;
+        let mut lists = PsaLists::new();
+        for f in v.get("fields").and_then(Value::as_array).into_iter().flatten() {
+            let Some(name) = f.get("name").and_then(Value::as_str) else { continue };
+            let Some((_, ours)) = wanted.iter().find(|(theirs, _)| theirs.eq_ignore_ascii_case(name)) else {
+                continue;
+            };
+            let items = f
+                .get("picklistValues")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|p| {
+                    Some(ListItem {
+                        id: p.get("value").and_then(text)?,
+                        label: p.get("label").and_then(Value::as_str).unwrap_or_default().to_string(),
+                        active: p.get("isActive").and_then(Value::as_bool).unwrap_or(true),
+                        parent: p.get("parentValue").and_then(text).filter(|s| !s.is_empty()),
+                    })
+                })
+                .collect();
+            lists.insert(ours.to_string(), items);
+        }
+        Ok(lists)
+    }
+
+    /// The note type and publish values to use.
+    async fn note_defaults(&self) -> Result<(String, String), PsaError> {
+        if let (Some(t), Some(p)) = (&self.opts.note_type, &self.opts.note_publish) {
+            return Ok((t.clone(), p.clone()));
+        }
+        let lists = self.lists().await?;
+        let first_active = |key: &str, prefer: &str| {
+            let items = lists.get(key).map(Vec::as_slice).unwrap_or_default();
+            items
+                .iter()
+                .filter(|i| i.active)
+                .find(|i| i.label.to_lowercase().contains(prefer))
+                .or_else(|| items.iter().find(|i| i.active))
+                .map(|i| i.id.clone())
+                .unwrap_or_else(|| "1".to_string())
+        };
+        Ok((
+            self.opts.note_type.clone().unwrap_or_else(|| first_active("note_type", "detail")),
+            self.opts.note_publish.clone().unwrap_or_else(|| first_active("note_publish", "all autotask users")),
+        ))
+    }
+
+    fn contact_of(v: &Value) -> Option<Contact> {
+        let name = format!(
+            "{} {}",
+            v.get("firstName").and_then(Value::as_str).unwrap_or_default(),
+            v.get("lastName").and_then(Value::as_str).unwrap_or_default()
+        );
+        Some(Contact {
+            id: v.get("id").and_then(text)?,
+            company_id: v.get("companyID").and_then(text).unwrap_or_default(),
+            name: name.trim().to_string(),
+            email: v.get("emailAddress").and_then(Value::as_str).map(str::to_string),
+            active: v.get("isActive").map(|a| a == &json!(1) || a == &json!(true)).unwrap_or(true),
+        })
+    }
+}
+
+/// The innermost cause of a transport error, which says what actually happened.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+const CONTACT_FIELDS: &[&str] = &["id", "companyID", "firstName", "lastName", "emailAddress", "isActive"];
+
+#[async_trait]
+impl Connector for AutotaskConnector {
+    async fn check(&self) -> Result<ConnectionCheck, PsaError> {
+        *self.zone.write().await = None;
+        let zone = self.zone().await?;
+        // A cheap authenticated read proves the secret and the integration code.
+        self.call(Method::GET, "Companies", "Companies/entityInformation", None, false).await?;
+        Ok(ConnectionCheck {
+            api_url: zone.clone(),
+            description: format!("Autotask API at {zone} as {}", self.creds.username),
+        })
+    }
+
+    async fn lists(&self) -> Result<PsaLists, PsaError> {
+        let mut cached = self.lists.lock().await;
+        if let Some((l, at)) = cached.as_ref()
+            && at.elapsed() < LISTS_FOR
+        {
+            return Ok(l.clone());
+        }
+        let mut lists = self.picklists("Tickets", &TICKET_PICKLISTS).await?;
+        lists.extend(
+            self.picklists("TicketNotes", &[("noteType", "note_type"), ("publish", "note_publish")])
+                .await?,
+        );
+        *cached = Some((lists.clone(), Instant::now()));
+        Ok(lists)
+    }
+
+    async fn companies(&self, search: Option<&str>, cursor: Option<&str>) -> Result<CompanyPage, PsaError> {
+        let mut filter = vec![json!({"op": "eq", "field": "isActive", "value": true})];
+        if let Some(s) = search.map(str::trim).filter(|s| !s.is_empty()) {
+            filter.push(json!({"op": "contains", "field": "companyName", "value": s}));
+        }
+        if let Some(c) = cursor {
+            let last: i64 = c
+                .parse()
+                .map_err(|_| PsaError::Invalid(format!("cursor '{c}' is not one this API gave")))?;
+            filter.push(json!({"op": "gt", "field": "id", "value": last}));
+        }
+        let page = self.opts.page_size.clamp(1, MAX_PAGE as u32);
+        let body = json!({"filter": filter, "MaxRecords": page, "IncludeFields": ["id", "companyName", "isActive"]});
+        let v = self.call(Method::POST, "Companies", "Companies/query", Some(&body), false).await?;
+        let items = v.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+        let companies: Vec<Company> = items
+            .iter()
+            .filter_map(|c| {
+                Some(Company {
+                    id: c.get("id").and_then(text)?,
+                    name: c.get("companyName").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    active: c.get("isActive").and_then(Value::as_bool).unwrap_or(true),
+                })
+            })
+            .collect();
+        let next = (companies.len() as u32 == page)
+            .then(|| items.iter().filter_map(|i| i.get("id").and_then(Value::as_i64)).max())
+            .flatten()
+            .map(|id| id.to_string());
+        Ok(CompanyPage { companies, next })
+    }
+
+    async fn contacts(&self, company_id: &str) -> Result<Vec<Contact>, PsaError> {
+        let filter = vec![
+            json!({"op": "eq", "field": "companyID", "value": num("company", company_id)?}),
+            json!({"op": "eq", "field": "isActive", "value": 1}),
+        ];
+        Ok(self
+            .query_all("Contacts", filter, CONTACT_FIELDS, 5000)
+            .await?
+            .iter()
+            .filter_map(Self::contact_of)
+            .collect())
+    }
+
+    async fn find_contacts_by_email(&self, company_id: &str, email: &str) -> Result<Vec<Contact>, PsaError> {
+        let filter = vec![
+            json!({"op": "eq", "field": "companyID", "value": num("company", company_id)?}),
+            json!({"op": "eq", "field": "isActive", "value": 1}),
+            json!({"op": "eq", "field": "emailAddress", "value": email}),
+        ];
+        let wanted = email.to_lowercase();
+        Ok(self
+            .query_all("Contacts", filter, CONTACT_FIELDS, MAX_PAGE)
+            .await?
+            .iter()
+            .filter_map(Self::contact_of)
+            .filter(|c| c.active && c.email.as_deref().map(str::to_lowercase) == Some(wanted.clone()))
+            .collect())
+    }
+
+    async fn create_ticket(&self, t: &NewTicket) -> Result<TicketRef, PsaError> {
+        let due = chrono::Utc::now() + chrono::Duration::from_std(self.opts.due_in).unwrap_or_default();
+        let mut body = json!({
+            "companyID": num("company", &t.company_id)?,
+            "title": truncate(&t.title, 255),
+            "description": truncate(&t.description, 8000),
+            "externalID": truncate(&t.reference, 50),
+            "dueDateTime": due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        });
+        if let Some(c) = &t.contact_id {
+            body["contactID"] = num("contact", c)?;
+        }
+        for (theirs, ours) in TICKET_PICKLISTS {
+            if let Some(v) = t.fields.get(ours) {
+                body[theirs] = num(ours, v)?;
+            }
+        }
+        let v = self.call(Method::POST, "Tickets", "Tickets", Some(&body), true).await?;
+        let id = v.get("itemId").and_then(text).ok_or_else(|| PsaError::Transient {
+            retry_after: None,
+            outcome_unknown: true,
+            message: "Autotask answered a create without an itemId".into(),
+        })?;
+        Ok(TicketRef { id, number: None })
+    }
+
+    async fn find_ticket_by_reference(&self, reference: &str) -> Result<Option<TicketRef>, PsaError> {
+        let filter = vec![json!({"op": "eq", "field": "externalID", "value": truncate(reference, 50)})];
+        let items = self.query_all("Tickets", filter, &["id", "ticketNumber", "externalID"], 10).await?;
+        Ok(items.iter().min_by_key(|i| i.get("id").and_then(Value::as_i64)).and_then(|i| {
+            Some(TicketRef {
+                id: i.get("id").and_then(text)?,
+                number: i.get("ticketNumber").and_then(Value::as_str).map(str::to_string),
+            })
+        }))
+    }
+
+    async fn add_note(&self, ticket_id: &str, note: &NewNote) -> Result<(), PsaError> {
+        let (note_type, publish) = self.note_defaults().await?;
+        let body = json!({
+            "ticketID": num("ticket", ticket_id)?,
+            "title": truncate(&note.title, 250),
+            "description": truncate(&note.text, 32000),
+            "noteType": num("note type", &note_type)?,
+            "publish": num("publish", &publish)?,
+        });
+        self.call(Method::POST, "TicketNotes", &format!("Tickets/{ticket_id}/Notes"), Some(&body), true)
+            .await?;
+        Ok(())
+    }
+
+    async fn find_note_by_reference(&self, ticket_id: &str, reference: &str) -> Result<bool, PsaError> {
+        let filter = vec![
+            json!({"op": "eq", "field": "ticketID", "value": num("ticket", ticket_id)?}),
+            json!({"op": "contains", "field": "description", "value": reference}),
+        ];
+        Ok(!self.query_all("TicketNotes", filter, &["id"], 1).await?.is_empty())
+    }
+
+    async fn ticket_states(&self, ids: &[String]) -> Result<Vec<TicketState>, PsaError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(MAX_PAGE) {
+            let values: Vec<Value> = chunk.iter().map(|i| num("ticket", i)).collect::<Result<_, _>>()?;
+            let filter = vec![json!({"op": "in", "field": "id", "value": values})];
+            for t in self.query_all("Tickets", filter, &["id", "status", "ticketNumber"], MAX_PAGE).await? {
+                let Some(id) = t.get("id").and_then(text) else { continue };
+                let status = t.get("status").and_then(text).unwrap_or_default();
+                out.push(TicketState {
+                    closed: self.opts.closed_statuses.contains(&status),
+                    id,
+                    status,
+                    number: t.get("ticketNumber").and_then(Value::as_str).map(str::to_string),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn register_status_webhook(&self, url: &str, secret: &str) -> Result<Option<WebhookRegistration>, PsaError> {
+        let body = json!({
+            "name": "PSA Bridge ticket status",
+            "webhookUrl": url,
+            "secretKey": secret,
+            "isActive": true,
+            "isSubscribedToCreateEvents": false,
+            "isSubscribedToUpdateEvents": true,
+            "isSubscribedToDeleteEvents": true,
+            "sendThresholdExceededNotification": false,
+        });
+        let created = match self.call(Method::POST, "TicketWebhooks", "TicketWebhooks", Some(&body), true).await {
+            Ok(v) => v,
+            Err(PsaError::Auth(m)) if m.contains("permission") => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let id = created
+            .get("itemId")
+            .and_then(text)
+            .ok_or_else(|| PsaError::Invalid("Autotask answered a webhook create without an itemId".into()))?;
+        let field = json!({
+            "webhookID": num("webhook", &id)?,
+            "fieldID": self.opts.status_webhook_field_id,
+            "isSubscribedField": true,
+            "isDisplayAlwaysField": false,
+        });
+        self.call(Method::POST, "TicketWebhookFields", &format!("TicketWebhooks/{id}/Fields"), Some(&field), true)
+            .await?;
+        let read = self
+            .call(Method::GET, "TicketWebhooks", &format!("TicketWebhooks/{id}"), None, false)
+            .await?;
+        Ok(Some(WebhookRegistration {
+            guid: read.get("item").and_then(|i| i.get("webhookGUID")).and_then(text),
+            id,
+        }))
+    }
+
+    fn meter(&self) -> &CallMeter {
+        &self.meter
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderMap;
+
+    #[test]
+    fn errors_are_classified_by_what_autotask_meant() {
+        let h = HeaderMap::new();
+        let c = |s: u16, b: &str, w: bool| classify(StatusCode::from_u16(s).unwrap(), &h, b, w);
+        assert!(matches!(c(401, "", false), PsaError::Auth(_)));
+        assert!(matches!(c(500, r#"{"errors":["IntegrationCode is invalid."]}"#, false), PsaError::Auth(m) if m.contains("integration code")));
+        assert!(matches!(c(500, r#"{"errors":["The logged in Resource does not have the adequate permissions"]}"#, true), PsaError::Auth(_)));
+        assert!(matches!(c(429, r#"{"errors":["Thread Threshold Exceeded ... Itgenatr005"]}"#, true), PsaError::RateLimited { .. }));
+        assert!(matches!(c(500, r#"{"errors":["dueDateTime is required.; on record number [0]."]}"#, true), PsaError::Invalid(m) if m.contains("dueDateTime")));
+        assert!(matches!(c(500, r#"{"errors":["Value does not reference an existing entity for ticketID"]}"#, true), PsaError::NotFound(_)));
+        assert!(matches!(c(500, "<html>IIS</html>", true), PsaError::Transient { outcome_unknown: true, .. }));
+        assert!(matches!(c(503, "", false), PsaError::Transient { outcome_unknown: false, .. }));
+        assert!(matches!(c(404, "", false), PsaError::NotFound(_)));
+    }
+
+    #[test]
+    fn retry_after_reads_seconds() {
+        let mut h = HeaderMap::new();
+        h.insert(reqwest::header::RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        match classify(StatusCode::TOO_MANY_REQUESTS, &h, "{}", true) {
+            PsaError::RateLimited { retry_after, .. } => assert_eq!(retry_after, Some(Duration::from_secs(7))),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn ids_must_be_numbers() {
+        assert_eq!(num("x", " 42 ").unwrap(), json!(42));
+        assert!(matches!(num("queue", "abc"), Err(PsaError::Invalid(m)) if m.contains("queue")));
+    }
+}
