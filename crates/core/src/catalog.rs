@@ -37,7 +37,11 @@ pub enum CatalogError {
     #[error("line {line}: {reason}")]
     Syntax { line: usize, reason: String },
     #[error("line {line}: event type '{key}': {reason}")]
-    Invalid { line: usize, key: String, reason: String },
+    Invalid {
+        line: usize,
+        key: String,
+        reason: String,
+    },
     #[error("the catalog defines no event type")]
     Empty,
 }
@@ -93,7 +97,9 @@ impl Catalog {
                     .chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.')
             {
-                return Err(invalid("key must be lower-case letters, digits, '_' or '.'".into()));
+                return Err(invalid(
+                    "key must be lower-case letters, digits, '_' or '.'".into(),
+                ));
             }
             if raw.name.trim().is_empty() || raw.category.trim().is_empty() {
                 return Err(invalid("name and category must not be empty".into()));
@@ -107,8 +113,14 @@ impl Catalog {
             if types.contains_key(&raw.key) {
                 return Err(invalid("is defined twice".into()));
             }
-            let title = raw.title.clone().unwrap_or_else(|| format!("{}: {{client_name}}", raw.name));
-            let description = raw.description.clone().unwrap_or_else(|| DEFAULT_DESCRIPTION.to_string());
+            let title = raw
+                .title
+                .clone()
+                .unwrap_or_else(|| format!("{}: {{client_name}}", raw.name));
+            let description = raw
+                .description
+                .clone()
+                .unwrap_or_else(|| DEFAULT_DESCRIPTION.to_string());
             types.insert(
                 raw.key.clone(),
                 EventType {
@@ -181,7 +193,10 @@ category = "Dark web"
     fn sample_parses() {
         let c = Catalog::parse(SAMPLE).unwrap();
         assert_eq!(c.len(), 4);
-        assert_eq!(c.get("too_many_uploads").unwrap().default_severity, Severity::Medium);
+        assert_eq!(
+            c.get("too_many_uploads").unwrap().default_severity,
+            Severity::Medium
+        );
     }
 
     #[test]
@@ -191,19 +206,29 @@ category = "Dark web"
         assert!(err.starts_with("line 6:"), "{err}");
         assert!(err.contains("urgent"), "{err}");
 
-        let err = Catalog::parse("[[event_type]]\nkey = \"a\"\nname = 3\n").unwrap_err().to_string();
-        assert!(err.starts_with("line 3:"), "{err}");
-
-        let err = Catalog::parse("[[event_type]]\nkey = \"Bad Key\"\nname = \"n\"\ncategory = \"c\"\n")
+        let err = Catalog::parse("[[event_type]]\nkey = \"a\"\nname = 3\n")
             .unwrap_err()
             .to_string();
+        assert!(err.starts_with("line 3:"), "{err}");
+
+        let err =
+            Catalog::parse("[[event_type]]\nkey = \"Bad Key\"\nname = \"n\"\ncategory = \"c\"\n")
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("Bad Key"), "{err}");
     }
 
     #[test]
     fn duplicates_and_empty_are_refused() {
-        let dup = format!("{SAMPLE}\n[[event_type]]\nkey = \"too_many_uploads\"\nname = \"x\"\ncategory = \"y\"\n");
-        assert!(Catalog::parse(&dup).unwrap_err().to_string().contains("defined twice"));
+        let dup = format!(
+            "{SAMPLE}\n[[event_type]]\nkey = \"too_many_uploads\"\nname = \"x\"\ncategory = \"y\"\n"
+        );
+        assert!(
+            Catalog::parse(&dup)
+                .unwrap_err()
+                .to_string()
+                .contains("defined twice")
+        );
         assert!(matches!(Catalog::parse(""), Err(CatalogError::Empty)));
     }
 }

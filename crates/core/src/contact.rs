@@ -62,13 +62,22 @@ mod tests {
             choose_contact(&[], Some("1"), Some("9")),
             Some(("1".into(), ContactSource::MappingDefault))
         );
-        assert_eq!(choose_contact(&[], None, Some("9")), Some(("9".into(), ContactSource::CatchAll)));
+        assert_eq!(
+            choose_contact(&[], None, Some("9")),
+            Some(("9".into(), ContactSource::CatchAll))
+        );
         assert_eq!(choose_contact(&[], None, None), None);
     }
 
     #[test]
     fn two_matches_pick_the_oldest_stably() {
-        assert_eq!(choose_contact(&ids(&["120", "31"]), None, None).unwrap().0, "31");
-        assert_eq!(choose_contact(&ids(&["31", "120"]), None, None).unwrap().0, "31");
+        assert_eq!(
+            choose_contact(&ids(&["120", "31"]), None, None).unwrap().0,
+            "31"
+        );
+        assert_eq!(
+            choose_contact(&ids(&["31", "120"]), None, None).unwrap().0,
+            "31"
+        );
     }
 }

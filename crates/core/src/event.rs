@@ -133,7 +133,8 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn fail(&mut self, field: &str, problem: impl Into<String>) {
-        self.errors.push(FieldError::new(join(self.prefix, field), problem));
+        self.errors
+            .push(FieldError::new(join(self.prefix, field), problem));
     }
 
     /// A string field; `required` decides whether absence (or null) is an error.
@@ -199,7 +200,11 @@ pub fn valid_email(email: &str) -> bool {
 }
 
 /// Validate one event given as our own JSON shape. `path` is the event's JSON path in the body.
-pub fn parse_event(value: &Value, path: &str, catalog: &Catalog) -> Result<NewEvent, Vec<FieldError>> {
+pub fn parse_event(
+    value: &Value,
+    path: &str,
+    catalog: &Catalog,
+) -> Result<NewEvent, Vec<FieldError>> {
     let Value::Object(obj) = value else {
         return Err(vec![FieldError::new(
             if path.is_empty() { "(body)" } else { path },
@@ -226,27 +231,35 @@ pub fn parse_event(value: &Value, path: &str, catalog: &Catalog) -> Result<NewEv
     {
         r.fail(
             "type",
-            format!("'{t}' is not an event type of the catalog (GET /api/v1/event-types lists them)"),
+            format!(
+                "'{t}' is not an event type of the catalog (GET /api/v1/event-types lists them)"
+            ),
         );
     }
 
     let action = match r.string("action", false, 20) {
         None => Action::Trigger,
         Some(a) => Action::parse(&a).unwrap_or_else(|| {
-            r.fail("action", format!("must be 'trigger' or 'resolve', not '{a}'"));
+            r.fail(
+                "action",
+                format!("must be 'trigger' or 'resolve', not '{a}'"),
+            );
             Action::Trigger
         }),
     };
 
-    let occurred_at = r.string("occurred_at", false, 64).and_then(|s| {
-        match DateTime::parse_from_rfc3339(&s) {
-            Ok(t) => Some(t.with_timezone(&Utc)),
-            Err(_) => {
-                r.fail("occurred_at", format!("must be an RFC 3339 date-time, not '{s}'"));
-                None
-            }
-        }
-    });
+    let occurred_at =
+        r.string("occurred_at", false, 64)
+            .and_then(|s| match DateTime::parse_from_rfc3339(&s) {
+                Ok(t) => Some(t.with_timezone(&Utc)),
+                Err(_) => {
+                    r.fail(
+                        "occurred_at",
+                        format!("must be an RFC 3339 date-time, not '{s}'"),
+                    );
+                    None
+                }
+            });
 
     let default_severity = event_type
         .as_deref()
@@ -290,7 +303,10 @@ pub fn parse_event(value: &Value, path: &str, catalog: &Catalog) -> Result<NewEv
             user
         }
         Some(other) => {
-            r.fail("user", format!("must be an object with email and name, not {}", kind(other)));
+            r.fail(
+                "user",
+                format!("must be an object with email and name, not {}", kind(other)),
+            );
             None
         }
     };
@@ -308,7 +324,10 @@ pub fn parse_event(value: &Value, path: &str, catalog: &Catalog) -> Result<NewEv
 
     for key in obj.keys() {
         if !KNOWN_FIELDS.contains(&key.as_str()) {
-            r.fail(key, "is not a field of an event (put free-form values under `data`)");
+            r.fail(
+                key,
+                "is not a field of an event (put free-form values under `data`)",
+            );
         }
     }
 
@@ -349,7 +368,11 @@ const KNOWN_FIELDS: &[&str] = &[
 /// `id` → id, `type` → type, `time` → occurred_at, `subject` → client, and `data` carries the
 /// other fields (`action`, `severity`, `user`, `title`, `details`, `partner`, `client`,
 /// `data`). The `partner` extension attribute names the partner too.
-pub fn parse_cloudevent(value: &Value, path: &str, catalog: &Catalog) -> Result<NewEvent, Vec<FieldError>> {
+pub fn parse_cloudevent(
+    value: &Value,
+    path: &str,
+    catalog: &Catalog,
+) -> Result<NewEvent, Vec<FieldError>> {
     let Value::Object(obj) = value else {
         return Err(vec![FieldError::new(
             if path.is_empty() { "(body)" } else { path },
@@ -366,7 +389,10 @@ pub fn parse_cloudevent(value: &Value, path: &str, catalog: &Catalog) -> Result<
         None => errors.push(FieldError::new(join(path, "specversion"), "is required")),
     }
     if !matches!(obj.get("source"), Some(Value::String(s)) if !s.is_empty()) {
-        errors.push(FieldError::new(join(path, "source"), "is required (a non-empty string)"));
+        errors.push(FieldError::new(
+            join(path, "source"),
+            "is required (a non-empty string)",
+        ));
     }
     if let Some(ct) = obj.get("datacontenttype")
         && !matches!(ct, Value::String(s) if s.starts_with("application/json"))
@@ -408,7 +434,13 @@ pub fn parse_cloudevent(value: &Value, path: &str, catalog: &Catalog) -> Result<
             }
         }
     }
-    for (from, to) in [("id", "id"), ("type", "type"), ("time", "occurred_at"), ("subject", "client"), ("partner", "partner")] {
+    for (from, to) in [
+        ("id", "id"),
+        ("type", "type"),
+        ("time", "occurred_at"),
+        ("subject", "client"),
+        ("partner", "partner"),
+    ] {
         if let Some(v) = obj.get(from) {
             ours.insert(to.to_string(), v.clone());
         }
@@ -454,7 +486,12 @@ mod tests {
 
     #[test]
     fn a_minimal_event_is_accepted_with_defaults() {
-        let e = parse_event(&json!({"id":"e1","client":"c1","type":"too_many_downloads"}), "", &catalog()).unwrap();
+        let e = parse_event(
+            &json!({"id":"e1","client":"c1","type":"too_many_downloads"}),
+            "",
+            &catalog(),
+        )
+        .unwrap();
         assert_eq!(e.action, Action::Trigger);
         assert_eq!(e.severity, Severity::High, "the catalog's default severity");
         assert!(e.user.is_none());
@@ -515,8 +552,12 @@ mod tests {
 
     #[test]
     fn cloudevents_errors_name_the_envelope_attribute() {
-        let errs = parse_cloudevent(&json!({"id":"x","type":"too_many_downloads","time":"bad"}), "", &catalog())
-            .unwrap_err();
+        let errs = parse_cloudevent(
+            &json!({"id":"x","type":"too_many_downloads","time":"bad"}),
+            "",
+            &catalog(),
+        )
+        .unwrap_err();
         let paths: Vec<_> = errs.iter().map(|e| e.path.as_str()).collect();
         assert!(paths.contains(&"specversion"));
         assert!(paths.contains(&"source"));

@@ -32,7 +32,12 @@ pub enum Plan {
 
 /// Decide a delivery. `trust` is how long a confirmation of "open" stays good; it is long
 /// when the PSA pushes ticket changes to us, short when we only learn by polling.
-pub fn plan(action: Action, open: Option<&OpenTicket>, now: DateTime<Utc>, trust: Duration) -> Plan {
+pub fn plan(
+    action: Action,
+    open: Option<&OpenTicket>,
+    now: DateTime<Utc>,
+    trust: Duration,
+) -> Plan {
     match (action, open) {
         (Action::Resolve, None) => Plan::Nothing {
             reason: "resolve for a group with no open ticket",
@@ -74,15 +79,38 @@ mod tests {
         let now = Utc::now();
         let trust = Duration::seconds(60);
         assert_eq!(plan(Action::Trigger, None, now, trust), Plan::Create);
-        assert!(matches!(plan(Action::Resolve, None, now, trust), Plan::Nothing { .. }));
-        assert_eq!(plan(Action::Trigger, Some(&t(10, now)), now, trust), Plan::Note { ticket_id: "42".into() });
-        assert_eq!(plan(Action::Resolve, Some(&t(10, now)), now, trust), Plan::Note { ticket_id: "42".into() });
-        assert_eq!(plan(Action::Trigger, Some(&t(60, now)), now, trust), Plan::Note { ticket_id: "42".into() });
+        assert!(matches!(
+            plan(Action::Resolve, None, now, trust),
+            Plan::Nothing { .. }
+        ));
+        assert_eq!(
+            plan(Action::Trigger, Some(&t(10, now)), now, trust),
+            Plan::Note {
+                ticket_id: "42".into()
+            }
+        );
+        assert_eq!(
+            plan(Action::Resolve, Some(&t(10, now)), now, trust),
+            Plan::Note {
+                ticket_id: "42".into()
+            }
+        );
+        assert_eq!(
+            plan(Action::Trigger, Some(&t(60, now)), now, trust),
+            Plan::Note {
+                ticket_id: "42".into()
+            }
+        );
         assert_eq!(
             plan(Action::Trigger, Some(&t(61, now)), now, trust),
-            Plan::VerifyThenNote { ticket_id: "42".into() }
+            Plan::VerifyThenNote {
+                ticket_id: "42".into()
+            }
         );
         assert_eq!(after_closed(Action::Trigger), Plan::Create);
-        assert!(matches!(after_closed(Action::Resolve), Plan::Nothing { .. }));
+        assert!(matches!(
+            after_closed(Action::Resolve),
+            Plan::Nothing { .. }
+        ));
     }
 }

@@ -46,8 +46,13 @@ impl TemplateContext<'_> {
                 .unwrap_or_else(|| e.event_type.clone()),
             "details" => e.details.clone().unwrap_or_default(),
             "type" => e.event_type.clone(),
-            "type_name" => self.event_type.map_or_else(|| e.event_type.clone(), |t| t.name.clone()),
-            "category" => self.event_type.map(|t| t.category.clone()).unwrap_or_default(),
+            "type_name" => self
+                .event_type
+                .map_or_else(|| e.event_type.clone(), |t| t.name.clone()),
+            "category" => self
+                .event_type
+                .map(|t| t.category.clone())
+                .unwrap_or_default(),
             "severity" => e.severity.as_str().to_string(),
             "client" => e.client.clone(),
             "client_name" => self.client_name.unwrap_or(&e.client).to_string(),
@@ -59,7 +64,11 @@ impl TemplateContext<'_> {
                 None => "(no user)".into(),
             },
             "user_email" => e.user.as_ref().map(|u| u.email.clone()).unwrap_or_default(),
-            "user_name" => e.user.as_ref().and_then(|u| u.name.clone()).unwrap_or_default(),
+            "user_name" => e
+                .user
+                .as_ref()
+                .and_then(|u| u.name.clone())
+                .unwrap_or_default(),
             "occurred_at" => e
                 .occurred_at
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
@@ -94,15 +103,24 @@ impl TemplateContext<'_> {
 
     /// The ticket's title (one line).
     pub fn ticket_title(&self) -> String {
-        let template = self.event_type.map_or("{title}: {client_name}", |t| t.title.as_str());
-        self.render(template).lines().next().unwrap_or_default().trim().to_string()
+        let template = self
+            .event_type
+            .map_or("{title}: {client_name}", |t| t.title.as_str());
+        self.render(template)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string()
     }
 
     /// The ticket's description.
     pub fn ticket_description(&self) -> String {
         let template = self
             .event_type
-            .map_or(crate::catalog::DEFAULT_DESCRIPTION, |t| t.description.as_str());
+            .map_or(crate::catalog::DEFAULT_DESCRIPTION, |t| {
+                t.description.as_str()
+            });
         self.render(template).trim().to_string()
     }
 

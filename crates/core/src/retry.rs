@@ -27,7 +27,12 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The delay before attempt `failed_attempts + 1`. `jitter` in `[0, 1)` spreads retries
     /// over the upper half of the window so that a fleet of deliveries does not return at once.
-    pub fn delay(&self, failed_attempts: u32, retry_after: Option<Duration>, jitter: f64) -> Duration {
+    pub fn delay(
+        &self,
+        failed_attempts: u32,
+        retry_after: Option<Duration>,
+        jitter: f64,
+    ) -> Duration {
         let exp = failed_attempts.saturating_sub(1).min(30);
         let window = self.base.saturating_mul(1u32 << exp.min(20)).min(self.cap);
         let jitter = jitter.clamp(0.0, 1.0);
@@ -62,8 +67,14 @@ mod tests {
     #[test]
     fn retry_after_is_a_floor() {
         let p = RetryPolicy::default();
-        assert_eq!(p.delay(1, Some(Duration::from_secs(30)), 0.0), Duration::from_secs(30));
-        assert_eq!(p.delay(10, Some(Duration::from_secs(1)), 1.0), p.delay(10, None, 1.0));
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(30)), 0.0),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            p.delay(10, Some(Duration::from_secs(1)), 1.0),
+            p.delay(10, None, 1.0)
+        );
     }
 
     proptest! {

@@ -58,28 +58,47 @@ pub enum Routing {
 /// shows it): `client|user|type` with the parts the grouping mode uses.
 ///
 /// Without a user, events group by client and event type whatever the mode.
-pub fn group_key(mode: GroupingMode, client: &str, user_email: Option<&str>, event_type: &str) -> String {
+pub fn group_key(
+    mode: GroupingMode,
+    client: &str,
+    user_email: Option<&str>,
+    event_type: &str,
+) -> String {
     // '|' cannot be confused with content: it is escaped inside the parts.
     let esc = |s: &str| s.replace('\\', "\\\\").replace('|', "\\|");
     match (mode, user_email) {
         (GroupingMode::User, Some(u)) => format!("client:{}|user:{}", esc(client), esc(u)),
         (GroupingMode::UserAndAlert, Some(u)) => {
-            format!("client:{}|user:{}|type:{}", esc(client), esc(u), esc(event_type))
+            format!(
+                "client:{}|user:{}|type:{}",
+                esc(client),
+                esc(u),
+                esc(event_type)
+            )
         }
-        (GroupingMode::None, _) | (_, None) => format!("client:{}|type:{}", esc(client), esc(event_type)),
+        (GroupingMode::None, _) | (_, None) => {
+            format!("client:{}|type:{}", esc(client), esc(event_type))
+        }
     }
 }
 
 /// Route one event. Pure: the same event and settings always give the same answer.
 pub fn route(event: &NewEvent, settings: &PartnerSettings) -> Routing {
     let user = event.user.as_ref().map(|u| u.email.as_str());
-    let mappings = settings.mappings.get(&event.client).map(Vec::as_slice).unwrap_or(&[]);
+    let mappings = settings
+        .mappings
+        .get(&event.client)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
 
     let mut routes = Vec::new();
     let mut last_skip = None;
 
     if mappings.is_empty() {
-        let Some(conn) = settings.default_connection.and_then(|id| settings.connection(id)) else {
+        let Some(conn) = settings
+            .default_connection
+            .and_then(|id| settings.connection(id))
+        else {
             return Routing::Skip(Skip::NoConnection);
         };
         let Some(catch_all) = &conn.catch_all else {
@@ -99,7 +118,10 @@ pub fn route(event: &NewEvent, settings: &PartnerSettings) -> Routing {
             default_contact_id: None,
             catch_all_contact_id: catch_all.contact_id.clone(),
             group_key: group_key(conn.grouping, &event.client, user, &event.event_type),
-            fields: rule.map_or_else(|| conn.defaults.clone(), |r| conn.defaults.overlaid_with(&r.fields)),
+            fields: rule.map_or_else(
+                || conn.defaults.clone(),
+                |r| conn.defaults.overlaid_with(&r.fields),
+            ),
         });
         return Routing::Deliver(routes);
     }
@@ -129,7 +151,10 @@ pub fn route(event: &NewEvent, settings: &PartnerSettings) -> Routing {
             default_contact_id: m.default_contact_id.clone(),
             catch_all_contact_id: conn.catch_all.as_ref().and_then(|c| c.contact_id.clone()),
             group_key: group_key(conn.grouping, &event.client, user, &event.event_type),
-            fields: rule.map_or_else(|| conn.defaults.clone(), |r| conn.defaults.overlaid_with(&r.fields)),
+            fields: rule.map_or_else(
+                || conn.defaults.clone(),
+                |r| conn.defaults.overlaid_with(&r.fields),
+            ),
         });
     }
     if routes.is_empty() {
@@ -216,7 +241,10 @@ mod tests {
 
     #[test]
     fn mapped_client_goes_to_its_company_with_its_default_contact() {
-        let r = single(route(&event("acme", "x", Some("a@acme.com")), &settings(GroupingMode::User)));
+        let r = single(route(
+            &event("acme", "x", Some("a@acme.com")),
+            &settings(GroupingMode::User),
+        ));
         assert_eq!(r.company_id, "100");
         assert!(r.mapped);
         assert_eq!(r.default_contact_id.as_deref(), Some("1001"));
@@ -226,7 +254,10 @@ mod tests {
 
     #[test]
     fn unmapped_client_goes_to_the_catch_all() {
-        let r = single(route(&event("stranger", "x", None), &settings(GroupingMode::User)));
+        let r = single(route(
+            &event("stranger", "x", None),
+            &settings(GroupingMode::User),
+        ));
         assert_eq!(r.company_id, "900");
         assert!(!r.mapped);
         assert_eq!(r.default_contact_id, None);
@@ -237,9 +268,15 @@ mod tests {
     fn unmapped_without_catch_all_is_skipped_with_a_reason() {
         let mut s = settings(GroupingMode::User);
         s.connections[0].catch_all = None;
-        assert_eq!(route(&event("stranger", "x", None), &s), Routing::Skip(Skip::UnmappedWithoutCatchAll));
+        assert_eq!(
+            route(&event("stranger", "x", None), &s),
+            Routing::Skip(Skip::UnmappedWithoutCatchAll)
+        );
         s.default_connection = None;
-        assert_eq!(route(&event("stranger", "x", None), &s), Routing::Skip(Skip::NoConnection));
+        assert_eq!(
+            route(&event("stranger", "x", None), &s),
+            Routing::Skip(Skip::NoConnection)
+        );
     }
 
     #[test]
@@ -262,32 +299,66 @@ mod tests {
                 },
             },
         );
-        assert_eq!(route(&event("acme", "off", None), &s), Routing::Skip(Skip::TicketsOffForEventType));
+        assert_eq!(
+            route(&event("acme", "off", None), &s),
+            Routing::Skip(Skip::TicketsOffForEventType)
+        );
         let r = single(route(&event("acme", "dark_web", None), &s));
         assert_eq!(r.fields.queue.as_deref(), Some("29"));
-        assert_eq!(r.fields.status.as_deref(), Some("1"), "the rest comes from the connection");
+        assert_eq!(
+            r.fields.status.as_deref(),
+            Some("1"),
+            "the rest comes from the connection"
+        );
     }
 
     #[test]
     fn mapping_switch_and_disabled_connection_skip() {
         let mut s = settings(GroupingMode::User);
         s.mappings.get_mut("acme").unwrap()[0].create_tickets = false;
-        assert_eq!(route(&event("acme", "x", None), &s), Routing::Skip(Skip::TicketsOffForClient));
+        assert_eq!(
+            route(&event("acme", "x", None), &s),
+            Routing::Skip(Skip::TicketsOffForClient)
+        );
         let mut s = settings(GroupingMode::User);
         s.connections[0].enabled = false;
-        assert_eq!(route(&event("acme", "x", None), &s), Routing::Skip(Skip::ConnectionDisabled));
-        assert_eq!(route(&event("other", "x", None), &s), Routing::Skip(Skip::ConnectionDisabled));
+        assert_eq!(
+            route(&event("acme", "x", None), &s),
+            Routing::Skip(Skip::ConnectionDisabled)
+        );
+        assert_eq!(
+            route(&event("other", "x", None), &s),
+            Routing::Skip(Skip::ConnectionDisabled)
+        );
     }
 
     #[test]
     fn group_keys_follow_the_mode() {
         let k = |m, u, t| group_key(m, "acme", u, t);
-        assert_eq!(k(GroupingMode::User, Some("a@x.io"), "t1"), k(GroupingMode::User, Some("a@x.io"), "t2"));
-        assert_ne!(k(GroupingMode::UserAndAlert, Some("a@x.io"), "t1"), k(GroupingMode::UserAndAlert, Some("a@x.io"), "t2"));
-        assert_ne!(k(GroupingMode::User, Some("a@x.io"), "t1"), k(GroupingMode::User, Some("b@x.io"), "t1"));
-        assert_eq!(k(GroupingMode::User, None, "t1"), k(GroupingMode::UserAndAlert, None, "t1"));
-        assert_ne!(k(GroupingMode::User, None, "t1"), k(GroupingMode::User, None, "t2"));
-        assert_eq!(k(GroupingMode::None, Some("a@x.io"), "t1"), k(GroupingMode::None, Some("b@x.io"), "t1"));
+        assert_eq!(
+            k(GroupingMode::User, Some("a@x.io"), "t1"),
+            k(GroupingMode::User, Some("a@x.io"), "t2")
+        );
+        assert_ne!(
+            k(GroupingMode::UserAndAlert, Some("a@x.io"), "t1"),
+            k(GroupingMode::UserAndAlert, Some("a@x.io"), "t2")
+        );
+        assert_ne!(
+            k(GroupingMode::User, Some("a@x.io"), "t1"),
+            k(GroupingMode::User, Some("b@x.io"), "t1")
+        );
+        assert_eq!(
+            k(GroupingMode::User, None, "t1"),
+            k(GroupingMode::UserAndAlert, None, "t1")
+        );
+        assert_ne!(
+            k(GroupingMode::User, None, "t1"),
+            k(GroupingMode::User, None, "t2")
+        );
+        assert_eq!(
+            k(GroupingMode::None, Some("a@x.io"), "t1"),
+            k(GroupingMode::None, Some("b@x.io"), "t1")
+        );
     }
 
     proptest! {

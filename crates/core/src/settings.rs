@@ -186,16 +186,29 @@ mod tests {
     #[test]
     fn overriding_the_issue_type_never_keeps_a_foreign_sub_issue_type() {
         let base = d(Some("10"), Some("101"));
-        assert_eq!(base.overlaid_with(&d(Some("20"), None)), d(Some("20"), None));
-        assert_eq!(base.overlaid_with(&d(Some("20"), Some("201"))), d(Some("20"), Some("201")));
-        assert_eq!(base.overlaid_with(&d(None, Some("102"))), d(Some("10"), Some("102")));
+        assert_eq!(
+            base.overlaid_with(&d(Some("20"), None)),
+            d(Some("20"), None)
+        );
+        assert_eq!(
+            base.overlaid_with(&d(Some("20"), Some("201"))),
+            d(Some("20"), Some("201"))
+        );
+        assert_eq!(
+            base.overlaid_with(&d(None, Some("102"))),
+            d(Some("10"), Some("102"))
+        );
         assert_eq!(base.overlaid_with(&d(Some("10"), None)), base);
         assert_eq!(base.overlaid_with(&TicketDefaults::default()), base);
     }
 
     #[test]
     fn names_round_trip() {
-        for m in [GroupingMode::User, GroupingMode::UserAndAlert, GroupingMode::None] {
+        for m in [
+            GroupingMode::User,
+            GroupingMode::UserAndAlert,
+            GroupingMode::None,
+        ] {
             assert_eq!(GroupingMode::parse(m.as_str()), Some(m));
         }
         assert_eq!(PsaKind::parse("autotask"), Some(PsaKind::Autotask));

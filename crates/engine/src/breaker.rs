@@ -71,7 +71,12 @@ impl Breakers {
     /// Is this connection paused, and until when (for the API)?
     pub fn paused_for(&self, connection: i64) -> Option<Duration> {
         let now = Instant::now();
-        self.with(|m| m.get(&connection).and_then(|s| s.paused_until).filter(|u| *u > now).map(|u| u - now))
+        self.with(|m| {
+            m.get(&connection)
+                .and_then(|s| s.paused_until)
+                .filter(|u| *u > now)
+                .map(|u| u - now)
+        })
     }
 }
 

@@ -1,9 +1,9 @@
 //! "Connect": validate a connection's credentials, load the PSA's lists, and subscribe to
 //! ticket changes where the PSA allows it.
 
+use psabridge_core::secret::Secret;
 use psabridge_psa::{ConnectionCheck, PsaError, PsaLists, WebhookRegistration};
 use psabridge_store::config::Connection;
-use psabridge_core::secret::Secret;
 use rand::RngCore;
 use thiserror::Error;
 
@@ -32,12 +32,20 @@ pub enum ConnectError {
 
 /// The URL at which a connection's PSA webhook calls us.
 pub fn webhook_url(public_url: &str, connection_id: i64) -> String {
-    format!("{}/hooks/{}/{connection_id}", public_url.trim_end_matches('/'), "autotask")
+    format!(
+        "{}/hooks/{}/{connection_id}",
+        public_url.trim_end_matches('/'),
+        "autotask"
+    )
 }
 
 /// Connect a stored connection. `public_url` is where PSAs can reach this service; without
 /// it no webhook is registered and closed tickets are learned by the sweep.
-pub async fn connect(engine: &Engine, connection: &Connection, public_url: Option<&str>) -> Result<Connected, ConnectError> {
+pub async fn connect(
+    engine: &Engine,
+    connection: &Connection,
+    public_url: Option<&str>,
+) -> Result<Connected, ConnectError> {
     engine.connectors.forget(connection.id);
     engine.contacts.flush(connection.id);
     let connector = engine
@@ -48,7 +56,10 @@ pub async fn connect(engine: &Engine, connection: &Connection, public_url: Optio
     let check = connector.check().await?;
     let lists = connector.lists().await?;
     let lists_json = serde_json::to_value(&lists).unwrap_or_default();
-    engine.store.set_connection_lists(connection.id, &lists_json, now_ms()).await?;
+    engine
+        .store
+        .set_connection_lists(connection.id, &lists_json, now_ms())
+        .await?;
 
     let (webhook, webhook_note) = match (public_url, &connection.webhook_id) {
         (_, Some(id)) => (
@@ -58,7 +69,12 @@ pub async fn connect(engine: &Engine, connection: &Connection, public_url: Optio
             }),
             None,
         ),
-        (None, None) => (None, Some("no public URL is configured, so closed tickets are learned by polling".to_string())),
+        (None, None) => (
+            None,
+            Some(
+                "no public URL is configured, so closed tickets are learned by polling".to_string(),
+            ),
+        ),
         (Some(base), None) => {
             let mut raw = [0u8; 32];
             rand::rng().fill_bytes(&mut raw);

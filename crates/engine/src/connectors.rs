@@ -23,7 +23,10 @@ pub enum BuildError {
     #[error("setting '{0}' is missing")]
     Missing(&'static str),
     #[error("setting '{field}': {problem}")]
-    Bad { field: &'static str, problem: String },
+    Bad {
+        field: &'static str,
+        problem: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -58,7 +61,11 @@ impl ConnectorRegistry {
     }
 
     /// The connector of a connection, built on first use and after each change of it.
-    pub async fn get(&self, store: &Store, connection: &Connection) -> Result<Arc<dyn Connector>, BuildError> {
+    pub async fn get(
+        &self,
+        store: &Store,
+        connection: &Connection,
+    ) -> Result<Arc<dyn Connector>, BuildError> {
         if let Some(e) = self.lock().get(&connection.id)
             && e.updated_at == connection.updated_at
         {
@@ -74,14 +81,20 @@ impl ConnectorRegistry {
                 connector: connector.clone(),
             },
         ) {
-            self.retired_calls
-                .fetch_add(old.connector.meter().total(), std::sync::atomic::Ordering::Relaxed);
+            self.retired_calls.fetch_add(
+                old.connector.meter().total(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
         }
         Ok(connector)
     }
 
     /// Build a connector for a connection that is not stored yet ("Connect" on create).
-    pub fn build_unsaved(&self, connection: &Connection, secrets: &std::collections::BTreeMap<String, Secret>) -> Result<Arc<dyn Connector>, BuildError> {
+    pub fn build_unsaved(
+        &self,
+        connection: &Connection,
+        secrets: &std::collections::BTreeMap<String, Secret>,
+    ) -> Result<Arc<dyn Connector>, BuildError> {
         build(self.http.clone(), connection, secrets)
     }
 
@@ -99,15 +112,23 @@ impl ConnectorRegistry {
     /// Forget the connector of a connection (deleted, or its caches must be flushed).
     pub fn forget(&self, connection_id: i64) {
         if let Some(old) = self.lock().remove(&connection_id) {
-            self.retired_calls
-                .fetch_add(old.connector.meter().total(), std::sync::atomic::Ordering::Relaxed);
+            self.retired_calls.fetch_add(
+                old.connector.meter().total(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
         }
     }
 
     /// PSA requests sent by every connector of this node, ever.
     pub fn total_calls(&self) -> u64 {
-        let live: u64 = self.lock().values().map(|e| e.connector.meter().total()).sum();
-        live + self.retired_calls.load(std::sync::atomic::Ordering::Relaxed)
+        let live: u64 = self
+            .lock()
+            .values()
+            .map(|e| e.connector.meter().total())
+            .sum();
+        live + self
+            .retired_calls
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Entry>> {
@@ -121,7 +142,10 @@ impl Default for ConnectorRegistry {
     }
 }
 
-fn string(settings: &Map<String, Value>, field: &'static str) -> Result<Option<String>, BuildError> {
+fn string(
+    settings: &Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<String>, BuildError> {
     match settings.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -145,11 +169,26 @@ fn int(settings: &Map<String, Value>, field: &'static str) -> Result<Option<i64>
 /// The Autotask settings a connection may carry, with their meaning (for API validation).
 pub const AUTOTASK_SETTINGS: &[(&str, &str)] = &[
     ("username", "the API user's user name (required)"),
-    ("zone_discovery_url", "where zone discovery is asked (default https://webservices.autotask.net)"),
-    ("impersonation_resource_id", "resource to act as on writes (optional)"),
-    ("requests_per_hour", "our share of the database's 10,000 requests an hour (default 5000)"),
-    ("closed_statuses", "status ids that count as closed (default [\"5\"], Complete)"),
-    ("status_webhook_field_id", "the webhook field id of Tickets.status"),
+    (
+        "zone_discovery_url",
+        "where zone discovery is asked (default https://webservices.autotask.net)",
+    ),
+    (
+        "impersonation_resource_id",
+        "resource to act as on writes (optional)",
+    ),
+    (
+        "requests_per_hour",
+        "our share of the database's 10,000 requests an hour (default 5000)",
+    ),
+    (
+        "closed_statuses",
+        "status ids that count as closed (default [\"5\"], Complete)",
+    ),
+    (
+        "status_webhook_field_id",
+        "the webhook field id of Tickets.status",
+    ),
 ];
 
 /// The Autotask secret fields.
@@ -166,7 +205,10 @@ fn build(
             let username = string(s, "username")?.ok_or(BuildError::Missing("username"))?;
             let credentials = AutotaskCredentials {
                 username,
-                secret: secrets.get("secret").cloned().ok_or(BuildError::Missing("secret"))?,
+                secret: secrets
+                    .get("secret")
+                    .cloned()
+                    .ok_or(BuildError::Missing("secret"))?,
                 integration_code: secrets
                     .get("integration_code")
                     .cloned()
@@ -188,7 +230,15 @@ fn build(
             if let Some(v) = s.get("closed_statuses") {
                 options.closed_statuses = v
                     .as_array()
-                    .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string).or_else(|| x.as_i64().map(|i| i.to_string()))).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| {
+                                x.as_str()
+                                    .map(str::to_string)
+                                    .or_else(|| x.as_i64().map(|i| i.to_string()))
+                            })
+                            .collect()
+                    })
                     .ok_or(BuildError::Bad {
                         field: "closed_statuses",
                         problem: "must be a list of status ids".into(),

@@ -25,7 +25,11 @@ impl ContactCache {
         let key = (connection, company.to_string(), email.to_string());
         let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         map.get(&key).and_then(|(ids, at)| {
-            let ttl = if ids.is_empty() { MISSING_FOR } else { FOUND_FOR };
+            let ttl = if ids.is_empty() {
+                MISSING_FOR
+            } else {
+                FOUND_FOR
+            };
             (at.elapsed() < ttl).then(|| ids.clone())
         })
     }
@@ -35,7 +39,10 @@ impl ContactCache {
         if map.len() >= MAX_ENTRIES {
             map.clear();
         }
-        map.insert((connection, company.to_string(), email.to_string()), (ids, Instant::now()));
+        map.insert(
+            (connection, company.to_string(), email.to_string()),
+            (ids, Instant::now()),
+        );
     }
 
     /// Forget everything about a connection (its contacts may have changed wholesale).

@@ -21,7 +21,7 @@ use psabridge_core::plan::{OpenTicket, Plan, after_closed, plan};
 use psabridge_core::render::{TemplateContext, truncate};
 use psabridge_psa::{Connector, NewNote, NewTicket, PsaError};
 use psabridge_store::from_millis;
-use psabridge_store::outbox::{Attempt, Delivery, Success};
+use psabridge_store::outbox::{Attempt, Delivery, Failure, Success};
 use rand::Rng;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -41,7 +41,13 @@ pub async fn run(engine: Engine, shutdown: CancellationToken) {
             let paused = engine.breakers.paused();
             match engine
                 .store
-                .claim_deliveries(&owner, now_ms(), engine.config.lease.as_millis() as i64, free as i64, &paused)
+                .claim_deliveries(
+                    &owner,
+                    now_ms(),
+                    engine.config.lease.as_millis() as i64,
+                    free as i64,
+                    &paused,
+                )
                 .await
             {
                 Ok(list) => {
@@ -94,14 +100,36 @@ pub async fn deliver_one(engine: &Engine, owner: &str, d: Delivery) {
     let connection = match engine.store.connection_by_id(d.connection_id).await {
         Ok(c) => c,
         Err(e) => {
-            fail(engine, owner, &d, started, 0, None, &format!("the PSA connection is gone: {e}"), false, false).await;
+            fail(
+                engine,
+                owner,
+                &d,
+                started,
+                0,
+                None,
+                &format!("the PSA connection is gone: {e}"),
+                false,
+                false,
+            )
+            .await;
             return;
         }
     };
     let connector = match engine.connectors.get(&engine.store, &connection).await {
         Ok(c) => c,
         Err(e) => {
-            fail(engine, owner, &d, started, 0, None, &format!("the PSA connection is misconfigured: {e}"), false, false).await;
+            fail(
+                engine,
+                owner,
+                &d,
+                started,
+                0,
+                None,
+                &format!("the PSA connection is misconfigured: {e}"),
+                false,
+                false,
+            )
+            .await;
             return;
         }
     };
@@ -130,7 +158,11 @@ pub async fn deliver_one(engine: &Engine, owner: &str, d: Delivery) {
                 summary: Some(run.summary.join("; ")),
                 error: None,
             };
-            match engine.store.finish_delivery(&d, owner, &ok, &attempt, now_ms()).await {
+            match engine
+                .store
+                .finish_delivery(&d, owner, &ok, &attempt, now_ms())
+                .await
+            {
                 Ok(true) => {
                     let c = match ok.psa_action {
                         "created" => &engine.stats.tickets_created,
@@ -141,12 +173,20 @@ pub async fn deliver_one(engine: &Engine, owner: &str, d: Delivery) {
                     // The next delivery of this group may be waiting for this one.
                     engine.work.notify_one();
                 }
-                Ok(false) => tracing::warn!(delivery = d.id, "lease lost before the outcome was recorded"),
-                Err(e) => tracing::error!(delivery = d.id, error = %e, "recording a delivery failed; its lease will expire and it will be retried"),
+                Ok(false) => tracing::warn!(
+                    delivery = d.id,
+                    "lease lost before the outcome was recorded"
+                ),
+                Err(e) => {
+                    tracing::error!(delivery = d.id, error = %e, "recording a delivery failed; its lease will expire and it will be retried")
+                }
             }
         }
         Ok(None) => {
-            tracing::warn!(delivery = d.id, "lease lost during the attempt; another worker has it");
+            tracing::warn!(
+                delivery = d.id,
+                "lease lost during the attempt; another worker has it"
+            );
         }
         Err(e) => {
             if e.is_retryable() {
@@ -159,7 +199,18 @@ pub async fn deliver_one(engine: &Engine, owner: &str, d: Delivery) {
                 d.create_sent_at.is_some() || d.note_sent_at.is_some()
             };
             let msg = format!("{} ({})", e, e.class());
-            fail(engine, owner, &d, started, calls, Some(&run), &msg, e.is_retryable(), unknown).await;
+            fail(
+                engine,
+                owner,
+                &d,
+                started,
+                calls,
+                Some(&run),
+                &msg,
+                e.is_retryable(),
+                unknown,
+            )
+            .await;
         }
     }
 }
@@ -174,7 +225,7 @@ async fn fail(
     run: Option<&Run>,
     error: &str,
     retryable: bool,
-    create_outcome_unknown: bool,
+    outcome_unknown: bool,
 ) {
     Stats::inc(&engine.stats.delivery_failures);
     let policy = engine.config.retry;
@@ -185,7 +236,13 @@ async fn fail(
     });
     // Honour the PSA's Retry-After through the breaker's pause as well as the row's time.
     let retry_at = retry_at.map(|t| {
-        t.max(now_ms() + engine.breakers.paused_for(d.connection_id).map_or(0, |p| p.as_millis() as i64))
+        t.max(
+            now_ms()
+                + engine
+                    .breakers
+                    .paused_for(d.connection_id)
+                    .map_or(0, |p| p.as_millis() as i64),
+        )
     });
     if retry_at.is_none() {
         Stats::inc(&engine.stats.deliveries_dead);
@@ -199,10 +256,26 @@ async fn fail(
         summary: run.map(|r| r.summary.join("; ")).filter(|s| !s.is_empty()),
         error: Some(error.to_string()),
     };
-    tracing::warn!(delivery = d.id, attempt = d.attempts, error, retry = retry_at.is_some(), "delivery attempt failed");
+    tracing::warn!(
+        delivery = d.id,
+        attempt = d.attempts,
+        error,
+        retry = retry_at.is_some(),
+        "delivery attempt failed"
+    );
     if let Err(e) = engine
         .store
-        .fail_delivery(d, owner, error, retry_at, create_outcome_unknown, &attempt, now_ms())
+        .fail_delivery(
+            d,
+            owner,
+            &Failure {
+                error,
+                retry_at,
+                outcome_unknown,
+            },
+            &attempt,
+            now_ms(),
+        )
         .await
     {
         tracing::error!(delivery = d.id, error = %e, "recording a failed attempt failed; its lease will expire");
@@ -223,7 +296,8 @@ async fn attempt(
     run: &mut Run,
     trust: Duration,
 ) -> Result<Option<Success>, PsaError> {
-    let route = StoredRoute::parse(&d.route).ok_or_else(|| PsaError::Invalid("the delivery's route is unreadable".into()))?;
+    let route = StoredRoute::parse(&d.route)
+        .ok_or_else(|| PsaError::Invalid("the delivery's route is unreadable".into()))?;
     let action = d.event.event.action;
     let group = engine
         .store
@@ -241,7 +315,10 @@ async fn attempt(
     if d.create_sent_at.is_some() {
         let reference = reference(&install_id(engine).await?, d.id);
         if let Some(found) = connector.find_ticket_by_reference(&reference).await? {
-            run.summary.push(format!("found ticket {} from an earlier attempt by its reference", found.id));
+            run.summary.push(format!(
+                "found ticket {} from an earlier attempt by its reference",
+                found.id
+            ));
             return Ok(Some(Success {
                 psa_action: "created",
                 ticket_id: Some(found.id),
@@ -250,15 +327,22 @@ async fn attempt(
                 contact_source: None,
             }));
         }
-        run.summary.push("an earlier create did not land; creating".into());
+        run.summary
+            .push("an earlier create did not land; creating".into());
     }
     // Likewise a note an earlier attempt may have added to the open ticket.
     if d.note_sent_at.is_some()
         && let Some(g) = &group
     {
         let reference = reference(&install_id(engine).await?, d.id);
-        if connector.find_note_by_reference(&g.ticket_id, &reference).await? {
-            run.summary.push(format!("found the note on ticket {} from an earlier attempt", g.ticket_id));
+        if connector
+            .find_note_by_reference(&g.ticket_id, &reference)
+            .await?
+        {
+            run.summary.push(format!(
+                "found the note on ticket {} from an earlier attempt",
+                g.ticket_id
+            ));
             return Ok(Some(Success {
                 psa_action: "noted",
                 ticket_id: Some(g.ticket_id.clone()),
@@ -287,13 +371,20 @@ async fn attempt(
                 }));
             }
             Plan::VerifyThenNote { ticket_id } => {
-                let states = connector.ticket_states(std::slice::from_ref(&ticket_id)).await?;
+                let states = connector
+                    .ticket_states(std::slice::from_ref(&ticket_id))
+                    .await?;
                 match states.into_iter().find(|s| s.id == ticket_id) {
                     Some(s) if !s.closed => {
-                        run.summary.push(format!("ticket {ticket_id} verified open"));
+                        run.summary
+                            .push(format!("ticket {ticket_id} verified open"));
                         let _ = engine
                             .store
-                            .confirm_open(d.connection_id, &[(ticket_id.clone(), s.number.clone())], now_ms())
+                            .confirm_open(
+                                d.connection_id,
+                                &[(ticket_id.clone(), s.number.clone())],
+                                now_ms(),
+                            )
                             .await;
                         next = Plan::Note { ticket_id };
                     }
@@ -311,16 +402,25 @@ async fn attempt(
                 let reference = reference(&install_id(engine).await?, d.id);
                 let note = NewNote {
                     title: truncate(&ctx.note_title(), 250),
-                    text: format!("{}\n\nPSA Bridge reference: {reference}", ctx.ticket_description()),
+                    text: format!(
+                        "{}\n\nPSA Bridge reference: {reference}",
+                        ctx.ticket_description()
+                    ),
                     reference,
                 };
-                if !engine.store.mark_note_sent(d.id, owner, now_ms()).await.map_err(store_err)? {
+                if !engine
+                    .store
+                    .mark_note_sent(d.id, owner, now_ms())
+                    .await
+                    .map_err(store_err)?
+                {
                     return Ok(None);
                 }
                 run.note_sent = true;
                 match connector.add_note(&ticket_id, &note).await {
                     Ok(()) => {
-                        run.summary.push(format!("note added to ticket {ticket_id}"));
+                        run.summary
+                            .push(format!("note added to ticket {ticket_id}"));
                         return Ok(Some(Success {
                             psa_action: "noted",
                             ticket_id: Some(ticket_id),
@@ -330,7 +430,8 @@ async fn attempt(
                         }));
                     }
                     Err(PsaError::NotFound(_)) => {
-                        run.summary.push(format!("ticket {ticket_id} no longer exists"));
+                        run.summary
+                            .push(format!("ticket {ticket_id} no longer exists"));
                         close_group(engine, d, &ticket_id).await?;
                         next = after_closed(action);
                     }
@@ -347,12 +448,20 @@ async fn attempt(
                     fields: route.fields.clone(),
                     reference: reference(&install_id(engine).await?, d.id),
                 };
-                if !engine.store.mark_create_sent(d.id, owner, now_ms()).await.map_err(store_err)? {
+                if !engine
+                    .store
+                    .mark_create_sent(d.id, owner, now_ms())
+                    .await
+                    .map_err(store_err)?
+                {
                     return Ok(None);
                 }
                 run.create_sent = true;
                 let t = connector.create_ticket(&ticket).await?;
-                run.summary.push(format!("ticket {} created for company {}", t.id, route.company_id));
+                run.summary.push(format!(
+                    "ticket {} created for company {}",
+                    t.id, route.company_id
+                ));
                 return Ok(Some(Success {
                     psa_action: "created",
                     ticket_id: Some(t.id),
@@ -393,7 +502,10 @@ async fn contact_for(
     if route.mapped
         && let Some(user) = &d.event.event.user
     {
-        found = match engine.contacts.get(d.connection_id, &route.company_id, &user.email) {
+        found = match engine
+            .contacts
+            .get(d.connection_id, &route.company_id, &user.email)
+        {
             Some(ids) => ids,
             None => {
                 let ids: Vec<String> = connector
@@ -402,12 +514,18 @@ async fn contact_for(
                     .into_iter()
                     .map(|c| c.id)
                     .collect();
-                engine.contacts.put(d.connection_id, &route.company_id, &user.email, ids.clone());
+                engine
+                    .contacts
+                    .put(d.connection_id, &route.company_id, &user.email, ids.clone());
                 ids
             }
         };
     }
-    let chosen = choose_contact(&found, route.default_contact_id.as_deref(), route.catch_all_contact_id.as_deref());
+    let chosen = choose_contact(
+        &found,
+        route.default_contact_id.as_deref(),
+        route.catch_all_contact_id.as_deref(),
+    );
     if let Some((id, src)) = &chosen {
         run.summary.push(format!("contact {id} ({})", src.as_str()));
     }
@@ -423,7 +541,12 @@ async fn install_id(engine: &Engine) -> Result<String, PsaError> {
 }
 
 async fn client_name(engine: &Engine, partner: &str, client: &str) -> Option<String> {
-    engine.store.client_name(partner, client).await.ok().flatten()
+    engine
+        .store
+        .client_name(partner, client)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// A storage failure inside an attempt is retried like a transient PSA failure — but it is not

@@ -116,7 +116,12 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(store: Store, connectors: ConnectorRegistry, catalog: Arc<Catalog>, config: EngineConfig) -> Engine {
+    pub fn new(
+        store: Store,
+        connectors: ConnectorRegistry,
+        catalog: Arc<Catalog>,
+        config: EngineConfig,
+    ) -> Engine {
         Engine {
             store,
             connectors,
@@ -138,8 +143,12 @@ impl Engine {
         tracker.spawn(async move {
             match engine.store.release_orphaned_claims(now_ms()).await {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(deliveries = n, "released claims left by a previous process"),
-                Err(e) => tracing::warn!(error = %e, "could not release old claims; they will expire"),
+                Ok(n) => {
+                    tracing::info!(deliveries = n, "released claims left by a previous process")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not release old claims; they will expire")
+                }
             }
             deliver::run(engine, stop).await
         });

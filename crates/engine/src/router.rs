@@ -4,9 +4,9 @@ use std::collections::HashMap;
 
 use psabridge_core::routing::{Routing, route};
 use psabridge_core::settings::{PartnerSettings, TicketDefaults};
+use psabridge_store::StoreError;
 use psabridge_store::config::defaults_to_json;
 use psabridge_store::outbox::{NewDelivery, RoutingResult, StoredEvent};
-use psabridge_store::StoreError;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -32,7 +32,10 @@ pub async fn run(engine: Engine, shutdown: CancellationToken) {
 
 /// Route one batch; returns how many events it routed.
 pub async fn route_once(engine: &Engine) -> Result<usize, StoreError> {
-    let events = engine.store.unrouted_events(engine.config.route_batch).await?;
+    let events = engine
+        .store
+        .unrouted_events(engine.config.route_batch)
+        .await?;
     if events.is_empty() {
         return Ok(0);
     }
@@ -105,7 +108,9 @@ impl StoredRoute {
             mapped: v.get("mapped").and_then(|m| m.as_bool()).unwrap_or(false),
             default_contact_id: s("default_contact_id"),
             catch_all_contact_id: s("catch_all_contact_id"),
-            fields: psabridge_store::config::defaults_from_json(v.get("fields").unwrap_or(&serde_json::Value::Null)),
+            fields: psabridge_store::config::defaults_from_json(
+                v.get("fields").unwrap_or(&serde_json::Value::Null),
+            ),
         })
     }
 }

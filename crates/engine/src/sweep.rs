@@ -39,7 +39,10 @@ pub async fn sweep_once(engine: &Engine) -> Result<usize, StoreError> {
             engine.config.sweep_age
         };
         let before = now_ms() - age.as_millis() as i64;
-        let groups = engine.store.groups_to_sweep(conn.id, before, BATCH as i64 * 4).await?;
+        let groups = engine
+            .store
+            .groups_to_sweep(conn.id, before, BATCH as i64 * 4)
+            .await?;
         if groups.is_empty() {
             continue;
         }
@@ -79,7 +82,10 @@ pub async fn sweep_once(engine: &Engine) -> Result<usize, StoreError> {
                 }
             }
             engine.store.confirm_open(conn.id, &open, now).await?;
-            engine.store.record_ticket_numbers(conn.id, &closed_numbers).await?;
+            engine
+                .store
+                .record_ticket_numbers(conn.id, &closed_numbers)
+                .await?;
             if !closed.is_empty() {
                 let n = engine.store.close_tickets(conn.id, &closed, now).await?;
                 for _ in 0..n {

@@ -12,8 +12,8 @@ use psabridge_core::event::{Action, EventUser, NewEvent, Severity};
 use psabridge_core::settings::{CompanyContact, GroupingMode, PsaKind, TicketDefaults};
 use psabridge_engine::{ConnectorRegistry, Engine, EngineConfig};
 use psabridge_psa::{
-    CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, NewNote, NewTicket, PsaError, PsaLists,
-    TicketRef, TicketState, WebhookRegistration,
+    CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, NewNote, NewTicket,
+    PsaError, PsaLists, TicketRef, TicketState, WebhookRegistration,
 };
 use psabridge_store::config::{MappingRow, NewConnection};
 use psabridge_store::ingest::Incoming;
@@ -48,17 +48,33 @@ struct FakePsa {
 
 impl FakePsa {
     fn fault(&self, op: &'static str, f: Fault) {
-        self.state.lock().unwrap().faults.entry(op).or_default().push(f);
+        self.state
+            .lock()
+            .unwrap()
+            .faults
+            .entry(op)
+            .or_default()
+            .push(f);
     }
 
     fn next_fault(&self, op: &'static str) -> Option<Fault> {
         let mut s = self.state.lock().unwrap();
         let list = s.faults.get_mut(op)?;
-        if list.is_empty() { None } else { Some(list.remove(0)) }
+        if list.is_empty() {
+            None
+        } else {
+            Some(list.remove(0))
+        }
     }
 
     fn tickets(&self) -> Vec<(u64, NewTicket, bool)> {
-        self.state.lock().unwrap().tickets.iter().map(|(k, (t, c))| (*k, t.clone(), *c)).collect()
+        self.state
+            .lock()
+            .unwrap()
+            .tickets
+            .iter()
+            .map(|(k, (t, c))| (*k, t.clone(), *c))
+            .collect()
     }
 
     fn notes(&self) -> Vec<(String, NewNote)> {
@@ -106,9 +122,21 @@ impl Connector for FakePsa {
     }
     async fn contacts(&self, company_id: &str) -> Result<Vec<Contact>, PsaError> {
         self.meter.record();
-        Ok(self.state.lock().unwrap().contacts.iter().filter(|c| c.company_id == company_id).cloned().collect())
+        Ok(self
+            .state
+            .lock()
+            .unwrap()
+            .contacts
+            .iter()
+            .filter(|c| c.company_id == company_id)
+            .cloned()
+            .collect())
     }
-    async fn find_contacts_by_email(&self, company_id: &str, email: &str) -> Result<Vec<Contact>, PsaError> {
+    async fn find_contacts_by_email(
+        &self,
+        company_id: &str,
+        email: &str,
+    ) -> Result<Vec<Contact>, PsaError> {
         self.meter.record();
         Ok(self
             .state
@@ -141,7 +169,10 @@ impl Connector for FakePsa {
             }),
         }
     }
-    async fn find_ticket_by_reference(&self, reference: &str) -> Result<Option<TicketRef>, PsaError> {
+    async fn find_ticket_by_reference(
+        &self,
+        reference: &str,
+    ) -> Result<Option<TicketRef>, PsaError> {
         self.meter.record();
         Ok(self
             .state
@@ -161,19 +192,35 @@ impl Connector for FakePsa {
         if let Some(Fault::Fail(e)) = fault {
             return Err(e);
         }
-        let exists = self.state.lock().unwrap().tickets.contains_key(&ticket_id.parse::<u64>().unwrap_or(0));
+        let exists = self
+            .state
+            .lock()
+            .unwrap()
+            .tickets
+            .contains_key(&ticket_id.parse::<u64>().unwrap_or(0));
         if !exists {
             return Err(PsaError::NotFound(format!("ticket {ticket_id}")));
         }
-        self.state.lock().unwrap().notes.push((ticket_id.to_string(), note.clone()));
+        self.state
+            .lock()
+            .unwrap()
+            .notes
+            .push((ticket_id.to_string(), note.clone()));
         match fault {
             Some(Fault::AfterCommit) => Err(lost()),
             _ => Ok(()),
         }
     }
-    async fn find_note_by_reference(&self, ticket_id: &str, reference: &str) -> Result<bool, PsaError> {
+    async fn find_note_by_reference(
+        &self,
+        ticket_id: &str,
+        reference: &str,
+    ) -> Result<bool, PsaError> {
         self.meter.record();
-        Ok(self.notes().iter().any(|(t, n)| t == ticket_id && n.reference == reference))
+        Ok(self
+            .notes()
+            .iter()
+            .any(|(t, n)| t == ticket_id && n.reference == reference))
     }
     async fn ticket_states(&self, ids: &[String]) -> Result<Vec<TicketState>, PsaError> {
         self.meter.record();
@@ -181,16 +228,22 @@ impl Connector for FakePsa {
         Ok(ids
             .iter()
             .filter_map(|id| {
-                s.tickets.get(&id.parse::<u64>().ok()?).map(|(_, closed)| TicketState {
-                    id: id.clone(),
-                    closed: *closed,
-                    status: if *closed { "5".into() } else { "1".into() },
-                    number: Some(format!("T{id}")),
-                })
+                s.tickets
+                    .get(&id.parse::<u64>().ok()?)
+                    .map(|(_, closed)| TicketState {
+                        id: id.clone(),
+                        closed: *closed,
+                        status: if *closed { "5".into() } else { "1".into() },
+                        number: Some(format!("T{id}")),
+                    })
             })
             .collect())
     }
-    async fn register_status_webhook(&self, _: &str, _: &str) -> Result<Option<WebhookRegistration>, PsaError> {
+    async fn register_status_webhook(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<WebhookRegistration>, PsaError> {
         Ok(None)
     }
     fn meter(&self) -> &CallMeter {
@@ -240,7 +293,16 @@ async fn world(grouping: GroupingMode, config: EngineConfig) -> Result<World> {
         contact_id: Some("9001".into()),
     };
     store
-        .update_connection(conn, None, None, None, None, Some(Some(&catch_all)), Some(&defaults), 0)
+        .update_connection(
+            conn,
+            None,
+            None,
+            None,
+            None,
+            Some(Some(&catch_all)),
+            Some(&defaults),
+            0,
+        )
         .await?;
     store.set_default_connection("p", Some(conn)).await?;
     store
@@ -267,7 +329,12 @@ async fn world(grouping: GroupingMode, config: EngineConfig) -> Result<World> {
     });
     let registry = ConnectorRegistry::new();
     registry.install(&store.connection("p", conn).await?, Arc::new(psa.clone()));
-    let engine = Engine::new(store.clone(), registry, Arc::new(Catalog::parse(CATALOG)?), config);
+    let engine = Engine::new(
+        store.clone(),
+        registry,
+        Arc::new(Catalog::parse(CATALOG)?),
+        config,
+    );
     Ok(World {
         store,
         engine,
@@ -316,7 +383,9 @@ impl World {
     /// Accept events and run the engine until every delivery is finished.
     async fn run(&self, events: Vec<Incoming>) -> Result<()> {
         let ids: Vec<String> = events.iter().map(|e| e.event.id.clone()).collect();
-        self.store.accept_events(events, chrono::Utc::now().timestamp_millis()).await?;
+        self.store
+            .accept_events(events, chrono::Utc::now().timestamp_millis())
+            .await?;
         let stop = CancellationToken::new();
         let tracker = tokio_util::task::TaskTracker::new();
         self.engine.spawn(stop.clone(), &tracker);
@@ -325,9 +394,14 @@ impl World {
             for id in &ids {
                 let r = self.store.event_record("p", id).await?;
                 let done = r.routed_at.is_some()
-                    && r.deliveries.iter().all(|d| d.state == "delivered" || d.state == "dead");
+                    && r.deliveries
+                        .iter()
+                        .all(|d| d.state == "delivered" || d.state == "dead");
                 if !done {
-                    anyhow::ensure!(std::time::Instant::now() < deadline, "event {id} not finished: {r:?}");
+                    anyhow::ensure!(
+                        std::time::Instant::now() < deadline,
+                        "event {id} not finished: {r:?}"
+                    );
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue 'wait;
                 }
@@ -348,15 +422,24 @@ impl World {
 #[tokio::test]
 async fn first_alert_creates_later_alerts_note_with_one_call_each() -> Result<()> {
     let w = world(GroupingMode::User, fast()).await?;
-    w.run(vec![ev("1", "a", Some("ann@acme.test"), Action::Trigger)]).await?;
+    w.run(vec![ev("1", "a", Some("ann@acme.test"), Action::Trigger)])
+        .await?;
     let calls_after_first = w.psa.meter.total();
     assert_eq!(calls_after_first, 2, "one contact look-up and one create");
-    w.run(vec![ev("2", "b", Some("ann@acme.test"), Action::Trigger)]).await?;
-    assert_eq!(w.psa.meter.total() - calls_after_first, 1, "a note is one call");
+    w.run(vec![ev("2", "b", Some("ann@acme.test"), Action::Trigger)])
+        .await?;
+    assert_eq!(
+        w.psa.meter.total() - calls_after_first,
+        1,
+        "a note is one call"
+    );
     let tickets = w.psa.tickets();
     assert_eq!(tickets.len(), 1);
     let t = &tickets[0].1;
-    assert_eq!((t.company_id.as_str(), t.contact_id.as_deref()), ("100", Some("1050")));
+    assert_eq!(
+        (t.company_id.as_str(), t.contact_id.as_deref()),
+        ("100", Some("1050"))
+    );
     assert_eq!(t.fields.queue.as_deref(), Some("8"));
     assert!(t.title.contains("Alert A"), "{}", t.title);
     assert_eq!(w.psa.notes().len(), 1);
@@ -381,7 +464,16 @@ async fn user_and_alert_opens_a_ticket_per_alert_type() -> Result<()> {
 #[tokio::test]
 async fn ten_concurrent_alerts_of_one_user_make_one_ticket_and_nine_notes() -> Result<()> {
     let w = world(GroupingMode::User, fast()).await?;
-    let events = (0..10).map(|i| ev(&format!("c{i}"), "a", Some("ann@acme.test"), Action::Trigger)).collect();
+    let events = (0..10)
+        .map(|i| {
+            ev(
+                &format!("c{i}"),
+                "a",
+                Some("ann@acme.test"),
+                Action::Trigger,
+            )
+        })
+        .collect();
     w.run(events).await?;
     assert_eq!(w.psa.tickets().len(), 1);
     assert_eq!(w.psa.notes().len(), 9);
@@ -393,13 +485,16 @@ async fn a_stale_open_ticket_is_verified_and_a_closed_one_replaced() -> Result<(
     let mut config = fast();
     config.trust_without_webhook = Duration::ZERO;
     let w = world(GroupingMode::User, config).await?;
-    w.run(vec![ev("1", "a", Some("ann@acme.test"), Action::Trigger)]).await?;
+    w.run(vec![ev("1", "a", Some("ann@acme.test"), Action::Trigger)])
+        .await?;
     let first = w.psa.tickets()[0].0;
     w.psa.close(first);
-    w.run(vec![ev("2", "a", Some("ann@acme.test"), Action::Trigger)]).await?;
+    w.run(vec![ev("2", "a", Some("ann@acme.test"), Action::Trigger)])
+        .await?;
     assert_eq!(w.psa.tickets().len(), 2, "a closed ticket is never noted");
     assert!(w.psa.notes().is_empty());
-    w.run(vec![ev("3", "a", Some("ann@acme.test"), Action::Trigger)]).await?;
+    w.run(vec![ev("3", "a", Some("ann@acme.test"), Action::Trigger)])
+        .await?;
     assert_eq!(w.psa.notes().len(), 1, "verified open: noted");
     assert_eq!(w.store.open_groups(w.conn).await?.len(), 1);
     Ok(())
@@ -414,7 +509,14 @@ async fn a_create_whose_answer_was_lost_is_found_not_repeated() -> Result<()> {
     let d = w.delivery("1").await?;
     assert_eq!(d.state, "delivered");
     assert_eq!(d.attempts, 2);
-    assert!(d.history[1].summary.as_deref().unwrap_or("").contains("earlier attempt"), "{d:?}");
+    assert!(
+        d.history[1]
+            .summary
+            .as_deref()
+            .unwrap_or("")
+            .contains("earlier attempt"),
+        "{d:?}"
+    );
     Ok(())
 }
 
@@ -442,14 +544,32 @@ async fn a_known_failure_retries_without_looking_and_invalid_is_dead() -> Result
     w.run(vec![ev("1", "a", None, Action::Trigger)]).await?;
     let d = w.delivery("1").await?;
     assert_eq!((d.state.as_str(), d.attempts), ("delivered", 2));
-    assert!(d.history[0].error.as_deref().unwrap_or("").contains("rate_limited"));
-    assert_eq!(w.psa.meter.total(), 2, "two creates, no look-up after a known failure");
+    assert!(
+        d.history[0]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("rate_limited")
+    );
+    assert_eq!(
+        w.psa.meter.total(),
+        2,
+        "two creates, no look-up after a known failure"
+    );
 
-    w.psa.fault("create", Fault::Fail(PsaError::Invalid("title is required".into())));
-    w.run(vec![ev("2", "a", Some("zed@else.test"), Action::Trigger)]).await?;
+    w.psa.fault(
+        "create",
+        Fault::Fail(PsaError::Invalid("title is required".into())),
+    );
+    w.run(vec![ev("2", "a", Some("zed@else.test"), Action::Trigger)])
+        .await?;
     let d = w.delivery("2").await?;
     assert_eq!((d.state.as_str(), d.attempts), ("dead", 1));
-    assert!(d.last_error.unwrap_or_default().contains("title is required"));
+    assert!(
+        d.last_error
+            .unwrap_or_default()
+            .contains("title is required")
+    );
     Ok(())
 }
 
@@ -462,7 +582,10 @@ async fn a_deleted_ticket_is_replaced_and_resolves_need_an_open_ticket() -> Resu
     w.run(vec![ev("1", "a", None, Action::Trigger)]).await?;
     w.psa.state.lock().unwrap().tickets.clear();
     w.run(vec![ev("2", "a", None, Action::Trigger)]).await?;
-    assert_eq!(w.delivery("2").await?.psa_action.as_deref(), Some("created"));
+    assert_eq!(
+        w.delivery("2").await?.psa_action.as_deref(),
+        Some("created")
+    );
     w.run(vec![ev("3", "a", None, Action::Resolve)]).await?;
     assert_eq!(w.delivery("3").await?.psa_action.as_deref(), Some("noted"));
     Ok(())
@@ -473,12 +596,29 @@ async fn unmapped_clients_and_unknown_emails_get_the_right_contact() -> Result<(
     let w = world(GroupingMode::User, fast()).await?;
     let mut stranger = ev("1", "a", Some("ann@acme.test"), Action::Trigger);
     stranger.event.client = "stranger".into();
-    w.run(vec![stranger, ev("2", "b", Some("nobody@acme.test"), Action::Trigger)]).await?;
+    w.run(vec![
+        stranger,
+        ev("2", "b", Some("nobody@acme.test"), Action::Trigger),
+    ])
+    .await?;
     let tickets = w.psa.tickets();
-    let by_company: HashMap<&str, Option<&str>> =
-        tickets.iter().map(|(_, t, _)| (t.company_id.as_str(), t.contact_id.as_deref())).collect();
-    assert_eq!(by_company.get("900"), Some(&Some("9001")), "catch-all company and contact");
-    assert_eq!(by_company.get("100"), Some(&Some("1001")), "mapping's default contact");
-    assert_eq!(w.delivery("1").await?.contact_source.as_deref(), Some("catch_all"));
+    let by_company: HashMap<&str, Option<&str>> = tickets
+        .iter()
+        .map(|(_, t, _)| (t.company_id.as_str(), t.contact_id.as_deref()))
+        .collect();
+    assert_eq!(
+        by_company.get("900"),
+        Some(&Some("9001")),
+        "catch-all company and contact"
+    );
+    assert_eq!(
+        by_company.get("100"),
+        Some(&Some("1001")),
+        "mapping's default contact"
+    );
+    assert_eq!(
+        w.delivery("1").await?.contact_source.as_deref(),
+        Some("catch_all")
+    );
     Ok(())
 }

@@ -23,8 +23,8 @@ use tokio::sync::{Mutex, RwLock};
 
 use crate::limits::{EndpointSlots, TokenBucket};
 use crate::{
-    CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, ListItem, NewNote, NewTicket, PsaError,
-    PsaLists, TicketRef, TicketState, WebhookRegistration,
+    CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, ListItem, NewNote,
+    NewTicket, PsaError, PsaLists, TicketRef, TicketState, WebhookRegistration,
 };
 
 /// What an Autotask API user gives us.
@@ -125,12 +125,19 @@ fn num(field: &str, id: &str) -> Result<Value, PsaError> {
 
 /// `Retry-After` as seconds or an HTTP date.
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().to_string();
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .to_string();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
     let when = chrono::DateTime::parse_from_rfc2822(&v).ok()?;
-    (when.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok()
+    (when.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
+        .ok()
 }
 
 /// The messages of an Autotask error body (`{"errors":["…"]}`), or the raw text.
@@ -139,7 +146,11 @@ fn error_messages(body: &str) -> String {
         Ok(v) => {
             if let Some(list) = v.get("errors").and_then(Value::as_array) {
                 list.iter()
-                    .map(|e| text(e).or_else(|| e.get("message").and_then(text)).unwrap_or_else(|| e.to_string()))
+                    .map(|e| {
+                        text(e)
+                            .or_else(|| e.get("message").and_then(text))
+                            .unwrap_or_else(|| e.to_string())
+                    })
                     .collect::<Vec<_>>()
                     .join("; ")
             } else if let Some(m) = v.get("Message").and_then(Value::as_str) {
@@ -150,18 +161,30 @@ fn error_messages(body: &str) -> String {
         }
         Err(_) => {
             let t = body.trim();
-            if t.starts_with('<') { "an HTML error page".to_string() } else { truncate(t, 300) }
+            if t.starts_with('<') {
+                "an HTML error page".to_string()
+            } else {
+                truncate(t, 300)
+            }
         }
     }
 }
 
 /// Classify an HTTP answer that is not 200. `write` is true when the request may have changed
 /// something in Autotask (so a lost answer leaves the outcome unknown).
-fn classify(status: StatusCode, headers: &reqwest::header::HeaderMap, body: &str, write: bool) -> PsaError {
+fn classify(
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &str,
+    write: bool,
+) -> PsaError {
     let msg = error_messages(body);
     let lower = msg.to_lowercase();
     let is_json = serde_json::from_str::<Value>(body).is_ok();
-    if lower.contains("itgenatr005") || lower.contains("thread threshold") || lower.contains("threshold") && status == StatusCode::TOO_MANY_REQUESTS {
+    if lower.contains("itgenatr005")
+        || lower.contains("thread threshold")
+        || lower.contains("threshold") && status == StatusCode::TOO_MANY_REQUESTS
+    {
         return PsaError::RateLimited {
             retry_after: retry_after(headers).or(Some(Duration::from_secs(1))),
             message: msg,
@@ -169,7 +192,8 @@ fn classify(status: StatusCode, headers: &reqwest::header::HeaderMap, body: &str
     }
     if lower.contains("integrationcode is invalid") {
         return PsaError::Auth(
-            "Autotask says the integration code (API tracking identifier) is invalid — check it".into(),
+            "Autotask says the integration code (API tracking identifier) is invalid — check it"
+                .into(),
         );
     }
     if lower.contains("adequate permission") || status == StatusCode::FORBIDDEN {
@@ -179,7 +203,8 @@ fn classify(status: StatusCode, headers: &reqwest::header::HeaderMap, body: &str
     }
     match status {
         StatusCode::UNAUTHORIZED => PsaError::Auth(
-            "Autotask refused the user name or secret (401) — check the API user's credentials".into(),
+            "Autotask refused the user name or secret (401) — check the API user's credentials"
+                .into(),
         ),
         StatusCode::TOO_MANY_REQUESTS => PsaError::RateLimited {
             retry_after: retry_after(headers),
@@ -206,7 +231,11 @@ fn classify(status: StatusCode, headers: &reqwest::header::HeaderMap, body: &str
 }
 
 impl AutotaskConnector {
-    pub fn new(http: reqwest::Client, credentials: AutotaskCredentials, options: AutotaskOptions) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        credentials: AutotaskCredentials,
+        options: AutotaskOptions,
+    ) -> Self {
         AutotaskConnector {
             http,
             bucket: TokenBucket::per_hour(options.requests_per_hour),
@@ -249,21 +278,34 @@ impl AutotaskConnector {
             .timeout(self.opts.request_timeout)
             .send()
             .await
-            .map_err(|e| PsaError::Unreachable(format!("zone discovery at {}: {}", self.creds.zone_discovery_url, root_cause(&e))))?;
+            .map_err(|e| {
+                PsaError::Unreachable(format!(
+                    "zone discovery at {}: {}",
+                    self.creds.zone_discovery_url,
+                    root_cause(&e)
+                ))
+            })?;
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
         if status != StatusCode::OK {
             let msg = error_messages(&body);
-            if msg.to_lowercase().contains("zone information could not be determined") || status == StatusCode::INTERNAL_SERVER_ERROR {
+            if msg
+                .to_lowercase()
+                .contains("zone information could not be determined")
+                || status == StatusCode::INTERNAL_SERVER_ERROR
+            {
                 return Err(PsaError::Auth(format!(
                     "Autotask knows no API user '{}' (zone discovery found no zone) — check the user name",
                     self.creds.username
                 )));
             }
-            return Err(PsaError::Unreachable(format!("zone discovery answered {status}: {msg}")));
+            return Err(PsaError::Unreachable(format!(
+                "zone discovery answered {status}: {msg}"
+            )));
         }
-        let v: Value = serde_json::from_str(&body)
-            .map_err(|_| PsaError::Unreachable(format!("zone discovery at {url} did not answer JSON")))?;
+        let v: Value = serde_json::from_str(&body).map_err(|_| {
+            PsaError::Unreachable(format!("zone discovery at {url} did not answer JSON"))
+        })?;
         let mut zone = v
             .get("url")
             .and_then(Value::as_str)
@@ -277,7 +319,14 @@ impl AutotaskConnector {
     }
 
     /// One Autotask call. `entity` names the thread-limit bucket; `path` is below `V1.0/`.
-    async fn call(&self, method: Method, entity: &str, path: &str, body: Option<&Value>, write: bool) -> Result<Value, PsaError> {
+    async fn call(
+        &self,
+        method: Method,
+        entity: &str,
+        path: &str,
+        body: Option<&Value>,
+        write: bool,
+    ) -> Result<Value, PsaError> {
         let zone = self.zone().await?;
         self.bucket.acquire().await;
         let _slot = self.slots.acquire(entity).await;
@@ -310,7 +359,11 @@ impl AutotaskConnector {
                     outcome_unknown: write,
                     message: format!(
                         "{} {entity}: {}",
-                        if e.is_timeout() { "timed out calling" } else { "lost the answer of" },
+                        if e.is_timeout() {
+                            "timed out calling"
+                        } else {
+                            "lost the answer of"
+                        },
                         root_cause(&e)
                     ),
                 });
@@ -340,7 +393,13 @@ impl AutotaskConnector {
     }
 
     /// Every record of a query, page after page by id (`id gt last`), at most `limit`.
-    async fn query_all(&self, entity: &str, filter: Vec<Value>, include: &[&str], limit: usize) -> Result<Vec<Value>, PsaError> {
+    async fn query_all(
+        &self,
+        entity: &str,
+        filter: Vec<Value>,
+        include: &[&str],
+        limit: usize,
+    ) -> Result<Vec<Value>, PsaError> {
         let mut out = Vec::new();
         let mut last: Option<i64> = None;
         loop {
@@ -350,10 +409,25 @@ impl AutotaskConnector {
             }
             let page = (limit - out.len()).min(MAX_PAGE);
             let body = json!({"filter": f, "MaxRecords": page, "IncludeFields": include});
-            let v = self.call(Method::POST, entity, &format!("{entity}/query"), Some(&body), false).await?;
-            let items = v.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+            let v = self
+                .call(
+                    Method::POST,
+                    entity,
+                    &format!("{entity}/query"),
+                    Some(&body),
+                    false,
+                )
+                .await?;
+            let items = v
+                .get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             let n = items.len();
-            last = items.iter().filter_map(|i| i.get("id").and_then(Value::as_i64)).max();
+            last = items
+                .iter()
+                .filter_map(|i| i.get("id").and_then(Value::as_i64))
+                .max();
             out.extend(items);
             if n < page || out.len() >= limit || last.is_none() {
                 return Ok(out);
@@ -363,12 +437,28 @@ impl AutotaskConnector {
 
     async fn picklists(&self, entity: &str, wanted: &[(&str, &str)]) -> Result<PsaLists, PsaError> {
         let v = self
-            .call(Method::GET, entity, &format!("{entity}/entityInformation/fields"), None, false)
+            .call(
+                Method::GET,
+                entity,
+                &format!("{entity}/entityInformation/fields"),
+                None,
+                false,
+            )
             .await?;
         let mut lists = PsaLists::new();
-        for f in v.get("fields").and_then(Value::as_array).into_iter().flatten() {
-            let Some(name) = f.get("name").and_then(Value::as_str) else { continue };
-            let Some((_, ours)) = wanted.iter().find(|(theirs, _)| theirs.eq_ignore_ascii_case(name)) else {
+        for f in v
+            .get("fields")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(name) = f.get("name").and_then(Value::as_str) else {
+                continue;
+            };
+            let Some((_, ours)) = wanted
+                .iter()
+                .find(|(theirs, _)| theirs.eq_ignore_ascii_case(name))
+            else {
                 continue;
             };
             let items = f
@@ -379,9 +469,16 @@ impl AutotaskConnector {
                 .filter_map(|p| {
                     Some(ListItem {
                         id: p.get("value").and_then(text)?,
-                        label: p.get("label").and_then(Value::as_str).unwrap_or_default().to_string(),
+                        label: p
+                            .get("label")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
                         active: p.get("isActive").and_then(Value::as_bool).unwrap_or(true),
-                        parent: p.get("parentValue").and_then(text).filter(|s| !s.is_empty()),
+                        parent: p
+                            .get("parentValue")
+                            .and_then(text)
+                            .filter(|s| !s.is_empty()),
                     })
                 })
                 .collect();
@@ -407,23 +504,39 @@ impl AutotaskConnector {
                 .unwrap_or_else(|| "1".to_string())
         };
         Ok((
-            self.opts.note_type.clone().unwrap_or_else(|| first_active("note_type", "detail")),
-            self.opts.note_publish.clone().unwrap_or_else(|| first_active("note_publish", "all autotask users")),
+            self.opts
+                .note_type
+                .clone()
+                .unwrap_or_else(|| first_active("note_type", "detail")),
+            self.opts
+                .note_publish
+                .clone()
+                .unwrap_or_else(|| first_active("note_publish", "all autotask users")),
         ))
     }
 
     fn contact_of(v: &Value) -> Option<Contact> {
         let name = format!(
             "{} {}",
-            v.get("firstName").and_then(Value::as_str).unwrap_or_default(),
-            v.get("lastName").and_then(Value::as_str).unwrap_or_default()
+            v.get("firstName")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+            v.get("lastName")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
         );
         Some(Contact {
             id: v.get("id").and_then(text)?,
             company_id: v.get("companyID").and_then(text).unwrap_or_default(),
             name: name.trim().to_string(),
-            email: v.get("emailAddress").and_then(Value::as_str).map(str::to_string),
-            active: v.get("isActive").map(|a| a == &json!(1) || a == &json!(true)).unwrap_or(true),
+            email: v
+                .get("emailAddress")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            active: v
+                .get("isActive")
+                .map(|a| a == &json!(1) || a == &json!(true))
+                .unwrap_or(true),
         })
     }
 }
@@ -437,7 +550,14 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
-const CONTACT_FIELDS: &[&str] = &["id", "companyID", "firstName", "lastName", "emailAddress", "isActive"];
+const CONTACT_FIELDS: &[&str] = &[
+    "id",
+    "companyID",
+    "firstName",
+    "lastName",
+    "emailAddress",
+    "isActive",
+];
 
 #[async_trait]
 impl Connector for AutotaskConnector {
@@ -445,7 +565,14 @@ impl Connector for AutotaskConnector {
         *self.zone.write().await = None;
         let zone = self.zone().await?;
         // A cheap authenticated read proves the secret and the integration code.
-        self.call(Method::GET, "Companies", "Companies/entityInformation", None, false).await?;
+        self.call(
+            Method::GET,
+            "Companies",
+            "Companies/entityInformation",
+            None,
+            false,
+        )
+        .await?;
         Ok(ConnectionCheck {
             api_url: zone.clone(),
             description: format!("Autotask API at {zone} as {}", self.creds.username),
@@ -461,14 +588,21 @@ impl Connector for AutotaskConnector {
         }
         let mut lists = self.picklists("Tickets", &TICKET_PICKLISTS).await?;
         lists.extend(
-            self.picklists("TicketNotes", &[("noteType", "note_type"), ("publish", "note_publish")])
-                .await?,
+            self.picklists(
+                "TicketNotes",
+                &[("noteType", "note_type"), ("publish", "note_publish")],
+            )
+            .await?,
         );
         *cached = Some((lists.clone(), Instant::now()));
         Ok(lists)
     }
 
-    async fn companies(&self, search: Option<&str>, cursor: Option<&str>) -> Result<CompanyPage, PsaError> {
+    async fn companies(
+        &self,
+        search: Option<&str>,
+        cursor: Option<&str>,
+    ) -> Result<CompanyPage, PsaError> {
         let mut filter = vec![json!({"op": "eq", "field": "isActive", "value": true})];
         if let Some(s) = search.map(str::trim).filter(|s| !s.is_empty()) {
             filter.push(json!({"op": "contains", "field": "companyName", "value": s}));
@@ -481,20 +615,41 @@ impl Connector for AutotaskConnector {
         }
         let page = self.opts.page_size.clamp(1, MAX_PAGE as u32);
         let body = json!({"filter": filter, "MaxRecords": page, "IncludeFields": ["id", "companyName", "isActive"]});
-        let v = self.call(Method::POST, "Companies", "Companies/query", Some(&body), false).await?;
-        let items = v.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+        let v = self
+            .call(
+                Method::POST,
+                "Companies",
+                "Companies/query",
+                Some(&body),
+                false,
+            )
+            .await?;
+        let items = v
+            .get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let companies: Vec<Company> = items
             .iter()
             .filter_map(|c| {
                 Some(Company {
                     id: c.get("id").and_then(text)?,
-                    name: c.get("companyName").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    name: c
+                        .get("companyName")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
                     active: c.get("isActive").and_then(Value::as_bool).unwrap_or(true),
                 })
             })
             .collect();
         let next = (companies.len() as u32 == page)
-            .then(|| items.iter().filter_map(|i| i.get("id").and_then(Value::as_i64)).max())
+            .then(|| {
+                items
+                    .iter()
+                    .filter_map(|i| i.get("id").and_then(Value::as_i64))
+                    .max()
+            })
             .flatten()
             .map(|id| id.to_string());
         Ok(CompanyPage { companies, next })
@@ -513,7 +668,11 @@ impl Connector for AutotaskConnector {
             .collect())
     }
 
-    async fn find_contacts_by_email(&self, company_id: &str, email: &str) -> Result<Vec<Contact>, PsaError> {
+    async fn find_contacts_by_email(
+        &self,
+        company_id: &str,
+        email: &str,
+    ) -> Result<Vec<Contact>, PsaError> {
         let filter = vec![
             json!({"op": "eq", "field": "companyID", "value": num("company", company_id)?}),
             json!({"op": "eq", "field": "isActive", "value": 1}),
@@ -525,12 +684,15 @@ impl Connector for AutotaskConnector {
             .await?
             .iter()
             .filter_map(Self::contact_of)
-            .filter(|c| c.active && c.email.as_deref().map(str::to_lowercase) == Some(wanted.clone()))
+            .filter(|c| {
+                c.active && c.email.as_deref().map(str::to_lowercase) == Some(wanted.clone())
+            })
             .collect())
     }
 
     async fn create_ticket(&self, t: &NewTicket) -> Result<TicketRef, PsaError> {
-        let due = chrono::Utc::now() + chrono::Duration::from_std(self.opts.due_in).unwrap_or_default();
+        let due =
+            chrono::Utc::now() + chrono::Duration::from_std(self.opts.due_in).unwrap_or_default();
         let mut body = json!({
             "companyID": num("company", &t.company_id)?,
             "title": truncate(&t.title, 255),
@@ -546,24 +708,41 @@ impl Connector for AutotaskConnector {
                 body[theirs] = num(ours, v)?;
             }
         }
-        let v = self.call(Method::POST, "Tickets", "Tickets", Some(&body), true).await?;
-        let id = v.get("itemId").and_then(text).ok_or_else(|| PsaError::Transient {
-            retry_after: None,
-            outcome_unknown: true,
-            message: "Autotask answered a create without an itemId".into(),
-        })?;
+        let v = self
+            .call(Method::POST, "Tickets", "Tickets", Some(&body), true)
+            .await?;
+        let id = v
+            .get("itemId")
+            .and_then(text)
+            .ok_or_else(|| PsaError::Transient {
+                retry_after: None,
+                outcome_unknown: true,
+                message: "Autotask answered a create without an itemId".into(),
+            })?;
         Ok(TicketRef { id, number: None })
     }
 
-    async fn find_ticket_by_reference(&self, reference: &str) -> Result<Option<TicketRef>, PsaError> {
-        let filter = vec![json!({"op": "eq", "field": "externalID", "value": truncate(reference, 50)})];
-        let items = self.query_all("Tickets", filter, &["id", "ticketNumber", "externalID"], 10).await?;
-        Ok(items.iter().min_by_key(|i| i.get("id").and_then(Value::as_i64)).and_then(|i| {
-            Some(TicketRef {
-                id: i.get("id").and_then(text)?,
-                number: i.get("ticketNumber").and_then(Value::as_str).map(str::to_string),
-            })
-        }))
+    async fn find_ticket_by_reference(
+        &self,
+        reference: &str,
+    ) -> Result<Option<TicketRef>, PsaError> {
+        let filter =
+            vec![json!({"op": "eq", "field": "externalID", "value": truncate(reference, 50)})];
+        let items = self
+            .query_all("Tickets", filter, &["id", "ticketNumber", "externalID"], 10)
+            .await?;
+        Ok(items
+            .iter()
+            .min_by_key(|i| i.get("id").and_then(Value::as_i64))
+            .and_then(|i| {
+                Some(TicketRef {
+                    id: i.get("id").and_then(text)?,
+                    number: i
+                        .get("ticketNumber")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                })
+            }))
     }
 
     async fn add_note(&self, ticket_id: &str, note: &NewNote) -> Result<(), PsaError> {
@@ -575,39 +754,72 @@ impl Connector for AutotaskConnector {
             "noteType": num("note type", &note_type)?,
             "publish": num("publish", &publish)?,
         });
-        self.call(Method::POST, "TicketNotes", &format!("Tickets/{ticket_id}/Notes"), Some(&body), true)
-            .await?;
+        self.call(
+            Method::POST,
+            "TicketNotes",
+            &format!("Tickets/{ticket_id}/Notes"),
+            Some(&body),
+            true,
+        )
+        .await?;
         Ok(())
     }
 
-    async fn find_note_by_reference(&self, ticket_id: &str, reference: &str) -> Result<bool, PsaError> {
+    async fn find_note_by_reference(
+        &self,
+        ticket_id: &str,
+        reference: &str,
+    ) -> Result<bool, PsaError> {
         let filter = vec![
             json!({"op": "eq", "field": "ticketID", "value": num("ticket", ticket_id)?}),
             json!({"op": "contains", "field": "description", "value": reference}),
         ];
-        Ok(!self.query_all("TicketNotes", filter, &["id"], 1).await?.is_empty())
+        Ok(!self
+            .query_all("TicketNotes", filter, &["id"], 1)
+            .await?
+            .is_empty())
     }
 
     async fn ticket_states(&self, ids: &[String]) -> Result<Vec<TicketState>, PsaError> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(MAX_PAGE) {
-            let values: Vec<Value> = chunk.iter().map(|i| num("ticket", i)).collect::<Result<_, _>>()?;
+            let values: Vec<Value> = chunk
+                .iter()
+                .map(|i| num("ticket", i))
+                .collect::<Result<_, _>>()?;
             let filter = vec![json!({"op": "in", "field": "id", "value": values})];
-            for t in self.query_all("Tickets", filter, &["id", "status", "ticketNumber"], MAX_PAGE).await? {
-                let Some(id) = t.get("id").and_then(text) else { continue };
+            for t in self
+                .query_all(
+                    "Tickets",
+                    filter,
+                    &["id", "status", "ticketNumber"],
+                    MAX_PAGE,
+                )
+                .await?
+            {
+                let Some(id) = t.get("id").and_then(text) else {
+                    continue;
+                };
                 let status = t.get("status").and_then(text).unwrap_or_default();
                 out.push(TicketState {
                     closed: self.opts.closed_statuses.contains(&status),
                     id,
                     status,
-                    number: t.get("ticketNumber").and_then(Value::as_str).map(str::to_string),
+                    number: t
+                        .get("ticketNumber")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
                 });
             }
         }
         Ok(out)
     }
 
-    async fn register_status_webhook(&self, url: &str, secret: &str) -> Result<Option<WebhookRegistration>, PsaError> {
+    async fn register_status_webhook(
+        &self,
+        url: &str,
+        secret: &str,
+    ) -> Result<Option<WebhookRegistration>, PsaError> {
         let body = json!({
             "name": "PSA Bridge ticket status",
             "webhookUrl": url,
@@ -618,28 +830,51 @@ impl Connector for AutotaskConnector {
             "isSubscribedToDeleteEvents": true,
             "sendThresholdExceededNotification": false,
         });
-        let created = match self.call(Method::POST, "TicketWebhooks", "TicketWebhooks", Some(&body), true).await {
+        let created = match self
+            .call(
+                Method::POST,
+                "TicketWebhooks",
+                "TicketWebhooks",
+                Some(&body),
+                true,
+            )
+            .await
+        {
             Ok(v) => v,
             Err(PsaError::Auth(m)) if m.contains("permission") => return Ok(None),
             Err(e) => return Err(e),
         };
-        let id = created
-            .get("itemId")
-            .and_then(text)
-            .ok_or_else(|| PsaError::Invalid("Autotask answered a webhook create without an itemId".into()))?;
+        let id = created.get("itemId").and_then(text).ok_or_else(|| {
+            PsaError::Invalid("Autotask answered a webhook create without an itemId".into())
+        })?;
         let field = json!({
             "webhookID": num("webhook", &id)?,
             "fieldID": self.opts.status_webhook_field_id,
             "isSubscribedField": true,
             "isDisplayAlwaysField": false,
         });
-        self.call(Method::POST, "TicketWebhookFields", &format!("TicketWebhooks/{id}/Fields"), Some(&field), true)
-            .await?;
+        self.call(
+            Method::POST,
+            "TicketWebhookFields",
+            &format!("TicketWebhooks/{id}/Fields"),
+            Some(&field),
+            true,
+        )
+        .await?;
         let read = self
-            .call(Method::GET, "TicketWebhooks", &format!("TicketWebhooks/{id}"), None, false)
+            .call(
+                Method::GET,
+                "TicketWebhooks",
+                &format!("TicketWebhooks/{id}"),
+                None,
+                false,
+            )
             .await?;
         Ok(Some(WebhookRegistration {
-            guid: read.get("item").and_then(|i| i.get("webhookGUID")).and_then(text),
+            guid: read
+                .get("item")
+                .and_then(|i| i.get("webhookGUID"))
+                .and_then(text),
             id,
         }))
     }
@@ -659,13 +894,50 @@ mod tests {
         let h = HeaderMap::new();
         let c = |s: u16, b: &str, w: bool| classify(StatusCode::from_u16(s).unwrap(), &h, b, w);
         assert!(matches!(c(401, "", false), PsaError::Auth(_)));
-        assert!(matches!(c(500, r#"{"errors":["IntegrationCode is invalid."]}"#, false), PsaError::Auth(m) if m.contains("integration code")));
-        assert!(matches!(c(500, r#"{"errors":["The logged in Resource does not have the adequate permissions"]}"#, true), PsaError::Auth(_)));
-        assert!(matches!(c(429, r#"{"errors":["Thread Threshold Exceeded ... Itgenatr005"]}"#, true), PsaError::RateLimited { .. }));
-        assert!(matches!(c(500, r#"{"errors":["dueDateTime is required.; on record number [0]."]}"#, true), PsaError::Invalid(m) if m.contains("dueDateTime")));
-        assert!(matches!(c(500, r#"{"errors":["Value does not reference an existing entity for ticketID"]}"#, true), PsaError::NotFound(_)));
-        assert!(matches!(c(500, "<html>IIS</html>", true), PsaError::Transient { outcome_unknown: true, .. }));
-        assert!(matches!(c(503, "", false), PsaError::Transient { outcome_unknown: false, .. }));
+        assert!(
+            matches!(c(500, r#"{"errors":["IntegrationCode is invalid."]}"#, false), PsaError::Auth(m) if m.contains("integration code"))
+        );
+        assert!(matches!(
+            c(
+                500,
+                r#"{"errors":["The logged in Resource does not have the adequate permissions"]}"#,
+                true
+            ),
+            PsaError::Auth(_)
+        ));
+        assert!(matches!(
+            c(
+                429,
+                r#"{"errors":["Thread Threshold Exceeded ... Itgenatr005"]}"#,
+                true
+            ),
+            PsaError::RateLimited { .. }
+        ));
+        assert!(
+            matches!(c(500, r#"{"errors":["dueDateTime is required.; on record number [0]."]}"#, true), PsaError::Invalid(m) if m.contains("dueDateTime"))
+        );
+        assert!(matches!(
+            c(
+                500,
+                r#"{"errors":["Value does not reference an existing entity for ticketID"]}"#,
+                true
+            ),
+            PsaError::NotFound(_)
+        ));
+        assert!(matches!(
+            c(500, "<html>IIS</html>", true),
+            PsaError::Transient {
+                outcome_unknown: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            c(503, "", false),
+            PsaError::Transient {
+                outcome_unknown: false,
+                ..
+            }
+        ));
         assert!(matches!(c(404, "", false), PsaError::NotFound(_)));
     }
 
@@ -675,7 +947,9 @@ mod tests {
         h.insert(reqwest::header::RETRY_AFTER, "7".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
         match classify(StatusCode::TOO_MANY_REQUESTS, &h, "{}", true) {
-            PsaError::RateLimited { retry_after, .. } => assert_eq!(retry_after, Some(Duration::from_secs(7))),
+            PsaError::RateLimited { retry_after, .. } => {
+                assert_eq!(retry_after, Some(Duration::from_secs(7)))
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -22,7 +22,10 @@ use thiserror::Error;
 pub enum PsaError {
     /// The PSA said "too many requests"; try again no sooner than `retry_after` if given.
     #[error("rate limited by the PSA{}: {message}", fmt_after(.retry_after))]
-    RateLimited { retry_after: Option<Duration>, message: String },
+    RateLimited {
+        retry_after: Option<Duration>,
+        message: String,
+    },
     /// A failure that may pass (5xx, timeout, connection reset). `outcome_unknown` is true when
     /// the request may have been carried out (we sent it and never heard back): a create must
     /// then look its reference up before trying again.
@@ -47,7 +50,8 @@ pub enum PsaError {
 }
 
 fn fmt_after(d: &Option<Duration>) -> String {
-    d.map(|d| format!(" (retry after {}s)", d.as_secs())).unwrap_or_default()
+    d.map(|d| format!(" (retry after {}s)", d.as_secs()))
+        .unwrap_or_default()
 }
 
 impl PsaError {
@@ -62,14 +66,22 @@ impl PsaError {
     /// The delay the PSA asked for, if it asked.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            PsaError::RateLimited { retry_after, .. } | PsaError::Transient { retry_after, .. } => *retry_after,
+            PsaError::RateLimited { retry_after, .. } | PsaError::Transient { retry_after, .. } => {
+                *retry_after
+            }
             _ => None,
         }
     }
 
     /// Could the request have been carried out although we saw a failure?
     pub fn outcome_unknown(&self) -> bool {
-        matches!(self, PsaError::Transient { outcome_unknown: true, .. })
+        matches!(
+            self,
+            PsaError::Transient {
+                outcome_unknown: true,
+                ..
+            }
+        )
     }
 
     /// A short class name for logs, metrics and the delivery log.
@@ -200,30 +212,49 @@ pub trait Connector: Send + Sync {
     async fn lists(&self) -> Result<PsaLists, PsaError>;
 
     /// Companies, optionally filtered by a name fragment, a page at a time.
-    async fn companies(&self, search: Option<&str>, cursor: Option<&str>) -> Result<CompanyPage, PsaError>;
+    async fn companies(
+        &self,
+        search: Option<&str>,
+        cursor: Option<&str>,
+    ) -> Result<CompanyPage, PsaError>;
 
     /// Active contacts of all companies, or of one company.
     async fn contacts(&self, company_id: &str) -> Result<Vec<Contact>, PsaError>;
 
     /// Active contacts of `company_id` whose email is `email` (case-insensitive).
-    async fn find_contacts_by_email(&self, company_id: &str, email: &str) -> Result<Vec<Contact>, PsaError>;
+    async fn find_contacts_by_email(
+        &self,
+        company_id: &str,
+        email: &str,
+    ) -> Result<Vec<Contact>, PsaError>;
 
     async fn create_ticket(&self, ticket: &NewTicket) -> Result<TicketRef, PsaError>;
 
     /// Find a ticket by the reference we put on it at creation.
-    async fn find_ticket_by_reference(&self, reference: &str) -> Result<Option<TicketRef>, PsaError>;
+    async fn find_ticket_by_reference(
+        &self,
+        reference: &str,
+    ) -> Result<Option<TicketRef>, PsaError>;
 
     async fn add_note(&self, ticket_id: &str, note: &NewNote) -> Result<(), PsaError>;
 
     /// Is there a note on `ticket_id` whose text contains `reference`?
-    async fn find_note_by_reference(&self, ticket_id: &str, reference: &str) -> Result<bool, PsaError>;
+    async fn find_note_by_reference(
+        &self,
+        ticket_id: &str,
+        reference: &str,
+    ) -> Result<bool, PsaError>;
 
     /// The state of many tickets in as few calls as the PSA allows. Unknown ids are absent.
     async fn ticket_states(&self, ids: &[String]) -> Result<Vec<TicketState>, PsaError>;
 
     /// Ask the PSA to push status changes of tickets to `url`, signed with `secret`.
     /// `Ok(None)` when this PSA or these credentials cannot.
-    async fn register_status_webhook(&self, url: &str, secret: &str) -> Result<Option<WebhookRegistration>, PsaError>;
+    async fn register_status_webhook(
+        &self,
+        url: &str,
+        secret: &str,
+    ) -> Result<Option<WebhookRegistration>, PsaError>;
 
     /// The request counter of this connector.
     fn meter(&self) -> &CallMeter;

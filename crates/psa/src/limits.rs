@@ -95,11 +95,17 @@ mod tests {
         for _ in 0..72 {
             b.acquire().await;
         }
-        assert!(start.elapsed() < Duration::from_millis(10), "the burst is free");
+        assert!(
+            start.elapsed() < Duration::from_millis(10),
+            "the burst is free"
+        );
         b.acquire().await;
         b.acquire().await;
         let waited = start.elapsed();
-        assert!(waited >= Duration::from_millis(1900) && waited <= Duration::from_millis(2100), "{waited:?}");
+        assert!(
+            waited >= Duration::from_millis(1900) && waited <= Duration::from_millis(2100),
+            "{waited:?}"
+        );
     }
 
     #[tokio::test]
@@ -113,6 +119,10 @@ mod tests {
         let fourth = tokio::time::timeout(Duration::from_millis(50), s.acquire("Tickets")).await;
         assert!(fourth.is_err(), "a fourth request on one endpoint waits");
         drop(a);
-        assert!(tokio::time::timeout(Duration::from_millis(50), s.acquire("Tickets")).await.is_ok());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), s.acquire("Tickets"))
+                .await
+                .is_ok()
+        );
     }
 }

@@ -5,14 +5,15 @@ use std::collections::BTreeMap;
 
 use psabridge_core::secret::Secret;
 use psabridge_core::settings::{
-    CompanyContact, ConnectionSettings, EventRule, GroupingMode, Mapping, PartnerSettings, PsaKind, TicketDefaults,
+    CompanyContact, ConnectionSettings, EventRule, GroupingMode, Mapping, PartnerSettings, PsaKind,
+    TicketDefaults,
 };
 use serde_json::{Map, Value};
 use sqlx::Row;
 
+use crate::Millis;
 use crate::db::{Store, with_read, with_tx, with_write};
 use crate::error::{StoreError, corrupt};
-use crate::Millis;
 
 /// A partner (an MSP), identified by the vendor's own id for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,12 +148,16 @@ where
         kind: PsaKind::parse(&kind).ok_or_else(|| corrupt(format!("unknown PSA kind {kind}")))?,
         name: row.try_get("name")?,
         enabled: row.try_get("enabled")?,
-        grouping: GroupingMode::parse(&grouping).ok_or_else(|| corrupt(format!("unknown grouping {grouping}")))?,
+        grouping: GroupingMode::parse(&grouping)
+            .ok_or_else(|| corrupt(format!("unknown grouping {grouping}")))?,
         settings: match parse_json(&settings, "connection settings")? {
             Value::Object(m) => m,
             _ => Map::new(),
         },
-        secret_fields: sealed.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default(),
+        secret_fields: sealed
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default(),
         catch_all: company.map(|company_id| CompanyContact {
             company_id,
             contact_id: contact,
@@ -170,7 +175,12 @@ where
 impl Store {
     // ---- partners -------------------------------------------------------------------------
 
-    pub async fn create_partner(&self, id: &str, name: &str, now: Millis) -> Result<Partner, StoreError> {
+    pub async fn create_partner(
+        &self,
+        id: &str,
+        name: &str,
+        now: Millis,
+    ) -> Result<Partner, StoreError> {
         with_write!(self, pool => {
             sqlx::query("INSERT INTO partners (id, name, created_at) VALUES ($1, $2, $3)")
                 .bind(id)
@@ -223,7 +233,11 @@ impl Store {
     }
 
     /// Which connection takes the events of unmapped clients.
-    pub async fn set_default_connection(&self, partner: &str, connection_id: Option<i64>) -> Result<(), StoreError> {
+    pub async fn set_default_connection(
+        &self,
+        partner: &str,
+        connection_id: Option<i64>,
+    ) -> Result<(), StoreError> {
         if let Some(c) = connection_id {
             self.connection(partner, c).await?;
         }
@@ -243,7 +257,13 @@ impl Store {
     // ---- API tokens -----------------------------------------------------------------------
 
     /// Store a token by its hash (the caller keeps the token itself and shows it once).
-    pub async fn create_token(&self, token_hash: &str, partner: Option<&str>, name: &str, now: Millis) -> Result<i64, StoreError> {
+    pub async fn create_token(
+        &self,
+        token_hash: &str,
+        partner: Option<&str>,
+        name: &str,
+        now: Millis,
+    ) -> Result<i64, StoreError> {
         with_write!(self, pool => {
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO api_tokens (token_hash, partner_id, name, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
@@ -260,7 +280,10 @@ impl Store {
     }
 
     /// The principal of a token hash, if the token exists and is not revoked.
-    pub async fn principal_of_token(&self, token_hash: &str) -> Result<Option<Principal>, StoreError> {
+    pub async fn principal_of_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<Principal>, StoreError> {
         with_read!(self, pool => {
             let row: Option<(Option<String>,)> = sqlx::query_as(
                 "SELECT partner_id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
@@ -272,7 +295,12 @@ impl Store {
         })
     }
 
-    pub async fn revoke_token(&self, id: i64, partner: Option<&str>, now: Millis) -> Result<(), StoreError> {
+    pub async fn revoke_token(
+        &self,
+        id: i64,
+        partner: Option<&str>,
+        now: Millis,
+    ) -> Result<(), StoreError> {
         with_write!(self, pool => {
             let done = sqlx::query(
                 "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
@@ -293,7 +321,13 @@ impl Store {
     // ---- clients --------------------------------------------------------------------------
 
     /// Create or rename a client.
-    pub async fn put_client(&self, partner: &str, id: &str, name: &str, now: Millis) -> Result<(), StoreError> {
+    pub async fn put_client(
+        &self,
+        partner: &str,
+        id: &str,
+        name: &str,
+        now: Millis,
+    ) -> Result<(), StoreError> {
         with_write!(self, pool => {
             sqlx::query(
                 "INSERT INTO clients (partner_id, id, name, created_at) VALUES ($1, $2, $3, $4) \
@@ -362,7 +396,11 @@ impl Store {
     // ---- connections ----------------------------------------------------------------------
 
     /// Store a new connection with its secrets sealed to it.
-    pub async fn create_connection(&self, new: &NewConnection, now: Millis) -> Result<i64, StoreError> {
+    pub async fn create_connection(
+        &self,
+        new: &NewConnection,
+        now: Millis,
+    ) -> Result<i64, StoreError> {
         let keys = &self.inner.keys;
         let id = with_tx!(self, tx => {
             let id: i64 = sqlx::query_scalar(
@@ -426,7 +464,10 @@ impl Store {
     }
 
     /// The opened secrets of a connection, for its connector only.
-    pub async fn connection_secrets(&self, id: i64) -> Result<BTreeMap<String, Secret>, StoreError> {
+    pub async fn connection_secrets(
+        &self,
+        id: i64,
+    ) -> Result<BTreeMap<String, Secret>, StoreError> {
         let sealed: String = with_read!(self, pool => {
             sqlx::query_scalar("SELECT sealed_secrets FROM connections WHERE id = $1")
                 .bind(id)
@@ -437,14 +478,24 @@ impl Store {
         let sealed = parse_json(&sealed, "connection secrets")?;
         let mut out = BTreeMap::new();
         for (field, v) in sealed.as_object().into_iter().flatten() {
-            let v = v.as_str().ok_or_else(|| corrupt("sealed secret is not text"))?;
-            out.insert(field.clone(), self.inner.keys.open(&secret_aad(id, field), v)?);
+            let v = v
+                .as_str()
+                .ok_or_else(|| corrupt("sealed secret is not text"))?;
+            out.insert(
+                field.clone(),
+                self.inner.keys.open(&secret_aad(id, field), v)?,
+            );
         }
         Ok(out)
     }
 
     /// Replace some secrets of a connection (others are kept).
-    pub async fn set_connection_secrets(&self, id: i64, secrets: &BTreeMap<String, Secret>, now: Millis) -> Result<(), StoreError> {
+    pub async fn set_connection_secrets(
+        &self,
+        id: i64,
+        secrets: &BTreeMap<String, Secret>,
+        now: Millis,
+    ) -> Result<(), StoreError> {
         let keys = &self.inner.keys;
         with_tx!(self, tx => {
             let sealed: String = sqlx::query_scalar("SELECT sealed_secrets FROM connections WHERE id = $1")
@@ -527,7 +578,12 @@ impl Store {
     }
 
     /// Record the PSA's lists as loaded by "Connect".
-    pub async fn set_connection_lists(&self, id: i64, lists: &Value, now: Millis) -> Result<(), StoreError> {
+    pub async fn set_connection_lists(
+        &self,
+        id: i64,
+        lists: &Value,
+        now: Millis,
+    ) -> Result<(), StoreError> {
         with_write!(self, pool => {
             sqlx::query("UPDATE connections SET lists = $1, lists_loaded_at = $2, updated_at = $2 WHERE id = $3")
                 .bind(lists.to_string())
@@ -549,7 +605,11 @@ impl Store {
         now: Millis,
     ) -> Result<(), StoreError> {
         let sealed = secret
-            .map(|s| self.inner.keys.seal(&secret_aad(id, "webhook_secret"), s.expose()))
+            .map(|s| {
+                self.inner
+                    .keys
+                    .seal(&secret_aad(id, "webhook_secret"), s.expose())
+            })
             .transpose()?;
         with_write!(self, pool => {
             sqlx::query(
@@ -610,7 +670,12 @@ impl Store {
 
     // ---- event rules ----------------------------------------------------------------------
 
-    pub async fn put_rule(&self, connection_id: i64, event_type: &str, rule: &EventRule) -> Result<(), StoreError> {
+    pub async fn put_rule(
+        &self,
+        connection_id: i64,
+        event_type: &str,
+        rule: &EventRule,
+    ) -> Result<(), StoreError> {
         with_write!(self, pool => {
             sqlx::query(
                 "INSERT INTO event_rules (connection_id, event_type, create_ticket, fields) VALUES ($1, $2, $3, $4) \
@@ -626,7 +691,11 @@ impl Store {
         Ok(())
     }
 
-    pub async fn delete_rule(&self, connection_id: i64, event_type: &str) -> Result<(), StoreError> {
+    pub async fn delete_rule(
+        &self,
+        connection_id: i64,
+        event_type: &str,
+    ) -> Result<(), StoreError> {
         with_write!(self, pool => {
             let done = sqlx::query("DELETE FROM event_rules WHERE connection_id = $1 AND event_type = $2")
                 .bind(connection_id)
@@ -640,7 +709,10 @@ impl Store {
         Ok(())
     }
 
-    pub async fn rules(&self, connection_id: i64) -> Result<BTreeMap<String, EventRule>, StoreError> {
+    pub async fn rules(
+        &self,
+        connection_id: i64,
+    ) -> Result<BTreeMap<String, EventRule>, StoreError> {
         with_read!(self, pool => {
             let rows: Vec<(String, bool, String)> = sqlx::query_as(
                 "SELECT event_type, create_ticket, fields FROM event_rules WHERE connection_id = $1 ORDER BY event_type",
@@ -665,7 +737,12 @@ impl Store {
     // ---- mappings -------------------------------------------------------------------------
 
     /// Map a client to a company on a connection (creating the client if it is new).
-    pub async fn put_mapping(&self, partner: &str, m: &MappingRow, client_name: Option<&str>) -> Result<(), StoreError> {
+    pub async fn put_mapping(
+        &self,
+        partner: &str,
+        m: &MappingRow,
+        client_name: Option<&str>,
+    ) -> Result<(), StoreError> {
         with_tx!(self, tx => {
             sqlx::query(
                 "INSERT INTO clients (partner_id, id, name, created_at) VALUES ($1, $2, $3, $4) \
@@ -697,7 +774,12 @@ impl Store {
         Ok(())
     }
 
-    pub async fn delete_mapping(&self, partner: &str, connection_id: i64, client: &str) -> Result<(), StoreError> {
+    pub async fn delete_mapping(
+        &self,
+        partner: &str,
+        connection_id: i64,
+        client: &str,
+    ) -> Result<(), StoreError> {
         with_write!(self, pool => {
             let done = sqlx::query("DELETE FROM mappings WHERE partner_id = $1 AND connection_id = $2 AND client_id = $3")
                 .bind(partner)

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use crate::error::StoreError;
 use crate::ingest::IngestQueue;
@@ -64,7 +66,10 @@ impl StoreOptions {
 pub(crate) enum Db {
     /// One writer connection (SQLite has one writer; queuing in the pool beats lock retries)
     /// and a pool of readers, which WAL lets run beside the writer.
-    Sqlite { write: SqlitePool, read: SqlitePool },
+    Sqlite {
+        write: SqlitePool,
+        read: SqlitePool,
+    },
     Postgres(PgPool),
 }
 
@@ -131,7 +136,10 @@ impl Store {
                 && !dir.as_os_str().is_empty()
             {
                 std::fs::create_dir_all(dir).map_err(|e| {
-                    StoreError::Invalid(format!("cannot create the database directory {}: {e}", dir.display()))
+                    StoreError::Invalid(format!(
+                        "cannot create the database directory {}: {e}",
+                        dir.display()
+                    ))
                 })?;
             }
             let connect = SqliteConnectOptions::new()
@@ -157,7 +165,8 @@ impl Store {
                 .connect_with(connect.read_only(true))
                 .await?;
             Db::Sqlite { write, read }
-        } else if options.url.starts_with("postgres://") || options.url.starts_with("postgresql://") {
+        } else if options.url.starts_with("postgres://") || options.url.starts_with("postgresql://")
+        {
             let connect = PgConnectOptions::from_str(&options.url)?;
             let pool = PgPoolOptions::new()
                 .max_connections(options.max_connections.max(2))
@@ -206,7 +215,9 @@ impl Store {
             use rand::Rng;
             let mut rng = rand::rng();
             (0..8)
-                .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)]))
+                .map(|_| {
+                    char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)])
+                })
                 .collect()
         };
         with_write!(self, pool => {
@@ -241,7 +252,9 @@ impl Store {
 
 /// The file path of a `sqlite:` URL, or `None` for another scheme.
 pub(crate) fn sqlite_path(url: &str) -> Option<PathBuf> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
     Some(PathBuf::from(path))
 }
@@ -263,8 +276,14 @@ mod tests {
 
     #[test]
     fn sqlite_urls() {
-        assert_eq!(sqlite_path("sqlite://data/x.db"), Some(PathBuf::from("data/x.db")));
-        assert_eq!(sqlite_path("sqlite:///abs/x.db?mode=rwc"), Some(PathBuf::from("/abs/x.db")));
+        assert_eq!(
+            sqlite_path("sqlite://data/x.db"),
+            Some(PathBuf::from("data/x.db"))
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///abs/x.db?mode=rwc"),
+            Some(PathBuf::from("/abs/x.db"))
+        );
         assert_eq!(sqlite_path("postgres://h/db"), None);
         assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
     }

@@ -33,7 +33,9 @@ impl StoreError {
     pub(crate) fn conflict_or(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
         match &e {
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what()),
-            sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Invalid(what()),
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                StoreError::Invalid(what())
+            }
             _ => StoreError::Database(e),
         }
     }

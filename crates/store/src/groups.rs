@@ -6,9 +6,9 @@
 
 use sqlx::Row;
 
+use crate::Millis;
 use crate::db::{Store, with_read, with_write};
 use crate::error::StoreError;
-use crate::Millis;
 
 /// An open group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,12 +41,17 @@ where
     })
 }
 
-const GROUP_COLUMNS: &str = "id, connection_id, group_key, ticket_id, ticket_number, opened_at, confirmed_open_at, notes";
+const GROUP_COLUMNS: &str =
+    "id, connection_id, group_key, ticket_id, ticket_number, opened_at, confirmed_open_at, notes";
 
 impl Store {
     /// The open group of a key, if any. Read through the writer on SQLite so that a group
     /// opened by the previous delivery of the key is always seen.
-    pub async fn open_group(&self, connection_id: i64, group_key: &str) -> Result<Option<OpenGroup>, StoreError> {
+    pub async fn open_group(
+        &self,
+        connection_id: i64,
+        group_key: &str,
+    ) -> Result<Option<OpenGroup>, StoreError> {
         with_write!(self, pool => {
             let sql = format!("SELECT {GROUP_COLUMNS} FROM ticket_groups WHERE connection_id = $1 AND group_key = $2 AND state = 'open'");
             let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(connection_id).bind(group_key).fetch_optional(pool).await?;
@@ -55,7 +60,12 @@ impl Store {
     }
 
     /// The PSA says these tickets are closed: close their groups. Returns how many closed.
-    pub async fn close_tickets(&self, connection_id: i64, ticket_ids: &[String], now: Millis) -> Result<u64, StoreError> {
+    pub async fn close_tickets(
+        &self,
+        connection_id: i64,
+        ticket_ids: &[String],
+        now: Millis,
+    ) -> Result<u64, StoreError> {
         let mut n = 0;
         with_write!(self, pool => {
             for t in ticket_ids {
@@ -74,7 +84,12 @@ impl Store {
     }
 
     /// The PSA says these tickets are open (with their numbers, when it said them).
-    pub async fn confirm_open(&self, connection_id: i64, tickets: &[(String, Option<String>)], now: Millis) -> Result<(), StoreError> {
+    pub async fn confirm_open(
+        &self,
+        connection_id: i64,
+        tickets: &[(String, Option<String>)],
+        now: Millis,
+    ) -> Result<(), StoreError> {
         with_write!(self, pool => {
             for (t, number) in tickets {
                 sqlx::query(
@@ -93,7 +108,11 @@ impl Store {
     }
 
     /// Fill in ticket numbers learned after the create (the create answers with an id only).
-    pub async fn record_ticket_numbers(&self, connection_id: i64, tickets: &[(String, Option<String>)]) -> Result<(), StoreError> {
+    pub async fn record_ticket_numbers(
+        &self,
+        connection_id: i64,
+        tickets: &[(String, Option<String>)],
+    ) -> Result<(), StoreError> {
         with_write!(self, pool => {
             for (t, number) in tickets {
                 let Some(number) = number else { continue };
@@ -120,7 +139,12 @@ impl Store {
 
     /// Open groups of a connection due a state check: not confirmed since `confirmed_before`,
     /// or whose ticket number we do not know yet. Oldest confirmation first.
-    pub async fn groups_to_sweep(&self, connection_id: i64, confirmed_before: Millis, limit: i64) -> Result<Vec<OpenGroup>, StoreError> {
+    pub async fn groups_to_sweep(
+        &self,
+        connection_id: i64,
+        confirmed_before: Millis,
+        limit: i64,
+    ) -> Result<Vec<OpenGroup>, StoreError> {
         with_read!(self, pool => {
             let sql = format!(
                 "SELECT {GROUP_COLUMNS} FROM ticket_groups WHERE connection_id = $1 AND state = 'open' \

@@ -14,9 +14,9 @@ use psabridge_core::event::NewEvent;
 use serde_json::Value;
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
+use crate::Millis;
 use crate::db::{Db, Store};
 use crate::error::StoreError;
-use crate::Millis;
 
 /// One event to accept, with its partner resolved.
 #[derive(Debug, Clone)]
@@ -88,11 +88,22 @@ impl Store {
     }
 
     /// Durably accept events. Returns one outcome per event, in order, once committed.
-    pub async fn accept_events(&self, events: Vec<Incoming>, received_at: Millis) -> Result<Vec<Outcome>, StoreError> {
+    pub async fn accept_events(
+        &self,
+        events: Vec<Incoming>,
+        received_at: Millis,
+    ) -> Result<Vec<Outcome>, StoreError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let sender = self.inner.ingest.sender.lock().await.clone().ok_or(StoreError::Closed)?;
+        let sender = self
+            .inner
+            .ingest
+            .sender
+            .lock()
+            .await
+            .clone()
+            .ok_or(StoreError::Closed)?;
         let (reply, answer) = oneshot::channel();
         sender
             .send(Job {
@@ -102,7 +113,10 @@ impl Store {
             })
             .await
             .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?.map_err(StoreError::Write)
+        answer
+            .await
+            .map_err(|_| StoreError::Closed)?
+            .map_err(StoreError::Write)
     }
 
     /// Notified after every commit that accepted at least one event.

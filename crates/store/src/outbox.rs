@@ -87,6 +87,17 @@ pub struct Success {
     pub contact_source: Option<&'static str>,
 }
 
+/// How an attempt failed.
+#[derive(Debug, Clone)]
+pub struct Failure<'a> {
+    pub error: &'a str,
+    /// When to try again; `None` makes the delivery dead.
+    pub retry_at: Option<Millis>,
+    /// The attempt may have made a ticket or note we have not seen: keep the "sent" marks so
+    /// the next attempt looks first. Otherwise they are cleared.
+    pub outcome_unknown: bool,
+}
+
 /// A delivery as the API shows it.
 #[derive(Debug, Clone)]
 pub struct DeliveryView {
@@ -180,7 +191,8 @@ where
             event_type: row.try_get("event_type")?,
             action: Action::parse(&action).ok_or_else(|| corrupt(format!("action {action}")))?,
             occurred_at: occurred.map(crate::from_millis),
-            severity: Severity::parse(&severity).ok_or_else(|| corrupt(format!("severity {severity}")))?,
+            severity: Severity::parse(&severity)
+                .ok_or_else(|| corrupt(format!("severity {severity}")))?,
             user: email.map(|email| EventUser {
                 email,
                 name: row.try_get("user_name").ok().flatten(),
@@ -210,7 +222,11 @@ impl Store {
     /// Record routing decisions. Idempotent under concurrency: an event already routed by
     /// another node is left alone, and only the node that routed it creates its deliveries.
     /// New client ids are registered (unmapped) so that the client list shows them.
-    pub async fn record_routing(&self, decisions: &[(StoredEvent, RoutingResult)], now: Millis) -> Result<usize, StoreError> {
+    pub async fn record_routing(
+        &self,
+        decisions: &[(StoredEvent, RoutingResult)],
+        now: Millis,
+    ) -> Result<usize, StoreError> {
         let mut created = 0usize;
         with_tx!(self, tx => {
             for (ev, result) in decisions {
@@ -274,7 +290,11 @@ impl Store {
         let paused_list = if paused.is_empty() {
             "-1".to_string()
         } else {
-            paused.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+            paused
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
         };
         let lock = match self.engine() {
             Engine::Postgres => "FOR UPDATE SKIP LOCKED",
@@ -343,16 +363,32 @@ impl Store {
 
     /// Durably note that a create is about to be sent (see [`Delivery::create_sent_at`]).
     /// `false` when the lease was lost: the caller must not send.
-    pub async fn mark_create_sent(&self, id: i64, owner: &str, now: Millis) -> Result<bool, StoreError> {
+    pub async fn mark_create_sent(
+        &self,
+        id: i64,
+        owner: &str,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
         self.mark_sent(id, owner, now, "create_sent_at").await
     }
 
     /// Durably note that a note is about to be sent (see [`Delivery::note_sent_at`]).
-    pub async fn mark_note_sent(&self, id: i64, owner: &str, now: Millis) -> Result<bool, StoreError> {
+    pub async fn mark_note_sent(
+        &self,
+        id: i64,
+        owner: &str,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
         self.mark_sent(id, owner, now, "note_sent_at").await
     }
 
-    async fn mark_sent(&self, id: i64, owner: &str, now: Millis, column: &'static str) -> Result<bool, StoreError> {
+    async fn mark_sent(
+        &self,
+        id: i64,
+        owner: &str,
+        now: Millis,
+        column: &'static str,
+    ) -> Result<bool, StoreError> {
         let sql = format!(
             "UPDATE deliveries SET {column} = $1, updated_at = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'in_flight'"
         );
@@ -441,16 +477,12 @@ impl Store {
         })
     }
 
-    /// Finish an attempt that failed: retry at `retry_at`, or dead when `None`.
-    /// `outcome_unknown` keeps the "sent" marks so that the next attempt looks first for what
-    /// this one may have made; otherwise they are cleared.
+    /// Finish an attempt that failed: retry at `f.retry_at`, or dead when `None`.
     pub async fn fail_delivery(
         &self,
         d: &Delivery,
         owner: &str,
-        error: &str,
-        retry_at: Option<Millis>,
-        outcome_unknown: bool,
+        f: &Failure<'_>,
         attempt: &Attempt,
         now: Millis,
     ) -> Result<bool, StoreError> {
@@ -461,10 +493,10 @@ impl Store {
                  note_sent_at = CASE WHEN $3 THEN note_sent_at ELSE NULL END, last_error = $4, updated_at = $5 \
                  WHERE id = $6 AND lease_owner = $7 AND state = 'in_flight'",
             )
-            .bind(if retry_at.is_some() { "retrying" } else { "dead" })
-            .bind(retry_at.unwrap_or(now))
-            .bind(outcome_unknown)
-            .bind(error)
+            .bind(if f.retry_at.is_some() { "retrying" } else { "dead" })
+            .bind(f.retry_at.unwrap_or(now))
+            .bind(f.outcome_unknown)
+            .bind(f.error)
             .bind(now)
             .bind(d.id)
             .bind(owner)
@@ -480,7 +512,12 @@ impl Store {
 
     /// Give a claimed delivery back without counting an attempt (e.g. its connection's
     /// budget is spent): it becomes due again at `at`.
-    pub async fn release_delivery(&self, id: i64, owner: &str, at: Millis) -> Result<(), StoreError> {
+    pub async fn release_delivery(
+        &self,
+        id: i64,
+        owner: &str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
         with_write!(self, pool => {
             sqlx::query(
                 "UPDATE deliveries SET state = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'pending' END, \
@@ -517,7 +554,12 @@ impl Store {
     }
 
     /// Send dead (or retrying) deliveries of a partner again, now. Returns how many.
-    pub async fn retry_deliveries(&self, partner: &str, ids: &[i64], now: Millis) -> Result<u64, StoreError> {
+    pub async fn retry_deliveries(
+        &self,
+        partner: &str,
+        ids: &[i64],
+        now: Millis,
+    ) -> Result<u64, StoreError> {
         if ids.is_empty() {
             return Ok(0);
         }
@@ -532,7 +574,11 @@ impl Store {
     }
 
     /// An event of a partner with its deliveries and their attempts.
-    pub async fn event_record(&self, partner: &str, event_id: &str) -> Result<EventRecord, StoreError> {
+    pub async fn event_record(
+        &self,
+        partner: &str,
+        event_id: &str,
+    ) -> Result<EventRecord, StoreError> {
         let (stored, routed_at, skip_reason) = with_read!(self, pool => {
             let sql = format!("SELECT {EVENT_COLUMNS}, e.routed_at, e.skip_reason FROM events e WHERE e.partner_id = $1 AND e.event_id = $2");
             let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
@@ -557,7 +603,11 @@ impl Store {
     }
 
     /// The delivery log of a partner, newest first.
-    pub async fn list_deliveries(&self, partner: &str, f: &DeliveryFilter) -> Result<Vec<DeliveryView>, StoreError> {
+    pub async fn list_deliveries(
+        &self,
+        partner: &str,
+        f: &DeliveryFilter,
+    ) -> Result<Vec<DeliveryView>, StoreError> {
         let mut cond = vec!["d.partner_id = $1".to_string()];
         let mut binds: Vec<Bind> = vec![Bind::Text(partner.to_string())];
         let mut add = |sql: &str, b: Bind| {
@@ -585,10 +635,16 @@ impl Store {
         if let Some(b) = f.before_id {
             add("d.id < ?", Bind::Int(b));
         }
-        self.delivery_views(&cond.join(" AND "), &binds, f.limit.clamp(1, 1000)).await
+        self.delivery_views(&cond.join(" AND "), &binds, f.limit.clamp(1, 1000))
+            .await
     }
 
-    async fn delivery_views(&self, cond: &str, binds: &[Bind], limit: i64) -> Result<Vec<DeliveryView>, StoreError> {
+    async fn delivery_views(
+        &self,
+        cond: &str,
+        binds: &[Bind],
+        limit: i64,
+    ) -> Result<Vec<DeliveryView>, StoreError> {
         let sql = format!(
             "SELECT d.id, e.event_id, e.event_type, e.client_id, d.connection_id, d.channel, d.group_key, d.state, \
              d.attempts, d.next_attempt_at, d.psa_action, d.ticket_id, d.ticket_number, d.contact_id, d.contact_source, \
@@ -634,7 +690,11 @@ impl Store {
         if views.is_empty() {
             return Ok(views);
         }
-        let list = views.iter().map(|v| v.id.to_string()).collect::<Vec<_>>().join(",");
+        let list = views
+            .iter()
+            .map(|v| v.id.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
         let sql = format!(
             "SELECT delivery_id, attempt, started_at, finished_at, outcome, psa_calls, summary, error \
              FROM delivery_attempts WHERE delivery_id IN ({list}) ORDER BY delivery_id, attempt"
@@ -680,4 +740,3 @@ enum Bind {
     Text(String),
     Int(i64),
 }
-

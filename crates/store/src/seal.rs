@@ -25,7 +25,12 @@ pub struct KeyRing {
 
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "KeyRing {{ primary: {}, keys: {} }}", self.primary, self.keys.len())
+        write!(
+            f,
+            "KeyRing {{ primary: {}, keys: {} }}",
+            self.primary,
+            self.keys.len()
+        )
     }
 }
 
@@ -35,11 +40,17 @@ impl KeyRing {
     pub fn parse(spec: &str) -> Result<KeyRing, String> {
         let mut keys = BTreeMap::new();
         let mut primary = None;
-        for (i, part) in spec.split(',').map(str::trim).filter(|p| !p.is_empty()).enumerate() {
+        for (i, part) in spec
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .enumerate()
+        {
             let (id, b64) = match part.split_once(':') {
                 Some((id, b64)) => (
-                    id.parse::<u8>()
-                        .map_err(|_| format!("key entry {}: '{id}' is not a key id from 0 to 255", i + 1))?,
+                    id.parse::<u8>().map_err(|_| {
+                        format!("key entry {}: '{id}' is not a key id from 0 to 255", i + 1)
+                    })?,
                     b64,
                 ),
                 None => (1, part),
@@ -49,7 +60,11 @@ impl KeyRing {
                 .or_else(|_| URL_SAFE_NO_PAD.decode(b64))
                 .map_err(|_| format!("key entry {}: not base64", i + 1))?;
             if bytes.len() != 32 {
-                return Err(format!("key entry {}: a key must be 32 bytes, this one is {}", i + 1, bytes.len()));
+                return Err(format!(
+                    "key entry {}: a key must be 32 bytes, this one is {}",
+                    i + 1,
+                    bytes.len()
+                ));
             }
             let cipher = XChaCha20Poly1305::new_from_slice(&bytes).map_err(|e| e.to_string())?;
             if keys.insert(id, cipher).is_some() {
@@ -101,13 +116,20 @@ impl KeyRing {
             return Err(bad());
         }
         let kid: u8 = parts.next().and_then(|k| k.parse().ok()).ok_or_else(bad)?;
-        let nonce = parts.next().and_then(|n| URL_SAFE_NO_PAD.decode(n).ok()).ok_or_else(bad)?;
-        let ct = parts.next().and_then(|c| URL_SAFE_NO_PAD.decode(c).ok()).ok_or_else(bad)?;
+        let nonce = parts
+            .next()
+            .and_then(|n| URL_SAFE_NO_PAD.decode(n).ok())
+            .ok_or_else(bad)?;
+        let ct = parts
+            .next()
+            .and_then(|c| URL_SAFE_NO_PAD.decode(c).ok())
+            .ok_or_else(bad)?;
         let nonce: [u8; 24] = nonce.try_into().map_err(|_| bad())?;
-        let cipher = self
-            .keys
-            .get(&kid)
-            .ok_or_else(|| StoreError::Seal(format!("the value for {aad} was sealed with key {kid}, which is not configured")))?;
+        let cipher = self.keys.get(&kid).ok_or_else(|| {
+            StoreError::Seal(format!(
+                "the value for {aad} was sealed with key {kid}, which is not configured"
+            ))
+        })?;
         let pt = cipher
             .decrypt(
                 &XNonce::from(nonce),
@@ -116,7 +138,11 @@ impl KeyRing {
                     aad: aad.as_bytes(),
                 },
             )
-            .map_err(|_| StoreError::Seal(format!("the value for {aad} does not open with key {kid} (wrong key, or moved)")))?;
+            .map_err(|_| {
+                StoreError::Seal(format!(
+                    "the value for {aad} does not open with key {kid} (wrong key, or moved)"
+                ))
+            })?;
         String::from_utf8(pt)
             .map(Secret::new)
             .map_err(|_| StoreError::Seal(format!("the value for {aad} is not text")))
@@ -132,8 +158,14 @@ mod tests {
         let ring = KeyRing::parse(&KeyRing::generate_key()).unwrap();
         let sealed = ring.seal("connection:1:secret", "hunter2").unwrap();
         assert!(!sealed.contains("hunter2"));
-        assert_eq!(ring.open("connection:1:secret", &sealed).unwrap().expose(), "hunter2");
-        assert!(ring.open("connection:2:secret", &sealed).is_err(), "moved to another row");
+        assert_eq!(
+            ring.open("connection:1:secret", &sealed).unwrap().expose(),
+            "hunter2"
+        );
+        assert!(
+            ring.open("connection:2:secret", &sealed).is_err(),
+            "moved to another row"
+        );
         let mut tampered = sealed.clone();
         tampered.pop();
         assert!(ring.open("connection:1:secret", &tampered).is_err());
@@ -148,7 +180,12 @@ mod tests {
         let after = KeyRing::parse(&format!("2:{new},1:{old}")).unwrap();
         assert_eq!(after.open("a", &sealed_old).unwrap().expose(), "x");
         assert!(after.seal("a", "y").unwrap().starts_with("v1.2."));
-        assert!(KeyRing::parse(&format!("2:{new}")).unwrap().open("a", &sealed_old).is_err());
+        assert!(
+            KeyRing::parse(&format!("2:{new}"))
+                .unwrap()
+                .open("a", &sealed_old)
+                .is_err()
+        );
     }
 
     #[test]

@@ -38,7 +38,8 @@ impl TestDatabase {
             .execute(&mut conn)
             .await?;
         conn.close().await?;
-        let mut url = url::Url::parse(admin_url).map_err(|e| sqlx::Error::Configuration(Box::new(e)))?;
+        let mut url =
+            url::Url::parse(admin_url).map_err(|e| sqlx::Error::Configuration(Box::new(e)))?;
         url.set_path(&format!("/{name}"));
         Ok(TestDatabase {
             url: url.to_string(),
@@ -49,11 +50,16 @@ impl TestDatabase {
 
     /// Drop the database (connections to it are ended first).
     pub async fn drop_database(self) {
-        let Ok(opts) = PgConnectOptions::from_str(&self.admin) else { return };
+        let Ok(opts) = PgConnectOptions::from_str(&self.admin) else {
+            return;
+        };
         if let Ok(mut conn) = PgConnection::connect_with(&opts).await {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)))
-                .execute(&mut conn)
-                .await;
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            )))
+            .execute(&mut conn)
+            .await;
             let _ = conn.close().await;
         }
     }

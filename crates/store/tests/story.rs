@@ -10,7 +10,7 @@ use psabridge_core::secret::Secret;
 use psabridge_core::settings::{EventRule, GroupingMode, PsaKind, TicketDefaults};
 use psabridge_store::config::{MappingRow, NewConnection, Principal};
 use psabridge_store::ingest::{Incoming, Outcome};
-use psabridge_store::outbox::{Attempt, NewDelivery, RoutingResult, Success};
+use psabridge_store::outbox::{Attempt, Failure, NewDelivery, RoutingResult, Success};
 use psabridge_store::seal::KeyRing;
 use psabridge_store::testing::{TestDatabase, pg_url_or_skip};
 use psabridge_store::{Store, StoreOptions};
@@ -47,14 +47,28 @@ fn attempt(n: i64, outcome: &str) -> Attempt {
     }
 }
 
+fn failure(error: &str, retry_at: Option<i64>) -> Failure<'_> {
+    Failure {
+        error,
+        retry_at,
+        outcome_unknown: false,
+    }
+}
+
 async fn story(store: Store) -> Result<()> {
     let t0 = 1_800_000_000_000i64;
 
     // Configuration, with a secret that never appears in clear.
     store.create_partner("msp", "The MSP", t0).await?;
-    assert!(store.create_partner("msp", "again", t0).await.is_err(), "partner ids are unique");
+    assert!(
+        store.create_partner("msp", "again", t0).await.is_err(),
+        "partner ids are unique"
+    );
     store.create_token("hash-1", Some("msp"), "t", t0).await?;
-    assert_eq!(store.principal_of_token("hash-1").await?, Some(Principal::Partner("msp".into())));
+    assert_eq!(
+        store.principal_of_token("hash-1").await?,
+        Some(Principal::Partner("msp".into()))
+    );
     assert_eq!(store.principal_of_token("nope").await?, None);
     let mut secrets = BTreeMap::new();
     secrets.insert("secret".to_string(), Secret::new("hunter2"));
@@ -71,10 +85,16 @@ async fn story(store: Store) -> Result<()> {
             t0,
         )
         .await?;
-    assert_eq!(store.connection_secrets(conn).await?["secret"].expose(), "hunter2");
+    assert_eq!(
+        store.connection_secrets(conn).await?["secret"].expose(),
+        "hunter2"
+    );
     let c = store.connection("msp", conn).await?;
     assert_eq!(c.secret_fields, vec!["secret".to_string()]);
-    assert!(store.connection("other", conn).await.is_err(), "scoped to its partner");
+    assert!(
+        store.connection("other", conn).await.is_err(),
+        "scoped to its partner"
+    );
     store
         .put_rule(
             conn,
@@ -106,8 +126,17 @@ async fn story(store: Store) -> Result<()> {
     let settings = store.partner_settings("msp").await?;
     assert_eq!(settings.default_connection, Some(conn));
     assert_eq!(settings.mappings["c1"][0].company_id, "100");
-    assert_eq!(settings.connections[0].rules["saas.too_many_downloads"].fields.queue.as_deref(), Some("8"));
-    assert_eq!(store.client_name("msp", "c1").await?.as_deref(), Some("Client One"));
+    assert_eq!(
+        settings.connections[0].rules["saas.too_many_downloads"]
+            .fields
+            .queue
+            .as_deref(),
+        Some("8")
+    );
+    assert_eq!(
+        store.client_name("msp", "c1").await?.as_deref(),
+        Some("Client One")
+    );
 
     // Ingestion: ids are idempotent within a batch and across batches.
     let inc = |id: &str, u: &str| Incoming {
@@ -115,12 +144,26 @@ async fn story(store: Store) -> Result<()> {
         event: event(id, "c1", Some(u)),
     };
     let out = store
-        .accept_events(vec![inc("e1", "a@x.io"), inc("e2", "a@x.io"), inc("e1", "a@x.io")], t0)
+        .accept_events(
+            vec![
+                inc("e1", "a@x.io"),
+                inc("e2", "a@x.io"),
+                inc("e1", "a@x.io"),
+            ],
+            t0,
+        )
         .await?;
-    assert_eq!(out, vec![Outcome::Accepted, Outcome::Accepted, Outcome::Duplicate]);
-    let out = store.accept_events(vec![inc("e2", "a@x.io"), inc("e3", "b@x.io")], t0).await?;
+    assert_eq!(
+        out,
+        vec![Outcome::Accepted, Outcome::Accepted, Outcome::Duplicate]
+    );
+    let out = store
+        .accept_events(vec![inc("e2", "a@x.io"), inc("e3", "b@x.io")], t0)
+        .await?;
     assert_eq!(out, vec![Outcome::Duplicate, Outcome::Accepted]);
-    let many: Vec<Incoming> = (0..1200).map(|i| inc(&format!("bulk-{i}"), "c@x.io")).collect();
+    let many: Vec<Incoming> = (0..1200)
+        .map(|i| inc(&format!("bulk-{i}"), "c@x.io"))
+        .collect();
     let out = store.accept_events(many, t0).await?;
     assert!(out.iter().all(|o| *o == Outcome::Accepted));
 
@@ -144,10 +187,17 @@ async fn story(store: Store) -> Result<()> {
         })
         .collect();
     assert_eq!(store.record_routing(&decisions, t0).await?, 3);
-    assert_eq!(store.record_routing(&decisions, t0).await?, 0, "routing twice makes nothing twice");
+    assert_eq!(
+        store.record_routing(&decisions, t0).await?,
+        0,
+        "routing twice makes nothing twice"
+    );
     let skipped = store.unrouted_events(1).await?;
     store
-        .record_routing(&[(skipped[0].clone(), RoutingResult::Skip("no rule".into()))], t0)
+        .record_routing(
+            &[(skipped[0].clone(), RoutingResult::Skip("no rule".into()))],
+            t0,
+        )
         .await?;
     let rec = store.event_record("msp", &skipped[0].event.id).await?;
     assert_eq!(rec.skip_reason.as_deref(), Some("no rule"));
@@ -156,12 +206,25 @@ async fn story(store: Store) -> Result<()> {
     let claimed = store.claim_deliveries("w1", t0, 60_000, 10, &[]).await?;
     let ids: HashSet<&str> = claimed.iter().map(|d| d.event.event.id.as_str()).collect();
     assert_eq!(ids, HashSet::from(["e1", "e3"]));
-    assert!(store.claim_deliveries("w2", t0, 60_000, 10, &[]).await?.is_empty(), "nothing else is due");
+    assert!(
+        store
+            .claim_deliveries("w2", t0, 60_000, 10, &[])
+            .await?
+            .is_empty(),
+        "nothing else is due"
+    );
 
     // e1 creates the ticket; then e2 (same group) becomes claimable.
-    let d1 = claimed.iter().find(|d| d.event.event.id == "e1").unwrap().clone();
+    let d1 = claimed
+        .iter()
+        .find(|d| d.event.event.id == "e1")
+        .unwrap()
+        .clone();
     assert!(store.mark_create_sent(d1.id, "w1", t0).await?);
-    assert!(!store.mark_create_sent(d1.id, "intruder", t0).await?, "only the lease owner writes");
+    assert!(
+        !store.mark_create_sent(d1.id, "intruder", t0).await?,
+        "only the lease owner writes"
+    );
     let ok = Success {
         psa_action: "created",
         ticket_id: Some("T1".into()),
@@ -169,26 +232,71 @@ async fn story(store: Store) -> Result<()> {
         contact_id: Some("1001".into()),
         contact_source: Some("mapping_default"),
     };
-    assert!(store.finish_delivery(&d1, "w1", &ok, &attempt(1, "created"), t0 + 1).await?);
-    let group = store.open_group(conn, "client:c1|user:a@x.io").await?.unwrap();
+    assert!(
+        store
+            .finish_delivery(&d1, "w1", &ok, &attempt(1, "created"), t0 + 1)
+            .await?
+    );
+    let group = store
+        .open_group(conn, "client:c1|user:a@x.io")
+        .await?
+        .unwrap();
     assert_eq!(group.ticket_id, "T1");
-    let next = store.claim_deliveries("w2", t0 + 2, 60_000, 10, &[]).await?;
+    let next = store
+        .claim_deliveries("w2", t0 + 2, 60_000, 10, &[])
+        .await?;
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].event.event.id, "e2");
     assert_eq!(next[0].attempts, 1);
 
     // A retryable failure waits; dead waits for a human; a retry by hand brings it back.
     let d2 = next[0].clone();
-    assert!(store.fail_delivery(&d2, "w2", "429", Some(t0 + 10_000), false, &attempt(1, "retry"), t0 + 3).await?);
-    assert!(store.claim_deliveries("w2", t0 + 4, 60_000, 10, &[]).await?.is_empty());
-    let again = store.claim_deliveries("w2", t0 + 10_001, 60_000, 10, &[]).await?;
+    assert!(
+        store
+            .fail_delivery(
+                &d2,
+                "w2",
+                &failure("429", Some(t0 + 10_000)),
+                &attempt(1, "retry"),
+                t0 + 3
+            )
+            .await?
+    );
+    assert!(
+        store
+            .claim_deliveries("w2", t0 + 4, 60_000, 10, &[])
+            .await?
+            .is_empty()
+    );
+    let again = store
+        .claim_deliveries("w2", t0 + 10_001, 60_000, 10, &[])
+        .await?;
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 2);
-    assert!(store.fail_delivery(&again[0], "w2", "bad request", None, false, &attempt(2, "dead"), t0 + 10_002).await?);
-    assert_eq!(store.retry_deliveries("msp", &[again[0].id], t0 + 10_003).await?, 1);
-    let back = store.claim_deliveries("w3", t0 + 10_004, 60_000, 10, &[conn]).await?;
+    assert!(
+        store
+            .fail_delivery(
+                &again[0],
+                "w2",
+                &failure("bad request", None),
+                &attempt(2, "dead"),
+                t0 + 10_002
+            )
+            .await?
+    );
+    assert_eq!(
+        store
+            .retry_deliveries("msp", &[again[0].id], t0 + 10_003)
+            .await?,
+        1
+    );
+    let back = store
+        .claim_deliveries("w3", t0 + 10_004, 60_000, 10, &[conn])
+        .await?;
     assert!(back.is_empty(), "paused connections are not claimed");
-    let back = store.claim_deliveries("w3", t0 + 10_004, 60_000, 10, &[]).await?;
+    let back = store
+        .claim_deliveries("w3", t0 + 10_004, 60_000, 10, &[])
+        .await?;
     assert_eq!(back.len(), 1);
     let noted = Success {
         psa_action: "noted",
@@ -197,26 +305,69 @@ async fn story(store: Store) -> Result<()> {
         contact_id: None,
         contact_source: None,
     };
-    assert!(store.finish_delivery(&back[0], "w3", &noted, &attempt(1, "noted"), t0 + 10_005).await?);
-    assert_eq!(store.open_group(conn, "client:c1|user:a@x.io").await?.unwrap().notes, 1);
+    assert!(
+        store
+            .finish_delivery(&back[0], "w3", &noted, &attempt(1, "noted"), t0 + 10_005)
+            .await?
+    );
+    assert_eq!(
+        store
+            .open_group(conn, "client:c1|user:a@x.io")
+            .await?
+            .unwrap()
+            .notes,
+        1
+    );
 
     // A crashed worker's claim is taken over after its lease; the "create sent" mark survives.
-    let d3 = claimed.iter().find(|d| d.event.event.id == "e3").unwrap().clone();
+    let d3 = claimed
+        .iter()
+        .find(|d| d.event.event.id == "e3")
+        .unwrap()
+        .clone();
     assert!(store.mark_create_sent(d3.id, "w1", t0).await?);
-    let taken = store.claim_deliveries("w4", t0 + 60_001, 60_000, 10, &[]).await?;
+    let taken = store
+        .claim_deliveries("w4", t0 + 60_001, 60_000, 10, &[])
+        .await?;
     assert_eq!(taken.len(), 1);
     assert_eq!(taken[0].id, d3.id);
-    assert!(taken[0].create_sent_at.is_some(), "the next attempt must look the ticket up first");
-    assert!(!store.finish_delivery(&d3, "w1", &ok, &attempt(1, "created"), t0).await?, "the dead worker lost it");
+    assert!(
+        taken[0].create_sent_at.is_some(),
+        "the next attempt must look the ticket up first"
+    );
+    assert!(
+        !store
+            .finish_delivery(&d3, "w1", &ok, &attempt(1, "created"), t0)
+            .await?,
+        "the dead worker lost it"
+    );
 
     // Groups close when the PSA says so; sweeps find what to check; numbers fill in.
-    assert_eq!(store.groups_to_sweep(conn, t0 + 100_000, 10).await?.len(), 1);
-    store.record_ticket_numbers(conn, &[("T1".into(), Some("T20261122.0001".into()))]).await?;
+    assert_eq!(
+        store.groups_to_sweep(conn, t0 + 100_000, 10).await?.len(),
+        1
+    );
+    store
+        .record_ticket_numbers(conn, &[("T1".into(), Some("T20261122.0001".into()))])
+        .await?;
     let rec = store.event_record("msp", "e1").await?;
-    assert_eq!(rec.deliveries[0].ticket_number.as_deref(), Some("T20261122.0001"));
+    assert_eq!(
+        rec.deliveries[0].ticket_number.as_deref(),
+        Some("T20261122.0001")
+    );
     assert_eq!(rec.deliveries[0].history.len(), 1);
-    assert_eq!(store.close_tickets(conn, &["T1".into()], t0 + 20_000).await?, 1);
-    assert!(store.open_group(conn, "client:c1|user:a@x.io").await?.is_none());
+    assert_eq!(
+        store
+            .close_tickets(conn, &["T1".into()], t0 + 20_000)
+            .await?,
+        1
+    );
+    assert!(
+        store
+            .open_group(conn, "client:c1|user:a@x.io")
+            .await?
+            .is_none()
+    );
 
     // The log lists and filters.
     let dead = store
@@ -278,7 +429,11 @@ async fn concurrent_claims(store: Store) -> Result<()> {
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             for _ in 0..20 {
-                for d in store.claim_deliveries(&format!("w{w}"), 1, 60_000, 5, &[]).await.unwrap() {
+                for d in store
+                    .claim_deliveries(&format!("w{w}"), 1, 60_000, 5, &[])
+                    .await
+                    .unwrap()
+                {
                     mine.push((d.id, d.group_key.clone()));
                 }
             }
@@ -292,7 +447,11 @@ async fn concurrent_claims(store: Store) -> Result<()> {
     let ids: HashSet<i64> = all.iter().map(|(id, _)| *id).collect();
     assert_eq!(ids.len(), all.len(), "no delivery claimed twice");
     let groups: HashSet<&String> = all.iter().map(|(_, g)| g).collect();
-    assert_eq!(groups.len(), all.len(), "one claim per group while its head is in flight");
+    assert_eq!(
+        groups.len(),
+        all.len(),
+        "one claim per group while its head is in flight"
+    );
     assert_eq!(all.len(), 50, "every group's head was claimed");
     Ok(())
 }
@@ -300,7 +459,11 @@ async fn concurrent_claims(store: Store) -> Result<()> {
 async fn sqlite_store() -> Result<(Store, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store = Store::open(&StoreOptions::new(url), KeyRing::parse(&KeyRing::generate_key()).unwrap()).await?;
+    let store = Store::open(
+        &StoreOptions::new(url),
+        KeyRing::parse(&KeyRing::generate_key()).unwrap(),
+    )
+    .await?;
     Ok((store, dir))
 }
 
@@ -309,7 +472,11 @@ async fn with_pg(name: &str, f: impl AsyncFnOnce(Store) -> Result<()>) -> Result
         return Ok(());
     };
     let db = TestDatabase::create(&admin).await?;
-    let store = Store::open(&StoreOptions::new(&db.url), KeyRing::parse(&KeyRing::generate_key()).unwrap()).await?;
+    let store = Store::open(
+        &StoreOptions::new(&db.url),
+        KeyRing::parse(&KeyRing::generate_key()).unwrap(),
+    )
+    .await?;
     let result = f(store.clone()).await;
     store.close().await;
     db.drop_database().await;
