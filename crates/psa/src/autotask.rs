@@ -91,6 +91,8 @@ pub struct AutotaskConnector {
     /// The zone's API URL (`https://webservicesN.autotask.net/ATServicesRest/`).
     zone: RwLock<Option<String>>,
     lists: Mutex<Option<(PsaLists, Instant)>>,
+    /// Note type and publish values, read once (one call) when not configured.
+    note_defaults: Mutex<Option<(String, String)>>,
     bucket: TokenBucket,
     slots: EndpointSlots,
     meter: CallMeter,
@@ -244,6 +246,7 @@ impl AutotaskConnector {
             opts: options,
             zone: RwLock::new(None),
             lists: Mutex::new(None),
+            note_defaults: Mutex::new(None),
             meter: CallMeter::new(),
         }
     }
@@ -492,7 +495,17 @@ impl AutotaskConnector {
         if let (Some(t), Some(p)) = (&self.opts.note_type, &self.opts.note_publish) {
             return Ok((t.clone(), p.clone()));
         }
-        let lists = self.lists().await?;
+        let mut cached = self.note_defaults.lock().await;
+        if let Some(d) = cached.as_ref() {
+            return Ok(d.clone());
+        }
+        let lists = match self.lists.lock().await.as_ref() {
+            Some((l, _)) => l.clone(),
+            None => {
+                self.picklists("TicketNotes", &[("noteType", "note_type"), ("publish", "note_publish")])
+                    .await?
+            }
+        };
         let first_active = |key: &str, prefer: &str| {
             let items = lists.get(key).map(Vec::as_slice).unwrap_or_default();
             items

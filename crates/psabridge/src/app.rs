@@ -1,0 +1,100 @@
+//! Wiring: the one place that puts store, engine, connectors and HTTP API together.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use psabridge_core::catalog::Catalog;
+use psabridge_engine::{ConnectorRegistry, Engine, EngineConfig};
+use psabridge_store::Store;
+use psabridge_store::seal::KeyRing;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// A running product: API + engine on one store.
+pub struct Running {
+    pub store: Store,
+    pub engine: Engine,
+    pub addr: SocketAddr,
+    pub shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Running {
+    /// Stop taking requests, let the engine finish what it holds, close the database.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+        self.store.close().await;
+    }
+}
+
+/// Open the store (migrating it) and start the API on `listener` and the engine beside it.
+pub async fn start(
+    store_options: &psabridge_store::StoreOptions,
+    keys: KeyRing,
+    catalog: Catalog,
+    engine_config: EngineConfig,
+    listener: TcpListener,
+    public_url: Option<String>,
+) -> Result<Running> {
+    let store = Store::open(store_options, keys).await.with_context(|| {
+        format!(
+            "database_url: cannot open {}",
+            psabridge_store::redact_url(&store_options.url)
+        )
+    })?;
+    let engine = Engine::new(
+        store.clone(),
+        ConnectorRegistry::new(),
+        Arc::new(catalog),
+        engine_config,
+    );
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    engine.spawn(shutdown.clone(), &tracker);
+    let addr = listener.local_addr()?;
+    let app = psabridge_web::router(psabridge_web::AppState::new(engine.clone(), public_url));
+    let stop = shutdown.clone();
+    tracker.spawn(async move {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+        {
+            tracing::error!(error = %e, "the HTTP server failed");
+        }
+    });
+    Ok(Running {
+        store,
+        engine,
+        addr,
+        shutdown,
+        tracker,
+    })
+}
+
+/// Resolve when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,533 @@
+//! `psabridge bench`: the figures of BENCHMARKS.md, measured against the real binary.
+//!
+//! Each scenario starts a fresh product (`psabridge demo` in a child process, against an
+//! Autotask simulator in another child process), drives it over HTTP from this process, and
+//! reads what it needs from the API, the simulator's `/_sim/stats` and `/proc`. Nothing is
+//! timed inside the product: the load generator measures what a producer would see.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Which scenarios: all, ingest, batch, economy, latency.
+    #[arg(long, default_value = "all")]
+    pub scenario: String,
+    /// Seconds of load for the ingestion scenarios.
+    #[arg(long, default_value_t = 10)]
+    pub duration_secs: u64,
+    /// Concurrent producers for the ingestion scenarios.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// SQLite sync setting of the product under test: full or normal.
+    #[arg(long, default_value = "full")]
+    pub sqlite_synchronous: String,
+    /// Events of the economy scenario.
+    #[arg(long, default_value_t = 6000)]
+    pub economy_events: usize,
+    /// Events per second, and seconds, of the latency scenario.
+    #[arg(long, default_value_t = 5)]
+    pub latency_rate: u64,
+    #[arg(long, default_value_t = 60)]
+    pub latency_secs: u64,
+    /// Latency the simulator adds to each request in the latency scenario (ms).
+    #[arg(long, default_value_t = 150)]
+    pub psa_latency_ms: u64,
+}
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn first_line_matching(child: &mut Child, what: &str, deadline: Duration) -> Result<String> {
+    use std::io::{BufRead, BufReader};
+    let stdout = child.stdout.take().context("no stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let end = Instant::now() + deadline;
+    loop {
+        match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
+            Ok(l) if l.contains(what) => {
+                std::thread::spawn(move || while rx.recv().is_ok() {});
+                return Ok(l);
+            }
+            Ok(_) => {}
+            Err(_) => bail!("a child process did not start in {deadline:?}"),
+        }
+    }
+}
+
+/// The system under test: a simulator process and a product process.
+struct Sut {
+    _sim: Proc,
+    product: Proc,
+    sim_url: String,
+    api: String,
+    token: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Sut {
+    async fn start(
+        args: &BenchArgs,
+        sim_latency_ms: u64,
+        requests_per_hour: Option<u32>,
+        sim_hourly_limit: u32,
+    ) -> Result<Sut> {
+        let exe = std::env::current_exe()?;
+        let mut sim = Command::new(&exe)
+            .args(["sim", "autotask", "--listen", "127.0.0.1:0"])
+            .args(["--latency-ms", &sim_latency_ms.to_string()])
+            .args(["--hourly-limit", &sim_hourly_limit.to_string()])
+            .env("PSABRIDGE_LOG", "error")
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let line = first_line_matching(&mut sim, "base_url", Duration::from_secs(30))?;
+        let sim_url = serde_json::from_str::<Value>(&line)?["base_url"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let sim = Proc(sim);
+        let dir = tempfile::tempdir()?;
+        let mut cmd = Command::new(&exe);
+        cmd.args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--sim-url",
+            &sim_url,
+            "--sqlite-synchronous",
+            &args.sqlite_synchronous,
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("PSABRIDGE_LOG", "error")
+        .stdout(Stdio::piped());
+        if let Some(r) = requests_per_hour {
+            cmd.args(["--psa-requests-per-hour", &r.to_string()]);
+        }
+        let mut product = cmd.spawn()?;
+        first_line_matching(&mut product, "demo is running", Duration::from_secs(60))?;
+        let info: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("demo.json"))?)?;
+        Ok(Sut {
+            _sim: sim,
+            product: Proc(product),
+            sim_url,
+            api: info["api_url"].as_str().unwrap_or_default().to_string(),
+            token: info["api_token"].as_str().unwrap_or_default().to_string(),
+            _dir: dir,
+        })
+    }
+
+    fn rss_kib(&self) -> u64 {
+        rss_kib(self.product.0.id())
+    }
+}
+
+/// Resident memory of a process in KiB (Linux).
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn client() -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .timeout(Duration::from_secs(30))
+        .build()?)
+}
+
+fn event(i: u64, prefix: &str) -> Value {
+    const TYPES: [&str; 4] = [
+        "saas.too_many_downloads",
+        "saas.too_many_uploads",
+        "saas.multiple_mfa_failures",
+        "email.bounced",
+    ];
+    const CLIENTS: [&str; 4] = ["client-001", "client-002", "client-003", "client-004"];
+    json!({
+        "id": format!("{prefix}-{i}"),
+        "client": CLIENTS[(i % 4) as usize],
+        "type": TYPES[(i / 4 % 4) as usize],
+        "severity": "high",
+        "user": {"email": format!("user{}@example.test", i % 200), "name": "Bench User"},
+        "details": "benchmark event",
+        "data": {"files": i % 1000, "app": "OneDrive"},
+    })
+}
+
+struct Load {
+    events: u64,
+    requests: u64,
+    errors: u64,
+    elapsed: Duration,
+    hist: Histogram<u64>,
+    peak_rss_kib: u64,
+}
+
+/// Drive the ingestion endpoint with `concurrency` producers for `duration`, `batch` events a request.
+async fn ingest_load(sut: &Sut, args: &BenchArgs, batch: usize) -> Result<Load> {
+    let http = client()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let next = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1, 60_000_000, 3,
+    )?));
+    let url = format!("{}/api/v1/events", sut.api);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency {
+        let (http, stop, next, errors, hist, url, token) = (
+            http.clone(),
+            stop.clone(),
+            next.clone(),
+            errors.clone(),
+            hist.clone(),
+            url.clone(),
+            sut.token.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+            while !stop.load(Ordering::Relaxed) {
+                let first = next.fetch_add(batch as u64, Ordering::Relaxed);
+                let body = if batch == 1 {
+                    event(first, "b")
+                } else {
+                    json!({"events": (first..first + batch as u64).map(|i| event(i, "b")).collect::<Vec<_>>()})
+                };
+                let t = Instant::now();
+                let ok = matches!(
+                    http.post(&url).bearer_auth(&token).json(&body).send().await,
+                    Ok(r) if r.status().as_u16() == 202
+                );
+                let us = t.elapsed().as_micros() as u64;
+                if ok {
+                    let _ = local.record(us.max(1));
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            let _ = hist.lock().await.add(&local);
+        }));
+    }
+    let mut peak = 0;
+    let end = start + Duration::from_secs(args.duration_secs);
+    while Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        peak = peak.max(sut.rss_kib());
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await?;
+    }
+    let elapsed = start.elapsed();
+    let hist = Arc::try_unwrap(hist)
+        .map_err(|_| anyhow::anyhow!("histogram still shared"))?
+        .into_inner();
+    let requests = hist.len();
+    Ok(Load {
+        events: requests * batch as u64,
+        requests,
+        errors: errors.load(Ordering::Relaxed),
+        elapsed,
+        hist,
+        peak_rss_kib: peak,
+    })
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+async fn scenario_ingest(args: &BenchArgs, batch: usize) -> Result<Value> {
+    let sut = Sut::start(args, 0, None, 10_000).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = sut.rss_kib();
+    let load = ingest_load(&sut, args, batch).await?;
+    let rate = load.events as f64 / load.elapsed.as_secs_f64();
+    let name = if batch == 1 {
+        "ingest (single events)"
+    } else {
+        "ingest (batches)"
+    };
+    println!(
+        "{name}: {rate:.0} events/s accepted ({} requests of {batch}, {} errors, {} producers, {:.1} s); \
+         ack latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms; RSS idle {} KiB, peak {} KiB",
+        load.requests,
+        load.errors,
+        args.concurrency,
+        load.elapsed.as_secs_f64(),
+        ms(load.hist.value_at_quantile(0.5)),
+        ms(load.hist.value_at_quantile(0.99)),
+        ms(load.hist.value_at_quantile(0.999)),
+        ms(load.hist.max()),
+        idle,
+        load.peak_rss_kib,
+    );
+    Ok(json!({
+        "scenario": name, "batch": batch, "events_per_sec": rate.round(), "requests": load.requests,
+        "errors": load.errors, "p50_ms": ms(load.hist.value_at_quantile(0.5)),
+        "p99_ms": ms(load.hist.value_at_quantile(0.99)), "p999_ms": ms(load.hist.value_at_quantile(0.999)),
+        "idle_rss_kib": idle, "peak_rss_kib": load.peak_rss_kib, "sqlite_synchronous": args.sqlite_synchronous,
+    }))
+}
+
+async fn get_json(http: &reqwest::Client, url: &str, token: Option<&str>) -> Result<Value> {
+    let mut req = http.get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    Ok(req.send().await?.json().await?)
+}
+
+/// PSA requests the simulator has served, from its stats.
+async fn sim_requests(http: &reqwest::Client, sim_url: &str) -> Result<u64> {
+    let v = get_json(http, &format!("{sim_url}/_sim/stats"), None).await?;
+    v["total_requests"]
+        .as_u64()
+        .or_else(|| v["total"].as_u64())
+        .context("the simulator's stats have no total")
+}
+
+/// Wait until no delivery is pending; the number delivered.
+async fn drain(http: &reqwest::Client, sut: &Sut, expect: u64, timeout: Duration) -> Result<u64> {
+    let end = Instant::now() + timeout;
+    loop {
+        let text = http
+            .get(format!("{}/metrics", sut.api))
+            .send()
+            .await?
+            .text()
+            .await?;
+        let get = |state: &str| {
+            text.lines()
+                .find(|l| l.starts_with(&format!("psabridge_deliveries{{state=\"{state}\"}}")))
+                .and_then(|l| l.split_whitespace().last())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let delivered = get("delivered");
+        let dead = get("dead");
+        let open = get("pending") + get("retrying") + get("in_flight");
+        if delivered + dead >= expect && open == 0 {
+            if dead > 0 {
+                eprintln!("warning: {dead} deliveries are dead");
+            }
+            return Ok(delivered);
+        }
+        if Instant::now() > end {
+            bail!("deliveries did not drain in {timeout:?}: {delivered} delivered, {open} open");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The mixed workload: users of mapped and unmapped clients, several alert types, resolves,
+/// events without a user, and tickets completed by technicians along the way.
+fn mixed_event(i: usize) -> Value {
+    const TYPES: [&str; 6] = [
+        "saas.too_many_downloads",
+        "saas.too_many_uploads",
+        "saas.multiple_mfa_failures",
+        "saas.login_from_new_country",
+        "dark_web.breach_report",
+        "email.bounced",
+    ];
+    const CLIENTS: [&str; 4] = ["client-001", "client-002", "client-003", "client-004"];
+    let user = (i * 7919) % 150;
+    let mut e = json!({
+        "id": format!("m-{i}"),
+        "client": CLIENTS[user % 4],
+        "type": TYPES[(i * 31) % 6],
+        "action": if i % 20 == 19 { "resolve" } else { "trigger" },
+    });
+    if i % 10 != 0 {
+        e["user"] = json!({"email": format!("person{user}@example.test")});
+    }
+    e
+}
+
+async fn scenario_economy(args: &BenchArgs) -> Result<Value> {
+    let sut = Sut::start(args, 0, Some(1_000_000), 1_000_000).await?;
+    let http = client()?;
+    let before = sim_requests(&http, &sut.sim_url).await?;
+    let n = args.economy_events;
+    let mut completed = 0;
+    for (k, chunk) in (0..n).collect::<Vec<_>>().chunks(200).enumerate() {
+        let body = json!({"events": chunk.iter().map(|&i| mixed_event(i)).collect::<Vec<_>>()});
+        let r = http
+            .post(format!("{}/api/v1/events", sut.api))
+            .bearer_auth(&sut.token)
+            .json(&body)
+            .send()
+            .await?;
+        if r.status().as_u16() != 202 {
+            bail!("posting the workload: {}", r.text().await?);
+        }
+        // Now and then a technician completes some open tickets.
+        if k % 5 == 4 {
+            drain(&http, &sut, 0, Duration::from_secs(120)).await?;
+            let tickets = get_json(
+                &http,
+                &format!("{}/_sim/tickets?open=true&limit=10", sut.sim_url),
+                None,
+            )
+            .await
+            .ok();
+            for t in tickets
+                .iter()
+                .flat_map(|v| v["tickets"].as_array().cloned().unwrap_or_default())
+            {
+                if let Some(id) = t["id"].as_i64() {
+                    let _ = http
+                        .post(format!("{}/_sim/tickets/{id}/complete", sut.sim_url))
+                        .send()
+                        .await;
+                    completed += 1;
+                }
+            }
+        }
+    }
+    let delivered = drain(&http, &sut, n as u64, Duration::from_secs(600)).await?;
+    let after = sim_requests(&http, &sut.sim_url).await?;
+    let calls = after - before;
+    let per_event = calls as f64 / delivered as f64;
+    let metrics = http
+        .get(format!("{}/metrics", sut.api))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let metric = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().last())
+            .unwrap_or("?")
+            .to_string()
+    };
+    println!(
+        "economy (mixed workload): {n} events, {delivered} deliveries; {calls} PSA requests = {per_event:.3} per delivered event \
+         (tickets created {}, notes {}, tickets completed by the test {completed})",
+        metric("psabridge_tickets_created_total"),
+        metric("psabridge_notes_added_total"),
+    );
+    Ok(
+        json!({"scenario": "economy", "events": n, "deliveries": delivered, "psa_requests": calls,
+              "psa_requests_per_delivered_event": (per_event * 1000.0).round() / 1000.0,
+              "tickets_completed_by_test": completed}),
+    )
+}
+
+async fn scenario_latency(args: &BenchArgs) -> Result<Value> {
+    let sut = Sut::start(args, args.psa_latency_ms, None, 10_000).await?;
+    let http = client()?;
+    let total = args.latency_rate * args.latency_secs;
+    let gap = Duration::from_secs_f64(1.0 / args.latency_rate as f64);
+    let start = Instant::now();
+    let mut ids = Vec::new();
+    for i in 0..total as usize {
+        let target = start + gap * i as u32;
+        tokio::time::sleep_until(target.into()).await;
+        let e = mixed_event(i);
+        ids.push(e["id"].as_str().unwrap_or_default().to_string());
+        let r = http
+            .post(format!("{}/api/v1/events", sut.api))
+            .bearer_auth(&sut.token)
+            .json(&e)
+            .send()
+            .await?;
+        if r.status().as_u16() != 202 {
+            bail!("posting: {}", r.text().await?);
+        }
+    }
+    drain(&http, &sut, total, Duration::from_secs(600)).await?;
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 3_600_000, 3)?;
+    for id in &ids {
+        let e = get_json(
+            &http,
+            &format!("{}/api/v1/events/{id}", sut.api),
+            Some(&sut.token),
+        )
+        .await?;
+        let received =
+            chrono::DateTime::parse_from_rfc3339(e["received_at"].as_str().unwrap_or_default());
+        for d in e["deliveries"].as_array().into_iter().flatten() {
+            if let (Ok(r), Some(done)) = (&received, d["delivered_at"].as_str())
+                && let Ok(done) = chrono::DateTime::parse_from_rfc3339(done)
+            {
+                let _ = hist.record(((done - *r).num_milliseconds().max(1)) as u64);
+            }
+        }
+    }
+    println!(
+        "event-to-ticket latency ({} events at {}/s, simulator latency {} ms/request, Autotask limits on): \
+         p50 {} ms, p90 {} ms, p99 {} ms, max {} ms",
+        hist.len(),
+        args.latency_rate,
+        args.psa_latency_ms,
+        hist.value_at_quantile(0.5),
+        hist.value_at_quantile(0.9),
+        hist.value_at_quantile(0.99),
+        hist.max()
+    );
+    Ok(
+        json!({"scenario": "latency", "events": hist.len(), "rate_per_sec": args.latency_rate,
+              "psa_latency_ms": args.psa_latency_ms, "p50_ms": hist.value_at_quantile(0.5),
+              "p90_ms": hist.value_at_quantile(0.9), "p99_ms": hist.value_at_quantile(0.99), "max_ms": hist.max()}),
+    )
+}
+
+pub async fn run(args: BenchArgs) -> Result<()> {
+    let all = args.scenario == "all";
+    let mut results = Vec::new();
+    if all || args.scenario == "ingest" {
+        results.push(scenario_ingest(&args, 1).await?);
+    }
+    if all || args.scenario == "batch" {
+        results.push(scenario_ingest(&args, 1000).await?);
+    }
+    if all || args.scenario == "economy" {
+        results.push(scenario_economy(&args).await?);
+    }
+    if all || args.scenario == "latency" {
+        results.push(scenario_latency(&args).await?);
+    }
+    if results.is_empty() {
+        bail!(
+            "--scenario: '{}' is not all, ingest, batch, economy or latency",
+            args.scenario
+        );
+    }
+    println!("{}", serde_json::to_string(&results)?);
+    Ok(())
+}

@@ -1,0 +1,251 @@
+//! Configuration of `psabridge serve` and `psabridge migrate`: a TOML file and environment
+//! variables (`PSABRIDGE_…`, nested keys with `__`), the environment winning.
+//!
+//! Every setting is checked at start-up, and a bad one stops the program with a message that
+//! names it: a service that starts half-configured fails later, at the worst moment.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use psabridge_core::catalog::Catalog;
+use psabridge_store::Synchronous;
+use psabridge_store::seal::KeyRing;
+use serde::Deserialize;
+
+/// The settings as written by the operator.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawSettings {
+    /// Address of the HTTP API. Default `127.0.0.1:8080`.
+    pub listen: Option<String>,
+    /// `sqlite://path/file.db` or `postgres://user@host/db`. Required.
+    pub database_url: Option<String>,
+    /// SQLite only: `full` (default; an acknowledged event survives power loss) or `normal`
+    /// (survives a crash of the process; faster).
+    pub sqlite_synchronous: Option<String>,
+    /// Database connections per node. Default 8.
+    pub database_connections: Option<u32>,
+    /// The key(s) that seal PSA secrets: base64 of 32 bytes, or `id:base64,…` for rotation.
+    pub secret_key: Option<String>,
+    /// A file holding `secret_key` (preferred to the environment).
+    pub secret_key_file: Option<PathBuf>,
+    /// The URL at which PSAs reach this service, for ticket webhooks. Without it, closed
+    /// tickets are learned by polling.
+    pub public_url: Option<String>,
+    /// The vendor's event catalog (TOML). Default: the built-in catalog.
+    pub catalog_file: Option<PathBuf>,
+    #[serde(default)]
+    pub engine: RawEngine,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawEngine {
+    pub concurrency: Option<usize>,
+    pub max_attempts: Option<u32>,
+    pub sweep_interval_secs: Option<u64>,
+    pub node_name: Option<String>,
+}
+
+/// Checked settings.
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub store: psabridge_store::StoreOptions,
+    pub keys: KeyRing,
+    pub public_url: Option<String>,
+    pub catalog: Catalog,
+    pub engine: psabridge_engine::EngineConfig,
+}
+
+/// The catalog shipped with the binary.
+pub const DEFAULT_CATALOG: &str = include_str!("../catalog/default.toml");
+
+/// Read the file (if given) and the environment.
+pub fn load(file: Option<&Path>) -> Result<RawSettings> {
+    let mut fig = Figment::new();
+    if let Some(f) = file {
+        if !f.exists() {
+            bail!("configuration file {} does not exist", f.display());
+        }
+        fig = fig.merge(Toml::file(f));
+    }
+    fig = fig.merge(Env::prefixed("PSABRIDGE_").split("__").ignore(&[
+        "test_pg_url",
+        "test_threads",
+        "log",
+        "log_format",
+        "config",
+        "demo_database_url",
+    ]));
+    fig.extract().map_err(|e| anyhow!("configuration: {e}"))
+}
+
+/// Parse the catalog text, naming its source in errors.
+pub fn catalog(path: Option<&Path>) -> Result<Catalog> {
+    match path {
+        None => Catalog::parse(DEFAULT_CATALOG).map_err(|e| anyhow!("built-in catalog: {e}")),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("catalog_file: cannot read {}", p.display()))?;
+            Catalog::parse(&text).map_err(|e| anyhow!("catalog_file {}: {e}", p.display()))
+        }
+    }
+}
+
+/// Read a key file, refusing one that others can read.
+pub fn read_key_file(path: &Path) -> Result<KeyRing> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("secret_key_file: cannot read {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            bail!(
+                "secret_key_file {} is readable by others (mode {:o}); chmod 600 it",
+                path.display(),
+                mode & 0o777
+            );
+        }
+    }
+    KeyRing::parse(text.trim()).map_err(|e| anyhow!("secret_key_file {}: {e}", path.display()))
+}
+
+impl RawSettings {
+    /// Check every setting. `need_keys` is false for `migrate`, which opens no secret.
+    pub fn check(self, need_keys: bool) -> Result<Settings> {
+        let listen_text = self.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            anyhow!("listen: '{listen_text}' is not an address like 127.0.0.1:8080")
+        })?;
+        let url = self.database_url.ok_or_else(|| {
+            anyhow!("database_url: required (sqlite://path/file.db or postgres://user@host/db)")
+        })?;
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            bail!(
+                "database_url: must start with sqlite: or postgres:// (got '{}')",
+                psabridge_store::redact_url(&url)
+            );
+        }
+        let mut store = psabridge_store::StoreOptions::new(url);
+        if let Some(s) = self.sqlite_synchronous {
+            store.synchronous = s
+                .parse::<Synchronous>()
+                .map_err(|e| anyhow!("sqlite_synchronous: {e}"))?;
+        }
+        if let Some(n) = self.database_connections {
+            if n == 0 {
+                bail!("database_connections: must be at least 1");
+            }
+            store.max_connections = n;
+        }
+        let keys = match (self.secret_key, self.secret_key_file) {
+            (Some(_), Some(_)) => bail!("secret_key and secret_key_file: give one, not both"),
+            (Some(k), None) => KeyRing::parse(&k).map_err(|e| anyhow!("secret_key: {e}"))?,
+            (None, Some(f)) => read_key_file(&f)?,
+            (None, None) if need_keys => bail!(
+                "secret_key_file (or PSABRIDGE_SECRET_KEY): required to seal PSA credentials; `psabridge keygen` makes a key"
+            ),
+            (None, None) => KeyRing::parse(&KeyRing::generate_key()).map_err(|e| anyhow!(e))?,
+        };
+        if let Some(u) = &self.public_url
+            && !(u.starts_with("https://") || u.starts_with("http://"))
+        {
+            bail!("public_url: must be an http(s) URL (got '{u}')");
+        }
+        let catalog = catalog(self.catalog_file.as_deref())?;
+        let mut engine = psabridge_engine::EngineConfig::default();
+        if let Some(c) = self.engine.concurrency {
+            if c == 0 {
+                bail!("engine.concurrency: must be at least 1");
+            }
+            engine.concurrency = c;
+        }
+        if let Some(m) = self.engine.max_attempts {
+            if m == 0 {
+                bail!("engine.max_attempts: must be at least 1");
+            }
+            engine.retry.max_attempts = m;
+        }
+        if let Some(s) = self.engine.sweep_interval_secs {
+            if s == 0 {
+                bail!("engine.sweep_interval_secs: must be at least 1");
+            }
+            engine.sweep_interval = Duration::from_secs(s);
+            engine.sweep_age = Duration::from_secs(s);
+        }
+        if let Some(n) = self.engine.node_name {
+            engine.node_name = n;
+        }
+        Ok(Settings {
+            listen,
+            store,
+            keys,
+            public_url: self.public_url.map(|u| u.trim_end_matches('/').to_string()),
+            catalog,
+            engine,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(db: Option<&str>) -> RawSettings {
+        RawSettings {
+            database_url: db.map(Into::into),
+            secret_key: Some(KeyRing::generate_key()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let err = |r: RawSettings| {
+            r.check(true)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(err(raw(None)).starts_with("database_url:"));
+        assert!(err(raw(Some("mysql://x"))).starts_with("database_url:"));
+        let mut r = raw(Some("sqlite://x.db"));
+        r.listen = Some("nowhere".into());
+        assert!(err(r).starts_with("listen:"));
+        let mut r = raw(Some("sqlite://x.db"));
+        r.secret_key = Some("short".into());
+        assert!(err(r).starts_with("secret_key:"));
+        let mut r = raw(Some("sqlite://x.db"));
+        r.secret_key = None;
+        assert!(err(r).starts_with("secret_key_file"));
+        let mut r = raw(Some("sqlite://x.db"));
+        r.sqlite_synchronous = Some("sometimes".into());
+        assert!(err(r).starts_with("sqlite_synchronous:"));
+        let mut r = raw(Some("sqlite://x.db"));
+        r.public_url = Some("bridge.example.com".into());
+        assert!(err(r).starts_with("public_url:"));
+        assert!(raw(Some("sqlite://x.db")).check(true).is_ok());
+    }
+
+    #[test]
+    fn the_default_catalog_parses() {
+        let c = catalog(None).unwrap();
+        assert!(c.len() >= 30);
+        for key in [
+            "saas.too_many_downloads",
+            "dark_web.breach_report",
+            "email.bounced",
+            "remediation.epss",
+        ] {
+            assert!(c.get(key).is_some(), "{key}");
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! `psabridge`: the one binary of PSA Bridge.
+//!
+//! - `serve`   — the product for real use, configured by a file and the environment;
+//! - `demo`    — the product with built-in PSA simulators and a seeded demo partner;
+//! - `sim`     — a PSA simulator alone (for vendors' CI and tests);
+//! - `migrate` — apply database migrations and exit;
+//! - `keygen`  — print a new secret-sealing key;
+//! - `token`   — issue an API token (the first vendor token comes from here);
+//! - `bench`   — measure ingestion, PSA economy, latency and memory (BENCHMARKS.md);
+//! - `openapi` — print the API's OpenAPI document.
+
+mod app;
+mod bench;
+mod config;
+mod demo;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "psabridge",
+    version,
+    about = "Vendor events become correct PSA tickets."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the product: API and delivery engine, no simulators, no seed data.
+    Serve {
+        /// Configuration file (TOML); environment variables PSABRIDGE_* override it.
+        #[arg(long, env = "PSABRIDGE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Run everything on 127.0.0.1 with the Autotask simulator and a seeded demo partner.
+    Demo {
+        /// Where the SQLite file, the key and demo.json live.
+        #[arg(long, default_value = "./psabridge-data")]
+        data_dir: PathBuf,
+        /// Address of the API.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Address of the Autotask simulator.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        sim_listen: String,
+        /// Latency the simulator adds to every request, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        sim_latency_ms: u64,
+        /// Use an Autotask simulator already running at this URL (`psabridge sim autotask`)
+        /// instead of starting one inside the demo.
+        #[arg(long)]
+        sim_url: Option<String>,
+        /// Use this database instead of the SQLite file in the data directory.
+        #[arg(long, env = "PSABRIDGE_DEMO_DATABASE_URL")]
+        database_url: Option<String>,
+        /// Our share of Autotask's hourly request limit for the demo connection.
+        #[arg(long)]
+        psa_requests_per_hour: Option<u32>,
+        /// SQLite sync setting: full (survives power loss) or normal (survives a crash).
+        #[arg(long, default_value = "full")]
+        sqlite_synchronous: String,
+    },
+    /// Run a PSA simulator alone.
+    Sim {
+        #[command(subcommand)]
+        psa: SimCommand,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        #[arg(long, env = "PSABRIDGE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Print a new random key for `secret_key` / `secret_key_file`.
+    Keygen,
+    /// Issue an API token and print it (once).
+    Token {
+        #[arg(long, env = "PSABRIDGE_CONFIG")]
+        config: Option<PathBuf>,
+        /// The partner the token acts for; without it the token is vendor-wide.
+        #[arg(long)]
+        partner: Option<String>,
+        /// A name to recognise the token by.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+    /// Measure throughput, latency, PSA economy and memory (see BENCHMARKS.md).
+    Bench(bench::BenchArgs),
+    /// Print the OpenAPI document of the HTTP API.
+    Openapi,
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// The Autotask REST API simulator.
+    Autotask {
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: String,
+        /// Keep the simulator's data in this file across restarts.
+        #[arg(long)]
+        state_file: Option<PathBuf>,
+        /// Requests per rolling hour before 429 (Autotask: 10,000).
+        #[arg(long, default_value_t = 10_000)]
+        hourly_limit: u32,
+        /// Latency added to every request, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+    },
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PSABRIDGE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,hyper=warn"));
+    let json = std::env::var("PSABRIDGE_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_tracing();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(run(cli.command));
+    if let Err(e) = &result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Serve { config } => {
+            let settings = config::load(config.as_deref())?.check(true)?;
+            let listener = tokio::net::TcpListener::bind(settings.listen)
+                .await
+                .with_context(|| format!("listen: cannot listen on {}", settings.listen))?;
+            let running = app::start(
+                &settings.store,
+                settings.keys,
+                settings.catalog,
+                settings.engine,
+                listener,
+                settings.public_url,
+            )
+            .await?;
+            tracing::info!(addr = %running.addr, "PSA Bridge is serving");
+            app::stop_signal().await;
+            tracing::info!("stopping");
+            running.stop().await;
+            Ok(())
+        }
+        Command::Demo {
+            data_dir,
+            listen,
+            sim_listen,
+            sim_latency_ms,
+            sim_url,
+            database_url,
+            psa_requests_per_hour,
+            sqlite_synchronous,
+        } => {
+            demo::run(demo::DemoOptions {
+                synchronous: sqlite_synchronous
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--sqlite-synchronous: {e}"))?,
+                data_dir,
+                listen,
+                sim_listen,
+                sim_latency_ms,
+                sim_url,
+                database_url,
+                psa_requests_per_hour,
+            })
+            .await
+        }
+        Command::Sim {
+            psa:
+                SimCommand::Autotask {
+                    listen,
+                    state_file,
+                    hourly_limit,
+                    latency_ms,
+                },
+        } => {
+            let config = psabridge_sim::autotask::Config {
+                state_file,
+                hourly_limit,
+                base_latency_ms: latency_ms,
+                ..Default::default()
+            };
+            let user = config.api_users[0].clone();
+            let listener = tokio::net::TcpListener::bind(&listen)
+                .await
+                .with_context(|| format!("--listen: cannot listen on {listen}"))?;
+            let sim = psabridge_sim::autotask::Simulator::start(listener, config).await?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "base_url": sim.base_url(),
+                    "zone_url": sim.zone_url(),
+                    "username": user.username,
+                    "secret": user.secret,
+                    "integration_code": user.integration_code,
+                })
+            );
+            app::stop_signal().await;
+            sim.shutdown().await;
+            Ok(())
+        }
+        Command::Migrate { config } => {
+            let settings = config::load(config.as_deref())?.check(false)?;
+            let store = psabridge_store::Store::open(&settings.store, settings.keys).await?;
+            println!(
+                "migrations applied to {}",
+                psabridge_store::redact_url(&settings.store.url)
+            );
+            store.close().await;
+            Ok(())
+        }
+        Command::Keygen => {
+            println!("{}", psabridge_store::seal::KeyRing::generate_key());
+            Ok(())
+        }
+        Command::Token {
+            config,
+            partner,
+            name,
+        } => {
+            let settings = config::load(config.as_deref())?.check(false)?;
+            let store = psabridge_store::Store::open(&settings.store, settings.keys).await?;
+            if let Some(p) = &partner {
+                store
+                    .partner(p)
+                    .await
+                    .with_context(|| format!("--partner: no partner '{p}'"))?;
+            }
+            let token = psabridge_web::auth::new_token();
+            store
+                .create_token(
+                    &psabridge_web::auth::token_hash(&token),
+                    partner.as_deref(),
+                    &name,
+                    chrono::Utc::now().timestamp_millis(),
+                )
+                .await?;
+            println!("{token}");
+            store.close().await;
+            Ok(())
+        }
+        Command::Bench(args) => bench::run(args).await,
+        Command::Openapi => {
+            println!("{}", psabridge_web::OPENAPI);
+            Ok(())
+        }
+    }
+}

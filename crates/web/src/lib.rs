@@ -1,0 +1,160 @@
+//! The HTTP API of PSA Bridge.
+//!
+//! This crate is the only one that knows HTTP and the API's JSON shapes. Handlers validate
+//! input, check the caller's scope, call the store or the engine, and shape the answer; they
+//! make no routing or delivery decisions of their own.
+//!
+//! - [`events`]: event ingestion (our JSON and CloudEvents) and the event record.
+//! - [`config_api`]: partners, tokens, clients, PSA connections, rules, mappings, deliveries.
+//! - [`hooks`]: signed ticket-change callouts from PSAs.
+//! - [`auth`]: bearer tokens and partner scope.
+//! - [`problem`]: `application/problem+json` errors that name each bad field.
+
+pub mod auth;
+pub mod config_api;
+pub mod events;
+pub mod hooks;
+pub mod problem;
+mod views;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use psabridge_core::catalog::Catalog;
+use psabridge_engine::Engine;
+use psabridge_store::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub engine: Engine,
+    pub catalog: Arc<Catalog>,
+    pub tokens: Arc<auth::TokenCache>,
+    pub partners: Arc<events::PartnerCache>,
+    /// Where PSAs can reach this service (for webhooks); `None` when they cannot.
+    pub public_url: Option<String>,
+}
+
+impl AppState {
+    pub fn new(engine: Engine, public_url: Option<String>) -> AppState {
+        AppState {
+            store: engine.store.clone(),
+            catalog: engine.catalog.clone(),
+            engine,
+            tokens: Arc::new(auth::TokenCache::new(Duration::from_secs(10))),
+            partners: Arc::new(events::PartnerCache::new()),
+            public_url,
+        }
+    }
+}
+
+/// The OpenAPI document of this API.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// The whole API as one router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(events::routes())
+        .merge(config_api::routes())
+        .merge(hooks::routes())
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/healthz", get(health))
+        .route("/metrics", get(metrics))
+        // 1000 events of a few KB each; larger bodies are refused before parsing.
+        .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .with_state(state)
+}
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        OPENAPI,
+    )
+}
+
+async fn health(State(s): State<AppState>) -> impl IntoResponse {
+    match s.store.ping().await {
+        Ok(()) => (axum::http::StatusCode::OK, "ok\n"),
+        Err(_) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "database unreachable\n",
+        ),
+    }
+}
+
+/// Prometheus text exposition of the engine's counters.
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    use psabridge_engine::Stats;
+    let st = &s.engine.stats;
+    let mut out = String::new();
+    let mut counter = |name: &str, help: &str, v: u64| {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
+        ));
+    };
+    counter(
+        "psabridge_events_routed_total",
+        "Events routed to at least one PSA connection.",
+        Stats::get(&st.events_routed),
+    );
+    counter(
+        "psabridge_events_skipped_total",
+        "Events that no rule sent to a PSA.",
+        Stats::get(&st.events_skipped),
+    );
+    counter(
+        "psabridge_tickets_created_total",
+        "PSA tickets created.",
+        Stats::get(&st.tickets_created),
+    );
+    counter(
+        "psabridge_notes_added_total",
+        "Notes added to open PSA tickets.",
+        Stats::get(&st.notes_added),
+    );
+    counter(
+        "psabridge_delivery_failures_total",
+        "Failed delivery attempts.",
+        Stats::get(&st.delivery_failures),
+    );
+    counter(
+        "psabridge_deliveries_dead_total",
+        "Deliveries given up on.",
+        Stats::get(&st.deliveries_dead),
+    );
+    counter(
+        "psabridge_tickets_found_closed_total",
+        "Open tickets found closed in the PSA.",
+        Stats::get(&st.tickets_found_closed),
+    );
+    counter(
+        "psabridge_psa_requests_total",
+        "HTTP requests sent to PSAs by this node.",
+        s.engine.psa_calls(),
+    );
+    if let Ok(counts) = s.store.delivery_counts().await {
+        out.push_str(
+            "# HELP psabridge_deliveries Deliveries by state.\n# TYPE psabridge_deliveries gauge\n",
+        );
+        for (state, n) in counts {
+            out.push_str(&format!("psabridge_deliveries{{state=\"{state}\"}} {n}\n"));
+        }
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        out,
+    )
+}
