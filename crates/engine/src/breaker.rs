@@ -17,7 +17,10 @@ const OPEN_AT_MOST: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Default, Clone, Copy)]
 struct State {
+    /// Failures since the last success or the last time the breaker opened.
     failures: u32,
+    /// Times the breaker opened without a success in between (its next opening is longer).
+    trips: u32,
     paused_until: Option<Instant>,
 }
 
@@ -40,16 +43,23 @@ impl Breakers {
     }
 
     /// A retryable failure. `retry_after` pauses the connection at least that long.
+    ///
+    /// Failures of requests that were already in flight when the breaker opened do not count
+    /// again: many deliveries failing in one burst are one outage, not many.
     pub fn failure(&self, connection: i64, retry_after: Option<Duration>) {
         let now = Instant::now();
         self.with(|m| {
             let s = m.entry(connection).or_default();
-            s.failures += 1;
+            let open = s.paused_until.is_some_and(|u| u > now);
+            if !open {
+                s.failures += 1;
+            }
             let mut until = retry_after.map(|d| now + d);
-            if s.failures >= TRIP_AFTER {
-                let exp = (s.failures - TRIP_AFTER).min(5);
-                let open = (OPEN_FOR * 2u32.pow(exp)).min(OPEN_AT_MOST);
-                until = Some(until.map_or(now + open, |u| u.max(now + open)));
+            if !open && s.failures >= TRIP_AFTER {
+                let pause = (OPEN_FOR * 2u32.pow(s.trips.min(5))).min(OPEN_AT_MOST);
+                s.trips += 1;
+                s.failures = 0;
+                until = Some(until.map_or(now + pause, |u| u.max(now + pause)));
             }
             if let Some(u) = until {
                 s.paused_until = Some(s.paused_until.map_or(u, |p| p.max(u)));
@@ -95,6 +105,16 @@ mod tests {
         assert_eq!(b.paused(), vec![1]);
         b.success(1);
         assert!(b.paused().is_empty());
+    }
+
+    #[test]
+    fn a_burst_of_failures_opens_once_and_escalates_only_after_reopening() {
+        let b = Breakers::default();
+        for _ in 0..50 {
+            b.failure(4, None);
+        }
+        let first = b.paused_for(4).unwrap();
+        assert!(first <= OPEN_FOR, "one burst is one outage: {first:?}");
     }
 
     #[test]

@@ -156,6 +156,11 @@ impl Engine {
         tracker.spawn(sweep::run(self.clone(), shutdown));
     }
 
+    /// Look for due work now (after deliveries were made due by hand).
+    pub fn wake(&self) {
+        self.work.notify_one();
+    }
+
     /// Total PSA requests made by all connectors of this node.
     pub fn psa_calls(&self) -> u64 {
         self.connectors.total_calls()

@@ -499,11 +499,15 @@ impl AutotaskConnector {
         if let Some(d) = cached.as_ref() {
             return Ok(d.clone());
         }
-        let lists = match self.lists.lock().await.as_ref() {
-            Some((l, _)) => l.clone(),
+        let known = self.lists.lock().await.as_ref().map(|(l, _)| l.clone());
+        let lists = match known {
+            Some(l) => l,
             None => {
-                self.picklists("TicketNotes", &[("noteType", "note_type"), ("publish", "note_publish")])
-                    .await?
+                self.picklists(
+                    "TicketNotes",
+                    &[("noteType", "note_type"), ("publish", "note_publish")],
+                )
+                .await?
             }
         };
         let first_active = |key: &str, prefer: &str| {
@@ -516,7 +520,7 @@ impl AutotaskConnector {
                 .map(|i| i.id.clone())
                 .unwrap_or_else(|| "1".to_string())
         };
-        Ok((
+        let defaults = (
             self.opts
                 .note_type
                 .clone()
@@ -525,7 +529,9 @@ impl AutotaskConnector {
                 .note_publish
                 .clone()
                 .unwrap_or_else(|| first_active("note_publish", "all autotask users")),
-        ))
+        );
+        *cached = Some(defaults.clone());
+        Ok(defaults)
     }
 
     fn contact_of(v: &Value) -> Option<Contact> {

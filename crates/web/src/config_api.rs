@@ -1,3 +1,1273 @@
-pub fn routes() -> axum::Router<crate::AppState> {
-    axum::Router::new()
+//! The partner-scoped configuration API: partners, tokens, clients, PSA connections, event
+//! rules, client → company mappings, and the delivery log.
+//!
+//! Every body is checked field by field; an error names the field's path and what is wrong
+//! with it (`defaults.queue: "99" is not a queue of this PSA (known: 5 "Client Portal", …)`).
+//! Values that name something in the PSA are checked against the PSA's own lists, loaded on
+//! "Connect", or against the PSA itself (companies, contacts). Secrets are write-only.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use psabridge_core::catalog::Catalog;
+use psabridge_core::event::FieldError;
+use psabridge_core::secret::Secret;
+use psabridge_core::settings::{CompanyContact, EventRule, GroupingMode, PsaKind, TicketDefaults};
+use psabridge_engine::connect::{ConnectError, connect};
+use psabridge_psa::PsaError;
+use psabridge_store::config::{Connection, MappingRow, NewConnection, defaults_to_json};
+use psabridge_store::outbox::DeliveryFilter;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+
+use crate::AppState;
+use crate::auth::{Caller, new_token, token_hash};
+use crate::problem::{Problem, parse_json};
+use crate::views::{self, opt_time, time};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/partners", post(create_partner).get(list_partners))
+        .route(
+            "/api/v1/partners/{p}",
+            get(get_partner).patch(patch_partner),
+        )
+        .route("/api/v1/tokens", post(create_vendor_token))
+        .route("/api/v1/partners/{p}/tokens", post(create_partner_token))
+        .route(
+            "/api/v1/partners/{p}/tokens/{id}",
+            axum::routing::delete(revoke_token),
+        )
+        .route("/api/v1/partners/{p}/clients", get(list_clients))
+        .route(
+            "/api/v1/partners/{p}/clients/{client}",
+            get(get_client).put(put_client),
+        )
+        .route(
+            "/api/v1/partners/{p}/clients/{client}/mappings/{connection}",
+            put(put_mapping).delete(delete_mapping),
+        )
+        .route("/api/v1/partners/{p}/mappings", get(list_mappings))
+        .route(
+            "/api/v1/partners/{p}/connections",
+            post(create_connection).get(list_connections),
+        )
+        .route(
+            "/api/v1/partners/{p}/connections/{id}",
+            get(get_connection)
+                .patch(patch_connection)
+                .delete(delete_connection),
+        )
+        .route(
+            "/api/v1/partners/{p}/connections/{id}/connect",
+            post(reconnect),
+        )
+        .route(
+            "/api/v1/partners/{p}/connections/{id}/lists",
+            get(connection_lists),
+        )
+        .route(
+            "/api/v1/partners/{p}/connections/{id}/companies",
+            get(connection_companies),
+        )
+        .route(
+            "/api/v1/partners/{p}/connections/{id}/companies/{company}/contacts",
+            get(company_contacts),
+        )
+        .route(
+            "/api/v1/partners/{p}/connections/{id}/groups",
+            get(connection_groups),
+        )
+        .route(
+            "/api/v1/partners/{p}/connections/{id}/rules",
+            get(list_rules),
+        )
+        .route(
+            "/api/v1/partners/{p}/connections/{id}/rules/{event_type}",
+            put(put_rule).delete(delete_rule),
+        )
+        .route("/api/v1/partners/{p}/deliveries", get(list_deliveries))
+        .route(
+            "/api/v1/partners/{p}/deliveries/retry",
+            post(retry_deliveries),
+        )
+        .route(
+            "/api/v1/partners/{p}/deliveries/{id}/retry",
+            post(retry_delivery),
+        )
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Parse a JSON body into `T`, naming the field of the first problem by its path.
+fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Problem> {
+    let value = parse_json(bytes)?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." {
+            "(body)".to_string()
+        } else {
+            path
+        };
+        Problem::invalid(vec![FieldError::new(path, e.inner().to_string())])
+    })
+}
+
+fn created(v: Value) -> Response {
+    (StatusCode::CREATED, Json(v)).into_response()
+}
+
+fn valid_id(id: &str) -> bool {
+    (1..=100).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c))
+}
+
+// ---- partners and tokens ------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPartner {
+    id: String,
+    name: String,
+}
+
+fn partner_view(p: &psabridge_store::config::Partner) -> Value {
+    json!({"id": p.id, "name": p.name, "default_connection": p.default_connection_id, "created_at": time(p.created_at)})
+}
+
+async fn create_partner(
+    State(s): State<AppState>,
+    caller: Caller,
+    bytes: Bytes,
+) -> Result<Response, Problem> {
+    caller.require_vendor()?;
+    let p: NewPartner = body(&bytes)?;
+    let mut errors = Vec::new();
+    if !valid_id(&p.id) {
+        errors.push(FieldError::new(
+            "id",
+            "must be 1 to 100 characters of letters, digits, '.', '_', ':' or '-'",
+        ));
+    }
+    if p.name.trim().is_empty() || p.name.len() > 200 {
+        errors.push(FieldError::new("name", "must be 1 to 200 characters"));
+    }
+    if !errors.is_empty() {
+        return Err(Problem::invalid(errors));
+    }
+    let partner = s.store.create_partner(&p.id, p.name.trim(), now()).await?;
+    Ok(created(partner_view(&partner)))
+}
+
+async fn list_partners(State(s): State<AppState>, caller: Caller) -> Result<Json<Value>, Problem> {
+    let all = s.store.partners().await?;
+    let visible: Vec<Value> = all
+        .iter()
+        .filter(|p| caller.require_partner(&p.id).is_ok())
+        .map(partner_view)
+        .collect();
+    Ok(Json(json!({"partners": visible})))
+}
+
+async fn get_partner(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(p): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    caller.require_partner(&p)?;
+    Ok(Json(partner_view(&s.store.partner(&p).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartnerPatch {
+    default_connection: Option<i64>,
+}
+
+async fn patch_partner(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(p): Path<String>,
+    bytes: Bytes,
+) -> Result<Json<Value>, Problem> {
+    caller.require_partner(&p)?;
+    let patch: PartnerPatch = body(&bytes)?;
+    s.store
+        .set_default_connection(&p, patch.default_connection)
+        .await
+        .map_err(|e| match e {
+            psabridge_store::StoreError::NotFound(what) if what.starts_with("connection") => {
+                Problem::invalid(vec![FieldError::new(
+                    "default_connection",
+                    format!("{what} is not a connection of this partner"),
+                )])
+            }
+            e => e.into(),
+        })?;
+    Ok(Json(partner_view(&s.store.partner(&p).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    name: String,
+}
+
+async fn issue_token(
+    s: &AppState,
+    partner: Option<&str>,
+    bytes: &Bytes,
+) -> Result<Response, Problem> {
+    let t: NewToken = body(bytes)?;
+    if t.name.trim().is_empty() || t.name.len() > 100 {
+        return Err(Problem::invalid(vec![FieldError::new(
+            "name",
+            "must be 1 to 100 characters",
+        )]));
+    }
+    let token = new_token();
+    let id = s
+        .store
+        .create_token(&token_hash(&token), partner, t.name.trim(), now())
+        .await?;
+    Ok(created(
+        json!({"id": id, "name": t.name.trim(), "partner": partner, "token": token,
+                      "note": "the token is shown once; store it now"}),
+    ))
+}
+
+async fn create_vendor_token(
+    State(s): State<AppState>,
+    caller: Caller,
+    bytes: Bytes,
+) -> Result<Response, Problem> {
+    caller.require_vendor()?;
+    issue_token(&s, None, &bytes).await
+}
+
+async fn create_partner_token(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(p): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, Problem> {
+    caller.require_partner(&p)?;
+    s.store.partner(&p).await?;
+    issue_token(&s, Some(&p), &bytes).await
+}
+
+async fn revoke_token(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((p, id)): Path<(String, i64)>,
+) -> Result<StatusCode, Problem> {
+    caller.require_partner(&p)?;
+    s.store.revoke_token(id, Some(&p), now()).await?;
+    s.tokens.clear();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- clients and mappings -------------------------------------------------------------------
+
+fn client_view(c: &psabridge_store::config::Client) -> Value {
+    json!({
+        "id": c.id,
+        "name": c.name,
+        "created_at": time(c.created_at),
+        "status": if c.mapped_on.is_empty() { "not_configured" } else { "configured" },
+        "mapped_on": c.mapped_on,
+    })
+}
+
+async fn list_clients(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(p): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    caller.require_partner(&p)?;
+    s.store.partner(&p).await?;
+    let clients = s.store.clients(&p).await?;
+    Ok(Json(
+        json!({"clients": clients.iter().map(client_view).collect::<Vec<_>>()}),
+    ))
+}
+
+async fn get_client(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((p, c)): Path<(String, String)>,
+) -> Result<Json<Value>, Problem> {
+    caller.require_partner(&p)?;
+    Ok(Json(client_view(&s.store.client(&p, &c).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientBody {
+    name: String,
+}
+
+async fn put_client(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((p, c)): Path<(String, String)>,
+    bytes: Bytes,
+) -> Result<Json<Value>, Problem> {
+    caller.require_partner(&p)?;
+    let b: ClientBody = body(&bytes)?;
+    if !valid_id(&c) {
+        return Err(Problem::invalid(vec![FieldError::new(
+            "client",
+            "ids are 1 to 100 letters, digits, '.', '_', ':' or '-'",
+        )]));
+    }
+    if b.name.trim().is_empty() {
+        return Err(Problem::invalid(vec![FieldError::new(
+            "name",
+            "must not be empty",
+        )]));
+    }
+    s.store.put_client(&p, &c, b.name.trim(), now()).await?;
+    Ok(Json(client_view(&s.store.client(&p, &c).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MappingBody {
+    company: String,
+    #[serde(default)]
+    default_contact: Option<String>,
+    #[serde(default = "yes")]
+    create_tickets: bool,
+    #[serde(default)]
+    client_name: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn psa_problem(e: PsaError) -> Problem {
+    match &e {
+        PsaError::Auth(_) | PsaError::Invalid(_) | PsaError::NotFound(_) => {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "The PSA refused").detail(e.to_string())
+        }
+        _ => Problem::new(StatusCode::BAD_GATEWAY, "The PSA is unavailable").detail(e.to_string()),
+    }
+}
+
+/// Check that `company` exists in the PSA and, if given, that `contact` is one of its contacts.
+async fn check_company_contact(
+    s: &AppState,
+    conn: &Connection,
+    company: &str,
+    contact: Option<&str>,
+    path: &str,
+) -> Result<(), Problem> {
+    let connector = s.engine.connectors.get(&s.store, conn).await.map_err(|e| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The connection is misconfigured",
+        )
+        .detail(e.to_string())
+    })?;
+    let contacts = match connector.contacts(company).await {
+        Ok(c) => c,
+        Err(PsaError::Invalid(m)) | Err(PsaError::NotFound(m)) => {
+            return Err(Problem::invalid(vec![FieldError::new(
+                format!("{path}company"),
+                format!("'{company}' is not a company of this PSA ({m})"),
+            )]));
+        }
+        Err(e) => return Err(psa_problem(e)),
+    };
+    // A company with no contacts is indistinguishable from a missing one by contacts alone:
+    // look it up among the companies then.
+    if contacts.is_empty() {
+        let mut cursor = None;
+        let mut found = false;
+        for _ in 0..50 {
+            let page = connector
+                .companies(None, cursor.as_deref())
+                .await
+                .map_err(psa_problem)?;
+            found = page.companies.iter().any(|c| c.id == company);
+            if found || page.next.is_none() {
+                break;
+            }
+            cursor = page.next;
+        }
+        if !found {
+            return Err(Problem::invalid(vec![FieldError::new(
+                format!("{path}company"),
+                format!("'{company}' is not an active company of this PSA"),
+            )]));
+        }
+    }
+    if let Some(contact) = contact
+        && !contacts.iter().any(|c| c.id == contact)
+    {
+        return Err(Problem::invalid(vec![FieldError::new(
+            format!("{path}contact"),
+            format!("'{contact}' is not an active contact of company '{company}'"),
+        )]));
+    }
+    Ok(())
+}
+
+async fn put_mapping(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((p, client, conn_id)): Path<(String, String, i64)>,
+    bytes: Bytes,
+) -> Result<Json<Value>, Problem> {
+    caller.require_partner(&p)?;
+    let b: MappingBody = body(&bytes)?;
+    if !valid_id(&client) {
+        return Err(Problem::invalid(vec![FieldError::new(
+            "client",
+            "ids are 1 to 100 letters, digits, '.', '_', ':' or '-'",
+        )]));
+    }
+    let conn = s.store.connection(&p, conn_id).await?;
+    let company_ok =
+        check_company_contact(&s, &conn, &b.company, b.default_contact.as_deref(), "").await;
+    company_ok.map_err(|mut e| {
+        for f in &mut e.errors {
+            if f.path == "contact" {
+                f.path = "default_contact".into();
+            }
+        }
+        e
+    })?;
+    let row = MappingRow {
+        connection_id: conn_id,
+        client_id: client.clone(),
+        company_id: b.company,
+        default_contact_id: b.default_contact,
+        create_tickets: b.create_tickets,
+        mapped_at: now(),
+    };
+    s.store
+        .put_mapping(&p, &row, b.client_name.as_deref())
+        .await?;
+    if let Some(name) = b.client_name.as_deref().filter(|n| !n.trim().is_empty()) {
+        s.store.put_client(&p, &client, name.trim(), now()).await?;
+    }
+    let m = s
+        .store
+        .mappings(&p)
+        .await?
+        .into_iter()
+        .find(|m| m.client_id == client && m.connection_id == conn_id)
+        .ok_or_else(|| Problem::internal("the mapping vanished"))?;
+    Ok(Json(mapping_view(&m)))
+}
+
+fn mapping_view(m: &MappingRow) -> Value {
+    json!({"client": m.client_id, "connection": m.connection_id, "company": m.company_id,
+           "default_contact": m.default_contact_id, "create_tickets": m.create_tickets, "mapped_at": time(m.mapped_at)})
+}
+
+async fn delete_mapping(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((p, client, conn)): Path<(String, String, i64)>,
+) -> Result<StatusCode, Problem> {
+    caller.require_partner(&p)?;
+    s.store.delete_mapping(&p, conn, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_mappings(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(p): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    caller.require_partner(&p)?;
+    let m = s.store.mappings(&p).await?;
+    Ok(Json(
+        json!({"mappings": m.iter().map(mapping_view).collect::<Vec<_>>()}),
+    ))
+}
+
+// ---- connections ----------------------------------------------------------------------------
+
+/// Settings a connection of each kind may carry, and its secret fields.
+fn known_settings(
+    kind: PsaKind,
+) -> (
+    &'static [(&'static str, &'static str)],
+    &'static [&'static str],
+) {
+    match kind {
+        PsaKind::Autotask => (
+            psabridge_engine::connectors::AUTOTASK_SETTINGS,
+            psabridge_engine::connectors::AUTOTASK_SECRETS,
+        ),
+    }
+}
+
+fn connection_view(s: &AppState, c: &Connection) -> Value {
+    json!({
+        "id": c.id,
+        "kind": c.kind.as_str(),
+        "name": c.name,
+        "enabled": c.enabled,
+        "grouping": c.grouping.as_str(),
+        "settings": c.settings,
+        "secrets_set": c.secret_fields,
+        "catch_all": c.catch_all.as_ref().map(|ca| json!({"company": ca.company_id, "contact": ca.contact_id})),
+        "defaults": defaults_to_json(&c.defaults),
+        "lists_loaded_at": opt_time(c.lists_loaded_at),
+        "webhook": c.webhook_id.as_ref().map(|id| json!({"id": id})),
+        "paused_for_secs": s.engine.breakers.paused_for(c.id).map(|d| d.as_secs()),
+        "created_at": time(c.created_at),
+        "updated_at": time(c.updated_at),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewConnectionBody {
+    kind: String,
+    name: String,
+    #[serde(default)]
+    grouping: Option<String>,
+    credentials: Map<String, Value>,
+    #[serde(default)]
+    settings: Map<String, Value>,
+}
+
+/// Split credentials into non-secret settings and secrets, checking names and presence.
+fn split_credentials(
+    kind: PsaKind,
+    credentials: &Map<String, Value>,
+    settings: &Map<String, Value>,
+    require_all: bool,
+) -> Result<(Map<String, Value>, BTreeMap<String, Secret>), Problem> {
+    let (known, secret_names) = known_settings(kind);
+    let mut errors = Vec::new();
+    let mut plain = Map::new();
+    let mut secrets = BTreeMap::new();
+    for (k, v) in credentials {
+        if secret_names.contains(&k.as_str()) {
+            match v.as_str().map(str::trim) {
+                Some(t) if !t.is_empty() => {
+                    secrets.insert(k.clone(), Secret::new(t));
+                }
+                _ => errors.push(FieldError::new(
+                    format!("credentials.{k}"),
+                    "must be a non-empty string",
+                )),
+            }
+        } else if known.iter().any(|(n, _)| n == k) {
+            plain.insert(k.clone(), v.clone());
+        } else {
+            errors.push(FieldError::new(
+                format!("credentials.{k}"),
+                "is not a credential of this PSA",
+            ));
+        }
+    }
+    for (k, v) in settings {
+        if known.iter().any(|(n, _)| n == k) && !secret_names.contains(&k.as_str()) {
+            plain.insert(k.clone(), v.clone());
+        } else {
+            errors.push(FieldError::new(
+                format!("settings.{k}"),
+                format!(
+                    "is not a setting of this PSA (known: {})",
+                    known.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(url) = plain.get("zone_discovery_url") {
+        match url.as_str() {
+            Some(u) if u.starts_with("https://") || u.starts_with("http://") => {}
+            _ => errors.push(FieldError::new(
+                "credentials.zone_discovery_url",
+                "must be an http(s) URL",
+            )),
+        }
+    }
+    if require_all {
+        if !matches!(plain.get("username"), Some(Value::String(u)) if !u.trim().is_empty()) {
+            errors.push(FieldError::new("credentials.username", "is required"));
+        }
+        for name in secret_names {
+            if !secrets.contains_key(*name)
+                && !errors
+                    .iter()
+                    .any(|e| e.path == format!("credentials.{name}"))
+            {
+                errors.push(FieldError::new(
+                    format!("credentials.{name}"),
+                    "is required",
+                ));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok((plain, secrets))
+    } else {
+        Err(Problem::invalid(errors))
+    }
+}
+
+/// A failed "Connect" as a 422 naming the credential most likely at fault.
+fn connect_problem(e: ConnectError) -> Problem {
+    let msg = e.to_string();
+    let lower = msg.to_lowercase();
+    let field = if lower.contains("integration code") {
+        "credentials.integration_code"
+    } else if lower.contains("user name or secret") || lower.contains("secret") {
+        "credentials.secret"
+    } else if lower.contains("knows no api user") || lower.contains("user name") {
+        "credentials.username"
+    } else if lower.contains("could not be reached") || lower.contains("zone discovery") {
+        "credentials.zone_discovery_url"
+    } else {
+        "credentials"
+    };
+    match e {
+        ConnectError::Psa(PsaError::Transient { .. })
+        | ConnectError::Psa(PsaError::RateLimited { .. }) => {
+            Problem::new(StatusCode::BAD_GATEWAY, "The PSA did not answer").detail(msg)
+        }
+        ConnectError::Store(e) => e.into(),
+        _ => {
+            let mut p = Problem::invalid(vec![FieldError::new(field, msg.clone())]);
+            p.title = "Connecting to the PSA failed".into();
+            p.detail = Some(msg);
+            p
+        }
+    }
+}
+
+async fn create_connection(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(p): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, Problem> {
+    caller.require_partner(&p)?;
+    s.store.partner(&p).await?;
+    let b: NewConnectionBody = body(&bytes)?;
+    let kind = PsaKind::parse(&b.kind).ok_or_else(|| {
+        Problem::invalid(vec![FieldError::new(
+            "kind",
+            format!("'{}' is not a supported PSA (supported: autotask)", b.kind),
+        )])
+    })?;
+    let grouping = match &b.grouping {
+        None => GroupingMode::User,
+        Some(g) => GroupingMode::parse(g).ok_or_else(|| {
+            Problem::invalid(vec![FieldError::new(
+                "grouping",
+                "must be user, user_and_alert or none",
+            )])
+        })?,
+    };
+    if b.name.trim().is_empty() || b.name.len() > 100 {
+        return Err(Problem::invalid(vec![FieldError::new(
+            "name",
+            "must be 1 to 100 characters",
+        )]));
+    }
+    let (settings, secrets) = split_credentials(kind, &b.credentials, &b.settings, true)?;
+    let id = s
+        .store
+        .create_connection(
+            &NewConnection {
+                partner_id: p.clone(),
+                kind,
+                name: b.name.trim().to_string(),
+                grouping,
+                settings,
+                secrets,
+            },
+            now(),
+        )
+        .await?;
+    let conn = s.store.connection(&p, id).await?;
+    match connect(&s.engine, &conn, s.public_url.as_deref()).await {
+        Ok(done) => {
+            let conn = s.store.connection(&p, id).await?;
+            let mut v = connection_view(&s, &conn);
+            v["api_url"] = json!(done.check.api_url);
+            v["webhook_note"] = json!(done.webhook_note);
+            Ok(created(v))
+        }
+        Err(e) => {
+            // Nothing is kept of a connection that does not connect.
+            s.engine.connectors.forget(id);
+            s.store.delete_connection(&p, id).await?;
+            Err(connect_problem(e))
+        }
+    }
+}
+
+async fn list_connections(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(p): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    caller.require_partner(&p)?;
+    s.store.partner(&p).await?;
+    let list = s.store.connections(Some(&p)).await?;
+    Ok(Json(
+        json!({"connections": list.iter().map(|c| connection_view(&s, c)).collect::<Vec<_>>()}),
+    ))
+}
+
+async fn get_connection(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((p, id)): Path<(String, i64)>,
+) -> Result<Json<Value>, Problem> {
+    caller.require_partner(&p)?;
+    Ok(Json(connection_view(
+        &s,
+        &s.store.connection(&p, id).await?,
+    )))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectionPatch {
+    name: Option<String>,
+    enabled: Option<bool>,
+    grouping: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    catch_all: Option<Option<CatchAllBody>>,
+    defaults: Option<Map<String, Value>>,
+    credentials: Option<Map<String, Value>>,
+    settings: Option<Map<String, Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatchAllBody {
+    company: String,
+    contact: Option<String>,
+}
+
+/// Tell "absent" (outer `None`) from "null" (`Some(None)`).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Read ticket fields from JSON, checking each id against the PSA's lists.
+fn ticket_fields(
+    raw: &Map<String, Value>,
+    lists: Option<&Value>,
+    path: &str,
+) -> Result<TicketDefaults, Problem> {
+    let mut errors = Vec::new();
+    let mut out = TicketDefaults::default();
+    let label = |f: &str| f.replace('_', " ");
+    for (k, v) in raw {
+        if !TicketDefaults::FIELDS.contains(&k.as_str()) {
+            errors.push(FieldError::new(
+                format!("{path}{k}"),
+                format!(
+                    "is not a ticket field (known: {})",
+                    TicketDefaults::FIELDS.join(", ")
+                ),
+            ));
+            continue;
+        }
+        let id = match v {
+            Value::Null => continue,
+            Value::String(s) if !s.trim().is_empty() => s.trim().to_string(),
+            Value::Number(n) => n.to_string(),
+            _ => {
+                errors.push(FieldError::new(
+                    format!("{path}{k}"),
+                    "must be an id (string or number) or null",
+                ));
+                continue;
+            }
+        };
+        match lists.and_then(|l| l.get(k)).and_then(Value::as_array) {
+            None => errors.push(FieldError::new(
+                format!("{path}{k}"),
+                "the PSA's lists are not loaded; connect the connection first (POST …/connect)",
+            )),
+            Some(items) => match items
+                .iter()
+                .find(|i| i.get("id").and_then(Value::as_str) == Some(&id))
+            {
+                None => {
+                    let known: Vec<String> = items
+                        .iter()
+                        .filter(|i| i.get("active").and_then(Value::as_bool) != Some(false))
+                        .take(12)
+                        .map(|i| {
+                            format!(
+                                "{} \"{}\"",
+                                i["id"].as_str().unwrap_or(""),
+                                i["label"].as_str().unwrap_or("")
+                            )
+                        })
+                        .collect();
+                    errors.push(FieldError::new(
+                        format!("{path}{k}"),
+                        format!(
+                            "\"{id}\" is not a {} of this PSA (known: {})",
+                            label(k),
+                            known.join(", ")
+                        ),
+                    ));
+                }
+                Some(i) if i.get("active").and_then(Value::as_bool) == Some(false) => {
+                    errors.push(FieldError::new(
+                        format!("{path}{k}"),
+                        format!("\"{id}\" is an inactive {} in the PSA", label(k)),
+                    ));
+                }
+                Some(_) => {
+                    let slot = match k.as_str() {
+                        "queue" => &mut out.queue,
+                        "status" => &mut out.status,
+                        "priority" => &mut out.priority,
+                        "issue_type" => &mut out.issue_type,
+                        "sub_issue_type" => &mut out.sub_issue_type,
+                        "source" => &mut out.source,
+                        _ => &mut out.ticket_type,
+                    };
+                    *slot = Some(id);
+                }
+            },
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(Problem::invalid(errors))
+    }
+}
+
+/// A sub-issue type must belong to its issue type (after defaults and overrides are combined).
+fn check_sub_issue(
+    fields: &TicketDefaults,
+    lists: Option<&Value>,
+    path: &str,
+) -> Result<(), Problem> {
+    let Some(sub) = &fields.sub_issue_type else {
+        return Ok(());
+    };
+    let parent = lists
+        .and_then(|l| l.get("sub_issue_type"))
+        .and_then(Value::as_array)
+        .and_then(|items| {
+            items
+                .iter()
+                .find(|i| i.get("id").and_then(Value::as_str) == Some(sub))
+        })
+        .and_then(|i| i.get("parent").and_then(Value::as_str).map(str::to_string));
+    match (&fields.issue_type, parent) {
+        (None, _) => Err(Problem::invalid(vec![FieldError::new(
+            format!("{path}sub_issue_type"),
+            "needs an issue_type",
+        )])),
+        (Some(issue), Some(p)) if &p != issue => Err(Problem::invalid(vec![FieldError::new(
+            format!("{path}sub_issue_type"),
+            format!("\"{sub}\" belongs to issue type \"{p}\", not \"{issue}\""),
+        )])),
+        _ => Ok(()),
+    }
+}
+
+async fn patch_connection(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((p, id)): Path<(String, i64)>,
+    bytes: Bytes,
+) -> Result<Json<Value>, Problem> {
+    caller.require_partner(&p)?;
+    let conn = s.store.connection(&p, id).await?;
+    let b: ConnectionPatch = body(&bytes)?;
+    let grouping = b
+        .grouping
+        .as_deref()
+        .map(|g| {
+            GroupingMode::parse(g).ok_or_else(|| {
+                Problem::invalid(vec![FieldError::new(
+                    "grouping",
+                    "must be user, user_and_alert or none",
+                )])
+            })
+        })
+        .transpose()?;
+    if let Some(n) = &b.name
+        && (n.trim().is_empty() || n.len() > 100)
+    {
+        return Err(Problem::invalid(vec![FieldError::new(
+            "name",
+            "must be 1 to 100 characters",
+        )]));
+    }
+    let defaults = match &b.defaults {
+        Some(d) => {
+            let f = ticket_fields(d, conn.lists.as_ref(), "defaults.")?;
+            check_sub_issue(&f, conn.lists.as_ref(), "defaults.")?;
+            Some(f)
+        }
+        None => None,
+    };
+    let catch_all = match &b.catch_all {
+        Some(Some(ca)) => {
+            check_company_contact(&s, &conn, &ca.company, ca.contact.as_deref(), "catch_all.")
+                .await?;
+            Some(Some(CompanyContact {
+                company_id: ca.company.clone(),
+                contact_id: ca.contact.clone(),
+            }))
+        }
+        Some(None) => Some(None),
+        None => None,
+    };
+    let mut reconnect = false;
+    let mut settings = None;
+    if b.credentials.is_some() || b.settings.is_some() {
+        let (plain, secrets) = split_credentials(
+            conn.kind,
+            b.credentials.as_ref().unwrap_or(&Map::new()),
+            b.settings.as_ref().unwrap_or(&Map::new()),
+            false,
+        )?;
+        let mut merged = conn.settings.clone();
+        merged.extend(plain);
+        settings = Some(merged);
+        if !secrets.is_empty() {
+            s.store.set_connection_secrets(id, &secrets, now()).await?;
+        }
+        reconnect = b.credentials.is_some();
+    }
+    s.store
+        .update_connection(
+            id,
+            b.name.as_deref().map(str::trim),
+            b.enabled,
+            grouping,
+            settings.as_ref(),
+            catch_all.as_ref().map(|c| c.as_ref()),
+            defaults.as_ref(),
+            now(),
+        )
+        .await?;
+    let conn = s.store.connection(&p, id).await?;
+    if reconnect {
+        connect(&s.engine, &conn, s.public_url.as_deref())
+            .await
+            .map_err(connect_problem)?;
+    }
+    Ok(Json(connection_view(
+        &s,
+        &s.store.connection(&p, id).await?,
+    )))
+}
+
+async fn delete_connection(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((p, id)): Path<(String, i64)>,
+) -> Result<StatusCode, Problem> {
+    caller.require_partner(&p)?;
+    s.store.delete_connection(&p, id).await?;
+    s.engine.connectors.forget(id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn reconnect(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((p, id)): Path<(String, i64)>,
+) -> Result<Json<Value>, Problem> {
+    caller.require_partner(&p)?;
+    let conn = s.store.connection(&p, id).await?;
+    let done = connect(&s.engine, &conn, s.public_url.as_deref())
+        .await
+        .map_err(connect_problem)?;
+    let mut v = connection_view(&s, &s.store.connection(&p, id).await?);
+    v["api_url"] = json!(done.check.api_url);
+    v["webhook_note"] = json!(done.webhook_note);
+    Ok(Json(v))
+}
+
+async fn connection_lists(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((p, id)): Path<(String, i64)>,
+) -> Result<Json<Value>, Problem> {
+    caller.require_partner(&p)?;
+    let conn = s.store.connection(&p, id).await?;
+    Ok(Json(
+        json!({"loaded_at": opt_time(conn.lists_loaded_at), "lists": conn.lists}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct CompanyQuery {
+    search: Option<String>,
+    cursor: Option<String>,
+}
+
+async fn connection_companies(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((p, id)): Path<(String, i64)>,
+    Query(q): Query<CompanyQuery>,
+) -> Result<Json<Value>, Problem> {
+    caller.require_partner(&p)?;
+    let conn = s.store.connection(&p, id).await?;
+    let connector = s
+        .engine
+        .connectors
+        .get(&s.store, &conn)
+        .await
+        .map_err(|e| Problem::internal(e))?;
+    let page = connector
+        .companies(q.search.as_deref(), q.cursor.as_deref())
+        .await
+        .map_err(psa_problem)?;
+    Ok(Json(
+        json!({"companies": page.companies, "next": page.next}),
+    ))
+}
+
+async fn company_contacts(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((p, id, company)): Path<(String, i64, String)>,
+) -> Result<Json<Value>, Problem> {
+    caller.require_partner(&p)?;
+    let conn = s.store.connection(&p, id).await?;
+    let connector = s
+        .engine
+        .connectors
+        .get(&s.store, &conn)
+        .await
+        .map_err(|e| Problem::internal(e))?;
+    let contacts = connector.contacts(&company).await.map_err(psa_problem)?;
+    Ok(Json(json!({"contacts": contacts})))
+}
+
+async fn connection_groups(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((p, id)): Path<(String, i64)>,
+) -> Result<Json<Value>, Problem> {
+    caller.require_partner(&p)?;
+    s.store.connection(&p, id).await?;
+    let groups = s.store.open_groups(id).await?;
+    Ok(Json(json!({"groups": groups.iter().map(|g| json!({
+        "group_key": g.group_key,
+        "ticket": {"id": g.ticket_id, "number": g.ticket_number},
+        "opened_at": time(g.opened_at),
+        "confirmed_open_at": time(g.confirmed_open_at),
+        "notes": g.notes,
+    })).collect::<Vec<_>>()})))
+}
+
+// ---- rules ----------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleBody {
+    create_ticket: bool,
+    #[serde(default)]
+    fields: Map<String, Value>,
+}
+
+fn rule_view(event_type: &str, r: &EventRule) -> Value {
+    json!({"event_type": event_type, "create_ticket": r.create_ticket, "fields": defaults_to_json(&r.fields)})
+}
+
+async fn list_rules(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((p, id)): Path<(String, i64)>,
+) -> Result<Json<Value>, Problem> {
+    caller.require_partner(&p)?;
+    s.store.connection(&p, id).await?;
+    let rules = s.store.rules(id).await?;
+    Ok(Json(
+        json!({"rules": rules.iter().map(|(t, r)| rule_view(t, r)).collect::<Vec<_>>()}),
+    ))
+}
+
+fn check_event_type(catalog: &Catalog, t: &str) -> Result<(), Problem> {
+    if catalog.get(t).is_none() {
+        return Err(Problem::invalid(vec![FieldError::new(
+            "event_type",
+            format!(
+                "'{t}' is not an event type of the catalog (GET /api/v1/event-types lists them)"
+            ),
+        )]));
+    }
+    Ok(())
+}
+
+async fn put_rule(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((p, id, event_type)): Path<(String, i64, String)>,
+    bytes: Bytes,
+) -> Result<Json<Value>, Problem> {
+    caller.require_partner(&p)?;
+    let conn = s.store.connection(&p, id).await?;
+    check_event_type(&s.catalog, &event_type)?;
+    let b: RuleBody = body(&bytes)?;
+    let fields = ticket_fields(&b.fields, conn.lists.as_ref(), "fields.")?;
+    check_sub_issue(
+        &conn.defaults.overlaid_with(&fields),
+        conn.lists.as_ref(),
+        "fields.",
+    )?;
+    let rule = EventRule {
+        create_ticket: b.create_ticket,
+        fields,
+    };
+    s.store.put_rule(id, &event_type, &rule).await?;
+    Ok(Json(rule_view(&event_type, &rule)))
+}
+
+async fn delete_rule(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((p, id, event_type)): Path<(String, i64, String)>,
+) -> Result<StatusCode, Problem> {
+    caller.require_partner(&p)?;
+    s.store.connection(&p, id).await?;
+    s.store.delete_rule(id, &event_type).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- deliveries -----------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliveryQuery {
+    status: Option<String>,
+    client: Option<String>,
+    event_type: Option<String>,
+    connection: Option<i64>,
+    since: Option<String>,
+    until: Option<String>,
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+fn rfc3339(field: &str, v: &Option<String>) -> Result<Option<i64>, Problem> {
+    v.as_deref()
+        .map(|t| {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map(|d| d.timestamp_millis())
+                .map_err(|_| {
+                    Problem::invalid(vec![FieldError::new(
+                        field,
+                        format!("'{t}' is not an RFC 3339 date-time"),
+                    )])
+                })
+        })
+        .transpose()
+}
+
+async fn list_deliveries(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(p): Path<String>,
+    Query(q): Query<DeliveryQuery>,
+) -> Result<Json<Value>, Problem> {
+    caller.require_partner(&p)?;
+    if let Some(st) = &q.status
+        && !["pending", "in_flight", "retrying", "delivered", "dead"].contains(&st.as_str())
+    {
+        return Err(Problem::invalid(vec![FieldError::new(
+            "status",
+            "must be pending, in_flight, retrying, delivered or dead",
+        )]));
+    }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Problem::invalid(vec![FieldError::new(
+            "limit",
+            "must be from 1 to 1000",
+        )]));
+    }
+    let filter = DeliveryFilter {
+        state: q.status,
+        client_id: q.client,
+        event_type: q.event_type,
+        connection_id: q.connection,
+        since: rfc3339("since", &q.since)?,
+        until: rfc3339("until", &q.until)?,
+        before_id: q.before,
+        limit,
+    };
+    let list = s.store.list_deliveries(&p, &filter).await?;
+    let next = (list.len() as i64 == limit)
+        .then(|| list.last().map(|d| d.id))
+        .flatten();
+    Ok(Json(
+        json!({"deliveries": list.iter().map(views::delivery).collect::<Vec<_>>(), "next_before": next}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetryBody {
+    ids: Vec<i64>,
+}
+
+async fn retry_deliveries(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(p): Path<String>,
+    bytes: Bytes,
+) -> Result<Json<Value>, Problem> {
+    caller.require_partner(&p)?;
+    let b: RetryBody = body(&bytes)?;
+    if b.ids.is_empty() || b.ids.len() > 1000 {
+        return Err(Problem::invalid(vec![FieldError::new(
+            "ids",
+            "must list 1 to 1000 delivery ids",
+        )]));
+    }
+    let n = s.store.retry_deliveries(&p, &b.ids, now()).await?;
+    s.engine.wake();
+    Ok(Json(json!({"retried": n})))
+}
+
+async fn retry_delivery(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((p, id)): Path<(String, i64)>,
+) -> Result<Json<Value>, Problem> {
+    caller.require_partner(&p)?;
+    let n = s.store.retry_deliveries(&p, &[id], now()).await?;
+    if n == 0 {
+        return Err(Problem::not_found(format!(
+            "no dead or retrying delivery {id}"
+        )));
+    }
+    s.engine.wake();
+    Ok(Json(json!({"retried": n})))
 }

@@ -61,10 +61,19 @@ impl Field {
         self
     }
     fn pick(mut self, values: &[(&str, &str)]) -> Self {
-        self.picklist = Some(values.iter().map(|(v, l)| (v.to_string(), l.to_string(), true, None)).collect());
+        self.picklist = Some(
+            values
+                .iter()
+                .map(|(v, l)| (v.to_string(), l.to_string(), true, None))
+                .collect(),
+        );
         self
     }
-    fn pick_full(mut self, values: Vec<(String, String, bool, Option<String>)>, parent: Option<&'static str>) -> Self {
+    fn pick_full(
+        mut self,
+        values: Vec<(String, String, bool, Option<String>)>,
+        parent: Option<&'static str>,
+    ) -> Self {
         self.picklist = Some(values);
         self.picklist_parent = parent;
         self
@@ -93,7 +102,10 @@ impl Field {
 
     /// Is `v` a value of this picklist (active or not)?
     pub fn picklist_value(&self, v: &str) -> Option<&(String, String, bool, Option<String>)> {
-        self.picklist.as_ref()?.iter().find(|(value, ..)| value == v)
+        self.picklist
+            .as_ref()?
+            .iter()
+            .find(|(value, ..)| value == v)
     }
 }
 
@@ -115,7 +127,9 @@ pub struct EntityInfo {
 
 impl EntityInfo {
     pub fn field(&self, name: &str) -> Option<&Field> {
-        self.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name))
+        self.fields
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
     }
 
     pub fn info_json(&self) -> Value {
@@ -164,7 +178,12 @@ pub fn entities() -> Vec<EntityInfo> {
         ("10", "Dispatched"),
         ("12", "Waiting Vendor"),
     ];
-    let priorities = [("1", "High"), ("2", "Medium"), ("3", "Low"), ("4", "Critical")];
+    let priorities = [
+        ("1", "High"),
+        ("2", "Medium"),
+        ("3", "Low"),
+        ("4", "Critical"),
+    ];
     let issue_types = vec![
         (s("10"), s("Security"), true, None),
         (s("11"), s("Hardware"), true, None),
@@ -197,7 +216,11 @@ pub fn entities() -> Vec<EntityInfo> {
         ("4", "Change Request"),
         ("5", "Alert"),
     ];
-    let categories = [("2", "Standard"), ("3", "RMM Alert"), ("4", "Security Incident")];
+    let categories = [
+        ("2", "Standard"),
+        ("3", "RMM Alert"),
+        ("4", "Security Incident"),
+    ];
     vec![
         EntityInfo {
             name: "Companies",
@@ -210,7 +233,12 @@ pub fn entities() -> Vec<EntityInfo> {
             fields: vec![
                 f("id", "long").ro(),
                 f("companyName", "string").req().len(100),
-                f("companyType", "short").req().pick(&[("1", "Customer"), ("2", "Lead"), ("3", "Prospect"), ("5", "Vendor")]),
+                f("companyType", "short").req().pick(&[
+                    ("1", "Customer"),
+                    ("2", "Lead"),
+                    ("3", "Prospect"),
+                    ("5", "Vendor"),
+                ]),
                 f("ownerResourceID", "integer").req().refs("Resource"),
                 f("phone", "string").req().len(25),
                 f("isActive", "boolean"),
@@ -305,8 +333,16 @@ pub fn entities() -> Vec<EntityInfo> {
                 f("ticketID", "integer").req().refs("Ticket"),
                 f("title", "string").len(250),
                 f("description", "string").req().len(32000),
-                f("noteType", "integer").req().pick(&[("1", "Task Summary"), ("2", "Task Detail"), ("3", "Task Notes")]),
-                f("publish", "integer").req().pick(&[("1", "All Autotask Users"), ("2", "Internal Only"), ("4", "Internal Project Team")]),
+                f("noteType", "integer").req().pick(&[
+                    ("1", "Task Summary"),
+                    ("2", "Task Detail"),
+                    ("3", "Task Notes"),
+                ]),
+                f("publish", "integer").req().pick(&[
+                    ("1", "All Autotask Users"),
+                    ("2", "Internal Only"),
+                    ("4", "Internal Project Team"),
+                ]),
                 f("createDateTime", "datetime").ro(),
                 f("lastActivityDate", "datetime").ro(),
                 f("creatorResourceID", "integer").ro(),
@@ -363,8 +399,14 @@ pub fn entities() -> Vec<EntityInfo> {
                 f("id", "long").ro(),
                 f("companyID", "integer").req().refs("Company"),
                 f("contractName", "string").req().len(100),
-                f("contractType", "integer").req().pick(&[("1", "Time and Materials"), ("3", "Fixed Price"), ("7", "Recurring Service")]),
-                f("status", "integer").req().pick(&[("0", "Inactive"), ("1", "Active")]),
+                f("contractType", "integer").req().pick(&[
+                    ("1", "Time and Materials"),
+                    ("3", "Fixed Price"),
+                    ("7", "Recurring Service"),
+                ]),
+                f("status", "integer")
+                    .req()
+                    .pick(&[("0", "Inactive"), ("1", "Active")]),
                 f("startDate", "datetime").req(),
                 f("endDate", "datetime").req(),
                 f("timeReportingRequiresStartAndStopTimes", "integer").req(),
@@ -440,49 +482,88 @@ const COMPANIES: &[SeedCompany] = &[
         id: 29684101,
         name: "Acme Dental Group",
         domain: "acmedental.example",
-        contacts: &[("Maria", "Lopez", true), ("James", "Chen", true), ("Front", "Desk", true), ("Reception", "Desk", true), ("Old", "Manager", false)],
+        contacts: &[
+            ("Maria", "Lopez", true),
+            ("James", "Chen", true),
+            ("Front", "Desk", true),
+            ("Reception", "Desk", true),
+            ("Old", "Manager", false),
+        ],
     },
     SeedCompany {
         id: 29684102,
         name: "Blue Harbor Legal LLP",
         domain: "blueharborlegal.example",
-        contacts: &[("Olivia", "Grant", true), ("Samuel", "Okafor", true), ("Priya", "Nair", true)],
+        contacts: &[
+            ("Olivia", "Grant", true),
+            ("Samuel", "Okafor", true),
+            ("Priya", "Nair", true),
+        ],
     },
     SeedCompany {
         id: 29684103,
         name: "Cedar Ridge Logistics",
         domain: "cedarridge.example",
-        contacts: &[("Tom", "Becker", true), ("Ana", "Souza", true), ("Liam", "Walsh", true), ("Grace", "Kim", true)],
+        contacts: &[
+            ("Tom", "Becker", true),
+            ("Ana", "Souza", true),
+            ("Liam", "Walsh", true),
+            ("Grace", "Kim", true),
+        ],
     },
     SeedCompany {
         id: 29684104,
         name: "Dunmore Veterinary Clinic",
         domain: "dunmorevet.example",
-        contacts: &[("Helen", "Dunmore", true), ("Raj", "Patel", true), ("Nina", "Ivanova", true)],
+        contacts: &[
+            ("Helen", "Dunmore", true),
+            ("Raj", "Patel", true),
+            ("Nina", "Ivanova", true),
+        ],
     },
     SeedCompany {
         id: 29684105,
         name: "Evergreen Accounting",
         domain: "evergreencpa.example",
-        contacts: &[("Paul", "Fischer", true), ("Chloe", "Martin", true), ("Omar", "Haddad", true), ("Eva", "Novak", false)],
+        contacts: &[
+            ("Paul", "Fischer", true),
+            ("Chloe", "Martin", true),
+            ("Omar", "Haddad", true),
+            ("Eva", "Novak", false),
+        ],
     },
     SeedCompany {
         id: 29684106,
         name: "Foxglove Architects",
         domain: "foxglove.example",
-        contacts: &[("Ines", "Moreau", true), ("Kenji", "Sato", true), ("Ruth", "Adler", true)],
+        contacts: &[
+            ("Ines", "Moreau", true),
+            ("Kenji", "Sato", true),
+            ("Ruth", "Adler", true),
+        ],
     },
     SeedCompany {
         id: 29684107,
         name: "Granite Peak Manufacturing",
         domain: "granitepeak.example",
-        contacts: &[("Victor", "Hale", true), ("Sofia", "Rossi", true), ("Dmitri", "Orlov", true), ("Amy", "Stone", true), ("Ben", "Carter", true), ("Lena", "Berg", true)],
+        contacts: &[
+            ("Victor", "Hale", true),
+            ("Sofia", "Rossi", true),
+            ("Dmitri", "Orlov", true),
+            ("Amy", "Stone", true),
+            ("Ben", "Carter", true),
+            ("Lena", "Berg", true),
+        ],
     },
     SeedCompany {
         id: 29684108,
         name: "Harborview Property Management",
         domain: "harborview.example",
-        contacts: &[("Isaac", "Moss", true), ("Julia", "Reyes", true), ("Mark", "Doyle", true)],
+        contacts: &[
+            ("Isaac", "Moss", true),
+            ("Julia", "Reyes", true),
+            ("Mark", "Doyle", true),
+        ],
     },
 ];
 
@@ -500,11 +581,21 @@ pub fn seed(now: &str) -> BTreeMap<&'static str, BTreeMap<i64, Value>> {
                "userDefinedFields": []})
     };
     let companies = db.get_mut("Companies").expect("seeded entity");
-    companies.insert(ids::OWN_COMPANY, company(ids::OWN_COMPANY, "Bridgewater IT Services", "bridgewater-it.example"));
+    companies.insert(
+        ids::OWN_COMPANY,
+        company(
+            ids::OWN_COMPANY,
+            "Bridgewater IT Services",
+            "bridgewater-it.example",
+        ),
+    );
     for c in COMPANIES {
         companies.insert(c.id, company(c.id, c.name, c.domain));
     }
-    companies.insert(ids::CATCH_ALL_COMPANY, company(ids::CATCH_ALL_COMPANY, "Default Customer", ""));
+    companies.insert(
+        ids::CATCH_ALL_COMPANY,
+        company(ids::CATCH_ALL_COMPANY, "Default Customer", ""),
+    );
     let mut inactive = company(29684190, "Closed Account Co", "closed.example");
     inactive["isActive"] = json!(false);
     companies.insert(29684190, inactive);
@@ -523,7 +614,12 @@ pub fn seed(now: &str) -> BTreeMap<&'static str, BTreeMap<i64, Value>> {
             let email = if *first == "Reception" {
                 format!("front.desk@{}", c.domain)
             } else {
-                format!("{}.{}@{}", first.to_lowercase(), last.to_lowercase(), c.domain)
+                format!(
+                    "{}.{}@{}",
+                    first.to_lowercase(),
+                    last.to_lowercase(),
+                    c.domain
+                )
             };
             contacts.insert(next, contact(next, c.id, first, last, &email, *active));
             next += 1;
@@ -531,7 +627,14 @@ pub fn seed(now: &str) -> BTreeMap<&'static str, BTreeMap<i64, Value>> {
     }
     contacts.insert(
         ids::CATCH_ALL_CONTACT,
-        contact(ids::CATCH_ALL_CONTACT, ids::CATCH_ALL_COMPANY, "Default", "Contact", "alerts@bridgewater-it.example", true),
+        contact(
+            ids::CATCH_ALL_CONTACT,
+            ids::CATCH_ALL_COMPANY,
+            "Default",
+            "Contact",
+            "alerts@bridgewater-it.example",
+            true,
+        ),
     );
 
     let resources = db.get_mut("Resources").expect("seeded entity");
@@ -544,7 +647,11 @@ pub fn seed(now: &str) -> BTreeMap<&'static str, BTreeMap<i64, Value>> {
             "userName": user, "isActive": true, "resourceType": "Employee", "title": null, "userDefinedFields": []}));
     }
     let cats = db.get_mut("TicketCategories").expect("seeded entity");
-    for (id, name, nick, default) in [(2, "Standard", "STD", true), (3, "RMM Alert", "RMM", false), (4, "Security Incident", "SEC", false)] {
+    for (id, name, nick, default) in [
+        (2, "Standard", "STD", true),
+        (3, "RMM Alert", "RMM", false),
+        (4, "Security Incident", "SEC", false),
+    ] {
         cats.insert(id, json!({"id": id, "name": name, "nickname": nick, "isActive": true, "isGlobalDefault": default, "isApiOnly": false, "displayColorRGB": 0}));
     }
     let contracts = db.get_mut("Contracts").expect("seeded entity");

@@ -40,8 +40,12 @@ pub async fn dispatch(
                 "currentTimeframeRequestCount": s.window_count(),
             }));
         }
-        "version" if rest.len() == 1 => return ok(json!({"majorVersion": "1", "minorVersion": "0", "build": "2026.11"})),
-        "modules" if rest.len() == 1 => return ok(json!({"modules": [{"key": 24, "value": true}, {"key": 11, "value": true}]})),
+        "version" if rest.len() == 1 => {
+            return ok(json!({"majorVersion": "1", "minorVersion": "0", "build": "2026.11"}));
+        }
+        "modules" if rest.len() == 1 => {
+            return ok(json!({"modules": [{"key": 24, "value": true}, {"key": 11, "value": true}]}));
+        }
         _ => {}
     }
     let Some(entity) = s.entity(first).cloned() else {
@@ -50,19 +54,40 @@ pub async fn dispatch(
     let lower: Vec<String> = rest.iter().map(|p| p.to_ascii_lowercase()).collect();
     let parts: Vec<&str> = lower.iter().map(String::as_str).collect();
     let params: Vec<(String, String)> = query_text
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default();
-    let param = |k: &str| params.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone());
+    let param = |k: &str| {
+        params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v.clone())
+    };
     let m = method.as_str();
     match (m, &parts[1..]) {
         ("POST", ["query"]) => run_query(s, &entity, parse_body(body), None, false),
-        ("GET", ["query"]) => run_query(s, &entity, param("search").map(|t| serde_json::from_str(&t)), None, false),
+        ("GET", ["query"]) => run_query(
+            s,
+            &entity,
+            param("search").map(|t| serde_json::from_str(&t)),
+            None,
+            false,
+        ),
         ("POST" | "GET", ["query", "count"]) => {
-            let q = if m == "POST" { parse_body(body) } else { param("search").map(|t| serde_json::from_str(&t)) };
+            let q = if m == "POST" {
+                parse_body(body)
+            } else {
+                param("search").map(|t| serde_json::from_str(&t))
+            };
             run_query(s, &entity, q, None, true)
         }
         ("POST" | "GET", ["query", dir @ ("next" | "prev")]) => {
-            let paging: Value = param("paging").and_then(|p| serde_json::from_str(&p).ok()).unwrap_or(Value::Null);
+            let paging: Value = param("paging")
+                .and_then(|p| serde_json::from_str(&p).ok())
+                .unwrap_or(Value::Null);
             let q = param("search").map(|t| serde_json::from_str(&t));
             run_query(s, &entity, q, Some((dir == &"next", paging)), false)
         }
@@ -89,7 +114,9 @@ pub async fn dispatch(
             let id: i64 = id.parse().unwrap_or_default();
             match m {
                 "GET" => get_item(s, &entity, id),
-                "DELETE" if entity.can_delete && entity.parent.is_none() => delete(s, &entity, id, None),
+                "DELETE" if entity.can_delete && entity.parent.is_none() => {
+                    delete(s, &entity, id, None)
+                }
                 _ => not_allowed(method),
             }
         }
@@ -98,14 +125,19 @@ pub async fn dispatch(
             let Some(child_entity) = s
                 .entities
                 .iter()
-                .find(|e| e.parent.is_some_and(|(p, _)| p == entity.name) && e.child_path.is_some_and(|c| c.eq_ignore_ascii_case(child)))
+                .find(|e| {
+                    e.parent.is_some_and(|(p, _)| p == entity.name)
+                        && e.child_path.is_some_and(|c| c.eq_ignore_ascii_case(child))
+                })
                 .cloned()
             else {
                 return super::iis_not_found();
             };
             let parent_field = child_entity.parent.map(|(_, f)| f).unwrap_or_default();
             if !exists(s, entity.name, pid) {
-                return server_error(&format!("Value does not reference an existing entity for {parent_field}."));
+                return server_error(&format!(
+                    "Value does not reference an existing entity for {parent_field}."
+                ));
             }
             match (m, tail) {
                 ("GET", []) => {
@@ -114,10 +146,30 @@ pub async fn dispatch(
                         .filter(|r| field(r, parent_field).and_then(coerce_i64) == Some(pid))
                         .collect();
                     let n = items.len();
-                    ok(json!({"items": items, "pageDetails": {"count": n, "requestCount": 500, "prevPageUrl": null, "nextPageUrl": null}}))
+                    ok(
+                        json!({"items": items, "pageDetails": {"count": n, "requestCount": 500, "prevPageUrl": null, "nextPageUrl": null}}),
+                    )
                 }
-                ("POST", []) => create(s, &child_entity, body, Some((parent_field, pid)), impersonate).await,
-                ("PATCH" | "PUT", []) => update(s, &child_entity, body, m == "PUT", Some((parent_field, pid))).await,
+                ("POST", []) => {
+                    create(
+                        s,
+                        &child_entity,
+                        body,
+                        Some((parent_field, pid)),
+                        impersonate,
+                    )
+                    .await
+                }
+                ("PATCH" | "PUT", []) => {
+                    update(
+                        s,
+                        &child_entity,
+                        body,
+                        m == "PUT",
+                        Some((parent_field, pid)),
+                    )
+                    .await
+                }
                 ("GET", ["entityinformation", ..]) => ok(child_entity.info_json()),
                 ("GET", [id]) => match id.parse::<i64>() {
                     Ok(id) => get_item(s, &child_entity, id),
@@ -140,7 +192,10 @@ fn parse_body(body: &Bytes) -> Option<Result<Value, serde_json::Error>> {
 
 fn records(s: &Shared, entity: &str) -> Vec<Value> {
     let db = s.db.lock().unwrap_or_else(|p| p.into_inner());
-    db.records.get(entity).map(|m| m.values().cloned().collect()).unwrap_or_default()
+    db.records
+        .get(entity)
+        .map(|m| m.values().cloned().collect())
+        .unwrap_or_default()
 }
 
 fn exists(s: &Shared, entity: &str, id: i64) -> bool {
@@ -156,13 +211,19 @@ fn get_record(s: &Shared, entity: &str, id: i64) -> Option<Value> {
 fn get_item(s: &Shared, entity: &EntityInfo, id: i64) -> Response {
     match get_record(s, entity.name, id) {
         Some(item) => ok(json!({"item": item})),
-        None if s.config.missing_item_is_404 => errors(StatusCode::NOT_FOUND, &["No matching records found."]),
+        None if s.config.missing_item_is_404 => {
+            errors(StatusCode::NOT_FOUND, &["No matching records found."])
+        }
         None => ok(json!({"item": null})),
     }
 }
 
 fn json_error(e: &serde_json::Error) -> String {
-    format!("Unexpected character encountered while parsing value. Path '', line {}, position {}.", e.line(), e.column())
+    format!(
+        "Unexpected character encountered while parsing value. Path '', line {}, position {}.",
+        e.line(),
+        e.column()
+    )
 }
 
 /// Run a query (or a page of it). `page` = (forward, paging JSON) for next/prev links.
@@ -226,10 +287,21 @@ fn run_query(
         )
     };
     let next = (more && page.as_ref().is_none_or(|(fwd, _)| *fwd)).then(|| {
-        link("next", json!({"pageSize": page_size, "lastId": items.last().map(id_of)}))
+        link(
+            "next",
+            json!({"pageSize": page_size, "lastId": items.last().map(id_of)}),
+        )
     });
-    let prev = earlier.then(|| link("prev", json!({"pageSize": page_size, "firstId": items.first().map(id_of)})));
-    let items: Vec<Value> = items.iter().map(|i| query::project(i, &parsed.include)).collect();
+    let prev = earlier.then(|| {
+        link(
+            "prev",
+            json!({"pageSize": page_size, "firstId": items.first().map(id_of)}),
+        )
+    });
+    let items: Vec<Value> = items
+        .iter()
+        .map(|i| query::project(i, &parsed.include))
+        .collect();
     ok(json!({
         "items": items,
         "pageDetails": {"count": items.len(), "requestCount": page_size, "prevPageUrl": prev, "nextPageUrl": next},
@@ -243,7 +315,10 @@ fn coerce(f: &Field, v: &Value) -> Result<Value, String> {
     }
     let unexpected = || {
         let first = v.to_string().chars().next().unwrap_or(' ');
-        format!("Unexpected character encountered while parsing value: {first}. Path '{}'.", f.name)
+        format!(
+            "Unexpected character encountered while parsing value: {first}. Path '{}'.",
+            f.name
+        )
     };
     match f.data_type {
         "integer" | "long" | "short" => match v {
@@ -252,18 +327,36 @@ fn coerce(f: &Field, v: &Value) -> Result<Value, String> {
         },
         "double" | "decimal" => match v {
             Value::Number(_) => Ok(v.clone()),
-            Value::String(t) => t.trim().parse::<f64>().map(Value::from).map_err(|_| unexpected()),
+            Value::String(t) => t
+                .trim()
+                .parse::<f64>()
+                .map(Value::from)
+                .map_err(|_| unexpected()),
             _ => Err(unexpected()),
         },
         "boolean" => coerce_bool(v).map(Value::Bool).ok_or_else(unexpected),
         "datetime" => match v {
             Value::String(t) => chrono::DateTime::parse_from_rfc3339(t)
-                .map(|d| json!(d.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
-                .or_else(|_| {
-                    chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f")
-                        .map(|d| json!(d.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+                .map(|d| {
+                    json!(
+                        d.with_timezone(&chrono::Utc)
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    )
                 })
-                .map_err(|_| format!("The value '{t}' is not a valid date and time for {}.", f.name)),
+                .or_else(|_| {
+                    chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f").map(|d| {
+                        json!(
+                            d.and_utc()
+                                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                        )
+                    })
+                })
+                .map_err(|_| {
+                    format!(
+                        "The value '{t}' is not a valid date and time for {}.",
+                        f.name
+                    )
+                }),
             _ => Err(unexpected()),
         },
         _ => match v {
@@ -276,7 +369,12 @@ fn coerce(f: &Field, v: &Value) -> Result<Value, String> {
 }
 
 /// Apply the writable fields of `body` onto `record`; errors are Autotask's messages.
-fn apply(entity: &EntityInfo, body: &Map<String, Value>, record: &mut Map<String, Value>, put: bool) -> Result<(), String> {
+fn apply(
+    entity: &EntityInfo,
+    body: &Map<String, Value>,
+    record: &mut Map<String, Value>,
+    put: bool,
+) -> Result<(), String> {
     for f in &entity.fields {
         if f.read_only || f.name == "id" {
             continue;
@@ -287,7 +385,10 @@ fn apply(entity: &EntityInfo, body: &Map<String, Value>, record: &mut Map<String
                 if let (Value::String(t), true) = (&v, f.length > 0)
                     && t.chars().count() > f.length as usize
                 {
-                    return Err(format!("{} exceeds the maximum length of {} characters.", f.name, f.length));
+                    return Err(format!(
+                        "{} exceeds the maximum length of {} characters.",
+                        f.name, f.length
+                    ));
                 }
                 record.insert(f.name.to_string(), v);
             }
@@ -297,7 +398,10 @@ fn apply(entity: &EntityInfo, body: &Map<String, Value>, record: &mut Map<String
             None => {}
         }
     }
-    if let Some((_, udfs)) = body.iter().find(|(k, _)| k.eq_ignore_ascii_case("userDefinedFields")) {
+    if let Some((_, udfs)) = body
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("userDefinedFields"))
+    {
         record.insert("userDefinedFields".into(), udfs.clone());
     }
     Ok(())
@@ -313,13 +417,26 @@ fn validate(s: &Shared, entity: &EntityInfo, r: &Map<String, Value>) -> Result<(
     }
     for f in &entity.fields {
         if let (Some(_), Some(v)) = (&f.picklist, get(f.name)) {
-            let text = v.as_i64().map(|i| i.to_string()).or_else(|| v.as_str().map(str::to_string)).unwrap_or_default();
+            let text = v
+                .as_i64()
+                .map(|i| i.to_string())
+                .or_else(|| v.as_str().map(str::to_string))
+                .unwrap_or_default();
             match f.picklist_value(&text) {
-                None => return Err(format!("Value does not reference an existing entity for {}.", f.name)),
-                Some((_, _, false, _)) => return Err(format!("The value {text} of {} is inactive.", f.name)),
+                None => {
+                    return Err(format!(
+                        "Value does not reference an existing entity for {}.",
+                        f.name
+                    ));
+                }
+                Some((_, _, false, _)) => {
+                    return Err(format!("The value {text} of {} is inactive.", f.name));
+                }
                 Some((_, _, true, parent)) => {
                     if let (Some(parent), Some(parent_field)) = (parent, f.picklist_parent) {
-                        let have = get(parent_field).and_then(coerce_i64).map(|i| i.to_string());
+                        let have = get(parent_field)
+                            .and_then(coerce_i64)
+                            .map(|i| i.to_string());
                         if have.as_deref() != Some(parent.as_str()) {
                             return Err(format!(
                                 "The {} {text} does not belong to the {parent_field} {}.",
@@ -342,15 +459,21 @@ fn validate(s: &Shared, entity: &EntityInfo, r: &Map<String, Value>) -> Result<(
                 _ => continue,
             };
             if !coerce_i64(v).is_some_and(|id| exists(s, table, id)) {
-                return Err(format!("Value does not reference an existing entity for {}.", f.name));
+                return Err(format!(
+                    "Value does not reference an existing entity for {}.",
+                    f.name
+                ));
             }
         }
     }
     if entity.name == "Tickets" {
         if let Some(contact) = get("contactID").and_then(coerce_i64) {
-            let owner = get_record(s, "Contacts", contact).and_then(|c| field(&c, "companyID").and_then(coerce_i64));
+            let owner = get_record(s, "Contacts", contact)
+                .and_then(|c| field(&c, "companyID").and_then(coerce_i64));
             if owner != get("companyID").and_then(coerce_i64) {
-                return Err("The contactID must belong to the ticket's companyID or its parent.".into());
+                return Err(
+                    "The contactID must belong to the ticket's companyID or its parent.".into(),
+                );
             }
         }
         if get("assignedResourceID").is_some() != get("assignedResourceRoleID").is_some() {
@@ -399,13 +522,20 @@ async fn create(
             "Tickets" => {
                 db.ticket_seq += 1;
                 let date = chrono::Utc::now().format("%Y%m%d");
-                record.insert("ticketNumber".into(), json!(format!("T{date}.{:04}", db.ticket_seq)));
+                record.insert(
+                    "ticketNumber".into(),
+                    json!(format!("T{date}.{:04}", db.ticket_seq)),
+                );
                 record.insert("createDate".into(), json!(now));
                 record.insert("lastActivityDate".into(), json!(now));
                 record.insert("creatorResourceID".into(), json!(creator));
                 record.insert("creatorType".into(), json!(1));
-                let complete = record.get("status").and_then(coerce_i64) == Some(ids::STATUS_COMPLETE);
-                record.insert("completedDate".into(), if complete { json!(now) } else { Value::Null });
+                let complete =
+                    record.get("status").and_then(coerce_i64) == Some(ids::STATUS_COMPLETE);
+                record.insert(
+                    "completedDate".into(),
+                    if complete { json!(now) } else { Value::Null },
+                );
                 record.entry("userDefinedFields").or_insert(json!([]));
             }
             "TicketNotes" => {
@@ -431,14 +561,24 @@ async fn create(
                 let g = format!("{guid:032x}");
                 record.insert(
                     "webhookGUID".into(),
-                    json!(format!("{}-{}-{}-{}-{}", &g[..8], &g[8..12], &g[12..16], &g[16..20], &g[20..])),
+                    json!(format!(
+                        "{}-{}-{}-{}-{}",
+                        &g[..8],
+                        &g[8..12],
+                        &g[12..16],
+                        &g[16..20],
+                        &g[20..]
+                    )),
                 );
                 record.insert("isReady".into(), json!(true));
             }
             _ => {}
         }
         let v = Value::Object(record);
-        db.records.entry(entity.name.to_string()).or_default().insert(id, v.clone());
+        db.records
+            .entry(entity.name.to_string())
+            .or_default()
+            .insert(id, v.clone());
         (id, v)
     };
     s.dirty.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -448,7 +588,13 @@ async fn create(
     ok(json!({"itemId": id}))
 }
 
-async fn update(s: &Arc<Shared>, entity: &EntityInfo, body: &Bytes, put: bool, parent: Option<(&str, i64)>) -> Response {
+async fn update(
+    s: &Arc<Shared>,
+    entity: &EntityInfo,
+    body: &Bytes,
+    put: bool,
+    parent: Option<(&str, i64)>,
+) -> Response {
     if !entity.can_update {
         return not_allowed(if put { &Method::PUT } else { &Method::PATCH });
     }
@@ -457,16 +603,24 @@ async fn update(s: &Arc<Shared>, entity: &EntityInfo, body: &Bytes, put: bool, p
         Ok(_) => return server_error("The request body must be a JSON object."),
         Err(e) => return server_error(&json_error(&e)),
     };
-    let Some(id) = body.iter().find(|(k, _)| k.eq_ignore_ascii_case("id")).and_then(|(_, v)| coerce_i64(v)) else {
+    let Some(id) = body
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("id"))
+        .and_then(|(_, v)| coerce_i64(v))
+    else {
         return server_error("id is required to update an entity.");
     };
     let Some(before) = get_record(s, entity.name, id) else {
-        return server_error("No matching records found. The logged in Resource may not have the required permissions.");
+        return server_error(
+            "No matching records found. The logged in Resource may not have the required permissions.",
+        );
     };
     if let Some((f, pid)) = parent
         && field(&before, f).and_then(coerce_i64) != Some(pid)
     {
-        return server_error(&format!("The record {id} does not belong to the parent {pid}."));
+        return server_error(&format!(
+            "The record {id} does not belong to the parent {pid}."
+        ));
     }
     let mut record = before.as_object().cloned().unwrap_or_default();
     if let Err(m) = apply(entity, &body, &mut record, put) {
@@ -489,7 +643,10 @@ async fn update(s: &Arc<Shared>, entity: &EntityInfo, body: &Bytes, put: bool, p
     let after = Value::Object(record);
     {
         let mut db = s.db.lock().unwrap_or_else(|p| p.into_inner());
-        db.records.entry(entity.name.to_string()).or_default().insert(id, after.clone());
+        db.records
+            .entry(entity.name.to_string())
+            .or_default()
+            .insert(id, after.clone());
     }
     s.dirty.store(true, std::sync::atomic::Ordering::SeqCst);
     if entity.name == "Tickets" {

@@ -72,9 +72,16 @@ pub fn take(s: &Shared, method: &Method, entity: &str, path: &str) -> Option<Fau
     let mut rules = s.faults.lock().unwrap_or_else(|p| p.into_inner());
     let lower = path.to_ascii_lowercase();
     let idx = rules.iter_mut().position(|r| {
-        let matches = r.entity.as_ref().is_none_or(|e| e.eq_ignore_ascii_case(entity))
-            && r.method.as_ref().is_none_or(|m| m.eq_ignore_ascii_case(method.as_str()))
-            && r.path_contains.as_ref().is_none_or(|p| lower.contains(&p.to_ascii_lowercase()));
+        let matches = r
+            .entity
+            .as_ref()
+            .is_none_or(|e| e.eq_ignore_ascii_case(entity))
+            && r.method
+                .as_ref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method.as_str()))
+            && r.path_contains
+                .as_ref()
+                .is_none_or(|p| lower.contains(&p.to_ascii_lowercase()));
         if !matches {
             return false;
         }
@@ -98,7 +105,8 @@ pub fn take(s: &Shared, method: &Method, entity: &str, path: &str) -> Option<Fau
 
 /// The answer of a `status` fault.
 pub fn status_answer(rule: &FaultRule) -> Response {
-    let status = StatusCode::from_u16(rule.status.unwrap_or(500)).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status = StatusCode::from_u16(rule.status.unwrap_or(500))
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let msg = match status.as_u16() {
         429 => "Request rejected: the API request threshold has been exceeded. Try again later.",
         502 | 503 => "The service is temporarily unavailable.",
@@ -122,7 +130,13 @@ fn bad(msg: String) -> Response {
 }
 
 /// `/_sim/...`: faults, statistics and technician actions. Never subject to faults or limits.
-pub async fn control(s: &Arc<Shared>, method: &Method, segs: &[&str], query_text: Option<&str>, body: &Bytes) -> Response {
+pub async fn control(
+    s: &Arc<Shared>,
+    method: &Method,
+    segs: &[&str],
+    query_text: Option<&str>,
+    body: &Bytes,
+) -> Response {
     let lower: Vec<String> = segs.iter().map(|p| p.to_ascii_lowercase()).collect();
     let parts: Vec<&str> = lower.iter().map(String::as_str).collect();
     match (method.as_str(), parts.as_slice()) {

@@ -31,8 +31,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use thiserror::Error;
 
-pub use data::ids;
 use data::EntityInfo;
+pub use data::ids;
 use faults::{FaultKind, FaultRule};
 
 /// An API user of the simulated database.
@@ -130,7 +130,10 @@ pub struct Simulator {
 
 impl Simulator {
     /// Serve on `listener` (already bound) until shut down. Returns once it accepts requests.
-    pub async fn start(listener: tokio::net::TcpListener, config: Config) -> Result<Simulator, Error> {
+    pub async fn start(
+        listener: tokio::net::TcpListener,
+        config: Config,
+    ) -> Result<Simulator, Error> {
         let addr: SocketAddr = listener.local_addr()?;
         let now = now_text();
         let db = match &config.state_file {
@@ -142,7 +145,10 @@ impl Simulator {
                 })?
             }
             _ => Db {
-                records: data::seed(&now).into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                records: data::seed(&now)
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
                 next_id: 31000000,
                 ticket_seq: 0,
                 webhook_seq: 0,
@@ -213,18 +219,27 @@ impl Simulator {
     /// Every record of an entity (for tests).
     pub fn records(&self, entity: &str) -> Vec<Value> {
         let db = self.shared.db.lock().unwrap_or_else(|p| p.into_inner());
-        db.records.get(entity).map(|m| m.values().cloned().collect()).unwrap_or_default()
+        db.records
+            .get(entity)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// API requests served so far (for tests).
     pub fn total_requests(&self) -> u64 {
-        self.shared.stats.lock().map(|s| s.get("total").copied().unwrap_or(0)).unwrap_or(0)
+        self.shared
+            .stats
+            .lock()
+            .map(|s| s.get("total").copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 }
 
 impl Shared {
     fn save_if_dirty(&self) {
-        let Some(path) = &self.config.state_file else { return };
+        let Some(path) = &self.config.state_file else {
+            return;
+        };
         if !self.dirty.swap(false, std::sync::atomic::Ordering::SeqCst) {
             return;
         }
@@ -233,13 +248,18 @@ impl Shared {
             serde_json::to_string(&*db).unwrap_or_default()
         };
         let tmp = path.with_extension("tmp");
-        if std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path)).is_err() {
+        if std::fs::write(&tmp, text)
+            .and_then(|_| std::fs::rename(&tmp, path))
+            .is_err()
+        {
             tracing::warn!(path = %path.display(), "the simulator could not save its state");
         }
     }
 
     fn entity(&self, name: &str) -> Option<&EntityInfo> {
-        self.entities.iter().find(|e| e.name.eq_ignore_ascii_case(name))
+        self.entities
+            .iter()
+            .find(|e| e.name.eq_ignore_ascii_case(name))
     }
 
     fn count(&self, key: &str) {
@@ -293,7 +313,11 @@ struct InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let mut m = self.shared.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = self
+            .shared
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(n) = m.get_mut(&self.key) {
             *n = n.saturating_sub(1);
         }
@@ -309,7 +333,13 @@ fn drop_connection() -> ! {
     std::panic::resume_unwind(Box::new("simulated dropped connection"))
 }
 
-async fn handle(State(s): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(s): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let path = uri.path().trim_end_matches('/').to_string();
     let lower = path.to_ascii_lowercase();
     let segs: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
@@ -334,11 +364,22 @@ async fn handle(State(s): State<Arc<Shared>>, method: Method, uri: Uri, headers:
         s.count("GET zoneInformation");
         let user = uri
             .query()
-            .and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k.eq_ignore_ascii_case("user")))
+            .and_then(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| k.eq_ignore_ascii_case("user"))
+            })
             .map(|(_, v)| v.to_string())
             .unwrap_or_default();
-        if !s.config.api_users.iter().any(|u| u.username.eq_ignore_ascii_case(&user)) {
-            return errors(StatusCode::INTERNAL_SERVER_ERROR, &["Zone information could not be determined"]);
+        if !s
+            .config
+            .api_users
+            .iter()
+            .any(|u| u.username.eq_ignore_ascii_case(&user))
+        {
+            return errors(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &["Zone information could not be determined"],
+            );
         }
         return axum::Json(json!({
             "zoneName": "Simulated Zone (America East)",
@@ -363,7 +404,9 @@ async fn handle(State(s): State<Arc<Shared>>, method: Method, uri: Uri, headers:
                 )
                     .into_response();
             }
-            FaultKind::Delay => tokio::time::sleep(Duration::from_millis(rule.delay_ms.unwrap_or(1000))).await,
+            FaultKind::Delay => {
+                tokio::time::sleep(Duration::from_millis(rule.delay_ms.unwrap_or(1000))).await
+            }
             FaultKind::Timeout => {
                 tokio::time::sleep(Duration::from_millis(rule.hold_ms.unwrap_or(120_000))).await;
                 return errors(StatusCode::GATEWAY_TIMEOUT, &["The request timed out."]);
@@ -384,11 +427,18 @@ async fn handle(State(s): State<Arc<Shared>>, method: Method, uri: Uri, headers:
         .find(|u| u.username.eq_ignore_ascii_case(user) && u.secret == secret)
     else {
         s.count("401");
-        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"errors": ["Unauthorized"]}))).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"errors": ["Unauthorized"]})),
+        )
+            .into_response();
     };
     if api_user.integration_code != code {
         s.count("500 IntegrationCode");
-        return errors(StatusCode::INTERNAL_SERVER_ERROR, &["IntegrationCode is invalid."]);
+        return errors(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &["IntegrationCode is invalid."],
+        );
     }
 
     // The rolling-hour threshold, and the latency Autotask adds as usage grows.
@@ -403,7 +453,10 @@ async fn handle(State(s): State<Arc<Shared>>, method: Method, uri: Uri, headers:
             )],
         );
     }
-    s.window.lock().unwrap_or_else(|p| p.into_inner()).push_back(Instant::now());
+    s.window
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push_back(Instant::now());
     let mut delay = Duration::from_millis(s.config.base_latency_ms);
     if s.config.latency_tiers {
         if used * 4 >= limit * 3 {
@@ -414,7 +467,10 @@ async fn handle(State(s): State<Arc<Shared>>, method: Method, uri: Uri, headers:
     }
 
     // Three requests in flight per integration code and entity.
-    let entity_key = s.entity(&entity_name).map(|e| e.name.to_string()).unwrap_or_else(|| entity_name.to_ascii_lowercase());
+    let entity_key = s
+        .entity(&entity_name)
+        .map(|e| e.name.to_string())
+        .unwrap_or_else(|| entity_name.to_ascii_lowercase());
     let bucket = entity_bucket(&s, rest, &entity_key);
     let key = (code.to_string(), bucket.clone());
     {
@@ -441,7 +497,8 @@ async fn handle(State(s): State<Arc<Shared>>, method: Method, uri: Uri, headers:
     }
     s.count(&format!("{method} {bucket}"));
 
-    let impersonate = header(&headers, "impersonationresourceid").and_then(|v| v.parse::<i64>().ok());
+    let impersonate =
+        header(&headers, "impersonationresourceid").and_then(|v| v.parse::<i64>().ok());
     let answer = entities::dispatch(&s, &method, rest, uri.query(), &body, impersonate).await;
     if after_commit {
         drop_connection();
@@ -453,10 +510,11 @@ async fn handle(State(s): State<Arc<Shared>>, method: Method, uri: Uri, headers:
 fn entity_bucket(s: &Shared, rest: &[&str], fallback: &str) -> String {
     if rest.len() >= 3
         && let Some(parent) = s.entity(rest[0])
-        && let Some(child) = s
-            .entities
-            .iter()
-            .find(|e| e.parent.is_some_and(|(p, _)| p == parent.name) && e.child_path.is_some_and(|c| c.eq_ignore_ascii_case(rest[2])))
+        && let Some(child) = s.entities.iter().find(|e| {
+            e.parent.is_some_and(|(p, _)| p == parent.name)
+                && e.child_path
+                    .is_some_and(|c| c.eq_ignore_ascii_case(rest[2]))
+        })
     {
         return child.name.to_string();
     }

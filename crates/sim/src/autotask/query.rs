@@ -22,7 +22,9 @@ pub struct Query {
 }
 
 fn get_ci<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    m.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v)
+    m.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v)
 }
 
 /// A field of a record, whatever the casing asked for.
@@ -56,9 +58,9 @@ pub fn parse(v: &Value, entity: &EntityInfo) -> Result<Query, String> {
             let mut names = Vec::new();
             for f in a {
                 let name = f.as_str().ok_or("IncludeFields must be field names.")?;
-                let known = entity
-                    .field(name)
-                    .ok_or_else(|| format!("Unable to find {name} in the {} Entity.", entity.name))?;
+                let known = entity.field(name).ok_or_else(|| {
+                    format!("Unable to find {name} in the {} Entity.", entity.name)
+                })?;
                 names.push(known.name.to_string());
             }
             if names.is_empty() { None } else { Some(names) }
@@ -84,29 +86,40 @@ fn check(c: &Value, entity: &EntityInfo, ors: &mut usize) -> Result<(), String> 
     let Value::Object(m) = c else {
         return Err("A filter condition must be an object.".into());
     };
-    let op = get_ci(m, "op").and_then(Value::as_str).ok_or("A filter condition needs an op.")?;
+    let op = get_ci(m, "op")
+        .and_then(Value::as_str)
+        .ok_or("A filter condition needs an op.")?;
     let op = op.to_ascii_lowercase();
     match op.as_str() {
         "and" | "or" => {
-            let items = get_ci(m, "items").and_then(Value::as_array).ok_or("and/or conditions need items.")?;
+            let items = get_ci(m, "items")
+                .and_then(Value::as_array)
+                .ok_or("and/or conditions need items.")?;
             if op == "or" {
                 *ors += items.len();
             }
             items.iter().try_for_each(|i| check(i, entity, ors))
         }
-        "eq" | "noteq" | "gt" | "gte" | "lt" | "lte" | "beginswith" | "endswith" | "contains" | "exist"
-        | "notexist" | "in" | "notin" => {
+        "eq" | "noteq" | "gt" | "gte" | "lt" | "lte" | "beginswith" | "endswith" | "contains"
+        | "exist" | "notexist" | "in" | "notin" => {
             let udf = get_ci(m, "udf").is_some_and(|u| coerce_bool(u) == Some(true));
-            let name = get_ci(m, "field").and_then(Value::as_str).ok_or("A filter condition needs a field.")?;
+            let name = get_ci(m, "field")
+                .and_then(Value::as_str)
+                .ok_or("A filter condition needs a field.")?;
             if !udf {
-                let f = entity
-                    .field(name)
-                    .ok_or_else(|| format!("Unable to find {name} in the {} Entity.", entity.name))?;
+                let f = entity.field(name).ok_or_else(|| {
+                    format!("Unable to find {name} in the {} Entity.", entity.name)
+                })?;
                 if !f.queryable {
-                    return Err(format!("The {} field of the {} entity is not queryable.", f.name, entity.name));
+                    return Err(format!(
+                        "The {} field of the {} entity is not queryable.",
+                        f.name, entity.name
+                    ));
                 }
             }
-            if matches!(op.as_str(), "in" | "notin") && !get_ci(m, "value").is_some_and(Value::is_array) {
+            if matches!(op.as_str(), "in" | "notin")
+                && !get_ci(m, "value").is_some_and(Value::is_array)
+            {
                 return Err(format!("The {op} operator needs an array value."));
             }
             Ok(())
@@ -164,8 +177,16 @@ fn compare(have: &Value, want: &Value) -> Option<std::cmp::Ordering> {
 /// Does `item` satisfy condition `c`? (The query was checked by [`parse`].)
 pub fn matches(item: &Value, c: &Value) -> bool {
     let Value::Object(m) = c else { return false };
-    let op = get_ci(m, "op").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
-    let items = || get_ci(m, "items").and_then(Value::as_array).cloned().unwrap_or_default();
+    let op = get_ci(m, "op")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let items = || {
+        get_ci(m, "items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
     if op == "and" {
         return items().iter().all(|i| matches(item, i));
     }
@@ -177,7 +198,13 @@ pub fn matches(item: &Value, c: &Value) -> bool {
     let have = if udf {
         field(item, "userDefinedFields")
             .and_then(Value::as_array)
-            .and_then(|a| a.iter().find(|u| field(u, "name").and_then(Value::as_str).is_some_and(|n| n.eq_ignore_ascii_case(name))))
+            .and_then(|a| {
+                a.iter().find(|u| {
+                    field(u, "name")
+                        .and_then(Value::as_str)
+                        .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                })
+            })
             .and_then(|u| field(u, "value"))
             .cloned()
             .unwrap_or(Value::Null)
@@ -196,7 +223,9 @@ pub fn matches(item: &Value, c: &Value) -> bool {
         "lt" => compare(&have, &want) == Some(Less),
         "lte" => matches!(compare(&have, &want), Some(Less | Equal)),
         "beginswith" | "endswith" | "contains" => {
-            let (Some(h), Some(w)) = (as_text(&have), as_text(&want)) else { return false };
+            let (Some(h), Some(w)) = (as_text(&have), as_text(&want)) else {
+                return false;
+            };
             match op.as_str() {
                 "beginswith" => h.starts_with(&w),
                 "endswith" => h.ends_with(&w),
@@ -215,19 +244,26 @@ pub fn matches(item: &Value, c: &Value) -> bool {
 
 /// Keep only `id`, the included fields and `userDefinedFields`.
 pub fn project(item: &Value, include: &Option<Vec<String>>) -> Value {
-    let Some(fields) = include else { return item.clone() };
+    let Some(fields) = include else {
+        return item.clone();
+    };
     let mut out = Map::new();
     if let Some(id) = field(item, "id") {
         out.insert("id".into(), id.clone());
     }
     for f in fields {
-        if let Some((k, v)) = item.as_object().and_then(|m| m.iter().find(|(k, _)| k.eq_ignore_ascii_case(f))) {
+        if let Some((k, v)) = item
+            .as_object()
+            .and_then(|m| m.iter().find(|(k, _)| k.eq_ignore_ascii_case(f)))
+        {
             out.insert(k.clone(), v.clone());
         }
     }
     out.insert(
         "userDefinedFields".into(),
-        field(item, "userDefinedFields").cloned().unwrap_or(Value::Array(vec![])),
+        field(item, "userDefinedFields")
+            .cloned()
+            .unwrap_or(Value::Array(vec![])),
     );
     Value::Object(out)
 }
@@ -259,7 +295,11 @@ mod tests {
         yes(json!({"op": "in", "field": "id", "value": [1, "7"]}));
         no(json!({"op": "notIn", "field": "id", "value": [7]}));
         yes(json!({"op": "eq", "field": "isActive", "value": "true"}));
-        yes(json!({"op": "or", "items": [{"op": "eq", "field": "id", "value": 1}, {"op": "eq", "field": "id", "value": 7}]}));
-        no(json!({"op": "and", "items": [{"op": "eq", "field": "id", "value": 1}, {"op": "eq", "field": "id", "value": 7}]}));
+        yes(
+            json!({"op": "or", "items": [{"op": "eq", "field": "id", "value": 1}, {"op": "eq", "field": "id", "value": 7}]}),
+        );
+        no(
+            json!({"op": "and", "items": [{"op": "eq", "field": "id", "value": 1}, {"op": "eq", "field": "id", "value": 7}]}),
+        );
     }
 }

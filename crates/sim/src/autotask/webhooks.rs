@@ -25,19 +25,37 @@ struct Callout {
 
 /// Sign a body as Autotask does.
 pub fn signature(secret: &str, body: &[u8]) -> String {
-    let mut mac = <Hmac<Sha1> as KeyInit>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    let mut mac = <Hmac<Sha1> as KeyInit>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes any key length");
     mac.update(body);
-    format!("sha1={}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
+    format!(
+        "sha1={}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    )
 }
 
 /// Call out to every webhook interested in this change of a ticket. With `wait`, the callouts
 /// are delivered (or given up) before this returns.
-pub async fn ticket_changed(s: &Arc<Shared>, action: &str, before: Option<&Value>, after: &Value, wait: bool) {
+pub async fn ticket_changed(
+    s: &Arc<Shared>,
+    action: &str,
+    before: Option<&Value>,
+    after: &Value,
+    wait: bool,
+) {
     let names = webhook_field_names(s.config.status_webhook_field_id);
     let callouts: Vec<Callout> = {
         let mut db = s.db.lock().unwrap_or_else(|p| p.into_inner());
-        let hooks: Vec<Value> = db.records.get("TicketWebhooks").map(|m| m.values().cloned().collect()).unwrap_or_default();
-        let fields: Vec<Value> = db.records.get("TicketWebhookFields").map(|m| m.values().cloned().collect()).unwrap_or_default();
+        let hooks: Vec<Value> = db
+            .records
+            .get("TicketWebhooks")
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        let fields: Vec<Value> = db
+            .records
+            .get("TicketWebhookFields")
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
         let mut out = Vec::new();
         for hook in hooks {
             let flag = |k: &str| field(&hook, k).and_then(coerce_bool).unwrap_or(false);
@@ -50,26 +68,36 @@ pub async fn ticket_changed(s: &Arc<Shared>, action: &str, before: Option<&Value
                 continue;
             }
             let hook_id = field(&hook, "id").and_then(coerce_i64);
-            let mine: Vec<&Value> = fields.iter().filter(|f| field(f, "webhookID").and_then(coerce_i64) == hook_id).collect();
+            let mine: Vec<&Value> = fields
+                .iter()
+                .filter(|f| field(f, "webhookID").and_then(coerce_i64) == hook_id)
+                .collect();
             let pick = |k: &str| -> Vec<&'static str> {
                 mine.iter()
                     .filter(|f| field(f, k).and_then(coerce_bool).unwrap_or(false))
-                    .filter_map(|f| field(f, "fieldID").and_then(coerce_i64).and_then(|id| names.get(&id).copied()))
+                    .filter_map(|f| {
+                        field(f, "fieldID")
+                            .and_then(coerce_i64)
+                            .and_then(|id| names.get(&id).copied())
+                    })
                     .collect()
             };
             let subscribed_fields = pick("isSubscribedField");
             let always = pick("isDisplayAlwaysField");
             if action == "Update" {
-                let changed = subscribed_fields.iter().any(|name| {
-                    before.and_then(|b| field(b, name)) != field(after, name)
-                });
+                let changed = subscribed_fields
+                    .iter()
+                    .any(|name| before.and_then(|b| field(b, name)) != field(after, name));
                 if !changed {
                     continue;
                 }
             }
             let mut payload_fields = Map::new();
             for name in subscribed_fields.iter().chain(always.iter()) {
-                payload_fields.insert((*name).to_string(), field(after, name).cloned().unwrap_or(Value::Null));
+                payload_fields.insert(
+                    (*name).to_string(),
+                    field(after, name).cloned().unwrap_or(Value::Null),
+                );
             }
             db.webhook_seq += 1;
             let body = json!({
@@ -84,8 +112,14 @@ pub async fn ticket_changed(s: &Arc<Shared>, action: &str, before: Option<&Value
             })
             .to_string();
             out.push(Callout {
-                url: field(&hook, "webhookUrl").and_then(Value::as_str).unwrap_or_default().to_string(),
-                secret: field(&hook, "secretKey").and_then(Value::as_str).unwrap_or_default().to_string(),
+                url: field(&hook, "webhookUrl")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                secret: field(&hook, "secretKey")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
                 body,
             });
         }
@@ -126,6 +160,12 @@ mod tests {
     fn signature_format() {
         let s = signature("key", b"{}");
         assert!(s.starts_with("sha1="));
-        assert_eq!(base64::engine::general_purpose::STANDARD.decode(&s[5..]).unwrap().len(), 20);
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD
+                .decode(&s[5..])
+                .unwrap()
+                .len(),
+            20
+        );
     }
 }

@@ -1,0 +1,393 @@
+//! Event → ticket: company, contact, queue, grouping, catch-all, duplicates.
+
+use std::time::Duration;
+
+use anyhow::{Result, ensure};
+use serde_json::{Value, json};
+
+use crate::harness::{Db, Product, Sim, delivery, ticket_id};
+use crate::on_both;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn setup(db: Db, test: &str) -> Result<Option<(Sim, Product)>> {
+    let sim = Sim::start().await?;
+    Ok(Product::start(&sim, db, test).await?.map(|p| (sim, p)))
+}
+
+fn ev(id: &str, client: &str, ty: &str, email: Option<&str>) -> Value {
+    let mut v = json!({"id": id, "client": client, "type": ty, "severity": "high", "details": "seen by the test"});
+    if let Some(e) = email {
+        v["user"] = json!({"email": e, "name": "Test User"});
+    }
+    v
+}
+
+async fn first_alert_creates_the_right_ticket(db: Db) -> Result<()> {
+    let Some((sim, p)) = setup(db, "first_alert_creates_the_right_ticket").await? else {
+        return Ok(());
+    };
+    let company = p
+        .client_company("client-001")
+        .expect("client-001 is mapped");
+    let contacts = sim.contacts(&company).await?;
+    let contact = contacts
+        .iter()
+        .find(|c| c["emailAddress"].as_str().is_some())
+        .expect("a contact");
+    let email = contact["emailAddress"].as_str().unwrap().to_uppercase();
+
+    let (status, body) = p
+        .post_events(&ev(
+            "e-1",
+            "client-001",
+            "saas.too_many_downloads",
+            Some(&email),
+        ))
+        .await?;
+    ensure!(status == 202, "{status} {body}");
+    ensure!(body == json!({"id": "e-1", "status": "accepted"}), "{body}");
+    let e = &p.wait_done(&["e-1".into()], WAIT).await?[0];
+    let d = delivery(e);
+    ensure!(
+        d["status"] == "delivered" && d["psa_action"] == "created",
+        "{e}"
+    );
+    ensure!(
+        d["contact"]["source"] == "user_email",
+        "found by the user's email: {e}"
+    );
+
+    let t = sim.ticket(ticket_id(e)).await?;
+    ensure!(t["companyID"].to_string() == company, "company: {t}");
+    ensure!(t["contactID"] == contact["id"], "contact: {t}");
+    ensure!(
+        t["externalID"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("psabridge:")),
+        "reference: {t}"
+    );
+    ensure!(
+        t["title"]
+            .as_str()
+            .is_some_and(|s| s.contains("Too many downloads")),
+        "title: {t}"
+    );
+    ensure!(
+        t["description"]
+            .as_str()
+            .is_some_and(|s| s.contains("seen by the test")),
+        "description: {t}"
+    );
+    // The connection's defaults, as the demo chose them from the PSA's lists.
+    let (_, conn) = p
+        .call(
+            reqwest::Method::GET,
+            &format!(
+                "/api/v1/partners/demo-msp/connections/{}",
+                p.info["connection"]
+            ),
+            None,
+        )
+        .await?;
+    for (field, ours) in [
+        ("queueID", "queue"),
+        ("status", "status"),
+        ("priority", "priority"),
+        ("ticketType", "ticket_type"),
+        ("source", "source"),
+    ] {
+        if let Some(want) = conn["defaults"][ours].as_str() {
+            ensure!(
+                t[field].to_string() == want,
+                "{field} should be {want}: {t}"
+            );
+        }
+    }
+    p.cleanup().await;
+    Ok(())
+}
+on_both!(first_alert_creates_the_right_ticket);
+
+async fn grouping_by_user_then_closed_means_new_ticket(db: Db) -> Result<()> {
+    let Some((sim, p)) = setup(db, "grouping_by_user").await? else {
+        return Ok(());
+    };
+    let user = Some("ann@contoso.example");
+    p.post_events(&ev("g-1", "client-001", "saas.too_many_downloads", user))
+        .await?;
+    let first = p.wait_done(&["g-1".into()], WAIT).await?;
+    // Another alert type of the same user: a note on the same ticket.
+    p.post_events(&ev("g-2", "client-001", "saas.too_many_uploads", user))
+        .await?;
+    let second = p.wait_done(&["g-2".into()], WAIT).await?;
+    ensure!(
+        delivery(&second[0])["psa_action"] == "noted",
+        "{}",
+        second[0]
+    );
+    ensure!(ticket_id(&second[0]) == ticket_id(&first[0]));
+    ensure!(sim.notes_of(ticket_id(&first[0])).await?.len() == 1);
+
+    // The technician completes the ticket; the very next alert opens a new one.
+    sim.complete(ticket_id(&first[0])).await?;
+    p.post_events(&ev("g-3", "client-001", "saas.multiple_mfa_failures", user))
+        .await?;
+    let third = p.wait_done(&["g-3".into()], WAIT).await?;
+    ensure!(
+        delivery(&third[0])["psa_action"] == "created",
+        "{}",
+        third[0]
+    );
+    ensure!(ticket_id(&third[0]) != ticket_id(&first[0]));
+    ensure!(
+        sim.notes_of(ticket_id(&first[0])).await?.len() == 1,
+        "no note on the closed ticket"
+    );
+    ensure!(sim.our_tickets().await?.len() == 2);
+    p.cleanup().await;
+    Ok(())
+}
+on_both!(grouping_by_user_then_closed_means_new_ticket);
+
+async fn grouping_by_user_and_alert(db: Db) -> Result<()> {
+    let Some((sim, p)) = setup(db, "grouping_by_user_and_alert").await? else {
+        return Ok(());
+    };
+    let (status, body) = p
+        .call(
+            reqwest::Method::PATCH,
+            &format!(
+                "/api/v1/partners/demo-msp/connections/{}",
+                p.info["connection"]
+            ),
+            Some(json!({"grouping": "user_and_alert"})),
+        )
+        .await?;
+    ensure!(status == 200, "{status} {body}");
+    let user = Some("bob@fabrikam.example");
+    p.post_events(&ev("u-1", "client-002", "saas.too_many_downloads", user))
+        .await?;
+    p.wait_done(&["u-1".into()], WAIT).await?;
+    p.post_events(&ev("u-2", "client-002", "saas.too_many_uploads", user))
+        .await?;
+    p.wait_done(&["u-2".into()], WAIT).await?;
+    p.post_events(&ev("u-3", "client-002", "saas.too_many_uploads", user))
+        .await?;
+    let all = p
+        .wait_done(&["u-1".into(), "u-2".into(), "u-3".into()], WAIT)
+        .await?;
+    let actions: Vec<&str> = all
+        .iter()
+        .map(|e| delivery(e)["psa_action"].as_str().unwrap_or(""))
+        .collect();
+    ensure!(actions == ["created", "created", "noted"], "{actions:?}");
+    ensure!(ticket_id(&all[2]) == ticket_id(&all[1]));
+    ensure!(sim.our_tickets().await?.len() == 2);
+    p.cleanup().await;
+    Ok(())
+}
+on_both!(grouping_by_user_and_alert);
+
+async fn contacts_and_catch_all(db: Db) -> Result<()> {
+    let Some((sim, p)) = setup(db, "contacts_and_catch_all").await? else {
+        return Ok(());
+    };
+    // Unknown email → the mapping's default contact.
+    p.post_events(&ev(
+        "c-1",
+        "client-001",
+        "saas.too_many_downloads",
+        Some("nobody@nowhere.example"),
+    ))
+    .await?;
+    // Unmapped client → the catch-all company and contact.
+    p.post_events(&ev("c-2", "client-004", "dark_web.breach_report", None))
+        .await?;
+    // A client never seen before → catch-all too, and it appears in the client list.
+    p.post_events(&ev(
+        "c-3",
+        "brand-new-client",
+        "email.bounced",
+        Some("x@y.example"),
+    ))
+    .await?;
+    let all = p
+        .wait_done(&["c-1".into(), "c-2".into(), "c-3".into()], WAIT)
+        .await?;
+    ensure!(
+        delivery(&all[0])["contact"]["source"] == "mapping_default",
+        "{}",
+        all[0]
+    );
+    let catch_all = &p.info["catch_all"];
+    for e in &all[1..] {
+        let t = sim.ticket(ticket_id(e)).await?;
+        ensure!(
+            t["companyID"].to_string() == catch_all["company_id"].as_str().unwrap_or_default(),
+            "{t}"
+        );
+        ensure!(
+            t["contactID"].to_string() == catch_all["contact_id"].as_str().unwrap_or_default(),
+            "{t}"
+        );
+        ensure!(delivery(e)["contact"]["source"] == "catch_all", "{e}");
+    }
+    let (_, clients) = p
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/partners/demo-msp/clients",
+            None,
+        )
+        .await?;
+    let new = clients["clients"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["id"] == "brand-new-client");
+    ensure!(
+        new.is_some_and(|c| c["status"] == "not_configured"),
+        "{clients}"
+    );
+    p.cleanup().await;
+    Ok(())
+}
+on_both!(contacts_and_catch_all);
+
+async fn duplicates_and_bad_input(db: Db) -> Result<()> {
+    let Some((sim, p)) = setup(db, "duplicates_and_bad_input").await? else {
+        return Ok(());
+    };
+    let (s1, _) = p
+        .post_events(&ev(
+            "d-1",
+            "client-003",
+            "email.bounced",
+            Some("a@b.example"),
+        ))
+        .await?;
+    let (s2, b2) = p
+        .post_events(&ev(
+            "d-1",
+            "client-003",
+            "email.bounced",
+            Some("other@b.example"),
+        ))
+        .await?;
+    ensure!(
+        s1 == 202 && s2 == 202 && b2["status"] == "duplicate",
+        "{b2}"
+    );
+    // A batch with a bad event stores the good ones and says exactly what happened.
+    let (s3, b3) = p
+        .post_events(&json!({"events": [
+            ev("d-2", "client-003", "email.bounced", None),
+            {"id": "d-3", "client": "client-003", "type": "no.such.type"},
+            ev("d-1", "client-003", "email.bounced", None),
+        ]}))
+        .await?;
+    ensure!(s3 == 422, "{s3} {b3}");
+    ensure!(
+        b3["accepted"] == 1 && b3["duplicates"] == 1 && b3["rejected"] == 1,
+        "{b3}"
+    );
+    ensure!(
+        b3["results"][1]["errors"][0]["path"] == "events[1].type",
+        "{b3}"
+    );
+    let done = p.wait_done(&["d-1".into(), "d-2".into()], WAIT).await?;
+    ensure!(
+        done[0]["user"]["email"] == "a@b.example",
+        "the duplicate changed nothing"
+    );
+    // d-1 groups by its user, d-2 (no user) by client and type: two groups, two tickets.
+    ensure!(sim.our_tickets().await?.len() == 2, "one ticket per group");
+    // Malformed JSON and a missing token.
+    let r = p
+        .http
+        .post(format!("{}/api/v1/events", p.api()))
+        .bearer_auth(p.token())
+        .header("content-type", "application/json")
+        .body("{\"id\": ")
+        .send()
+        .await?;
+    ensure!(r.status() == 400);
+    ensure!(r.headers()["content-type"] == "application/problem+json");
+    let r = p
+        .http
+        .post(format!("{}/api/v1/events", p.api()))
+        .json(&ev("d-9", "c", "email.bounced", None))
+        .send()
+        .await?;
+    ensure!(r.status() == 401);
+    p.cleanup().await;
+    Ok(())
+}
+on_both!(duplicates_and_bad_input);
+
+async fn cloudevents_are_accepted(db: Db) -> Result<()> {
+    let Some((_sim, p)) = setup(db, "cloudevents_are_accepted").await? else {
+        return Ok(());
+    };
+    let r = p
+        .http
+        .post(format!("{}/api/v1/events", p.api()))
+        .bearer_auth(p.token())
+        .header("content-type", "application/cloudevents+json")
+        .body(
+            json!({"specversion": "1.0", "id": "ce-1", "source": "/vendor/test", "type": "saas.too_many_deletions",
+                   "time": "2026-11-22T10:00:00Z", "subject": "client-002",
+                   "data": {"user": {"email": "carol@fabrikam.example"}, "files": 99}})
+            .to_string(),
+        )
+        .send()
+        .await?;
+    ensure!(r.status() == 202, "{}", r.text().await?);
+    let e = &p.wait_done(&["ce-1".into()], WAIT).await?[0];
+    ensure!(
+        delivery(e)["psa_action"] == "created"
+            && e["client"] == "client-002"
+            && e["data"]["files"] == 99,
+        "{e}"
+    );
+    p.cleanup().await;
+    Ok(())
+}
+on_both!(cloudevents_are_accepted);
+
+async fn restart_keeps_everything(db: Db) -> Result<()> {
+    let Some((sim, mut p)) = setup(db, "restart_keeps_everything").await? else {
+        return Ok(());
+    };
+    p.post_events(&ev(
+        "r-1",
+        "client-001",
+        "email.spam_report",
+        Some("dan@contoso.example"),
+    ))
+    .await?;
+    let before = p.wait_done(&["r-1".into()], WAIT).await?;
+    let token = p.token();
+    p.stop();
+    p.launch()?;
+    ensure!(p.token() == token, "the same token");
+    let again = p.event("r-1").await?;
+    ensure!(ticket_id(&again) == ticket_id(&before[0]));
+    p.post_events(&ev(
+        "r-2",
+        "client-001",
+        "email.spam_report",
+        Some("dan@contoso.example"),
+    ))
+    .await?;
+    let after = p.wait_done(&["r-2".into()], WAIT).await?;
+    ensure!(
+        delivery(&after[0])["psa_action"] == "noted",
+        "the group survived the restart: {}",
+        after[0]
+    );
+    ensure!(sim.our_tickets().await?.len() == 1);
+    p.cleanup().await;
+    Ok(())
+}
+on_both!(restart_keeps_everything);
