@@ -88,7 +88,6 @@ pub async fn run(engine: Engine, shutdown: CancellationToken) {
 
 /// What an attempt did, for the log and the outcome.
 struct Run {
-    calls_at_start: u64,
     create_sent: bool,
     note_sent: bool,
     summary: Vec<String>,
@@ -108,7 +107,7 @@ pub async fn deliver_one(engine: &Engine, owner: &str, d: Delivery) {
                 0,
                 None,
                 &format!("the PSA connection is gone: {e}"),
-                false,
+                None,
                 false,
             )
             .await;
@@ -126,7 +125,7 @@ pub async fn deliver_one(engine: &Engine, owner: &str, d: Delivery) {
                 0,
                 None,
                 &format!("the PSA connection is misconfigured: {e}"),
-                false,
+                None,
                 false,
             )
             .await;
@@ -134,7 +133,6 @@ pub async fn deliver_one(engine: &Engine, owner: &str, d: Delivery) {
         }
     };
     let mut run = Run {
-        calls_at_start: connector.meter().total(),
         create_sent: false,
         note_sent: false,
         summary: Vec::new(),
@@ -144,8 +142,16 @@ pub async fn deliver_one(engine: &Engine, owner: &str, d: Delivery) {
     } else {
         engine.config.trust_without_webhook
     };
-    let result = attempt(engine, owner, &d, connector.as_ref(), &mut run, trust).await;
-    let calls = (connector.meter().total() - run.calls_at_start) as i64;
+    let (result, calls) = psabridge_psa::count_calls(attempt(
+        engine,
+        owner,
+        &d,
+        connector.as_ref(),
+        &mut run,
+        trust,
+    ))
+    .await;
+    let calls = calls as i64;
     match result {
         Ok(Some(ok)) => {
             engine.breakers.success(d.connection_id);
@@ -207,7 +213,7 @@ pub async fn deliver_one(engine: &Engine, owner: &str, d: Delivery) {
                 calls,
                 Some(&run),
                 &msg,
-                e.is_retryable(),
+                e.is_retryable().then(|| e.retry_after()),
                 unknown,
             )
             .await;
@@ -224,26 +230,26 @@ async fn fail(
     calls: i64,
     run: Option<&Run>,
     error: &str,
-    retryable: bool,
+    retry: Option<Option<Duration>>,
     outcome_unknown: bool,
 ) {
     Stats::inc(&engine.stats.delivery_failures);
     let policy = engine.config.retry;
     let failed = d.attempts.max(1) as u32;
-    let retry_at = (retryable && !policy.is_exhausted(failed)).then(|| {
-        let jitter: f64 = rand::rng().random();
-        now_ms() + policy.delay(failed, None, jitter).as_millis() as i64
-    });
-    // Honour the PSA's Retry-After through the breaker's pause as well as the row's time.
-    let retry_at = retry_at.map(|t| {
-        t.max(
-            now_ms()
-                + engine
-                    .breakers
-                    .paused_for(d.connection_id)
-                    .map_or(0, |p| p.as_millis() as i64),
-        )
-    });
+    // `retry` is `None` when trying again cannot help; inside it, the PSA's Retry-After.
+    // (A connection whose breaker opened is also kept from being claimed until it closes.)
+    let retry_at = retry
+        .filter(|_| !policy.is_exhausted(failed))
+        .map(|retry_after| {
+            let jitter: f64 = rand::rng().random();
+            let mut at = now_ms() + policy.delay(failed, retry_after, jitter).as_millis() as i64;
+            if outcome_unknown {
+                // What we sent may still be in progress at the PSA: look for it only once it
+                // has had time to land, or the look-up could miss it and we would send it twice.
+                at = at.max(now_ms() + engine.config.settle.as_millis() as i64);
+            }
+            at
+        });
     if retry_at.is_none() {
         Stats::inc(&engine.stats.deliveries_dead);
     }

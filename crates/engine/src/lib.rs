@@ -54,6 +54,9 @@ pub struct EngineConfig {
     /// How often the sweeper runs, and the age of a confirmation it refreshes.
     pub sweep_interval: Duration,
     pub sweep_age: Duration,
+    /// How long a write whose answer was lost may still take to land at the PSA; the next
+    /// attempt (which first looks for what it may have made) waits at least this long.
+    pub settle: Duration,
     /// A name for this node's claims (shows in the database as the lease owner).
     pub node_name: String,
 }
@@ -70,6 +73,7 @@ impl Default for EngineConfig {
             trust_without_webhook: Duration::from_secs(30),
             sweep_interval: Duration::from_secs(20),
             sweep_age: Duration::from_secs(20),
+            settle: Duration::from_secs(30),
             node_name: format!("node-{}", std::process::id()),
         }
     }
@@ -141,7 +145,11 @@ impl Engine {
         let engine = self.clone();
         let stop = shutdown.clone();
         tracker.spawn(async move {
-            match engine.store.release_orphaned_claims(now_ms()).await {
+            match engine
+                .store
+                .release_orphaned_claims(now_ms(), engine.config.settle.as_millis() as i64)
+                .await
+            {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::info!(deliveries = n, "released claims left by a previous process")

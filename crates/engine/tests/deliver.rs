@@ -353,6 +353,7 @@ fn fast() -> EngineConfig {
             max_attempts: 5,
         },
         sweep_interval: Duration::from_secs(3600),
+        settle: Duration::from_millis(50),
         ..Default::default()
     }
 }

@@ -216,11 +216,18 @@ fn classify(
         StatusCode::METHOD_NOT_ALLOWED | StatusCode::BAD_REQUEST => PsaError::Invalid(msg),
         s if s.is_server_error() && is_json && s == StatusCode::INTERNAL_SERVER_ERROR => {
             // Autotask reports validation and business errors as 500 with an errors body: the
-            // request was refused, nothing was made.
+            // request was refused and nothing was made. Other 500s with a body are failures of
+            // the service: also nothing made, but worth another try.
             if lower.contains("does not reference an existing entity") && lower.contains("ticket") {
                 PsaError::NotFound(msg)
-            } else {
+            } else if is_validation(&lower) {
                 PsaError::Invalid(msg)
+            } else {
+                PsaError::Transient {
+                    retry_after: retry_after(headers),
+                    outcome_unknown: false,
+                    message: format!("Autotask answered 500: {msg}"),
+                }
             }
         }
         s if s.is_server_error() => PsaError::Transient {
@@ -230,6 +237,29 @@ fn classify(
         },
         s => PsaError::Invalid(format!("Autotask answered {s}: {msg}")),
     }
+}
+
+/// Does an Autotask error message say that what we sent is wrong (rather than that the
+/// service failed)?
+fn is_validation(lower: &str) -> bool {
+    [
+        "is required",
+        "does not reference",
+        "invalid",
+        "unexpected character",
+        "exceeds",
+        "must ",
+        "not a valid",
+        "unable to find",
+        "not queryable",
+        "inactive",
+        "does not belong",
+        "already exists",
+        "no matching records",
+        "when assigning",
+    ]
+    .iter()
+    .any(|p| lower.contains(p))
 }
 
 impl AutotaskConnector {

@@ -13,7 +13,7 @@ mod meter;
 use std::time::Duration;
 
 use async_trait::async_trait;
-pub use meter::CallMeter;
+pub use meter::{CallMeter, count_calls};
 use psabridge_core::settings::TicketDefaults;
 use thiserror::Error;
 

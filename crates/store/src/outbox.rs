@@ -537,16 +537,25 @@ impl Store {
     /// claims left by a process that died are released at once instead of waiting out their
     /// lease. Their "create sent" marks stay, so their next attempt looks before creating.
     /// On PostgreSQL other nodes may be alive, so leases expire on their own.
-    pub async fn release_orphaned_claims(&self, now: Millis) -> Result<u64, StoreError> {
+    pub async fn release_orphaned_claims(
+        &self,
+        now: Millis,
+        settle_ms: i64,
+    ) -> Result<u64, StoreError> {
         if self.engine() != Engine::Sqlite {
             return Ok(0);
         }
+        // A claim that had sent a create or a note waits `settle_ms`: what it sent may still
+        // be landing at the PSA, and the next attempt must find it rather than send it again.
         with_write!(self, pool => {
             Ok(sqlx::query(
-                "UPDATE deliveries SET state = 'retrying', next_attempt_at = $1, lease_owner = NULL, lease_until = NULL \
+                "UPDATE deliveries SET state = 'retrying', lease_owner = NULL, lease_until = NULL, \
+                 next_attempt_at = CASE WHEN create_sent_at IS NOT NULL OR note_sent_at IS NOT NULL \
+                                        THEN $2 ELSE $1 END \
                  WHERE state = 'in_flight'",
             )
             .bind(now)
+            .bind(now + settle_ms)
             .execute(pool)
             .await?
             .rows_affected())

@@ -44,7 +44,9 @@ pub async fn dispatch(
             return ok(json!({"majorVersion": "1", "minorVersion": "0", "build": "2026.11"}));
         }
         "modules" if rest.len() == 1 => {
-            return ok(json!({"modules": [{"key": 24, "value": true}, {"key": 11, "value": true}]}));
+            return ok(
+                json!({"modules": [{"key": 24, "value": true}, {"key": 11, "value": true}]}),
+            );
         }
         _ => {}
     }
