@@ -393,6 +393,7 @@ async fn handle(
     // Faults come first: a real network or server failure happens before anything else.
     let fault = faults::take(&s, &method, &entity_name, &path);
     let mut after_commit = false;
+    let mut slow = Duration::ZERO;
     if let Some(rule) = &fault {
         match rule.kind {
             FaultKind::Status => return faults::status_answer(rule),
@@ -404,9 +405,8 @@ async fn handle(
                 )
                     .into_response();
             }
-            FaultKind::Delay => {
-                tokio::time::sleep(Duration::from_millis(rule.delay_ms.unwrap_or(1000))).await
-            }
+            // A slow answer holds its thread slot while it is slow, as a slow server does.
+            FaultKind::Delay => slow = Duration::from_millis(rule.delay_ms.unwrap_or(1000)),
             FaultKind::Timeout => {
                 tokio::time::sleep(Duration::from_millis(rule.hold_ms.unwrap_or(120_000))).await;
                 return errors(StatusCode::GATEWAY_TIMEOUT, &["The request timed out."]);
@@ -457,7 +457,7 @@ async fn handle(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .push_back(Instant::now());
-    let mut delay = Duration::from_millis(s.config.base_latency_ms);
+    let mut delay = Duration::from_millis(s.config.base_latency_ms) + slow;
     if s.config.latency_tiers {
         if used * 4 >= limit * 3 {
             delay += Duration::from_millis(1000);
