@@ -119,6 +119,15 @@ impl ConnectorRegistry {
         }
     }
 
+    /// Connections whose connector must wait before its next request (budget spent).
+    pub fn waiting(&self, longer_than: Duration) -> Vec<i64> {
+        self.lock()
+            .iter()
+            .filter(|(_, e)| e.connector.ready_in() > longer_than)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// PSA requests sent by every connector of this node, ever.
     pub fn total_calls(&self) -> u64 {
         let live: u64 = self

@@ -32,13 +32,20 @@ use crate::{Engine, Stats, now_ms};
 /// Claim and deliver until shut down.
 pub async fn run(engine: Engine, shutdown: CancellationToken) {
     let slots = Arc::new(Semaphore::new(engine.config.concurrency));
-    let owner = engine.config.node_name.clone();
     let tasks = tokio_util::task::TaskTracker::new();
+    let mut batch = 0u64;
     loop {
         let free = slots.available_permits();
         let mut claimed = 0;
         if free > 0 {
-            let paused = engine.breakers.paused();
+            // Not claimed: connections whose breaker is open, and those whose request budget
+            // is spent for more than a moment (their deliveries would only wait, holding leases).
+            let mut paused = engine.breakers.paused();
+            paused.extend(engine.connectors.waiting(Duration::from_secs(2)));
+            // Each claim has its own owner token: a claim that expired and was taken again,
+            // even by this node, can no longer write.
+            batch += 1;
+            let owner = format!("{}:{batch}", engine.config.node_name);
             match engine
                 .store
                 .claim_deliveries(
@@ -47,6 +54,7 @@ pub async fn run(engine: Engine, shutdown: CancellationToken) {
                     engine.config.lease.as_millis() as i64,
                     free as i64,
                     &paused,
+                    engine.config.settle.as_millis() as i64,
                 )
                 .await
             {

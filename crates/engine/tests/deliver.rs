@@ -246,6 +246,9 @@ impl Connector for FakePsa {
     ) -> Result<Option<WebhookRegistration>, PsaError> {
         Ok(None)
     }
+    fn ready_in(&self) -> Duration {
+        Duration::ZERO
+    }
     fn meter(&self) -> &CallMeter {
         &self.meter
     }

@@ -928,6 +928,10 @@ impl Connector for AutotaskConnector {
         }))
     }
 
+    fn ready_in(&self) -> Duration {
+        self.bucket.ready_in()
+    }
+
     fn meter(&self) -> &CallMeter {
         &self.meter
     }

@@ -256,6 +256,11 @@ pub trait Connector: Send + Sync {
         secret: &str,
     ) -> Result<Option<WebhookRegistration>, PsaError>;
 
+    /// How long until this connector may send its next request without exceeding its share
+    /// of the PSA's limits. The engine does not claim work for a connection that must wait,
+    /// so that a spent budget never holds claims (or workers) while other PSAs could use them.
+    fn ready_in(&self) -> Duration;
+
     /// The request counter of this connector.
     fn meter(&self) -> &CallMeter;
 }

@@ -33,6 +33,17 @@ impl TokenBucket {
         }
     }
 
+    /// How long until a token is available (zero when one is).
+    pub fn ready_in(&self) -> Duration {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let tokens = (s.0 + s.1.elapsed().as_secs_f64() * self.per_second).min(self.capacity);
+        if tokens >= 1.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((1.0 - tokens) / self.per_second)
+        }
+    }
+
     /// Take a token, waiting for one if the bucket is empty.
     pub async fn acquire(&self) {
         loop {

@@ -45,14 +45,14 @@ const GROUP_COLUMNS: &str =
     "id, connection_id, group_key, ticket_id, ticket_number, opened_at, confirmed_open_at, notes";
 
 impl Store {
-    /// The open group of a key, if any. Read through the writer on SQLite so that a group
-    /// opened by the previous delivery of the key is always seen.
+    /// The open group of a key, if any. (The previous delivery of the key committed its
+    /// group before this one could be claimed, so a reader sees it.)
     pub async fn open_group(
         &self,
         connection_id: i64,
         group_key: &str,
     ) -> Result<Option<OpenGroup>, StoreError> {
-        with_write!(self, pool => {
+        with_read!(self, pool => {
             let sql = format!("SELECT {GROUP_COLUMNS} FROM ticket_groups WHERE connection_id = $1 AND group_key = $2 AND state = 'open'");
             let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(connection_id).bind(group_key).fetch_optional(pool).await?;
             row.as_ref().map(group_from_row).transpose()

@@ -210,9 +210,8 @@ where
 impl Store {
     /// Accepted events not yet routed, oldest first.
     pub async fn unrouted_events(&self, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
-        // Read through the writer on SQLite: a reader connection may lag one commit behind,
-        // and routing right after the ingest notification must see the new rows.
-        with_write!(self, pool => {
+        // Readers see every committed row (WAL), so this leaves the one writer to writes.
+        with_read!(self, pool => {
             let sql = format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.routed_at IS NULL ORDER BY e.pk LIMIT $1");
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(limit).fetch_all(pool).await?;
             rows.iter().map(event_from_row).collect()
@@ -227,50 +226,88 @@ impl Store {
         decisions: &[(StoredEvent, RoutingResult)],
         now: Millis,
     ) -> Result<usize, StoreError> {
+        if decisions.is_empty() {
+            return Ok(0);
+        }
+        // Events that share a skip reason (or none) are marked routed in one statement; the
+        // ones this call actually flipped come back, and only they get deliveries.
+        let mut by_reason: std::collections::BTreeMap<Option<&str>, Vec<i64>> = Default::default();
+        for (ev, result) in decisions {
+            let reason = match result {
+                RoutingResult::Skip(r) => Some(r.as_str()),
+                RoutingResult::Deliver(_) => None,
+            };
+            by_reason.entry(reason).or_default().push(ev.pk);
+        }
+        let mut clients: Vec<(&str, &str)> = decisions
+            .iter()
+            .map(|(ev, _)| (ev.partner_id.as_str(), ev.event.client.as_str()))
+            .collect();
+        clients.sort_unstable();
+        clients.dedup();
         let mut created = 0usize;
         with_tx!(self, tx => {
-            for (ev, result) in decisions {
-                let skip = match result {
-                    RoutingResult::Skip(reason) => Some(reason.as_str()),
-                    RoutingResult::Deliver(_) => None,
-                };
-                let done = sqlx::query("UPDATE events SET routed_at = $1, skip_reason = $2 WHERE pk = $3 AND routed_at IS NULL")
-                    .bind(now)
-                    .bind(skip)
-                    .bind(ev.pk)
-                    .execute(&mut *tx)
-                    .await?;
-                if done.rows_affected() == 0 {
-                    continue;
-                }
-                sqlx::query(
-                    "INSERT INTO clients (partner_id, id, name, created_at) \
-                     SELECT $1, $2, $2, $3 WHERE EXISTS (SELECT 1 FROM partners WHERE id = $1) \
-                     ON CONFLICT (partner_id, id) DO NOTHING",
-                )
-                .bind(&ev.partner_id)
-                .bind(&ev.event.client)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                if let RoutingResult::Deliver(list) = result {
-                    for d in list {
-                        sqlx::query(
-                            "INSERT INTO deliveries (event_pk, partner_id, connection_id, channel, group_key, route, state, \
-                             attempts, next_attempt_at, created_at, updated_at) \
-                             VALUES ($1, $2, $3, 'psa', $4, $5, 'pending', 0, $6, $6, $6)",
-                        )
-                        .bind(ev.pk)
-                        .bind(&ev.partner_id)
-                        .bind(d.connection_id)
-                        .bind(&d.group_key)
-                        .bind(d.route.to_string())
+            let mut flipped = std::collections::HashSet::new();
+            for (reason, pks) in &by_reason {
+                for chunk in pks.chunks(500) {
+                    let list = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+                    let sql = format!(
+                        "UPDATE events SET routed_at = $1, skip_reason = $2 \
+                         WHERE pk IN ({list}) AND routed_at IS NULL RETURNING pk"
+                    );
+                    let done: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                         .bind(now)
-                        .execute(&mut *tx)
+                        .bind(*reason)
+                        .fetch_all(&mut *tx)
                         .await?;
-                        created += 1;
-                    }
+                    flipped.extend(done);
                 }
+            }
+            for chunk in clients.chunks(300) {
+                let mut qb = sqlx::QueryBuilder::new("INSERT INTO clients (partner_id, id, name, created_at) ");
+                qb.push_values(chunk, |mut b, (partner, client)| {
+                    b.push_bind(partner.to_string())
+                        .push_bind(client.to_string())
+                        .push_bind(client.to_string())
+                        .push_bind(now);
+                });
+                // A partner deleted meanwhile has no clients to register.
+                qb.push(" ON CONFLICT (partner_id, id) DO NOTHING");
+                if let Err(e) = qb.build().execute(&mut *tx).await
+                    && !matches!(&e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
+                {
+                    return Err(e.into());
+                }
+            }
+            let rows: Vec<(&StoredEvent, &NewDelivery)> = decisions
+                .iter()
+                .filter(|(ev, _)| flipped.contains(&ev.pk))
+                .filter_map(|(ev, r)| match r {
+                    RoutingResult::Deliver(list) => Some(list.iter().map(move |d| (ev, d))),
+                    RoutingResult::Skip(_) => None,
+                })
+                .flatten()
+                .collect();
+            for chunk in rows.chunks(300) {
+                let mut qb = sqlx::QueryBuilder::new(
+                    "INSERT INTO deliveries (event_pk, partner_id, connection_id, channel, group_key, route, state, \
+                     attempts, next_attempt_at, created_at, updated_at) ",
+                );
+                qb.push_values(chunk, |mut b, (ev, d)| {
+                    b.push_bind(ev.pk)
+                        .push_bind(ev.partner_id.clone())
+                        .push_bind(d.connection_id)
+                        .push_bind("psa")
+                        .push_bind(d.group_key.clone())
+                        .push_bind(d.route.to_string())
+                        .push_bind("pending")
+                        .push_bind(0i64)
+                        .push_bind(now)
+                        .push_bind(now)
+                        .push_bind(now);
+                });
+                qb.build().execute(&mut *tx).await?;
+                created += chunk.len();
             }
         });
         Ok(created)
@@ -286,6 +323,7 @@ impl Store {
         lease_ms: i64,
         limit: i64,
         paused: &[i64],
+        settle_ms: i64,
     ) -> Result<Vec<Delivery>, StoreError> {
         let paused_list = if paused.is_empty() {
             "-1".to_string()
@@ -310,6 +348,8 @@ impl Store {
                  WHERE ((d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $3) \
                         OR (d.state = 'in_flight' AND d.lease_until < $3)) \
                    AND d.connection_id NOT IN ({paused_list}) \
+                   AND (d.create_sent_at IS NULL OR d.create_sent_at < $5) \
+                   AND (d.note_sent_at IS NULL OR d.note_sent_at < $5) \
                    AND NOT EXISTS ( \
                        SELECT 1 FROM deliveries p \
                        WHERE p.connection_id = d.connection_id AND p.group_key = d.group_key \
@@ -324,6 +364,7 @@ impl Store {
                 .bind(now + lease_ms)
                 .bind(now)
                 .bind(limit)
+                .bind(now - settle_ms)
                 .fetch_all(&mut *tx)
                 .await?
         });
@@ -339,7 +380,7 @@ impl Store {
             "SELECT d.id AS d_id, d.connection_id, d.group_key, d.route, d.attempts, d.create_sent_at, d.note_sent_at, {EVENT_COLUMNS} \
              FROM deliveries d JOIN events e ON e.pk = d.event_pk WHERE d.id IN ({list}) ORDER BY d.id"
         );
-        with_write!(self, pool => {
+        with_read!(self, pool => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).fetch_all(pool).await?;
             rows.iter()
                 .map(|r| {

@@ -203,12 +203,12 @@ async fn story(store: Store) -> Result<()> {
     assert_eq!(rec.skip_reason.as_deref(), Some("no rule"));
 
     // Claims take the head of each group only: e1 (a@x.io) and e3 (b@x.io), not e2.
-    let claimed = store.claim_deliveries("w1", t0, 60_000, 10, &[]).await?;
+    let claimed = store.claim_deliveries("w1", t0, 60_000, 10, &[], 0).await?;
     let ids: HashSet<&str> = claimed.iter().map(|d| d.event.event.id.as_str()).collect();
     assert_eq!(ids, HashSet::from(["e1", "e3"]));
     assert!(
         store
-            .claim_deliveries("w2", t0, 60_000, 10, &[])
+            .claim_deliveries("w2", t0, 60_000, 10, &[], 0)
             .await?
             .is_empty(),
         "nothing else is due"
@@ -243,7 +243,7 @@ async fn story(store: Store) -> Result<()> {
         .unwrap();
     assert_eq!(group.ticket_id, "T1");
     let next = store
-        .claim_deliveries("w2", t0 + 2, 60_000, 10, &[])
+        .claim_deliveries("w2", t0 + 2, 60_000, 10, &[], 0)
         .await?;
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].event.event.id, "e2");
@@ -264,12 +264,12 @@ async fn story(store: Store) -> Result<()> {
     );
     assert!(
         store
-            .claim_deliveries("w2", t0 + 4, 60_000, 10, &[])
+            .claim_deliveries("w2", t0 + 4, 60_000, 10, &[], 0)
             .await?
             .is_empty()
     );
     let again = store
-        .claim_deliveries("w2", t0 + 10_001, 60_000, 10, &[])
+        .claim_deliveries("w2", t0 + 10_001, 60_000, 10, &[], 0)
         .await?;
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 2);
@@ -291,11 +291,11 @@ async fn story(store: Store) -> Result<()> {
         1
     );
     let back = store
-        .claim_deliveries("w3", t0 + 10_004, 60_000, 10, &[conn])
+        .claim_deliveries("w3", t0 + 10_004, 60_000, 10, &[conn], 0)
         .await?;
     assert!(back.is_empty(), "paused connections are not claimed");
     let back = store
-        .claim_deliveries("w3", t0 + 10_004, 60_000, 10, &[])
+        .claim_deliveries("w3", t0 + 10_004, 60_000, 10, &[], 0)
         .await?;
     assert_eq!(back.len(), 1);
     let noted = Success {
@@ -327,7 +327,7 @@ async fn story(store: Store) -> Result<()> {
         .clone();
     assert!(store.mark_create_sent(d3.id, "w1", t0).await?);
     let taken = store
-        .claim_deliveries("w4", t0 + 60_001, 60_000, 10, &[])
+        .claim_deliveries("w4", t0 + 60_001, 60_000, 10, &[], 0)
         .await?;
     assert_eq!(taken.len(), 1);
     assert_eq!(taken[0].id, d3.id);
@@ -430,7 +430,7 @@ async fn concurrent_claims(store: Store) -> Result<()> {
             let mut mine = Vec::new();
             for _ in 0..20 {
                 for d in store
-                    .claim_deliveries(&format!("w{w}"), 1, 60_000, 5, &[])
+                    .claim_deliveries(&format!("w{w}"), 1, 60_000, 5, &[], 0)
                     .await
                     .unwrap()
                 {
