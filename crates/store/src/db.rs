@@ -153,6 +153,7 @@ impl Store {
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10))
                 .pragma("temp_store", "memory")
+                // The writer keeps a larger page cache (16 MB) than each reader (2 MB).
                 .pragma("cache_size", "-16000");
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
@@ -162,7 +163,10 @@ impl Store {
             sqlx::migrate!("migrations/sqlite").run(&write).await?;
             let read = SqlitePoolOptions::new()
                 .max_connections(options.max_connections.max(1))
-                .connect_with(connect.read_only(true))
+                // Readers are opened on demand and closed when idle, so an idle node is small.
+                .min_connections(0)
+                .idle_timeout(Duration::from_secs(30))
+                .connect_with(connect.read_only(true).pragma("cache_size", "-2000"))
                 .await?;
             Db::Sqlite { write, read }
         } else if options.url.starts_with("postgres://") || options.url.starts_with("postgresql://")

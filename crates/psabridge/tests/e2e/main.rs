@@ -1,6 +1,7 @@
 //! End-to-end tests of the spine: the real binary, the simulator over real HTTP, SQLite and
 //! PostgreSQL. One test binary (each file under tests/ would be another slow link).
 
+mod config;
 mod faults;
 mod harness;
 mod spine;

@@ -1,0 +1,318 @@
+//! The configuration API over HTTP: Connect's precise errors, write-only secrets, validation
+//! against the PSA's lists and the PSA itself, and partner scope.
+
+use anyhow::{Result, ensure};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::harness::{Db, Product, Sim};
+use crate::on_both;
+
+async fn configuration_api(db: Db) -> Result<()> {
+    let sim = Sim::start().await?;
+    let Some(p) = Product::start(&sim, db, "configuration_api").await? else {
+        return Ok(());
+    };
+    let vendor = p.info["vendor_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let call = |method: Method, path: String, token: String, body: Option<Value>| {
+        let http = p.http.clone();
+        let api = p.api();
+        async move {
+            let mut req = http
+                .request(method, format!("{api}{path}"))
+                .bearer_auth(token);
+            if let Some(b) = body {
+                req = req.json(&b);
+            }
+            let r = req.send().await?;
+            let status = r.status().as_u16();
+            let text = r.text().await?;
+            anyhow::Ok((
+                status,
+                serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text)),
+            ))
+        }
+    };
+    let (s, _) = call(
+        Method::POST,
+        "/api/v1/partners".into(),
+        vendor.clone(),
+        Some(json!({"id": "msp-2", "name": "Second MSP"})),
+    )
+    .await?;
+    ensure!(s == 201);
+    let (s, tok) = call(
+        Method::POST,
+        "/api/v1/partners/msp-2/tokens".into(),
+        vendor.clone(),
+        Some(json!({"name": "t"})),
+    )
+    .await?;
+    ensure!(
+        s == 201
+            && tok["token"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("psab_")),
+        "{tok}"
+    );
+    let partner2 = tok["token"].as_str().unwrap_or_default().to_string();
+    let (s, _) = call(
+        Method::GET,
+        "/api/v1/partners/demo-msp/clients".into(),
+        partner2.clone(),
+        None,
+    )
+    .await?;
+    ensure!(s == 404, "a partner token cannot see another partner");
+    let (s, _) = call(
+        Method::POST,
+        "/api/v1/partners".into(),
+        partner2.clone(),
+        Some(json!({"id": "x", "name": "x"})),
+    )
+    .await?;
+    ensure!(s == 403, "only the vendor creates partners");
+
+    // Connect: each wrong credential is named.
+    let good = json!({"username": sim.username, "secret": sim.secret, "integration_code": sim.integration_code, "zone_discovery_url": sim.base_url});
+    let with = |k: &str, v: Value| {
+        let mut c = good.clone();
+        c[k] = v;
+        json!({"kind": "autotask", "name": "AT", "credentials": c})
+    };
+    for (field, body) in [
+        (
+            "credentials.username",
+            with("username", json!("nobody@nowhere.example")),
+        ),
+        ("credentials.secret", with("secret", json!("wrong-secret"))),
+        (
+            "credentials.integration_code",
+            with("integration_code", json!("WRONGCODE")),
+        ),
+        (
+            "credentials.zone_discovery_url",
+            with("zone_discovery_url", json!("http://127.0.0.1:9")),
+        ),
+    ] {
+        let (s, v) = call(
+            Method::POST,
+            "/api/v1/partners/msp-2/connections".into(),
+            partner2.clone(),
+            Some(body),
+        )
+        .await?;
+        ensure!(
+            s == 422 && v["errors"][0]["path"] == field,
+            "{field}: {s} {v}"
+        );
+        ensure!(
+            !v.to_string().contains("wrong-secret") && !v.to_string().contains(&sim.secret),
+            "no secret in errors: {v}"
+        );
+    }
+    let (_, list) = call(
+        Method::GET,
+        "/api/v1/partners/msp-2/connections".into(),
+        partner2.clone(),
+        None,
+    )
+    .await?;
+    ensure!(
+        list["connections"].as_array().is_some_and(Vec::is_empty),
+        "failed connects leave nothing: {list}"
+    );
+    let (s, v) = call(
+        Method::POST,
+        "/api/v1/partners/msp-2/connections".into(),
+        partner2.clone(),
+        Some(json!({"kind": "autotask", "name": "AT", "credentials": {"username": "u"}})),
+    )
+    .await?;
+    ensure!(
+        s == 422
+            && v.to_string().contains("credentials.secret")
+            && v.to_string().contains("credentials.integration_code"),
+        "{v}"
+    );
+
+    let (s, conn) = call(
+        Method::POST,
+        "/api/v1/partners/msp-2/connections".into(),
+        partner2.clone(),
+        Some(json!({"kind": "autotask", "name": "AT", "credentials": good})),
+    )
+    .await?;
+    ensure!(s == 201, "{conn}");
+    ensure!(
+        !conn.to_string().contains(&sim.secret)
+            && !conn.to_string().contains(&sim.integration_code),
+        "secrets are write-only: {conn}"
+    );
+    ensure!(
+        conn["secrets_set"] == json!(["integration_code", "secret"])
+            && conn["lists_loaded_at"].is_string(),
+        "{conn}"
+    );
+    let id = conn["id"].as_i64().unwrap_or_default();
+    let base = format!("/api/v1/partners/msp-2/connections/{id}");
+
+    // Ticket fields are checked against the PSA's lists.
+    let (s, v) = call(
+        Method::PATCH,
+        base.clone(),
+        partner2.clone(),
+        Some(json!({"defaults": {"queue": "99"}})),
+    )
+    .await?;
+    ensure!(
+        s == 422
+            && v["errors"][0]["path"] == "defaults.queue"
+            && v.to_string().contains("Monitoring Alert"),
+        "{v}"
+    );
+    let (s, v) = call(
+        Method::PATCH,
+        base.clone(),
+        partner2.clone(),
+        Some(json!({"defaults": {"issue_type": "11", "sub_issue_type": "101"}})),
+    )
+    .await?;
+    ensure!(
+        s == 422 && v["errors"][0]["path"] == "defaults.sub_issue_type",
+        "{v}"
+    );
+    let (s, v) = call(
+        Method::PATCH,
+        base.clone(),
+        partner2.clone(),
+        Some(json!({"defaults": {"queue": "29682970"}})),
+    )
+    .await?;
+    ensure!(s == 422 && v.to_string().contains("inactive"), "{v}");
+    let (s, v) = call(Method::PATCH, base.clone(), partner2.clone(), Some(json!({"defaults": {"queue": "8", "status": "1", "priority": "2", "issue_type": "10", "sub_issue_type": "101"}, "grouping": "user_and_alert"}))).await?;
+    ensure!(
+        s == 200 && v["defaults"]["sub_issue_type"] == "101" && v["grouping"] == "user_and_alert",
+        "{v}"
+    );
+    let (s, v) = call(
+        Method::PATCH,
+        base.clone(),
+        partner2.clone(),
+        Some(json!({"colour": "red"})),
+    )
+    .await?;
+    ensure!(s == 422 && v["errors"][0]["path"] == "colour", "{v}");
+
+    // Catch-all and mappings are checked in the PSA.
+    let (s, v) = call(
+        Method::PATCH,
+        base.clone(),
+        partner2.clone(),
+        Some(json!({"catch_all": {"company": "29684199", "contact": "30684101"}})),
+    )
+    .await?;
+    ensure!(
+        s == 422 && v["errors"][0]["path"] == "catch_all.contact",
+        "a contact of another company: {v}"
+    );
+    let (s, _) = call(
+        Method::PATCH,
+        base.clone(),
+        partner2.clone(),
+        Some(json!({"catch_all": {"company": "29684199", "contact": "30684199"}})),
+    )
+    .await?;
+    ensure!(s == 200);
+    let (s, v) = call(
+        Method::PUT,
+        format!("/api/v1/partners/msp-2/clients/c-9/mappings/{id}"),
+        partner2.clone(),
+        Some(json!({"company": "12345"})),
+    )
+    .await?;
+    ensure!(s == 422 && v["errors"][0]["path"] == "company", "{v}");
+    let (s, v) = call(Method::PUT, format!("/api/v1/partners/msp-2/clients/c-9/mappings/{id}"), partner2.clone(), Some(json!({"company": "29684102", "default_contact": "30684106", "client_name": "Blue Harbor"}))).await?;
+    ensure!(
+        s == 200 && v["company"] == "29684102" && v["mapped_at"].is_string(),
+        "{v}"
+    );
+    let (_, clients) = call(
+        Method::GET,
+        "/api/v1/partners/msp-2/clients".into(),
+        partner2.clone(),
+        None,
+    )
+    .await?;
+    ensure!(
+        clients["clients"][0]["status"] == "configured"
+            && clients["clients"][0]["name"] == "Blue Harbor",
+        "{clients}"
+    );
+
+    // Rules name catalog event types.
+    let (s, v) = call(
+        Method::PUT,
+        format!("{base}/rules/no.such.type"),
+        partner2.clone(),
+        Some(json!({"create_ticket": true})),
+    )
+    .await?;
+    ensure!(s == 422 && v["errors"][0]["path"] == "event_type", "{v}");
+    let (s, v) = call(
+        Method::PUT,
+        format!("{base}/rules/dark_web.breach_report"),
+        partner2.clone(),
+        Some(json!({"create_ticket": true, "fields": {"queue": "29682969", "priority": "1"}})),
+    )
+    .await?;
+    ensure!(s == 200 && v["fields"]["queue"] == "29682969", "{v}");
+
+    // Live PSA reads.
+    let (s, v) = call(
+        Method::GET,
+        format!("{base}/companies?search=acme"),
+        partner2.clone(),
+        None,
+    )
+    .await?;
+    ensure!(
+        s == 200 && v["companies"][0]["name"] == "Acme Dental Group",
+        "{v}"
+    );
+    let (s, v) = call(
+        Method::GET,
+        format!("{base}/companies/29684101/contacts"),
+        partner2.clone(),
+        None,
+    )
+    .await?;
+    ensure!(
+        s == 200 && v["contacts"].as_array().is_some_and(|c| c.len() >= 3),
+        "{v}"
+    );
+
+    // Revoked tokens stop working.
+    let (s, _) = call(
+        Method::DELETE,
+        format!("/api/v1/partners/msp-2/tokens/{}", tok["id"]),
+        vendor.clone(),
+        None,
+    )
+    .await?;
+    ensure!(s == 204);
+    let (s, _) = call(
+        Method::GET,
+        "/api/v1/partners/msp-2".into(),
+        partner2.clone(),
+        None,
+    )
+    .await?;
+    ensure!(s == 401, "revoked on the node that revoked it at once");
+    p.cleanup().await;
+    Ok(())
+}
+on_both!(configuration_api);
