@@ -85,7 +85,11 @@ pub async fn run(engine: Engine, shutdown: CancellationToken) {
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = engine.work.notified() => {}
+            _ = engine.work.notified() => {
+                // Wake-ups come in bursts (every routing batch, every finished delivery):
+                // one claim serves a burst.
+                tokio::time::sleep(engine.config.coalesce).await;
+            }
             _ = tokio::time::sleep(engine.config.poll_interval) => {}
         }
     }

@@ -44,6 +44,8 @@ pub struct EngineConfig {
     pub lease: Duration,
     /// How often to look for due work when nothing woke us.
     pub poll_interval: Duration,
+    /// After a wake-up, how long to let more work gather before acting on it.
+    pub coalesce: Duration,
     /// Events routed per batch.
     pub route_batch: i64,
     pub retry: RetryPolicy,
@@ -67,6 +69,7 @@ impl Default for EngineConfig {
             concurrency: 16,
             lease: Duration::from_secs(60),
             poll_interval: Duration::from_millis(250),
+            coalesce: Duration::from_millis(10),
             route_batch: 500,
             retry: RetryPolicy::default(),
             trust_with_webhook: Duration::from_secs(15 * 60),

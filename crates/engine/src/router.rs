@@ -24,7 +24,10 @@ pub async fn run(engine: Engine, shutdown: CancellationToken) {
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = notify.notified() => {}
+            _ = notify.notified() => {
+                // Let the commits of a burst gather: one routing batch instead of one each.
+                tokio::time::sleep(engine.config.coalesce).await;
+            }
             _ = tokio::time::sleep(engine.config.poll_interval) => {}
         }
     }
