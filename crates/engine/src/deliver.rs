@@ -108,39 +108,24 @@ struct Run {
 /// Deliver one claimed delivery and record what happened.
 pub async fn deliver_one(engine: &Engine, owner: &str, d: Delivery) {
     let started = now_ms();
-    let connection = match engine.store.connection_by_id(d.connection_id).await {
-        Ok(c) => c,
-        Err(e) => {
-            fail(
-                engine,
-                owner,
-                &d,
-                started,
-                0,
-                None,
-                &format!("the PSA connection is gone: {e}"),
-                None,
-                false,
-            )
-            .await;
-            return;
-        }
+    // Without its connection or a connector, a delivery cannot go anywhere: dead, with why.
+    let setup = async {
+        let connection = engine
+            .store
+            .connection_by_id(d.connection_id)
+            .await
+            .map_err(|e| format!("the PSA connection is gone: {e}"))?;
+        let connector = engine
+            .connectors
+            .get(&engine.store, &connection)
+            .await
+            .map_err(|e| format!("the PSA connection is misconfigured: {e}"))?;
+        Ok::<_, String>((connection, connector))
     };
-    let connector = match engine.connectors.get(&engine.store, &connection).await {
-        Ok(c) => c,
-        Err(e) => {
-            fail(
-                engine,
-                owner,
-                &d,
-                started,
-                0,
-                None,
-                &format!("the PSA connection is misconfigured: {e}"),
-                None,
-                false,
-            )
-            .await;
+    let (connection, connector) = match setup.await {
+        Ok(found) => found,
+        Err(why) => {
+            fail(engine, owner, &d, started, 0, None, &why, None, false).await;
             return;
         }
     };

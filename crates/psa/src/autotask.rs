@@ -451,11 +451,7 @@ impl AutotaskConnector {
                     false,
                 )
                 .await?;
-            let items = v
-                .get("items")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let items = items_of(&v);
             let n = items.len();
             last = items
                 .iter()
@@ -590,6 +586,15 @@ impl AutotaskConnector {
     }
 }
 
+/// The records of a query answer.
+fn items_of(answer: &Value) -> Vec<Value> {
+    answer
+        .get("items")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// The innermost cause of a transport error, which says what actually happened.
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = e;
@@ -673,11 +678,7 @@ impl Connector for AutotaskConnector {
                 false,
             )
             .await?;
-        let items = v
-            .get("items")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let items = items_of(&v);
         let companies: Vec<Company> = items
             .iter()
             .filter_map(|c| {

@@ -370,7 +370,7 @@ fn mixed_event(i: usize) -> Value {
         "type": TYPES[(i * 31) % 6],
         "action": if i % 20 == 19 { "resolve" } else { "trigger" },
     });
-    if i % 10 != 0 {
+    if !i.is_multiple_of(10) {
         e["user"] = json!({"email": format!("person{user}@example.test")});
     }
     e

@@ -550,13 +550,16 @@ struct NewConnectionBody {
     settings: Map<String, Value>,
 }
 
+/// Non-secret settings and sealed-to-be secrets of a connection.
+type SplitCredentials = (Map<String, Value>, BTreeMap<String, Secret>);
+
 /// Split credentials into non-secret settings and secrets, checking names and presence.
 fn split_credentials(
     kind: PsaKind,
     credentials: &Map<String, Value>,
     settings: &Map<String, Value>,
     require_all: bool,
-) -> Result<(Map<String, Value>, BTreeMap<String, Secret>), Problem> {
+) -> Result<SplitCredentials, Problem> {
     let (known, secret_names) = known_settings(kind);
     let mut errors = Vec::new();
     let mut plain = Map::new();
@@ -1042,7 +1045,7 @@ async fn connection_companies(
         .connectors
         .get(&s.store, &conn)
         .await
-        .map_err(|e| Problem::internal(e))?;
+        .map_err(Problem::internal)?;
     let page = connector
         .companies(q.search.as_deref(), q.cursor.as_deref())
         .await
@@ -1064,7 +1067,7 @@ async fn company_contacts(
         .connectors
         .get(&s.store, &conn)
         .await
-        .map_err(|e| Problem::internal(e))?;
+        .map_err(Problem::internal)?;
     let contacts = connector.contacts(&company).await.map_err(psa_problem)?;
     Ok(Json(json!({"contacts": contacts})))
 }

@@ -203,16 +203,6 @@ impl Sim {
         Ok(())
     }
 
-    pub async fn stats(&self) -> Result<Value> {
-        Ok(self
-            .http
-            .get(format!("{}/_sim/stats", self.base_url))
-            .send()
-            .await?
-            .json()
-            .await?)
-    }
-
     /// The contacts of a company, active ones with an email.
     pub async fn contacts(&self, company_id: &str) -> Result<Vec<Value>> {
         Ok(self

@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+/// A picklist value: `(value, label, active, parent value)`.
+pub type PicklistValue = (String, String, bool, Option<String>);
+
 /// A field of an entity, as `entityInformation/fields` describes it.
 #[derive(Debug, Clone)]
 pub struct Field {
@@ -21,7 +24,7 @@ pub struct Field {
     pub queryable: bool,
     pub reference: Option<&'static str>,
     /// Picklist values `(value, label, active, parent)`.
-    pub picklist: Option<Vec<(String, String, bool, Option<String>)>>,
+    pub picklist: Option<Vec<PicklistValue>>,
     pub picklist_parent: Option<&'static str>,
 }
 
@@ -101,7 +104,7 @@ impl Field {
     }
 
     /// Is `v` a value of this picklist (active or not)?
-    pub fn picklist_value(&self, v: &str) -> Option<&(String, String, bool, Option<String>)> {
+    pub fn picklist_value(&self, v: &str) -> Option<&PicklistValue> {
         self.picklist
             .as_ref()?
             .iter()
