@@ -34,6 +34,8 @@ pub struct DemoOptions {
     pub database_url: Option<String>,
     /// Our share of the PSA's hourly request limit.
     pub psa_requests_per_hour: Option<u32>,
+    /// Requests per rolling hour the built-in simulator allows.
+    pub sim_hourly_limit: u32,
     pub synchronous: psabridge_store::Synchronous,
 }
 
@@ -78,6 +80,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     let sim_config = sim::Config {
         state_file: Some(opts.data_dir.join("autotask-sim.json")),
         base_latency_ms: opts.sim_latency_ms,
+        hourly_limit: opts.sim_hourly_limit,
         ..sim::Config::default()
     };
     let user = sim_config.api_users[0].clone();

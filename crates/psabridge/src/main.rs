@@ -59,9 +59,15 @@ enum Command {
         /// Use this database instead of the SQLite file in the data directory.
         #[arg(long, env = "PSABRIDGE_DEMO_DATABASE_URL")]
         database_url: Option<String>,
-        /// Our share of Autotask's hourly request limit for the demo connection.
-        #[arg(long)]
-        psa_requests_per_hour: Option<u32>,
+        /// Our share of Autotask's hourly request limit for the demo connection. The demo is
+        /// generous so that a burst of test events is ticketed in minutes; a real MSP shares
+        /// 10,000 requests an hour among all its integrations (the product's default share
+        /// outside the demo is 5,000).
+        #[arg(long, default_value_t = 90_000)]
+        psa_requests_per_hour: u32,
+        /// Requests per rolling hour the built-in simulator allows (Autotask: 10,000).
+        #[arg(long, default_value_t = 100_000)]
+        sim_hourly_limit: u32,
         /// SQLite sync setting: full (survives power loss) or normal (survives a crash).
         #[arg(long, default_value = "full")]
         sqlite_synchronous: String,
@@ -171,6 +177,7 @@ async fn run(command: Command) -> Result<()> {
             sim_url,
             database_url,
             psa_requests_per_hour,
+            sim_hourly_limit,
             sqlite_synchronous,
         } => {
             demo::run(demo::DemoOptions {
@@ -183,7 +190,8 @@ async fn run(command: Command) -> Result<()> {
                 sim_latency_ms,
                 sim_url,
                 database_url,
-                psa_requests_per_hour,
+                psa_requests_per_hour: Some(psa_requests_per_hour),
+                sim_hourly_limit,
             })
             .await
         }
