@@ -364,9 +364,21 @@ impl AutotaskConnector {
         self.bucket.acquire().await;
         let _slot = self.slots.acquire(entity).await;
         self.meter.record();
+        // `path` is below the zone's `V1.0/`, or an absolute page link Autotask gave us, which
+        // must point at the zone: credentials never go to a host the answer names.
+        let url = if path.starts_with("https://") || path.starts_with("http://") {
+            if !path.starts_with(origin(&zone)) {
+                return Err(PsaError::Invalid(format!(
+                    "Autotask gave a page link to another host: {path}"
+                )));
+            }
+            path.to_string()
+        } else {
+            format!("{zone}V1.0/{path}")
+        };
         let mut req = self
             .http
-            .request(method.clone(), format!("{zone}V1.0/{path}"))
+            .request(method.clone(), url)
             .header("ApiIntegrationCode", self.creds.integration_code.expose())
             .header("UserName", &self.creds.username)
             .header("Secret", self.creds.secret.expose())
@@ -426,6 +438,8 @@ impl AutotaskConnector {
     }
 
     /// Every record of a query, page after page by id (`id gt last`), at most `limit`.
+    /// Every record of a query (at most `limit`), following Autotask's `nextPageUrl` links.
+    /// A query that began as a POST is continued by POSTing its body to each link.
     async fn query_all(
         &self,
         entity: &str,
@@ -433,33 +447,36 @@ impl AutotaskConnector {
         include: &[&str],
         limit: usize,
     ) -> Result<Vec<Value>, PsaError> {
+        let body = json!({"filter": filter, "MaxRecords": limit.clamp(1, MAX_PAGE), "IncludeFields": include});
+        let mut page = self
+            .call(
+                Method::POST,
+                entity,
+                &format!("{entity}/query"),
+                Some(&body),
+                false,
+            )
+            .await?;
         let mut out = Vec::new();
-        let mut last: Option<i64> = None;
         loop {
-            let mut f = filter.clone();
-            if let Some(id) = last {
-                f.push(json!({"op": "gt", "field": "id", "value": id}));
-            }
-            let page = (limit - out.len()).min(MAX_PAGE);
-            let body = json!({"filter": f, "MaxRecords": page, "IncludeFields": include});
-            let v = self
-                .call(
-                    Method::POST,
-                    entity,
-                    &format!("{entity}/query"),
-                    Some(&body),
-                    false,
-                )
-                .await?;
-            let items = items_of(&v);
-            let n = items.len();
-            last = items
-                .iter()
-                .filter_map(|i| i.get("id").and_then(Value::as_i64))
-                .max();
-            out.extend(items);
-            if n < page || out.len() >= limit || last.is_none() {
+            out.extend(items_of(&page));
+            if out.len() >= limit {
+                out.truncate(limit);
                 return Ok(out);
+            }
+            let next = page
+                .get("pageDetails")
+                .and_then(|d| d.get("nextPageUrl"))
+                .and_then(Value::as_str)
+                .filter(|u| !u.is_empty())
+                .map(str::to_string);
+            match next {
+                Some(url) => {
+                    page = self
+                        .call(Method::POST, entity, &url, Some(&body), false)
+                        .await?
+                }
+                None => return Ok(out),
             }
         }
     }
@@ -583,6 +600,15 @@ impl AutotaskConnector {
                 .map(|a| a == &json!(1) || a == &json!(true))
                 .unwrap_or(true),
         })
+    }
+}
+
+/// `scheme://host:port/` of a URL, to check that page links stay on the zone's host.
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => &url[..after_scheme + i + 1],
+        None => url,
     }
 }
 
@@ -1006,6 +1032,22 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn page_links_must_stay_on_the_zone() {
+        assert_eq!(
+            origin("https://webservices3.autotask.net/ATServicesRest/"),
+            "https://webservices3.autotask.net/"
+        );
+        assert_eq!(
+            origin("http://127.0.0.1:8081/ATServicesRest/V1.0/x"),
+            "http://127.0.0.1:8081/"
+        );
+        assert!(
+            !"https://evil.example/ATServicesRest/"
+                .starts_with(origin("https://webservices3.autotask.net/ATServicesRest/"))
+        );
     }
 
     #[test]

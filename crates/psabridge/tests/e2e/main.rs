@@ -2,6 +2,7 @@
 //! PostgreSQL. One test binary (each file under tests/ would be another slow link).
 
 mod config;
+mod connector;
 mod faults;
 mod harness;
 mod spine;
