@@ -4,8 +4,10 @@
 //!   connector's life and asked again once if the zone stops answering.
 //! - Every call carries `ApiIntegrationCode`, `UserName` and `Secret` (and
 //!   `ImpersonationResourceId` on writes when configured).
-//! - Queries are `POST <Entity>/query` with a `filter` array; pages are read by keyset
-//!   (`id gt <last id>`), which never depends on how long a `nextPageUrl` stays valid.
+//! - Queries are `POST <Entity>/query` with a `filter` array; further pages follow Autotask's
+//!   `nextPageUrl` (re-POSTing the body, as a POST-started query requires), and only links on
+//!   the zone's own host are followed. The company list our API pages through uses an id
+//!   cursor instead (`id gt <last id>`), which stays valid however long a user waits.
 //! - Lists (queues, statuses, …) are picklists of `Tickets/entityInformation/fields`.
 //! - Every request first takes a token of our hourly share and one of the three slots of its
 //!   entity ([`crate::limits`]), and is counted in the [`CallMeter`].
