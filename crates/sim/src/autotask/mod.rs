@@ -1,72 +1,103 @@
 //! A simulator of the Autotask PSA REST API, written from Autotask's documentation.
 //!
 //! It serves `/ATServicesRest/V1.0/...` (paths case-insensitive, trailing slash tolerated)
-//! with zone discovery pointing back at itself, the three authentication headers, queries
-//! with every documented operator and id-ordered paging, entity metadata with picklists,
-//! Autotask's error bodies and status codes, its rolling-hour request threshold (with the
-//! documented latency tiers) and its three-threads-per-endpoint limit, and signed ticket
-//! webhooks. A control surface under `/_sim/` (no Autotask auth) injects faults and reads
-//! statistics; it is never affected by faults itself.
+//! with zone discovery pointing back at itself, the authentication headers, queries with every
+//! documented operator and id-ordered paging, entity metadata with picklists, Autotask's error
+//! bodies and status codes, its rolling-hour request threshold (with the documented latency
+//! tiers) and its threads-per-endpoint limit, and signed ticket webhooks. A control surface
+//! under `/_sim/` (no Autotask authentication) injects faults, reads statistics and acts as a
+//! technician; it is never faulted or limited itself.
+//!
+//! Modules, one job each:
+//! - [`server`](self): accept loop (closing connections unanswered for faults);
+//! - `routing`: path normalisation and the order of a call (faults, auth, limits, routes);
+//! - `auth`, `limits`, `faults`, `control`, `webhooks`: what their names say;
+//! - `entities`: the entity routes; `query`: the query engine; `validation`: typing and rules;
+//! - `model`: entity metadata; `seed`: the seed data; `store`: records, indexes, state file.
 //!
 //! Behaviour the public documentation leaves open is configurable and marked so in
 //! [`Config`] and the crate README.
 
-mod data;
+mod auth;
+mod control;
 mod entities;
+mod errors;
 mod faults;
+mod limits;
+mod model;
 mod query;
+mod routing;
+mod seed;
+mod server;
+mod store;
+mod validation;
 mod webhooks;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use thiserror::Error;
 
-use data::EntityInfo;
-pub use data::ids;
-use faults::{FaultKind, FaultRule};
+pub use errors::ApiError;
+pub use faults::{FaultKind, FaultRule};
+pub use model::ids;
+pub use webhooks::signature as webhook_signature;
 
-/// An API user of the simulated database.
+use model::EntityInfo;
+use store::Db;
+
+/// An API-only user of the simulated database.
 #[derive(Clone, Debug)]
 pub struct ApiUser {
+    /// The user name (an e-mail-like string), sent in `UserName` and to zone discovery.
     pub username: String,
+    /// Sent in `Secret`.
     pub secret: String,
-    /// The API tracking identifier (27 characters in Autotask).
+    /// The API tracking identifier, sent in `ApiIntegrationCode` (27 characters in Autotask).
     pub integration_code: String,
 }
 
-/// How the simulator behaves.
+/// How the simulator behaves. Every field has a default ([`Config::default`]).
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// The API users (default: one demo user).
     pub api_users: Vec<ApiUser>,
     /// Requests per rolling 60 minutes for the whole database (Autotask: 10,000).
     pub hourly_limit: u32,
     /// Requests in flight per (integration code, entity) (Autotask: 3 for new integrations).
     pub thread_limit: u32,
-    /// Add Autotask's usage latency: +0.5 s per request at 50% of the hourly limit, +1 s at 75%.
+    /// Autotask's usage latency: +0.5 s per request from 50% of the hourly limit, +1 s from 75%.
     pub latency_tiers: bool,
-    /// Latency added to every API request (a real tenant answers in about 80–200 ms).
+    /// Latency added to every API call (a real tenant answers in about 80–200 ms).
     pub base_latency_ms: u64,
-    /// Keep the data in this file across restarts; `None` keeps nothing.
+    /// Keep the data in this file: loaded at start, saved (debounced, atomically) after
+    /// changes and at shutdown. `None` keeps nothing.
     pub state_file: Option<PathBuf>,
-    /// The `TicketWebhookFields.fieldID` of the ticket status. Not published by Autotask:
-    /// configurable (default 13).
+    /// The `TicketWebhookFields.fieldID` that means the ticket's `status`. Autotask does not
+    /// publish its field ids, so this is configurable (default 13).
     pub status_webhook_field_id: i64,
     /// Whether the API user's default ticket category supplies a due date, so that creates
-    /// without `dueDateTime` succeed. Tenant-dependent in Autotask (default true).
+    /// without `dueDateTime` succeed. Tenant configuration in Autotask (default true).
     pub category_supplies_due_date: bool,
-    /// GET by id of a missing record: `false` answers 200 `{"item": null}` (default, as
-    /// several clients expect), `true` answers 404. Clients disagree on which Autotask does.
+    /// How far ahead the category's default due date lies, in hours (default 24).
+    pub category_due_hours: i64,
+    /// GET by id of a missing record: `false` answers 200 `{"item": null}` (default; what
+    /// django-autotask expects), `true` answers 404 (what apigrate maps). Clients disagree.
     pub missing_item_is_404: bool,
+    /// Retries of a webhook callout that fails (default 2: three attempts).
+    pub webhook_retries: u32,
+    /// The URL zone discovery hands out is `<public_url>/ATServicesRest/`; default
+    /// `http://<listener address>` (127.0.0.1 when bound to all interfaces).
+    pub public_url: Option<String>,
+    /// `zoneName` of zone discovery.
+    pub zone_name: String,
+    /// `ci` of zone discovery (the tenant's id).
+    pub ci: i64,
 }
 
 impl Default for Config {
@@ -84,47 +115,198 @@ impl Default for Config {
             state_file: None,
             status_webhook_field_id: 13,
             category_supplies_due_date: true,
+            category_due_hours: 24,
             missing_item_is_404: false,
+            webhook_retries: 2,
+            public_url: None,
+            zone_name: "Simulated Zone (America East)".into(),
+            ci: 12345,
         }
     }
 }
 
-#[derive(Debug, Error)]
+/// Why the simulator could not start.
+#[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot serve: {0}")]
+    #[error("the simulator cannot serve: {0}")]
     Io(#[from] std::io::Error),
     #[error("the state file {path} is unreadable: {reason}")]
     State { path: String, reason: String },
 }
 
-/// The simulated database.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct Db {
-    records: BTreeMap<String, BTreeMap<i64, Value>>,
-    next_id: i64,
-    ticket_seq: u64,
-    webhook_seq: u64,
+/// Requests the simulator has served (see also `GET /_sim/stats`).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct RequestStats {
+    /// API requests (zone discovery included; `/_sim/` not).
+    pub total: u64,
+    /// Per entity (child routes count as the child), per method.
+    pub by_entity: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Per outcome: the status code, or `dropped`/`held` for connection faults.
+    pub by_outcome: BTreeMap<String, u64>,
+    /// Requests counted against the hourly threshold in the last 60 minutes.
+    pub threshold_used: u64,
+    pub threshold_limit: u32,
+    /// Requests in flight, per entity.
+    pub in_flight: BTreeMap<String, u32>,
 }
 
+#[derive(Default)]
+struct Counters {
+    total: u64,
+    by_entity: BTreeMap<String, BTreeMap<String, u64>>,
+    by_outcome: BTreeMap<String, u64>,
+}
+
+/// Every entity's metadata (the same for every simulator).
+fn all_entities() -> &'static [EntityInfo] {
+    static ENTITIES: OnceLock<Vec<EntityInfo>> = OnceLock::new();
+    ENTITIES.get_or_init(model::entities)
+}
+
+/// What the request handlers share.
 struct Shared {
     config: Config,
+    /// `http://127.0.0.1:PORT`
     base_url: String,
-    entities: Vec<EntityInfo>,
+    /// `http://127.0.0.1:PORT/ATServicesRest/`
+    zone_url: String,
     db: Mutex<Db>,
-    dirty: std::sync::atomic::AtomicBool,
-    /// Request times of the rolling hour.
-    window: Mutex<VecDeque<Instant>>,
-    in_flight: Mutex<HashMap<(String, String), u32>>,
-    faults: Mutex<Vec<FaultRule>>,
-    stats: Mutex<BTreeMap<String, u64>>,
+    dirty: AtomicBool,
+    window: Mutex<limits::Window>,
+    threads: Arc<limits::Threads>,
+    faults: faults::Faults,
+    counters: Mutex<Counters>,
+    deliveries: webhooks::DeliveryLog,
     http: reqwest::Client,
 }
 
-/// A running simulator. Dropping it does not stop it; call [`Simulator::shutdown`].
+impl Shared {
+    fn db(&self) -> MutexGuard<'_, Db> {
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn mark_dirty(&self) {
+        self.dirty.store(true, Ordering::Release);
+    }
+
+    fn entity(&self, name: &str) -> Option<&'static EntityInfo> {
+        all_entities()
+            .iter()
+            .find(|e| e.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The child entity of `parent` served at `/Parent/{id}/<child_path>`.
+    fn child_of(&self, parent: &EntityInfo, child_path: &str) -> Option<&'static EntityInfo> {
+        all_entities().iter().find(|e| {
+            e.parent.is_some_and(|(p, _)| p == parent.name)
+                && e.child_path
+                    .is_some_and(|c| c.eq_ignore_ascii_case(child_path))
+        })
+    }
+
+    /// The entity a request counts against (thread limit, statistics, fault filters): the
+    /// URL's entity, or on a child route (`/Tickets/1/Notes`) the child's.
+    fn bucket_of(&self, rest: &[String]) -> String {
+        let Some(first) = rest.first() else {
+            return String::new();
+        };
+        let Some(e) = self.entity(first) else {
+            return first.to_ascii_lowercase();
+        };
+        if rest.len() >= 3
+            && rest[1].parse::<i64>().is_ok()
+            && let Some(child) = self.child_of(e, &rest[2])
+        {
+            return child.name.to_string();
+        }
+        e.name.to_string()
+    }
+
+    fn window_count(&self) -> u64 {
+        self.window
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .count()
+    }
+
+    fn record(&self, entity: &str, method: &str, outcome: &str) {
+        let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        c.total += 1;
+        *c.by_entity
+            .entry(entity.to_string())
+            .or_default()
+            .entry(method.to_string())
+            .or_default() += 1;
+        *c.by_outcome.entry(outcome.to_string()).or_default() += 1;
+    }
+
+    fn stats(&self) -> RequestStats {
+        let c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        RequestStats {
+            total: c.total,
+            by_entity: c.by_entity.clone(),
+            by_outcome: c.by_outcome.clone(),
+            threshold_used: self.window_count(),
+            threshold_limit: self.config.hourly_limit,
+            in_flight: self.threads.snapshot(),
+        }
+    }
+
+    fn stats_json(&self) -> Value {
+        let st = self.stats();
+        json!({
+            "total_requests": st.total,
+            "by_entity": st.by_entity,
+            "by_outcome": st.by_outcome,
+            "threshold": {"limit": st.threshold_limit, "used_in_last_hour": st.threshold_used, "timeframe_minutes": 60},
+            "in_flight": st.in_flight.values().sum::<u32>(),
+            "in_flight_by_entity": st.in_flight,
+        })
+    }
+
+    fn reset_stats(&self) {
+        *self.counters.lock().unwrap_or_else(|p| p.into_inner()) = Counters::default();
+        self.window
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    fn reset_data(&self) {
+        *self.db() = Db::seeded(all_entities());
+        self.mark_dirty();
+    }
+
+    fn save_if_dirty(&self) {
+        let Some(path) = &self.config.state_file else {
+            return;
+        };
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let result = self.db().save(path);
+        if let Err(e) = result {
+            self.mark_dirty();
+            tracing::warn!(path = %path.display(), error = %e, "the simulator could not save its state");
+        }
+    }
+}
+
+/// Stops the server when the last [`Simulator`] handle goes.
+struct StopOnDrop(tokio::sync::watch::Sender<bool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(true);
+    }
+}
+
+/// A running simulator. Clones share it; it serves until [`Simulator::shutdown`] or until the
+/// last handle is dropped.
 #[derive(Clone)]
 pub struct Simulator {
     shared: Arc<Shared>,
-    stop: tokio::sync::watch::Sender<bool>,
+    stop: Arc<StopOnDrop>,
     task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
@@ -135,388 +317,153 @@ impl Simulator {
         config: Config,
     ) -> Result<Simulator, Error> {
         let addr: SocketAddr = listener.local_addr()?;
-        let now = now_text();
+        let entities = all_entities();
         let db = match &config.state_file {
-            Some(p) if p.exists() => {
-                let text = std::fs::read_to_string(p)?;
-                serde_json::from_str(&text).map_err(|e| Error::State {
-                    path: p.display().to_string(),
-                    reason: e.to_string(),
-                })?
-            }
-            _ => Db {
-                records: data::seed(&now)
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v))
-                    .collect(),
-                next_id: 31000000,
-                ticket_seq: 0,
-                webhook_seq: 0,
-            },
+            Some(p) if p.exists() => Db::load(p, entities).map_err(|reason| Error::State {
+                path: p.display().to_string(),
+                reason,
+            })?,
+            _ => Db::seeded(entities),
         };
+        let host = if addr.ip().is_unspecified() {
+            SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+        } else {
+            addr
+        };
+        let base_url = config
+            .public_url
+            .clone()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| format!("http://{host}"));
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(std::io::Error::other)?;
+        let fresh = config.state_file.as_ref().is_some_and(|p| !p.exists());
         let shared = Arc::new(Shared {
-            base_url: format!("http://{addr}"),
-            entities: data::entities(),
+            zone_url: format!("{base_url}/ATServicesRest/"),
+            base_url,
             db: Mutex::new(db),
-            dirty: std::sync::atomic::AtomicBool::new(false),
-            window: Mutex::new(VecDeque::new()),
-            in_flight: Mutex::new(HashMap::new()),
-            faults: Mutex::new(Vec::new()),
-            stats: Mutex::new(BTreeMap::new()),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
+            dirty: AtomicBool::new(fresh),
+            window: Mutex::new(limits::Window::new()),
+            threads: Arc::new(limits::Threads::default()),
+            faults: faults::Faults::default(),
+            counters: Mutex::new(Counters::default()),
+            deliveries: webhooks::DeliveryLog::default(),
+            http,
             config,
         });
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let app = Router::new().fallback(handle).with_state(shared.clone());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let router = Router::new()
+            .fallback(routing::handle)
+            .with_state(shared.clone());
         let saver = shared.clone();
-        let mut saver_stop = stop.subscribe();
+        let mut saver_stop = stopped.clone();
         let task = tokio::spawn(async move {
-            // Save the state file while dirty, at most twice a second.
+            // Save the state file while dirty, at most four times a second.
             let persist = tokio::spawn(async move {
                 loop {
                     tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_millis(500)) => saver.save_if_dirty(),
-                        _ = saver_stop.changed() => { saver.save_if_dirty(); return; }
+                        _ = tokio::time::sleep(Duration::from_millis(250)) => {
+                            let s = saver.clone();
+                            let _ = tokio::task::spawn_blocking(move || s.save_if_dirty()).await;
+                        }
+                        _ = saver_stop.changed() => break,
                     }
                 }
+                saver
             });
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.changed().await;
-                })
-                .await;
-            let _ = persist.await;
+            server::serve(listener, router, stopped).await;
+            if let Ok(saver) = persist.await {
+                let _ = tokio::task::spawn_blocking(move || saver.save_if_dirty()).await;
+            }
         });
         Ok(Simulator {
             shared,
-            stop,
+            stop: Arc::new(StopOnDrop(stop)),
             task: Arc::new(Mutex::new(Some(task))),
         })
     }
 
-    /// `http://127.0.0.1:PORT`: where zone discovery is asked.
+    /// `http://127.0.0.1:PORT`: the zone-discovery host.
     pub fn base_url(&self) -> String {
         self.shared.base_url.clone()
     }
 
-    /// `http://127.0.0.1:PORT/ATServicesRest/`: the zone's URL, as zone discovery answers.
+    /// `http://127.0.0.1:PORT/ATServicesRest/`: the zone's URL, as zone discovery answers it.
     pub fn zone_url(&self) -> String {
-        format!("{}/ATServicesRest/", self.shared.base_url)
+        self.shared.zone_url.clone()
     }
 
-    /// Stop serving and save the state file.
+    /// The configuration it runs with.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Stop serving (held requests are cut) and save the state file.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
+        let _ = self.stop.0.send(true);
         let task = self.task.lock().ok().and_then(|mut t| t.take());
         if let Some(t) = task {
             let _ = t.await;
         }
     }
 
-    /// Every record of an entity (for tests).
+    /// Every record of an entity (`"Tickets"`, `"Contacts"`, …), in id order.
     pub fn records(&self, entity: &str) -> Vec<Value> {
-        let db = self.shared.db.lock().unwrap_or_else(|p| p.into_inner());
+        let db = self.shared.db();
         db.records
-            .get(entity)
-            .map(|m| m.values().cloned().collect())
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(entity))
+            .map(|(_, t)| t.values().cloned().collect())
             .unwrap_or_default()
     }
 
-    /// API requests served so far (for tests).
+    /// Every ticket, in id order.
+    pub fn tickets(&self) -> Vec<Value> {
+        self.records("Tickets")
+    }
+
+    /// One ticket.
+    pub fn ticket(&self, id: i64) -> Option<Value> {
+        self.shared.db().get("Tickets", id).cloned()
+    }
+
+    /// The notes of a ticket, in id order.
+    pub fn notes_of(&self, ticket_id: i64) -> Vec<Value> {
+        self.shared.db().children_of("TicketNotes", ticket_id)
+    }
+
+    /// What has been served.
+    pub fn request_stats(&self) -> RequestStats {
+        self.shared.stats()
+    }
+
+    /// API requests served so far.
     pub fn total_requests(&self) -> u64 {
-        self.shared
-            .stats
-            .lock()
-            .map(|s| s.get("total").copied().unwrap_or(0))
-            .unwrap_or(0)
+        self.shared.stats().total
+    }
+
+    /// Add a fault rule (as `POST /_sim/faults` does).
+    pub fn add_fault(&self, rule: FaultRule) -> Result<(), String> {
+        rule.check()?;
+        self.shared.faults.add(rule);
+        Ok(())
+    }
+
+    /// Remove every fault rule.
+    pub fn clear_faults(&self) {
+        self.shared.faults.clear();
+    }
+
+    /// Webhook deliveries (the last 200): target, sequence number, attempts, outcome.
+    pub fn webhook_deliveries(&self) -> Vec<Value> {
+        self.shared.deliveries.list()
     }
 }
 
-impl Shared {
-    fn save_if_dirty(&self) {
-        let Some(path) = &self.config.state_file else {
-            return;
-        };
-        if !self.dirty.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            return;
-        }
-        let text = {
-            let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
-            serde_json::to_string(&*db).unwrap_or_default()
-        };
-        let tmp = path.with_extension("tmp");
-        if std::fs::write(&tmp, text)
-            .and_then(|_| std::fs::rename(&tmp, path))
-            .is_err()
-        {
-            tracing::warn!(path = %path.display(), "the simulator could not save its state");
-        }
-    }
-
-    fn entity(&self, name: &str) -> Option<&EntityInfo> {
-        self.entities
-            .iter()
-            .find(|e| e.name.eq_ignore_ascii_case(name))
-    }
-
-    fn count(&self, key: &str) {
-        let mut s = self.stats.lock().unwrap_or_else(|p| p.into_inner());
-        *s.entry(key.to_string()).or_default() += 1;
-        *s.entry("total".to_string()).or_default() += 1;
-    }
-
-    /// Requests in the rolling hour, after dropping older ones.
-    fn window_count(&self) -> usize {
-        let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
-        let hour = Duration::from_secs(3600);
-        while w.front().is_some_and(|t| t.elapsed() > hour) {
-            w.pop_front();
-        }
-        w.len()
-    }
-}
-
+/// Now, as Autotask writes times (UTC, milliseconds, `Z`).
 pub(crate) fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// An Autotask error answer: `{"errors": [...]}`.
-pub(crate) fn errors(status: StatusCode, messages: &[&str]) -> Response {
-    (status, axum::Json(json!({"errors": messages}))).into_response()
-}
-
-fn iis_not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        [(header::CONTENT_TYPE, "text/html")],
-        "<html><head><title>404 - File or directory not found.</title></head><body><h2>404 - File or directory not found.</h2></body></html>",
-    )
-        .into_response()
-}
-
-pub(crate) fn not_allowed(method: &Method) -> Response {
-    (
-        StatusCode::METHOD_NOT_ALLOWED,
-        axum::Json(json!({"Message": format!("The requested resource does not support http method '{method}'.")})),
-    )
-        .into_response()
-}
-
-/// Decrements the in-flight count of an endpoint when the request ends, however it ends.
-struct InFlight {
-    shared: Arc<Shared>,
-    key: (String, String),
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        let mut m = self
-            .shared
-            .in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = m.get_mut(&self.key) {
-            *n = n.saturating_sub(1);
-        }
-    }
-}
-
-fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    h.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// End the connection without an answer, as a network failure would.
-fn drop_connection() -> ! {
-    std::panic::resume_unwind(Box::new("simulated dropped connection"))
-}
-
-async fn handle(
-    State(s): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let path = uri.path().trim_end_matches('/').to_string();
-    let lower = path.to_ascii_lowercase();
-    let segs: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-    if lower.starts_with("/_sim") {
-        return faults::control(&s, &method, &segs[1..], uri.query(), &body).await;
-    }
-    if segs.first().map(|p| p.to_ascii_lowercase()) != Some("atservicesrest".into()) {
-        return iis_not_found();
-    }
-    let rest: Vec<&str> = segs[1..].to_vec();
-    if rest.len() == 1 && rest[0].eq_ignore_ascii_case("VersionInformation") {
-        return axum::Json(json!({"apiVersions": ["1.0"]})).into_response();
-    }
-    if rest.first().map(|v| v.eq_ignore_ascii_case("v1.0")) != Some(true) {
-        return iis_not_found();
-    }
-    let rest = &rest[1..];
-    let entity_name = rest.first().copied().unwrap_or("").to_string();
-
-    // Zone discovery: no authentication, no thread limit.
-    if rest.len() == 1 && entity_name.eq_ignore_ascii_case("zoneInformation") {
-        s.count("GET zoneInformation");
-        let user = uri
-            .query()
-            .and_then(|q| {
-                url::form_urlencoded::parse(q.as_bytes())
-                    .find(|(k, _)| k.eq_ignore_ascii_case("user"))
-            })
-            .map(|(_, v)| v.to_string())
-            .unwrap_or_default();
-        if !s
-            .config
-            .api_users
-            .iter()
-            .any(|u| u.username.eq_ignore_ascii_case(&user))
-        {
-            return errors(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &["Zone information could not be determined"],
-            );
-        }
-        return axum::Json(json!({
-            "zoneName": "Simulated Zone (America East)",
-            "url": format!("{}/ATServicesRest/", s.base_url),
-            "webUrl": format!("{}/", s.base_url),
-            "ci": 12345,
-        }))
-        .into_response();
-    }
-
-    // Faults come first: a real network or server failure happens before anything else.
-    let fault = faults::take(&s, &method, &entity_name, &path);
-    let mut after_commit = false;
-    let mut slow = Duration::ZERO;
-    if let Some(rule) = &fault {
-        match rule.kind {
-            FaultKind::Status => return faults::status_answer(rule),
-            FaultKind::Html => {
-                return (
-                    StatusCode::from_u16(rule.status.unwrap_or(500)).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                    [(header::CONTENT_TYPE, "text/html")],
-                    "<html><body><h1>Server Error in '/ATServicesRest' Application.</h1></body></html>",
-                )
-                    .into_response();
-            }
-            // A slow answer holds its thread slot while it is slow, as a slow server does.
-            FaultKind::Delay => slow = Duration::from_millis(rule.delay_ms.unwrap_or(1000)),
-            FaultKind::Timeout => {
-                tokio::time::sleep(Duration::from_millis(rule.hold_ms.unwrap_or(120_000))).await;
-                return errors(StatusCode::GATEWAY_TIMEOUT, &["The request timed out."]);
-            }
-            FaultKind::Drop => drop_connection(),
-            FaultKind::AfterCommit => after_commit = true,
-        }
-    }
-
-    // Authentication.
-    let user = header(&headers, "username").unwrap_or("");
-    let secret = header(&headers, "secret").unwrap_or("");
-    let code = header(&headers, "apiintegrationcode").unwrap_or("");
-    let Some(api_user) = s
-        .config
-        .api_users
-        .iter()
-        .find(|u| u.username.eq_ignore_ascii_case(user) && u.secret == secret)
-    else {
-        s.count("401");
-        return (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(json!({"errors": ["Unauthorized"]})),
-        )
-            .into_response();
-    };
-    if api_user.integration_code != code {
-        s.count("500 IntegrationCode");
-        return errors(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &["IntegrationCode is invalid."],
-        );
-    }
-
-    // The rolling-hour threshold, and the latency Autotask adds as usage grows.
-    let used = s.window_count();
-    let limit = s.config.hourly_limit.max(1) as usize;
-    if used >= limit {
-        s.count("429 threshold");
-        return errors(
-            StatusCode::TOO_MANY_REQUESTS,
-            &[&format!(
-                "Request threshold exceeded: {limit} requests per 60 minutes. Requests are refused until usage falls below the threshold."
-            )],
-        );
-    }
-    s.window
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push_back(Instant::now());
-    let mut delay = Duration::from_millis(s.config.base_latency_ms) + slow;
-    if s.config.latency_tiers {
-        if used * 4 >= limit * 3 {
-            delay += Duration::from_millis(1000);
-        } else if used * 2 >= limit {
-            delay += Duration::from_millis(500);
-        }
-    }
-
-    // Three requests in flight per integration code and entity.
-    let entity_key = s
-        .entity(&entity_name)
-        .map(|e| e.name.to_string())
-        .unwrap_or_else(|| entity_name.to_ascii_lowercase());
-    let bucket = entity_bucket(&s, rest, &entity_key);
-    let key = (code.to_string(), bucket.clone());
-    {
-        let mut m = s.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        let n = m.entry(key.clone()).or_default();
-        if *n >= s.config.thread_limit {
-            s.count("429 threads");
-            return errors(
-                StatusCode::TOO_MANY_REQUESTS,
-                &[&format!(
-                    "Thread Threshold Exceeded: the Autotask API thread threshold of {} threads has been exceeded for {bucket}. Internal code: Itgenatr005",
-                    s.config.thread_limit
-                )],
-            );
-        }
-        *n += 1;
-    }
-    let _guard = InFlight {
-        shared: s.clone(),
-        key,
-    };
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    s.count(&format!("{method} {bucket}"));
-
-    let impersonate =
-        header(&headers, "impersonationresourceid").and_then(|v| v.parse::<i64>().ok());
-    let answer = entities::dispatch(&s, &method, rest, uri.query(), &body, impersonate).await;
-    if after_commit {
-        drop_connection();
-    }
-    answer
-}
-
-/// The thread-limit bucket of a request: its entity, where child routes count as the child.
-fn entity_bucket(s: &Shared, rest: &[&str], fallback: &str) -> String {
-    if rest.len() >= 3
-        && let Some(parent) = s.entity(rest[0])
-        && let Some(child) = s.entities.iter().find(|e| {
-            e.parent.is_some_and(|(p, _)| p == parent.name)
-                && e.child_path
-                    .is_some_and(|c| c.eq_ignore_ascii_case(rest[2]))
-        })
-    {
-        return child.name.to_string();
-    }
-    fallback.to_string()
 }

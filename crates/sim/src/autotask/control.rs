@@ -1,0 +1,212 @@
+//! The control surface under `/_sim/`: faults, statistics, and what people do in the PSA.
+//!
+//! Kept apart from the API (no Autotask authentication, never faulted, never counted against
+//! the limits) so that tests and demos can steer the simulator while it is being hammered.
+//! Ticket actions here are a technician's: they are checked like API writes and fire webhooks
+//! like any update, and they answer only once the callouts have been delivered, so a test that
+//! completes a ticket and then acts sees the callout first.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::entities::{write_create, write_update};
+use super::faults::FaultRule;
+use super::model::ids;
+use super::query::coerce_i64;
+use super::validation::Write;
+use super::{ApiError, Shared};
+
+fn ok(v: Value) -> Response {
+    axum::Json(v).into_response()
+}
+
+fn bad(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, axum::Json(json!({"error": msg.into()}))).into_response()
+}
+
+const ENDPOINTS: &[&str] = &[
+    "GET /_sim",
+    "POST /_sim/faults {kind: status|html|delay|timeout|drop|after_commit, status, retry_after_secs, delay_ms, hold_ms, count, probability, seed, entity, method, path_contains}",
+    "GET /_sim/faults",
+    "DELETE /_sim/faults",
+    "GET /_sim/stats",
+    "POST /_sim/reset-stats",
+    "POST /_sim/reset (data back to the seed; faults and statistics cleared)",
+    "GET /_sim/tickets?open=true&limit=N",
+    "GET /_sim/tickets/{id}",
+    "POST /_sim/tickets/{id}/complete",
+    "POST /_sim/tickets/{id}/update {field: value, ...}",
+    "POST /_sim/tickets/{id}/notes {description, title?, noteType?, publish?}",
+    "GET /_sim/webhook-deliveries",
+];
+
+/// `/_sim/...` (`segs` are the segments after `_sim`).
+pub async fn handle(
+    s: &Arc<Shared>,
+    method: &Method,
+    segs: &[String],
+    query: Option<&str>,
+    body: &Bytes,
+) -> Response {
+    let lower: Vec<String> = segs.iter().map(|p| p.to_ascii_lowercase()).collect();
+    let parts: Vec<&str> = lower.iter().map(String::as_str).collect();
+    match (method.as_str(), parts.as_slice()) {
+        ("GET", []) => ok(
+            json!({"simulator": "Autotask PSA REST API", "zone_url": s.zone_url, "endpoints": ENDPOINTS}),
+        ),
+        ("POST", ["faults"]) => match serde_json::from_slice::<FaultRule>(body) {
+            Ok(rule) => match rule.check() {
+                Ok(()) => {
+                    s.faults.add(rule.clone());
+                    (
+                        StatusCode::CREATED,
+                        axum::Json(json!({"ok": true, "fault": rule})),
+                    )
+                        .into_response()
+                }
+                Err(e) => bad(StatusCode::BAD_REQUEST, e),
+            },
+            Err(e) => bad(StatusCode::BAD_REQUEST, format!("not a fault rule: {e}")),
+        },
+        ("GET", ["faults"]) => ok(json!({"faults": s.faults.list()})),
+        ("DELETE", ["faults"]) => {
+            s.faults.clear();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        ("GET", ["stats"]) => ok(s.stats_json()),
+        ("POST", ["reset-stats"]) => {
+            s.reset_stats();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        ("POST", ["reset"]) => {
+            s.reset_data();
+            s.faults.clear();
+            s.reset_stats();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        ("GET", ["webhook-deliveries"]) => ok(json!({"deliveries": s.deliveries.list()})),
+        ("GET", ["tickets"]) => {
+            let params: Vec<(String, String)> = query
+                .map(|q| {
+                    url::form_urlencoded::parse(q.as_bytes())
+                        .into_owned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            let open_only = get("open").is_some_and(|v| v == "true" || v == "1");
+            let limit: usize = get("limit").and_then(|v| v.parse().ok()).unwrap_or(100);
+            let db = s.db();
+            let tickets: Vec<Value> = db
+                .table("Tickets")
+                .into_iter()
+                .flat_map(|t| t.values())
+                .filter(|t| {
+                    !open_only || t.get("status").and_then(coerce_i64) != Some(ids::STATUS_COMPLETE)
+                })
+                .take(limit)
+                .cloned()
+                .collect();
+            ok(json!({ "tickets": tickets }))
+        }
+        ("GET", ["tickets", id]) => {
+            let Ok(id) = id.parse::<i64>() else {
+                return bad(
+                    StatusCode::BAD_REQUEST,
+                    format!("'{id}' is not a ticket id"),
+                );
+            };
+            let db = s.db();
+            match db.get("Tickets", id) {
+                Some(t) => ok(json!({"ticket": t, "notes": db.children_of("TicketNotes", id)})),
+                None => bad(StatusCode::NOT_FOUND, "no such ticket"),
+            }
+        }
+        ("POST", ["tickets", id, action @ ("complete" | "update" | "notes")]) => {
+            let Ok(id) = id.parse::<i64>() else {
+                return bad(
+                    StatusCode::BAD_REQUEST,
+                    format!("'{id}' is not a ticket id"),
+                );
+            };
+            if !s.db().exists("Tickets", id) {
+                return bad(StatusCode::NOT_FOUND, "no such ticket");
+            }
+            let mut fields: Map<String, Value> = if body.iter().all(u8::is_ascii_whitespace) {
+                Map::new()
+            } else {
+                match serde_json::from_slice(body) {
+                    Ok(Value::Object(m)) => m,
+                    _ => return bad(StatusCode::BAD_REQUEST, "the body must be a JSON object"),
+                }
+            };
+            technician(s, id, action, &mut fields).await
+        }
+        _ => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": "unknown control endpoint", "endpoints": ENDPOINTS})),
+        )
+            .into_response(),
+    }
+}
+
+/// A technician's action on a ticket.
+async fn technician(
+    s: &Arc<Shared>,
+    id: i64,
+    action: &str,
+    fields: &mut Map<String, Value>,
+) -> Response {
+    let Some(tickets) = s.entity("Tickets") else {
+        return bad(StatusCode::INTERNAL_SERVER_ERROR, "no Tickets entity");
+    };
+    let result = match action {
+        "notes" => {
+            let Some(notes) = s.entity("TicketNotes") else {
+                return bad(StatusCode::INTERNAL_SERVER_ERROR, "no TicketNotes entity");
+            };
+            fields
+                .entry("noteType")
+                .or_insert(json!(ids::NOTE_TYPE_SUMMARY));
+            fields.entry("publish").or_insert(json!(ids::PUBLISH_ALL));
+            write_create(
+                s,
+                notes,
+                fields,
+                Some(("ticketID", id)),
+                ids::TECHNICIAN,
+                None,
+                true,
+            )
+            .await
+            .map(|n| json!({"note": n}))
+        }
+        _ => {
+            if action == "complete" {
+                fields.insert("status".into(), json!(ids::STATUS_COMPLETE));
+            }
+            fields.insert("id".into(), json!(id));
+            write_update(
+                s,
+                tickets,
+                fields,
+                Write::Patch,
+                None,
+                ids::TECHNICIAN,
+                None,
+                true,
+            )
+            .await
+            .map(|t| json!({"ticket": t}))
+        }
+    };
+    match result {
+        Ok(v) => ok(v),
+        Err(ApiError::Server(m)) => bad(StatusCode::UNPROCESSABLE_ENTITY, m),
+        Err(e) => bad(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+    }
+}
