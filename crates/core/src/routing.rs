@@ -120,7 +120,7 @@ pub fn route(event: &NewEvent, settings: &PartnerSettings) -> Routing {
             group_key: group_key(conn.grouping, &event.client, user, &event.event_type),
             fields: rule.map_or_else(
                 || conn.defaults.clone(),
-                |r| conn.defaults.overlaid_with(&r.fields),
+                |r| conn.defaults.overlaid_with(&r.fields, conn.kind),
             ),
         });
         return Routing::Deliver(routes);
@@ -153,7 +153,7 @@ pub fn route(event: &NewEvent, settings: &PartnerSettings) -> Routing {
             group_key: group_key(conn.grouping, &event.client, user, &event.event_type),
             fields: rule.map_or_else(
                 || conn.defaults.clone(),
-                |r| conn.defaults.overlaid_with(&r.fields),
+                |r| conn.defaults.overlaid_with(&r.fields, conn.kind),
             ),
         });
     }
@@ -204,12 +204,11 @@ mod tests {
                 company_id: "900".into(),
                 contact_id: Some("9001".into()),
             }),
-            defaults: TicketDefaults {
-                queue: Some("8".into()),
-                status: Some("1".into()),
-                priority: Some("2".into()),
-                ..Default::default()
-            },
+            defaults: TicketDefaults::from_pairs([
+                ("queue", "8"),
+                ("status", "1"),
+                ("priority", "2"),
+            ]),
             rules: BTreeMap::new(),
         }
     }
@@ -249,7 +248,7 @@ mod tests {
         assert!(r.mapped);
         assert_eq!(r.default_contact_id.as_deref(), Some("1001"));
         assert_eq!(r.catch_all_contact_id.as_deref(), Some("9001"));
-        assert_eq!(r.fields.queue.as_deref(), Some("8"));
+        assert_eq!(r.fields.get("queue"), Some("8"));
     }
 
     #[test]
@@ -293,10 +292,7 @@ mod tests {
             "dark_web".into(),
             EventRule {
                 create_ticket: true,
-                fields: TicketDefaults {
-                    queue: Some("29".into()),
-                    ..Default::default()
-                },
+                fields: TicketDefaults::from_pairs([("queue", "29")]),
             },
         );
         assert_eq!(
@@ -304,9 +300,9 @@ mod tests {
             Routing::Skip(Skip::TicketsOffForEventType)
         );
         let r = single(route(&event("acme", "dark_web", None), &s));
-        assert_eq!(r.fields.queue.as_deref(), Some("29"));
+        assert_eq!(r.fields.get("queue"), Some("29"));
         assert_eq!(
-            r.fields.status.as_deref(),
+            r.fields.get("status"),
             Some("1"),
             "the rest comes from the connection"
         );

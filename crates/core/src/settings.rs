@@ -5,24 +5,163 @@
 
 use std::collections::BTreeMap;
 
-/// Which PSA a connection speaks to. Routing never branches on it; connectors do.
+/// Which PSA a connection speaks to. Routing never branches on it; connectors do, and the
+/// ticket fields a connection's defaults may name come from here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PsaKind {
     Autotask,
+    HaloPsa,
+    KaseyaBms,
+    ConnectWise,
 }
 
+/// One ticket field a PSA's ticket defaults may set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TicketField {
+    /// The key in defaults, overrides and the PSA's lists (`queue`, `sub_issue_type`).
+    pub name: &'static str,
+    /// What a person calls it (`sub-issue type`), for error messages.
+    pub label: &'static str,
+    /// The list whose ids the value must be one of (usually `name`; `close_status` uses
+    /// `status`).
+    pub list: &'static str,
+    /// The field this one depends on: a value belongs to one value of the parent (a sub-issue
+    /// type to its issue type, a ConnectWise status to its board).
+    pub parent: Option<&'static str>,
+}
+
+const fn field(name: &'static str, label: &'static str) -> TicketField {
+    TicketField {
+        name,
+        label,
+        list: name,
+        parent: None,
+    }
+}
+
+const fn child(name: &'static str, label: &'static str, parent: &'static str) -> TicketField {
+    TicketField {
+        name,
+        label,
+        list: name,
+        parent: Some(parent),
+    }
+}
+
+const fn close(parent: Option<&'static str>) -> TicketField {
+    TicketField {
+        name: "close_status",
+        label: "close status",
+        list: "status",
+        parent,
+    }
+}
+
+const AUTOTASK_FIELDS: &[TicketField] = &[
+    field("queue", "queue"),
+    field("status", "status"),
+    field("priority", "priority"),
+    field("issue_type", "issue type"),
+    child("sub_issue_type", "sub-issue type", "issue_type"),
+    field("source", "source"),
+    field("ticket_type", "ticket type"),
+    close(None),
+];
+
+const HALOPSA_FIELDS: &[TicketField] = &[
+    field("ticket_type", "ticket type"),
+    field("status", "status"),
+    field("priority", "priority"),
+    field("sla", "SLA"),
+    field("team", "team"),
+    child("agent", "agent", "team"),
+    field("category", "category"),
+    field("urgency", "urgency"),
+    field("impact", "impact"),
+    close(None),
+];
+
+const KASEYA_BMS_FIELDS: &[TicketField] = &[
+    field("queue", "queue"),
+    field("status", "status"),
+    field("priority", "priority"),
+    field("ticket_type", "ticket type"),
+    field("issue_type", "issue type"),
+    child("sub_issue_type", "sub-issue type", "issue_type"),
+    field("source", "source"),
+    field("sla", "SLA"),
+    close(None),
+];
+
+const CONNECTWISE_FIELDS: &[TicketField] = &[
+    field("board", "board"),
+    child("status", "status", "board"),
+    child("type", "type", "board"),
+    child("subtype", "subtype", "type"),
+    child("item", "item", "board"),
+    child("team", "team", "board"),
+    field("priority", "priority"),
+    field("source", "source"),
+    close(Some("board")),
+];
+
 impl PsaKind {
+    pub const ALL: [PsaKind; 4] = [
+        PsaKind::Autotask,
+        PsaKind::HaloPsa,
+        PsaKind::KaseyaBms,
+        PsaKind::ConnectWise,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             PsaKind::Autotask => "autotask",
+            PsaKind::HaloPsa => "halopsa",
+            PsaKind::KaseyaBms => "kaseya_bms",
+            PsaKind::ConnectWise => "connectwise",
         }
     }
 
     pub fn parse(s: &str) -> Option<PsaKind> {
-        match s {
-            "autotask" => Some(PsaKind::Autotask),
-            _ => None,
+        PsaKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The name people use (`Kaseya BMS`).
+    pub fn display_name(self) -> &'static str {
+        match self {
+            PsaKind::Autotask => "Autotask",
+            PsaKind::HaloPsa => "HaloPSA",
+            PsaKind::KaseyaBms => "Kaseya BMS",
+            PsaKind::ConnectWise => "ConnectWise PSA",
         }
+    }
+
+    /// The ticket fields this PSA's defaults may set, parents before their children.
+    pub fn ticket_fields(self) -> &'static [TicketField] {
+        match self {
+            PsaKind::Autotask => AUTOTASK_FIELDS,
+            PsaKind::HaloPsa => HALOPSA_FIELDS,
+            PsaKind::KaseyaBms => KASEYA_BMS_FIELDS,
+            PsaKind::ConnectWise => CONNECTWISE_FIELDS,
+        }
+    }
+
+    pub fn ticket_field(self, name: &str) -> Option<&'static TicketField> {
+        self.ticket_fields().iter().find(|f| f.name == name)
+    }
+
+    /// Does `name` depend on `ancestor`, directly or through other fields?
+    pub fn depends_on(self, name: &str, ancestor: &str) -> bool {
+        let mut at = self.ticket_field(name).and_then(|f| f.parent);
+        // Field tables are short and acyclic; the bound guards a mistaken table.
+        for _ in 0..8 {
+            match at {
+                Some(p) if p == ancestor => return true,
+                Some(p) => at = self.ticket_field(p).and_then(|f| f.parent),
+                None => return false,
+            }
+        }
+        false
     }
 }
 
@@ -57,63 +196,69 @@ impl GroupingMode {
     }
 }
 
-/// Ticket field values, each a PSA id as text. `None` leaves the field to the PSA's default.
+/// Ticket field values by field name (see [`PsaKind::ticket_fields`]), each a PSA id as text.
+/// An absent field is left to the PSA's default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TicketDefaults {
-    pub queue: Option<String>,
-    pub status: Option<String>,
-    pub priority: Option<String>,
-    pub issue_type: Option<String>,
-    pub sub_issue_type: Option<String>,
-    pub source: Option<String>,
-    pub ticket_type: Option<String>,
-}
+pub struct TicketDefaults(BTreeMap<String, String>);
 
 impl TicketDefaults {
-    /// The names of the fields, as the API and the PSA lists call them.
-    pub const FIELDS: [&'static str; 7] = [
-        "queue",
-        "status",
-        "priority",
-        "issue_type",
-        "sub_issue_type",
-        "source",
-        "ticket_type",
-    ];
+    pub fn new() -> TicketDefaults {
+        TicketDefaults::default()
+    }
+
+    /// Defaults from `(field, id)` pairs.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> TicketDefaults {
+        TicketDefaults(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
 
     pub fn get(&self, field: &str) -> Option<&str> {
-        match field {
-            "queue" => self.queue.as_deref(),
-            "status" => self.status.as_deref(),
-            "priority" => self.priority.as_deref(),
-            "issue_type" => self.issue_type.as_deref(),
-            "sub_issue_type" => self.sub_issue_type.as_deref(),
-            "source" => self.source.as_deref(),
-            "ticket_type" => self.ticket_type.as_deref(),
-            _ => None,
-        }
+        self.0.get(field).map(String::as_str)
+    }
+
+    pub fn set(&mut self, field: &str, value: impl Into<String>) {
+        self.0.insert(field.to_string(), value.into());
+    }
+
+    pub fn remove(&mut self, field: &str) -> Option<String> {
+        self.0.remove(field)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `(field, id)` in field-name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// `self` with every field that `over` sets replaced by `over`'s value.
     ///
-    /// An override of the issue type without a sub-issue type drops the inherited sub-issue
-    /// type: a sub-issue type belongs to its issue type and must never be paired with another.
-    pub fn overlaid_with(&self, over: &TicketDefaults) -> TicketDefaults {
-        let pick = |a: &Option<String>, b: &Option<String>| b.clone().or_else(|| a.clone());
-        let issue_overridden = over.issue_type.is_some() && over.issue_type != self.issue_type;
-        TicketDefaults {
-            queue: pick(&self.queue, &over.queue),
-            status: pick(&self.status, &over.status),
-            priority: pick(&self.priority, &over.priority),
-            issue_type: pick(&self.issue_type, &over.issue_type),
-            sub_issue_type: if issue_overridden {
-                over.sub_issue_type.clone()
-            } else {
-                pick(&self.sub_issue_type, &over.sub_issue_type)
-            },
-            source: pick(&self.source, &over.source),
-            ticket_type: pick(&self.ticket_type, &over.ticket_type),
+    /// Overriding a field with a different value drops the inherited values of the fields that
+    /// depend on it (a sub-issue type of another issue type, a status of another board): a
+    /// dependent value belongs to one parent and must never be paired with another.
+    pub fn overlaid_with(&self, over: &TicketDefaults, kind: PsaKind) -> TicketDefaults {
+        let changed: Vec<&str> = over
+            .iter()
+            .filter(|(k, v)| self.get(k) != Some(*v))
+            .map(|(k, _)| k)
+            .collect();
+        let mut out = TicketDefaults(
+            self.0
+                .iter()
+                .filter(|(k, _)| !changed.iter().any(|c| kind.depends_on(k, c)))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        );
+        for (k, v) in over.iter() {
+            out.set(k, v);
         }
+        out
     }
 }
 
@@ -176,30 +321,80 @@ mod tests {
     use super::*;
 
     fn d(issue: Option<&str>, sub: Option<&str>) -> TicketDefaults {
-        TicketDefaults {
-            issue_type: issue.map(Into::into),
-            sub_issue_type: sub.map(Into::into),
-            ..Default::default()
+        let mut t = TicketDefaults::new();
+        if let Some(i) = issue {
+            t.set("issue_type", i);
         }
+        if let Some(s) = sub {
+            t.set("sub_issue_type", s);
+        }
+        t
     }
 
     #[test]
     fn overriding_the_issue_type_never_keeps_a_foreign_sub_issue_type() {
+        let k = PsaKind::Autotask;
         let base = d(Some("10"), Some("101"));
         assert_eq!(
-            base.overlaid_with(&d(Some("20"), None)),
+            base.overlaid_with(&d(Some("20"), None), k),
             d(Some("20"), None)
         );
         assert_eq!(
-            base.overlaid_with(&d(Some("20"), Some("201"))),
+            base.overlaid_with(&d(Some("20"), Some("201")), k),
             d(Some("20"), Some("201"))
         );
         assert_eq!(
-            base.overlaid_with(&d(None, Some("102"))),
+            base.overlaid_with(&d(None, Some("102")), k),
             d(Some("10"), Some("102"))
         );
-        assert_eq!(base.overlaid_with(&d(Some("10"), None)), base);
-        assert_eq!(base.overlaid_with(&TicketDefaults::default()), base);
+        assert_eq!(base.overlaid_with(&d(Some("10"), None), k), base);
+        assert_eq!(base.overlaid_with(&TicketDefaults::default(), k), base);
+    }
+
+    #[test]
+    fn a_new_board_drops_everything_that_belonged_to_the_old_one() {
+        let k = PsaKind::ConnectWise;
+        let base = TicketDefaults::from_pairs([
+            ("board", "1"),
+            ("status", "16"),
+            ("type", "2"),
+            ("subtype", "3"),
+            ("priority", "4"),
+            ("close_status", "18"),
+        ]);
+        let over = TicketDefaults::from_pairs([("board", "2"), ("status", "30")]);
+        assert_eq!(
+            base.overlaid_with(&over, k),
+            TicketDefaults::from_pairs([("board", "2"), ("status", "30"), ("priority", "4")])
+        );
+        // Overriding a child alone keeps the parent.
+        let over = TicketDefaults::from_pairs([("subtype", "9")]);
+        assert_eq!(base.overlaid_with(&over, k).get("type"), Some("2"));
+    }
+
+    #[test]
+    fn every_parent_is_a_field_of_the_same_psa_and_comes_first() {
+        for k in PsaKind::ALL {
+            let fields = k.ticket_fields();
+            for (i, f) in fields.iter().enumerate() {
+                if let Some(p) = f.parent {
+                    let at = fields.iter().position(|g| g.name == p);
+                    assert!(
+                        at.is_some_and(|at| at < i),
+                        "{}: {} before {}",
+                        k.as_str(),
+                        p,
+                        f.name
+                    );
+                }
+                assert!(
+                    k.ticket_field(f.list).is_some(),
+                    "{}: list {}",
+                    k.as_str(),
+                    f.list
+                );
+            }
+        }
     }
 
     #[test]
@@ -211,6 +406,8 @@ mod tests {
         ] {
             assert_eq!(GroupingMode::parse(m.as_str()), Some(m));
         }
-        assert_eq!(PsaKind::parse("autotask"), Some(PsaKind::Autotask));
+        for k in PsaKind::ALL {
+            assert_eq!(PsaKind::parse(k.as_str()), Some(k));
+        }
     }
 }

@@ -9,24 +9,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use psabridge_core::secret::Secret;
-use psabridge_core::settings::PsaKind;
-use psabridge_psa::Connector;
-use psabridge_psa::autotask::{AutotaskConnector, AutotaskCredentials, AutotaskOptions};
+use psabridge_psa::{Connector, SettingsError};
 use psabridge_store::config::Connection;
 use psabridge_store::{Store, StoreError};
-use serde_json::{Map, Value};
 use thiserror::Error;
 
 /// Why a connector could not be built from a stored connection.
 #[derive(Debug, Error)]
 pub enum BuildError {
-    #[error("setting '{0}' is missing")]
-    Missing(&'static str),
-    #[error("setting '{field}': {problem}")]
-    Bad {
-        field: &'static str,
-        problem: String,
-    },
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -151,109 +143,10 @@ impl Default for ConnectorRegistry {
     }
 }
 
-fn string(
-    settings: &Map<String, Value>,
-    field: &'static str,
-) -> Result<Option<String>, BuildError> {
-    match settings.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(BuildError::Bad {
-            field,
-            problem: "must be a string".into(),
-        }),
-    }
-}
-
-fn int(settings: &Map<String, Value>, field: &'static str) -> Result<Option<i64>, BuildError> {
-    match settings.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_i64().map(Some).ok_or(BuildError::Bad {
-            field,
-            problem: "must be an integer".into(),
-        }),
-    }
-}
-
-/// The Autotask settings a connection may carry, with their meaning (for API validation).
-pub const AUTOTASK_SETTINGS: &[(&str, &str)] = &[
-    ("username", "the API user's user name (required)"),
-    (
-        "zone_discovery_url",
-        "where zone discovery is asked (default https://webservices.autotask.net)",
-    ),
-    (
-        "impersonation_resource_id",
-        "resource to act as on writes (optional)",
-    ),
-    (
-        "requests_per_hour",
-        "our share of the database's 10,000 requests an hour (default 5000)",
-    ),
-    (
-        "closed_statuses",
-        "status ids that count as closed (default [\"5\"], Complete)",
-    ),
-    (
-        "status_webhook_field_id",
-        "the webhook field id of Tickets.status",
-    ),
-];
-
-/// The Autotask secret fields.
-pub const AUTOTASK_SECRETS: &[&str] = &["secret", "integration_code"];
-
 fn build(
     http: reqwest::Client,
     c: &Connection,
     secrets: &std::collections::BTreeMap<String, Secret>,
 ) -> Result<Arc<dyn Connector>, BuildError> {
-    match c.kind {
-        PsaKind::Autotask => {
-            let s = &c.settings;
-            let username = string(s, "username")?.ok_or(BuildError::Missing("username"))?;
-            let credentials = AutotaskCredentials {
-                username,
-                secret: secrets
-                    .get("secret")
-                    .cloned()
-                    .ok_or(BuildError::Missing("secret"))?,
-                integration_code: secrets
-                    .get("integration_code")
-                    .cloned()
-                    .ok_or(BuildError::Missing("integration_code"))?,
-                zone_discovery_url: string(s, "zone_discovery_url")?
-                    .unwrap_or_else(|| "https://webservices.autotask.net".to_string()),
-                impersonation_resource_id: int(s, "impersonation_resource_id")?,
-            };
-            let mut options = AutotaskOptions::default();
-            if let Some(n) = int(s, "requests_per_hour")? {
-                options.requests_per_hour = u32::try_from(n).map_err(|_| BuildError::Bad {
-                    field: "requests_per_hour",
-                    problem: "must be a positive number".into(),
-                })?;
-            }
-            if let Some(n) = int(s, "status_webhook_field_id")? {
-                options.status_webhook_field_id = n;
-            }
-            if let Some(v) = s.get("closed_statuses") {
-                options.closed_statuses = v
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|x| {
-                                x.as_str()
-                                    .map(str::to_string)
-                                    .or_else(|| x.as_i64().map(|i| i.to_string()))
-                            })
-                            .collect()
-                    })
-                    .ok_or(BuildError::Bad {
-                        field: "closed_statuses",
-                        problem: "must be a list of status ids".into(),
-                    })?;
-            }
-            Ok(Arc::new(AutotaskConnector::new(http, credentials, options)))
-        }
-    }
+    Ok(psabridge_psa::build(c.kind, http, &c.settings, secrets)?)
 }

@@ -222,6 +222,17 @@ impl Connector for FakePsa {
             .iter()
             .any(|(t, n)| t == ticket_id && n.reference == reference))
     }
+    async fn close_ticket(
+        &self,
+        ticket_id: &str,
+        _close_status: Option<&str>,
+        note: &NewNote,
+    ) -> Result<(), PsaError> {
+        self.add_note(ticket_id, note).await?;
+        self.meter.record();
+        self.close(ticket_id.parse().unwrap_or(0));
+        Ok(())
+    }
     async fn ticket_states(&self, ids: &[String]) -> Result<Vec<TicketState>, PsaError> {
         self.meter.record();
         let s = self.state.lock().unwrap();
@@ -285,12 +296,7 @@ async fn world(grouping: GroupingMode, config: EngineConfig) -> Result<World> {
             0,
         )
         .await?;
-    let defaults = TicketDefaults {
-        queue: Some("8".into()),
-        status: Some("1".into()),
-        priority: Some("2".into()),
-        ..Default::default()
-    };
+    let defaults = TicketDefaults::from_pairs([("queue", "8"), ("status", "1"), ("priority", "2")]);
     let catch_all = CompanyContact {
         company_id: "900".into(),
         contact_id: Some("9001".into()),
@@ -444,7 +450,7 @@ async fn first_alert_creates_later_alerts_note_with_one_call_each() -> Result<()
         (t.company_id.as_str(), t.contact_id.as_deref()),
         ("100", Some("1050"))
     );
-    assert_eq!(t.fields.queue.as_deref(), Some("8"));
+    assert_eq!(t.fields.get("queue"), Some("8"));
     assert!(t.title.contains("Alert A"), "{}", t.title);
     assert_eq!(w.psa.notes().len(), 1);
     assert_eq!(w.delivery("2").await?.psa_action.as_deref(), Some("noted"));

@@ -7,12 +7,17 @@
 //! its [`CallMeter`], because PSA calls per delivered event is the product's economy figure.
 
 pub mod autotask;
+mod building;
+pub mod connectwise;
+pub mod halopsa;
+pub mod kaseya_bms;
 pub mod limits;
 mod meter;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+pub use building::{SettingsError, build, known_settings};
 pub use meter::{CallMeter, count_calls};
 use psabridge_core::settings::TicketDefaults;
 use thiserror::Error;
@@ -108,8 +113,10 @@ pub struct ListItem {
     pub parent: Option<String>,
 }
 
-/// The lists a ticket needs, keyed like [`TicketDefaults::FIELDS`] (`queue`, `status`, …),
-/// plus `note_type` and `note_publish` where the PSA has them.
+/// The lists a ticket needs, keyed by the ticket field names of
+/// [`psabridge_core::settings::PsaKind::ticket_fields`] (`queue`, `status`, …), plus
+/// `note_type` and `note_publish` where the PSA has them. A dependent list's items name their
+/// parent; an item that belongs to several parents appears once per parent.
 pub type PsaLists = std::collections::BTreeMap<String, Vec<ListItem>>;
 
 /// A PSA company.
@@ -244,6 +251,15 @@ pub trait Connector: Send + Sync {
         ticket_id: &str,
         reference: &str,
     ) -> Result<bool, PsaError>;
+
+    /// Close a ticket with `close_status` (the PSA's own closed status when `None`), leaving
+    /// `note` on it to say why.
+    async fn close_ticket(
+        &self,
+        ticket_id: &str,
+        close_status: Option<&str>,
+        note: &NewNote,
+    ) -> Result<(), PsaError>;
 
     /// The state of many tickets in as few calls as the PSA allows. Unknown ids are absent.
     async fn ticket_states(&self, ids: &[String]) -> Result<Vec<TicketState>, PsaError>;

@@ -319,15 +319,18 @@ async fn seed(
         .map(|c| c.id);
 
     let lists = &connected.lists;
-    let defaults = TicketDefaults {
-        queue: pick(lists, "queue", &["monitoring", "alert"]),
-        status: pick(lists, "status", &["new"]),
-        priority: pick(lists, "priority", &["medium"]),
-        issue_type: None,
-        sub_issue_type: None,
-        source: pick(lists, "source", &["monitor", "integration", "other"]),
-        ticket_type: pick(lists, "ticket_type", &["alert", "incident"]),
-    };
+    let mut defaults = TicketDefaults::new();
+    for (field, hints) in [
+        ("queue", &["monitoring", "alert"][..]),
+        ("status", &["new"]),
+        ("priority", &["medium"]),
+        ("source", &["monitor", "integration", "other"]),
+        ("ticket_type", &["alert", "incident"]),
+    ] {
+        if let Some(id) = pick(lists, field, hints) {
+            defaults.set(field, id);
+        }
+    }
     store
         .update_connection(
             conn_id,
@@ -349,11 +352,14 @@ async fn seed(
     let security_queue = pick(lists, "queue", &["security"]);
     for et in catalog.iter() {
         let fields = if et.category.to_lowercase().contains("dark web") {
-            TicketDefaults {
-                queue: security_queue.clone(),
-                priority: pick(lists, "priority", &["high"]),
-                ..Default::default()
+            let mut f = TicketDefaults::new();
+            if let Some(q) = &security_queue {
+                f.set("queue", q.clone());
             }
+            if let Some(p) = pick(lists, "priority", &["high"]) {
+                f.set("priority", p);
+            }
+            f
         } else {
             TicketDefaults::default()
         };

@@ -89,29 +89,23 @@ pub struct MappingRow {
     pub mapped_at: Millis,
 }
 
-/// `TicketDefaults` ⇄ JSON object with the field names of [`TicketDefaults::FIELDS`].
+/// `TicketDefaults` ⇄ JSON object keyed by ticket field name (`{"queue": "8"}`).
 pub fn defaults_to_json(d: &TicketDefaults) -> Value {
-    let mut m = Map::new();
-    for f in TicketDefaults::FIELDS {
-        if let Some(v) = d.get(f) {
-            m.insert(f.to_string(), Value::String(v.to_string()));
-        }
-    }
-    Value::Object(m)
+    Value::Object(
+        d.iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+            .collect(),
+    )
 }
 
-/// Parse the stored JSON of ticket defaults.
+/// Parse the stored JSON of ticket defaults (fields that are not strings are ignored).
 pub fn defaults_from_json(v: &Value) -> TicketDefaults {
-    let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-    TicketDefaults {
-        queue: s("queue"),
-        status: s("status"),
-        priority: s("priority"),
-        issue_type: s("issue_type"),
-        sub_issue_type: s("sub_issue_type"),
-        source: s("source"),
-        ticket_type: s("ticket_type"),
-    }
+    TicketDefaults::from_pairs(
+        v.as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| v.as_str().map(|s| (k.as_str(), s))),
+    )
 }
 
 fn parse_json(text: &str, what: &str) -> Result<Value, StoreError> {

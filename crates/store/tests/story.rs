@@ -101,10 +101,7 @@ async fn story(store: Store) -> Result<()> {
             "saas.too_many_downloads",
             &EventRule {
                 create_ticket: true,
-                fields: TicketDefaults {
-                    queue: Some("8".into()),
-                    ..Default::default()
-                },
+                fields: TicketDefaults::from_pairs([("queue", "8")]),
             },
         )
         .await?;
@@ -129,8 +126,7 @@ async fn story(store: Store) -> Result<()> {
     assert_eq!(
         settings.connections[0].rules["saas.too_many_downloads"]
             .fields
-            .queue
-            .as_deref(),
+            .get("queue"),
         Some("8")
     );
     assert_eq!(

@@ -511,12 +511,7 @@ fn known_settings(
     &'static [(&'static str, &'static str)],
     &'static [&'static str],
 ) {
-    match kind {
-        PsaKind::Autotask => (
-            psabridge_engine::connectors::AUTOTASK_SETTINGS,
-            psabridge_engine::connectors::AUTOTASK_SECRETS,
-        ),
-    }
+    psabridge_psa::known_settings(kind)
 }
 
 fn connection_view(s: &AppState, c: &Connection) -> Value {
@@ -672,7 +667,11 @@ async fn create_connection(
     let kind = PsaKind::parse(&b.kind).ok_or_else(|| {
         Problem::invalid(vec![FieldError::new(
             "kind",
-            format!("'{}' is not a supported PSA (supported: autotask)", b.kind),
+            format!(
+                "'{}' is not a supported PSA (supported: {})",
+                b.kind,
+                PsaKind::ALL.map(PsaKind::as_str).join(", ")
+            ),
         )])
     })?;
     let grouping = match &b.grouping {
@@ -775,26 +774,29 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// Read ticket fields from JSON, checking each id against the PSA's lists.
+/// Read ticket fields from JSON, checking each name against the PSA's fields and each id
+/// against the PSA's lists.
 fn ticket_fields(
+    kind: PsaKind,
     raw: &Map<String, Value>,
     lists: Option<&Value>,
     path: &str,
 ) -> Result<TicketDefaults, Problem> {
     let mut errors = Vec::new();
     let mut out = TicketDefaults::default();
-    let label = |f: &str| f.replace('_', " ");
     for (k, v) in raw {
-        if !TicketDefaults::FIELDS.contains(&k.as_str()) {
+        let Some(field) = kind.ticket_field(k) else {
+            let known: Vec<&str> = kind.ticket_fields().iter().map(|f| f.name).collect();
             errors.push(FieldError::new(
                 format!("{path}{k}"),
                 format!(
-                    "is not a ticket field (known: {})",
-                    TicketDefaults::FIELDS.join(", ")
+                    "is not a {} ticket field (known: {})",
+                    kind.display_name(),
+                    known.join(", ")
                 ),
             ));
             continue;
-        }
+        };
         let id = match v {
             Value::Null => continue,
             Value::String(s) if !s.trim().is_empty() => s.trim().to_string(),
@@ -807,20 +809,23 @@ fn ticket_fields(
                 continue;
             }
         };
-        match lists.and_then(|l| l.get(k)).and_then(Value::as_array) {
+        match lists
+            .and_then(|l| l.get(field.list))
+            .and_then(Value::as_array)
+        {
             None => errors.push(FieldError::new(
                 format!("{path}{k}"),
                 "the PSA's lists are not loaded; connect the connection first (POST …/connect)",
             )),
-            Some(items) => match items
-                .iter()
-                .find(|i| i.get("id").and_then(Value::as_str) == Some(&id))
-            {
-                None => {
-                    let known: Vec<String> = items
+            Some(items) => {
+                let found: Vec<&Value> = items
+                    .iter()
+                    .filter(|i| i.get("id").and_then(Value::as_str) == Some(&id))
+                    .collect();
+                if found.is_empty() {
+                    let mut known: Vec<String> = items
                         .iter()
                         .filter(|i| i.get("active").and_then(Value::as_bool) != Some(false))
-                        .take(12)
                         .map(|i| {
                             format!(
                                 "{} \"{}\"",
@@ -829,34 +834,28 @@ fn ticket_fields(
                             )
                         })
                         .collect();
+                    known.dedup();
+                    known.truncate(12);
                     errors.push(FieldError::new(
                         format!("{path}{k}"),
                         format!(
                             "\"{id}\" is not a {} of this PSA (known: {})",
-                            label(k),
+                            field.label,
                             known.join(", ")
                         ),
                     ));
-                }
-                Some(i) if i.get("active").and_then(Value::as_bool) == Some(false) => {
+                } else if found
+                    .iter()
+                    .all(|i| i.get("active").and_then(Value::as_bool) == Some(false))
+                {
                     errors.push(FieldError::new(
                         format!("{path}{k}"),
-                        format!("\"{id}\" is an inactive {} in the PSA", label(k)),
+                        format!("\"{id}\" is an inactive {} in the PSA", field.label),
                     ));
+                } else {
+                    out.set(k, id);
                 }
-                Some(_) => {
-                    let slot = match k.as_str() {
-                        "queue" => &mut out.queue,
-                        "status" => &mut out.status,
-                        "priority" => &mut out.priority,
-                        "issue_type" => &mut out.issue_type,
-                        "sub_issue_type" => &mut out.sub_issue_type,
-                        "source" => &mut out.source,
-                        _ => &mut out.ticket_type,
-                    };
-                    *slot = Some(id);
-                }
-            },
+            }
         }
     }
     if errors.is_empty() {
@@ -866,34 +865,56 @@ fn ticket_fields(
     }
 }
 
-/// A sub-issue type must belong to its issue type (after defaults and overrides are combined).
-fn check_sub_issue(
+/// A dependent value must belong to the chosen parent (a sub-issue type to its issue type, a
+/// ConnectWise status to its board, a HaloPSA agent to its team), after defaults and overrides
+/// are combined. A list item names its parent; an item belonging to several parents is listed
+/// once per parent.
+fn check_parents(
+    kind: PsaKind,
     fields: &TicketDefaults,
     lists: Option<&Value>,
     path: &str,
 ) -> Result<(), Problem> {
-    let Some(sub) = &fields.sub_issue_type else {
-        return Ok(());
-    };
-    let parent = lists
-        .and_then(|l| l.get("sub_issue_type"))
-        .and_then(Value::as_array)
-        .and_then(|items| {
-            items
-                .iter()
-                .find(|i| i.get("id").and_then(Value::as_str) == Some(sub))
-        })
-        .and_then(|i| i.get("parent").and_then(Value::as_str).map(str::to_string));
-    match (&fields.issue_type, parent) {
-        (None, _) => Err(Problem::invalid(vec![FieldError::new(
-            format!("{path}sub_issue_type"),
-            "needs an issue_type",
-        )])),
-        (Some(issue), Some(p)) if &p != issue => Err(Problem::invalid(vec![FieldError::new(
-            format!("{path}sub_issue_type"),
-            format!("\"{sub}\" belongs to issue type \"{p}\", not \"{issue}\""),
-        )])),
-        _ => Ok(()),
+    let mut errors = Vec::new();
+    for field in kind.ticket_fields() {
+        let (Some(parent), Some(value)) = (field.parent, fields.get(field.name)) else {
+            continue;
+        };
+        let parents: Vec<&str> = lists
+            .and_then(|l| l.get(field.list))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|i| i.get("id").and_then(Value::as_str) == Some(value))
+            .filter_map(|i| i.get("parent").and_then(Value::as_str))
+            .collect();
+        if parents.is_empty() {
+            continue;
+        }
+        let parent_label = kind.ticket_field(parent).map_or(parent, |f| f.label);
+        match fields.get(parent) {
+            None => errors.push(FieldError::new(
+                format!("{path}{}", field.name),
+                format!("needs a {parent_label} ({parent})"),
+            )),
+            Some(chosen) if !parents.contains(&chosen) => errors.push(FieldError::new(
+                format!("{path}{}", field.name),
+                format!(
+                    "\"{value}\" belongs to {parent_label} {}, not \"{chosen}\"",
+                    parents
+                        .iter()
+                        .map(|p| format!("\"{p}\""))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ),
+            )),
+            Some(_) => {}
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Problem::invalid(errors))
     }
 }
 
@@ -928,8 +949,8 @@ async fn patch_connection(
     }
     let defaults = match &b.defaults {
         Some(d) => {
-            let f = ticket_fields(d, conn.lists.as_ref(), "defaults.")?;
-            check_sub_issue(&f, conn.lists.as_ref(), "defaults.")?;
+            let f = ticket_fields(conn.kind, d, conn.lists.as_ref(), "defaults.")?;
+            check_parents(conn.kind, &f, conn.lists.as_ref(), "defaults.")?;
             Some(f)
         }
         None => None,
@@ -1138,9 +1159,10 @@ async fn put_rule(
     let conn = s.store.connection(&p, id).await?;
     check_event_type(&s.catalog, &event_type)?;
     let b: RuleBody = body(&bytes)?;
-    let fields = ticket_fields(&b.fields, conn.lists.as_ref(), "fields.")?;
-    check_sub_issue(
-        &conn.defaults.overlaid_with(&fields),
+    let fields = ticket_fields(conn.kind, &b.fields, conn.lists.as_ref(), "fields.")?;
+    check_parents(
+        conn.kind,
+        &conn.defaults.overlaid_with(&fields, conn.kind),
         conn.lists.as_ref(),
         "fields.",
     )?;
