@@ -104,6 +104,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "status_webhook_field_id",
         "the webhook field id of Tickets.status",
     ),
+    (
+        "page_size",
+        "records per query page (default 100, at most 500)",
+    ),
 ];
 
 /// The Autotask secret fields.
@@ -132,6 +136,9 @@ pub fn from_settings(
     }
     if let Some(v) = id_list(s, "closed_statuses")? {
         options.closed_statuses = v;
+    }
+    if let Some(n) = count(s, "page_size")? {
+        options.page_size = n.min(MAX_PAGE as u32);
     }
     Ok(std::sync::Arc::new(AutotaskConnector::new(
         http,

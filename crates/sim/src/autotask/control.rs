@@ -37,8 +37,10 @@ const ENDPOINTS: &[&str] = &[
     "POST /_sim/reset-stats",
     "POST /_sim/reset (data back to the seed; faults and statistics cleared)",
     "GET /_sim/tickets?open=true&limit=N",
-    "GET /_sim/tickets/{id}",
-    "POST /_sim/tickets/{id}/complete",
+    "GET /_sim/fixtures (facts about the seed, for conformance suites)",
+    "GET /_sim/tickets/{id} (normalised view, the Autotask record under raw)",
+    "POST /_sim/tickets/{id}/complete (also /close)",
+    "POST /_sim/tickets/{id}/reopen",
     "POST /_sim/tickets/{id}/update {field: value, ...}",
     "POST /_sim/tickets/{id}/notes {description, title?, noteType?, publish?}",
     "GET /_sim/webhook-deliveries",
@@ -88,6 +90,7 @@ pub async fn handle(
             s.reset_stats();
             StatusCode::NO_CONTENT.into_response()
         }
+        ("GET", ["fixtures"]) => ok(fixtures(s)),
         ("GET", ["webhook-deliveries"]) => ok(json!({"deliveries": s.deliveries.list()})),
         ("GET", ["tickets"]) => {
             let params: Vec<(String, String)> = query
@@ -122,11 +125,18 @@ pub async fn handle(
             };
             let db = s.db();
             match db.get("Tickets", id) {
-                Some(t) => ok(json!({"ticket": t, "notes": db.children_of("TicketNotes", id)})),
+                Some(t) => ok(normalised(t, &db.children_of("TicketNotes", id))),
                 None => bad(StatusCode::NOT_FOUND, "no such ticket"),
             }
         }
-        ("POST", ["tickets", id, action @ ("complete" | "update" | "notes")]) => {
+        (
+            "POST",
+            [
+                "tickets",
+                id,
+                action @ ("complete" | "close" | "reopen" | "update" | "notes"),
+            ],
+        ) => {
             let Ok(id) = id.parse::<i64>() else {
                 return bad(
                     StatusCode::BAD_REQUEST,
@@ -186,8 +196,11 @@ async fn technician(
             .map(|n| json!({"note": n}))
         }
         _ => {
-            if action == "complete" {
+            if action == "complete" || action == "close" {
                 fields.insert("status".into(), json!(ids::STATUS_COMPLETE));
+            }
+            if action == "reopen" {
+                fields.insert("status".into(), json!(ids::STATUS_IN_PROGRESS));
             }
             fields.insert("id".into(), json!(id));
             write_update(
@@ -209,4 +222,86 @@ async fn technician(
         Err(ApiError::Server(m)) => bad(StatusCode::UNPROCESSABLE_ENTITY, m),
         Err(e) => bad(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
     }
+}
+
+/// Facts about the seed in PSA Bridge's terms, so that one conformance suite can drive every
+/// simulator (see the crate docs).
+fn fixtures(s: &Arc<Shared>) -> Value {
+    let db = s.db();
+    let active_companies = db
+        .table("Companies")
+        .into_iter()
+        .flat_map(|t| t.values())
+        .filter(|c| c.get("isActive").and_then(Value::as_bool) == Some(true))
+        .count();
+    let contacts_with = |email: &str| -> Vec<String> {
+        db.table("Contacts")
+            .into_iter()
+            .flat_map(|t| t.values())
+            .filter(|c| {
+                c.get("isActive").and_then(coerce_i64) == Some(1)
+                    && c.get("emailAddress")
+                        .and_then(Value::as_str)
+                        .is_some_and(|e| e.eq_ignore_ascii_case(email))
+            })
+            .filter_map(|c| c.get("id").and_then(coerce_i64).map(|i| i.to_string()))
+            .collect()
+    };
+    json!({
+        "search": "acme",
+        "company_id": ids::ACME.to_string(),
+        "company_name": "Acme Dental Group",
+        "active_companies": active_companies,
+        "contact_email": "maria.lopez@acmedental.example",
+        "contact_id": contacts_with("maria.lopez@acmedental.example").first(),
+        "duplicate_email": "Front.Desk@acmedental.example",
+        "duplicate_contact_ids": contacts_with("front.desk@acmedental.example"),
+        "missing_email": "nobody@acmedental.example",
+        "defaults": {
+            "queue": ids::QUEUE_SECURITY_ALERTS.to_string(),
+            "status": ids::STATUS_NEW.to_string(),
+            "priority": ids::PRIORITY_HIGH.to_string(),
+            "issue_type": ids::ISSUE_SECURITY.to_string(),
+            "sub_issue_type": "103",
+            "source": "2",
+            "ticket_type": ids::TICKET_TYPE_ALERT.to_string(),
+        },
+        "close_status": ids::STATUS_COMPLETE.to_string(),
+    })
+}
+
+/// A ticket in PSA Bridge's terms, with the Autotask record under `raw`.
+fn normalised(t: &Value, notes: &[Value]) -> Value {
+    let id_text = |v: Option<&Value>| v.and_then(coerce_i64).map(|i| i.to_string());
+    let mut fields = Map::new();
+    for (theirs, ours) in [
+        ("queueID", "queue"),
+        ("status", "status"),
+        ("priority", "priority"),
+        ("issueType", "issue_type"),
+        ("subIssueType", "sub_issue_type"),
+        ("source", "source"),
+        ("ticketType", "ticket_type"),
+    ] {
+        if let Some(v) = id_text(t.get(theirs)) {
+            fields.insert(ours.into(), Value::String(v));
+        }
+    }
+    let status = t.get("status").and_then(coerce_i64);
+    json!({
+        "id": id_text(t.get("id")),
+        "closed": status == Some(ids::STATUS_COMPLETE),
+        "status": id_text(t.get("status")),
+        "company_id": id_text(t.get("companyID")),
+        "contact_id": id_text(t.get("contactID")),
+        "title": t.get("title"),
+        "description": t.get("description"),
+        "reference": t.get("externalID"),
+        "fields": fields,
+        "notes": notes.iter().map(|n| json!({
+            "text": n.get("description"),
+            "internal": n.get("publish").and_then(coerce_i64) != Some(ids::PUBLISH_ALL),
+        })).collect::<Vec<_>>(),
+        "raw": t,
+    })
 }
