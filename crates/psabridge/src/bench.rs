@@ -41,6 +41,10 @@ pub struct BenchArgs {
     /// Latency the simulator adds to each request in the latency scenario (ms).
     #[arg(long, default_value_t = 150)]
     pub psa_latency_ms: u64,
+    /// The PSA the economy and latency scenarios deliver to: autotask, halopsa, kaseya_bms,
+    /// connectwise.
+    #[arg(long, default_value = "autotask")]
+    pub psa: String,
 }
 
 /// A child process killed when dropped.
@@ -95,13 +99,27 @@ impl Sut {
         sim_hourly_limit: u32,
     ) -> Result<Sut> {
         let exe = std::env::current_exe()?;
-        let mut sim = Command::new(&exe)
-            .args(["sim", "autotask", "--listen", "127.0.0.1:0"])
+        let kind = psabridge_core::settings::PsaKind::parse(&args.psa).with_context(|| {
+            format!(
+                "--psa: '{}' is not a PSA (autotask, halopsa, kaseya_bms, connectwise)",
+                args.psa
+            )
+        })?;
+        let mut sim_cmd = Command::new(&exe);
+        sim_cmd
+            .args([
+                "sim",
+                &kind.as_str().replace('_', "-"),
+                "--listen",
+                "127.0.0.1:0",
+            ])
             .args(["--latency-ms", &sim_latency_ms.to_string()])
-            .args(["--hourly-limit", &sim_hourly_limit.to_string()])
             .env("PSABRIDGE_LOG", "error")
-            .stdout(Stdio::piped())
-            .spawn()?;
+            .stdout(Stdio::piped());
+        if kind == psabridge_core::settings::PsaKind::Autotask {
+            sim_cmd.args(["--hourly-limit", &sim_hourly_limit.to_string()]);
+        }
+        let mut sim = sim_cmd.spawn()?;
         let line = first_line_matching(&mut sim, "base_url", Duration::from_secs(30))?;
         let sim_url = serde_json::from_str::<Value>(&line)?["base_url"]
             .as_str()
@@ -110,11 +128,17 @@ impl Sut {
         let sim = Proc(sim);
         let dir = tempfile::tempdir()?;
         let mut cmd = Command::new(&exe);
+        let sim_flag = match kind {
+            psabridge_core::settings::PsaKind::Autotask => "--sim-url".to_string(),
+            other => format!("--{}-sim-url", other.as_str().replace('_', "-")),
+        };
         cmd.args([
             "demo",
             "--listen",
             "127.0.0.1:0",
-            "--sim-url",
+            "--sim-listen",
+            "127.0.0.1:0",
+            &sim_flag,
             &sim_url,
             "--sqlite-synchronous",
             &args.sqlite_synchronous,
@@ -135,7 +159,14 @@ impl Sut {
             product: Proc(product),
             sim_url,
             api: info["api_url"].as_str().unwrap_or_default().to_string(),
-            token: info["api_token"].as_str().unwrap_or_default().to_string(),
+            token: info["partners"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| p["psa"] == kind.as_str())
+                .and_then(|p| p["api_token"].as_str())
+                .unwrap_or_default()
+                .to_string(),
             _dir: dir,
         })
     }
@@ -407,9 +438,9 @@ async fn scenario_economy(args: &BenchArgs) -> Result<Value> {
                 .iter()
                 .flat_map(|v| v["tickets"].as_array().cloned().unwrap_or_default())
             {
-                if let Some(id) = t["id"].as_i64() {
+                if let Some(id) = t["id"].as_str() {
                     let _ = http
-                        .post(format!("{}/_sim/tickets/{id}/complete", sut.sim_url))
+                        .post(format!("{}/_sim/tickets/{id}/close", sut.sim_url))
                         .send()
                         .await;
                     completed += 1;

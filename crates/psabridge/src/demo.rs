@@ -1,47 +1,50 @@
-//! `psabridge demo`: the whole product in one process on 127.0.0.1, with the Autotask
-//! simulator, an embedded SQLite file and a seeded demo partner.
+//! `psabridge demo`: the whole product in one process on 127.0.0.1, with a simulator of each
+//! PSA (Autotask, HaloPSA, Kaseya BMS, ConnectWise), an embedded SQLite file and one seeded
+//! demo partner per PSA.
 //!
 //! The first start seeds; later starts on the same data directory keep everything (the
-//! simulator's tickets too, in its state file) and only refresh what moved (ports).
+//! Autotask simulator's tickets too, in its state file) and only refresh what moved (ports).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use psabridge_core::catalog::Catalog;
-use psabridge_core::secret::Secret;
 use psabridge_core::settings::{CompanyContact, EventRule, GroupingMode, PsaKind, TicketDefaults};
-use psabridge_psa::ListItem;
-use psabridge_sim::autotask as sim;
+use psabridge_psa::{Company, ListItem, PsaLists};
 use psabridge_store::config::{MappingRow, NewConnection};
 use psabridge_store::seal::KeyRing;
 use psabridge_store::{Store, StoreError};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::app;
+use crate::sims::{self, SimOptions};
 
 /// Options of `psabridge demo`.
 pub struct DemoOptions {
     pub data_dir: PathBuf,
     pub listen: String,
+    /// Address of the Autotask simulator; the other simulators take the next ports (or any
+    /// free port when this one is 0).
     pub sim_listen: String,
-    /// Latency the simulator adds to every call, to feel like the real thing.
+    /// Latency the simulators add to every call, to feel like the real thing.
     pub sim_latency_ms: u64,
-    /// An Autotask simulator running elsewhere (its own process), instead of the built-in one.
-    pub sim_url: Option<String>,
+    /// Simulators running elsewhere (their own processes), instead of built-in ones.
+    pub sim_urls: BTreeMap<&'static str, String>,
     /// A database other than the data directory's SQLite file.
     pub database_url: Option<String>,
-    /// Our share of the PSA's hourly request limit.
+    /// Our share of Autotask's hourly request limit.
     pub psa_requests_per_hour: Option<u32>,
-    /// Requests per rolling hour the built-in simulator allows.
+    /// Requests per rolling hour the built-in Autotask simulator allows.
     pub sim_hourly_limit: u32,
     pub synchronous: psabridge_store::Synchronous,
 }
 
-/// The simulator the demo talks to: its own, or one running elsewhere.
+/// A simulator the demo talks to: its own, or one running elsewhere.
 enum SimHandle {
-    Inside(sim::Simulator),
+    Inside(sims::Running),
     Outside { base_url: String },
 }
 
@@ -52,18 +55,16 @@ impl SimHandle {
             SimHandle::Outside { base_url } => base_url.trim_end_matches('/').to_string(),
         }
     }
-
-    fn zone_url(&self) -> String {
-        match self {
-            SimHandle::Inside(s) => s.zone_url(),
-            SimHandle::Outside { base_url } => {
-                format!("{}/ATServicesRest/", base_url.trim_end_matches('/'))
-            }
-        }
-    }
 }
 
-pub const PARTNER: &str = "demo-msp";
+/// The demo partners: one per PSA. The Autotask one keeps the id the demo always had.
+pub const PARTNERS: [(PsaKind, &str, &str); 4] = [
+    (PsaKind::Autotask, "demo-msp", "Demo MSP (Autotask)"),
+    (PsaKind::HaloPsa, "demo-halo", "Demo MSP (HaloPSA)"),
+    (PsaKind::KaseyaBms, "demo-bms", "Demo MSP (Kaseya BMS)"),
+    (PsaKind::ConnectWise, "demo-cw", "Demo MSP (ConnectWise)"),
+];
+pub const PARTNER: &str = PARTNERS[0].1;
 const CLIENTS: [(&str, &str); 4] = [
     ("client-001", "Acme Dental Group"),
     ("client-002", "Blue Harbor Legal"),
@@ -71,34 +72,49 @@ const CLIENTS: [(&str, &str); 4] = [
     ("client-004", "Tailspin Toys (not mapped)"),
 ];
 
+/// Where the simulator of the `n`th PSA listens: the next ports after `--sim-listen`.
+fn sim_address(base: &str, n: u16) -> String {
+    match base.rsplit_once(':') {
+        Some((host, port)) => match port.parse::<u16>() {
+            Ok(0) => format!("{host}:0"),
+            Ok(p) => format!("{host}:{}", p.saturating_add(n)),
+            Err(_) => base.to_string(),
+        },
+        None => base.to_string(),
+    }
+}
+
 /// Run the demo until Ctrl-C.
 pub async fn run(opts: DemoOptions) -> Result<()> {
     std::fs::create_dir_all(&opts.data_dir)
         .with_context(|| format!("--data-dir: cannot create {}", opts.data_dir.display()))?;
     let keys = demo_key(&opts.data_dir.join("secret.key"))?;
 
-    let sim_config = sim::Config {
-        state_file: Some(opts.data_dir.join("autotask-sim.json")),
-        base_latency_ms: opts.sim_latency_ms,
-        hourly_limit: opts.sim_hourly_limit,
-        ..sim::Config::default()
-    };
-    let user = sim_config.api_users[0].clone();
-    let simulator = match &opts.sim_url {
-        Some(url) => SimHandle::Outside {
-            base_url: url.clone(),
-        },
-        None => {
-            let sim_listener = TcpListener::bind(&opts.sim_listen)
-                .await
-                .with_context(|| format!("--sim-listen: cannot listen on {}", opts.sim_listen))?;
-            SimHandle::Inside(
-                sim::Simulator::start(sim_listener, sim_config)
-                    .await
-                    .context("starting the Autotask simulator")?,
-            )
-        }
-    };
+    let mut simulators: Vec<(PsaKind, SimHandle)> = Vec::new();
+    for (n, (kind, _, _)) in PARTNERS.iter().enumerate() {
+        let handle = match opts.sim_urls.get(kind.as_str()) {
+            Some(url) => SimHandle::Outside {
+                base_url: url.clone(),
+            },
+            None => {
+                let addr = sim_address(&opts.sim_listen, n as u16);
+                let listener = TcpListener::bind(&addr).await.with_context(|| {
+                    format!(
+                        "--sim-listen: the {} simulator cannot listen on {addr}",
+                        kind.display_name()
+                    )
+                })?;
+                let sim_opts = SimOptions {
+                    latency_ms: opts.sim_latency_ms,
+                    state_file: (*kind == PsaKind::Autotask)
+                        .then(|| opts.data_dir.join("autotask-sim.json")),
+                    hourly_limit: (*kind == PsaKind::Autotask).then_some(opts.sim_hourly_limit),
+                };
+                SimHandle::Inside(sims::Running::start(*kind, listener, &sim_opts).await?)
+            }
+        };
+        simulators.push((*kind, handle));
+    }
 
     let listener = TcpListener::bind(&opts.listen)
         .await
@@ -125,41 +141,43 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     )
     .await?;
 
+    let described: BTreeMap<PsaKind, Value> = simulators
+        .iter()
+        .map(|(k, h)| (*k, sims::describe(*k, &h.base_url())))
+        .collect();
     let demo_file = opts.data_dir.join("demo.json");
     let info = match seeded(&running.store).await? {
         false => {
-            let info = seed(
+            seed(
                 &running,
-                &simulator,
-                &user,
+                &described,
                 &catalog,
                 &api_url,
                 opts.psa_requests_per_hour,
             )
-            .await?;
-            write_private(&demo_file, &serde_json::to_string_pretty(&info)?)?;
-            info
+            .await?
         }
         true => {
-            let info = refresh(
+            refresh(
                 &running,
-                &simulator,
+                &described,
                 &demo_file,
                 &api_url,
                 opts.psa_requests_per_hour,
             )
-            .await?;
-            write_private(&demo_file, &serde_json::to_string_pretty(&info)?)?;
-            info
+            .await?
         }
     };
+    write_private(&demo_file, &serde_json::to_string_pretty(&info)?)?;
 
     print_welcome(&info, &demo_file);
     app::stop_signal().await;
     eprintln!("stopping…");
     running.stop().await;
-    if let SimHandle::Inside(s) = simulator {
-        s.shutdown().await;
+    for (_, s) in simulators {
+        if let SimHandle::Inside(s) = s {
+            s.shutdown().await;
+        }
     }
     Ok(())
 }
@@ -194,6 +212,10 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
+fn now() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
 async fn seeded(store: &Store) -> Result<bool> {
     match store.partner(PARTNER).await {
         Ok(_) => Ok(true),
@@ -202,14 +224,41 @@ async fn seeded(store: &Store) -> Result<bool> {
     }
 }
 
-fn now() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+/// Words that pick a sensible list value for each ticket field, first match wins.
+fn hints(field: &str) -> &'static [&'static str] {
+    match field {
+        "queue" => &["security", "monitoring", "alert"],
+        "status" => &["new"],
+        "priority" => &["medium", "normal", "p3"],
+        "source" => &["monitor", "integration", "alert", "email"],
+        "ticket_type" | "type" => &["alert", "incident"],
+        "board" => &["security", "service", "help"],
+        "urgency" | "impact" => &["medium"],
+        "issue_type" => &["security"],
+        "close_status" => &["complete", "closed", "resolved"],
+        _ => &[],
+    }
 }
 
-/// Pick the list item whose label contains one of `wanted` (case-insensitive), else the first
-/// active one.
-fn pick(lists: &psabridge_psa::PsaLists, field: &str, wanted: &[&str]) -> Option<String> {
-    let items: Vec<&ListItem> = lists.get(field)?.iter().filter(|i| i.active).collect();
+/// Fields the demo leaves to the PSA (assignment, SLA and finer classification).
+const LEFT_TO_THE_PSA: [&str; 7] = [
+    "agent",
+    "sla",
+    "item",
+    "subtype",
+    "sub_issue_type",
+    "category",
+    "team",
+];
+
+/// Pick the active list item whose label contains one of `wanted` (case-insensitive), else the
+/// first active one; for a dependent field, only among the items of the chosen parent.
+fn pick(lists: &PsaLists, list: &str, wanted: &[&str], parent: Option<&str>) -> Option<String> {
+    let items: Vec<&ListItem> = lists
+        .get(list)?
+        .iter()
+        .filter(|i| i.active && (parent.is_none() || i.parent.as_deref() == parent))
+        .collect();
     wanted
         .iter()
         .find_map(|w| {
@@ -221,96 +270,155 @@ fn pick(lists: &psabridge_psa::PsaLists, field: &str, wanted: &[&str]) -> Option
         .map(|i| i.id.clone())
 }
 
+/// Ticket defaults for a fresh connection, chosen from the PSA's lists.
+fn demo_defaults(kind: PsaKind, lists: &PsaLists) -> TicketDefaults {
+    let mut d = TicketDefaults::new();
+    for f in kind.ticket_fields() {
+        if LEFT_TO_THE_PSA.contains(&f.name) {
+            continue;
+        }
+        let parent = f.parent.and_then(|p| d.get(p).map(str::to_string));
+        if f.parent.is_some() && parent.is_none() {
+            continue;
+        }
+        if let Some(id) = pick(lists, f.list, hints(f.name), parent.as_deref()) {
+            d.set(f.name, id);
+        }
+    }
+    d
+}
+
 async fn seed(
     running: &app::Running,
-    simulator: &SimHandle,
-    user: &sim::ApiUser,
+    described: &BTreeMap<PsaKind, Value>,
     catalog: &Catalog,
     api_url: &str,
     requests_per_hour: Option<u32>,
 ) -> Result<Value> {
     let store = &running.store;
-    let engine = &running.engine;
-    let t = now();
-    store.create_partner(PARTNER, "Demo MSP", t).await?;
-    let token = psabridge_web::auth::new_token();
-    store
-        .create_token(
-            &psabridge_web::auth::token_hash(&token),
-            Some(PARTNER),
-            "demo",
-            t,
-        )
-        .await?;
     let vendor_token = psabridge_web::auth::new_token();
     store
         .create_token(
             &psabridge_web::auth::token_hash(&vendor_token),
             None,
             "demo vendor",
-            t,
+            now(),
+        )
+        .await?;
+    let mut partners = Vec::new();
+    for (kind, id, name) in PARTNERS {
+        let sim = described.get(&kind).context("a simulator per PSA")?;
+        let rph = (kind == PsaKind::Autotask)
+            .then_some(requests_per_hour)
+            .flatten();
+        let p = seed_partner(running, kind, id, name, sim, catalog, api_url, rph)
+            .await
+            .with_context(|| format!("seeding the {} demo partner", kind.display_name()))?;
+        partners.push(p);
+    }
+    let first = partners[0].clone();
+    Ok(json!({
+        "api_url": api_url,
+        "vendor_token": vendor_token,
+        // The Autotask partner at the top level, as scripts written for one PSA expect.
+        "api_token": first["api_token"],
+        "partner": first["id"],
+        "connection": first["connection"],
+        "clients": first["clients"],
+        "catch_all": first["catch_all"],
+        "partners": partners,
+        "event_types": catalog.iter().map(|t| t.key.clone()).collect::<Vec<_>>(),
+        "simulators": simulators_json(described),
+    }))
+}
+
+fn simulators_json(described: &BTreeMap<PsaKind, Value>) -> Value {
+    Value::Object(
+        described
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.clone()))
+            .collect(),
+    )
+}
+
+/// One demo partner: a connection to its PSA's simulator, defaults from the PSA's lists, a
+/// catch-all company, rules for every event type, and four clients (three mapped).
+#[allow(clippy::too_many_arguments)]
+async fn seed_partner(
+    running: &app::Running,
+    kind: PsaKind,
+    partner: &str,
+    partner_name: &str,
+    sim: &Value,
+    catalog: &Catalog,
+    api_url: &str,
+    requests_per_hour: Option<u32>,
+) -> Result<Value> {
+    let store = &running.store;
+    let engine = &running.engine;
+    store.create_partner(partner, partner_name, now()).await?;
+    let token = psabridge_web::auth::new_token();
+    store
+        .create_token(
+            &psabridge_web::auth::token_hash(&token),
+            Some(partner),
+            "demo",
+            now(),
         )
         .await?;
 
-    let mut settings = Map::new();
-    settings.insert("username".into(), json!(user.username));
-    settings.insert("zone_discovery_url".into(), json!(simulator.base_url()));
+    let (mut settings, secrets) = sims::connection_settings(kind, sim);
     if let Some(n) = requests_per_hour {
         settings.insert("requests_per_hour".into(), json!(n));
     }
-    let mut secrets = std::collections::BTreeMap::new();
-    secrets.insert("secret".to_string(), Secret::new(user.secret.clone()));
-    secrets.insert(
-        "integration_code".to_string(),
-        Secret::new(user.integration_code.clone()),
-    );
     let conn_id = store
         .create_connection(
             &NewConnection {
-                partner_id: PARTNER.into(),
-                kind: PsaKind::Autotask,
-                name: "Autotask (simulator)".into(),
+                partner_id: partner.into(),
+                kind,
+                name: format!("{} (simulator)", kind.display_name()),
                 grouping: GroupingMode::User,
                 settings,
                 secrets,
             },
-            t,
+            now(),
         )
         .await?;
-    let connection = store.connection(PARTNER, conn_id).await?;
+    let connection = store.connection(partner, conn_id).await?;
     let connected = psabridge_engine::connect::connect(engine, &connection, Some(api_url))
         .await
-        .context("connecting the demo partner to the simulator")?;
+        .with_context(|| format!("connecting to the {} simulator", kind.display_name()))?;
     let connector = engine
         .connectors
-        .get(store, &store.connection(PARTNER, conn_id).await?)
+        .get(store, &store.connection(partner, conn_id).await?)
         .await?;
 
     // Companies: three customers to map, and the catch-all.
-    let mut companies = Vec::new();
+    let mut companies: Vec<Company> = Vec::new();
     let mut cursor = None;
     loop {
         let page = connector.companies(None, cursor.as_deref()).await?;
-        companies.extend(page.companies);
+        companies.extend(page.companies.into_iter().filter(|c| c.active));
         match page.next {
             Some(n) if companies.len() < 500 => cursor = Some(n),
             _ => break,
         }
     }
-    let catch_all = companies
+    let customers: Vec<Company> = companies
         .iter()
-        .find(|c| c.name.to_lowercase().contains("default"))
-        .cloned()
-        .context("the simulator has no catch-all (\"Default …\") company")?;
-    let customers: Vec<_> = companies
-        .iter()
-        .filter(|c| c.id != "0" && c.id != catch_all.id && c.active)
+        .filter(|c| c.id != "0" && !c.name.to_lowercase().contains("default"))
         .take(3)
         .cloned()
         .collect();
     if customers.len() < 3 {
         bail!("the simulator has fewer than three customer companies");
     }
+    let catch_all = companies
+        .iter()
+        .find(|c| c.name.to_lowercase().contains("default"))
+        .or_else(|| companies.iter().rev().find(|c| !customers.contains(c)))
+        .cloned()
+        .context("the simulator has no company to catch unmapped clients")?;
     let catch_all_contact = connector
         .contacts(&catch_all.id)
         .await?
@@ -319,18 +427,7 @@ async fn seed(
         .map(|c| c.id);
 
     let lists = &connected.lists;
-    let mut defaults = TicketDefaults::new();
-    for (field, hints) in [
-        ("queue", &["monitoring", "alert"][..]),
-        ("status", &["new"]),
-        ("priority", &["medium"]),
-        ("source", &["monitor", "integration", "other"]),
-        ("ticket_type", &["alert", "incident"]),
-    ] {
-        if let Some(id) = pick(lists, field, hints) {
-            defaults.set(field, id);
-        }
-    }
+    let defaults = demo_defaults(kind, lists);
     store
         .update_connection(
             conn_id,
@@ -346,23 +443,17 @@ async fn seed(
             now(),
         )
         .await?;
-    store.set_default_connection(PARTNER, Some(conn_id)).await?;
+    store.set_default_connection(partner, Some(conn_id)).await?;
 
-    // Rules: every event type tickets; dark-web events go to a security queue if there is one.
-    let security_queue = pick(lists, "queue", &["security"]);
+    // Rules: every event type tickets; dark-web events get a high priority.
+    let high = pick(lists, "priority", &["high", "p2"], None);
     for et in catalog.iter() {
-        let fields = if et.category.to_lowercase().contains("dark web") {
-            let mut f = TicketDefaults::new();
-            if let Some(q) = &security_queue {
-                f.set("queue", q.clone());
-            }
-            if let Some(p) = pick(lists, "priority", &["high"]) {
-                f.set("priority", p);
-            }
-            f
-        } else {
-            TicketDefaults::default()
-        };
+        let mut fields = TicketDefaults::new();
+        if et.category.to_lowercase().contains("dark web")
+            && let Some(p) = &high
+        {
+            fields.set("priority", p.clone());
+        }
         store
             .put_rule(
                 conn_id,
@@ -377,7 +468,7 @@ async fn seed(
 
     let mut clients = Vec::new();
     for (i, (id, name)) in CLIENTS.iter().enumerate() {
-        store.put_client(PARTNER, id, name, now()).await?;
+        store.put_client(partner, id, name, now()).await?;
         let company = customers.get(i).filter(|_| i < 3);
         if let Some(company) = company {
             let contact = connector
@@ -388,7 +479,7 @@ async fn seed(
                 .map(|c| c.id);
             store
                 .put_mapping(
-                    PARTNER,
+                    partner,
                     &MappingRow {
                         connection_id: conn_id,
                         client_id: id.to_string(),
@@ -408,36 +499,22 @@ async fn seed(
             "psa_company_name": company.map(|c| c.name.clone()),
         }));
     }
-
     Ok(json!({
-        "api_url": api_url,
+        "id": partner,
+        "name": partner_name,
+        "psa": kind.as_str(),
         "api_token": token,
-        "vendor_token": vendor_token,
-        "partner": PARTNER,
         "connection": conn_id,
         "clients": clients,
         "catch_all": {"company_id": catch_all.id, "company_name": catch_all.name, "contact_id": catch_all_contact},
-        "event_types": catalog.iter().map(|t| t.key.clone()).collect::<Vec<_>>(),
-        "simulators": {"autotask": sim_json(simulator, user)},
     }))
 }
 
-fn sim_json(simulator: &SimHandle, user: &sim::ApiUser) -> Value {
-    json!({
-        "base_url": simulator.base_url(),
-        "zone_url": simulator.zone_url(),
-        "username": user.username,
-        "secret": user.secret,
-        "integration_code": user.integration_code,
-        "control_url": format!("{}/_sim", simulator.base_url()),
-    })
-}
-
-/// A later start: keep the data, point the connection at the simulator's (possibly new) port,
-/// and rewrite demo.json with the current URLs.
+/// A later start: keep the data, point each connection at its simulator's (possibly new)
+/// address, and rewrite demo.json with the current URLs.
 async fn refresh(
     running: &app::Running,
-    simulator: &SimHandle,
+    described: &BTreeMap<PsaKind, Value>,
     demo_file: &Path,
     api_url: &str,
     requests_per_hour: Option<u32>,
@@ -447,39 +524,47 @@ async fn refresh(
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .context("the data directory was seeded but demo.json is missing or unreadable; remove the data directory to start afresh")?;
-    let user = sim::Config::default().api_users[0].clone();
-    for mut c in store.connections(Some(PARTNER)).await? {
-        let rph = requests_per_hour.map(|n| json!(n));
-        if c.settings.get("zone_discovery_url").and_then(Value::as_str)
-            != Some(&simulator.base_url())
-            || (rph.is_some() && c.settings.get("requests_per_hour") != rph.as_ref())
-        {
-            c.settings
-                .insert("zone_discovery_url".into(), json!(simulator.base_url()));
-            if let Some(n) = rph {
-                c.settings.insert("requests_per_hour".into(), n);
+    let moved = info["api_url"].as_str() != Some(api_url);
+    for (kind, partner, _) in PARTNERS {
+        let Some(sim) = described.get(&kind) else {
+            continue;
+        };
+        let (fresh, _) = sims::connection_settings(kind, sim);
+        for mut c in store.connections(Some(partner)).await? {
+            let mut changed = false;
+            for (k, v) in &fresh {
+                if c.settings.get(k) != Some(v) {
+                    c.settings.insert(k.clone(), v.clone());
+                    changed = true;
+                }
             }
-            store
-                .update_connection(c.id, None, None, None, Some(&c.settings), None, None, now())
-                .await?;
-        }
-    }
-    if info["api_url"].as_str() != Some(api_url) {
-        // The API moved: the PSA's webhook still calls the old address. Register a new one.
-        for c in store.connections(Some(PARTNER)).await? {
-            store
-                .set_connection_webhook(c.id, None, None, None, now())
-                .await?;
-            let c = store.connection(PARTNER, c.id).await?;
-            if let Err(e) =
-                psabridge_engine::connect::connect(&running.engine, &c, Some(api_url)).await
-            {
-                eprintln!("warning: reconnecting the demo connection failed: {e}");
+            if let Some(n) = requests_per_hour.filter(|_| kind == PsaKind::Autotask) {
+                if c.settings.get("requests_per_hour") != Some(&json!(n)) {
+                    c.settings.insert("requests_per_hour".into(), json!(n));
+                    changed = true;
+                }
+            }
+            if changed {
+                store
+                    .update_connection(c.id, None, None, None, Some(&c.settings), None, None, now())
+                    .await?;
+            }
+            if moved {
+                // The API moved: the PSA's webhook still calls the old address. Register anew.
+                store
+                    .set_connection_webhook(c.id, None, None, None, now())
+                    .await?;
+                let c = store.connection(partner, c.id).await?;
+                if let Err(e) =
+                    psabridge_engine::connect::connect(&running.engine, &c, Some(api_url)).await
+                {
+                    eprintln!("warning: reconnecting the demo connection {}: {e}", c.name);
+                }
             }
         }
     }
     info["api_url"] = json!(api_url);
-    info["simulators"]["autotask"] = sim_json(simulator, &user);
+    info["simulators"] = simulators_json(described);
     Ok(info)
 }
 
@@ -488,15 +573,23 @@ fn print_welcome(info: &Value, demo_file: &Path) {
     let token = info["api_token"].as_str().unwrap_or_default();
     println!("PSA Bridge demo is running.");
     println!("  API:        {api}  (OpenAPI: {api}/api/v1/openapi.json)");
+    for p in info["partners"].as_array().into_iter().flatten() {
+        let psa = p["psa"].as_str().unwrap_or_default();
+        println!(
+            "  Partner {:<10} → {} simulator at {}",
+            p["id"].as_str().unwrap_or_default(),
+            PsaKind::parse(psa).map_or(psa, PsaKind::display_name),
+            info["simulators"][psa]["base_url"]
+                .as_str()
+                .unwrap_or_default()
+        );
+    }
     println!(
-        "  Autotask simulator: {}",
-        info["simulators"]["autotask"]["base_url"]
-            .as_str()
-            .unwrap_or_default()
+        "  Everything a script needs (tokens, URLs, credentials): {}",
+        demo_file.display()
     );
-    println!("  Everything a script needs: {}", demo_file.display());
     println!();
-    println!("Post an event:");
+    println!("Post an event (to the Autotask partner; each partner's token is in demo.json):");
     println!(
         "  curl -s -X POST {api}/api/v1/events -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\n    -d '{{\"id\":\"evt-1\",\"client\":\"client-001\",\"type\":\"saas.too_many_downloads\",\"user\":{{\"email\":\"someone@example.com\"}}}}'"
     );

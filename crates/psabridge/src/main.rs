@@ -13,11 +13,13 @@ mod app;
 mod bench;
 mod config;
 mod demo;
+mod sims;
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use psabridge_core::settings::PsaKind;
 
 #[derive(Parser)]
 #[command(
@@ -38,7 +40,7 @@ enum Command {
         #[arg(long, env = "PSABRIDGE_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Run everything on 127.0.0.1 with the Autotask simulator and a seeded demo partner.
+    /// Run everything on 127.0.0.1 with a simulator of each PSA and a demo partner per PSA.
     Demo {
         /// Where the SQLite file, the key and demo.json live.
         #[arg(long, default_value = "./psabridge-data")]
@@ -46,16 +48,26 @@ enum Command {
         /// Address of the API.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
-        /// Address of the Autotask simulator.
+        /// Address of the Autotask simulator; HaloPSA, Kaseya BMS and ConnectWise take the
+        /// next three ports (8082, 8083, 8084 by default).
         #[arg(long, default_value = "127.0.0.1:8081")]
         sim_listen: String,
-        /// Latency the simulator adds to every request, in milliseconds.
+        /// Latency the simulators add to every request, in milliseconds.
         #[arg(long, default_value_t = 0)]
         sim_latency_ms: u64,
         /// Use an Autotask simulator already running at this URL (`psabridge sim autotask`)
         /// instead of starting one inside the demo.
         #[arg(long)]
         sim_url: Option<String>,
+        /// Use a HaloPSA simulator already running at this URL (`psabridge sim halopsa`).
+        #[arg(long)]
+        halopsa_sim_url: Option<String>,
+        /// Use a Kaseya BMS simulator already running at this URL (`psabridge sim kaseya-bms`).
+        #[arg(long)]
+        kaseya_bms_sim_url: Option<String>,
+        /// Use a ConnectWise simulator already running at this URL (`psabridge sim connectwise`).
+        #[arg(long)]
+        connectwise_sim_url: Option<String>,
         /// Use this database instead of the SQLite file in the data directory.
         #[arg(long, env = "PSABRIDGE_DEMO_DATABASE_URL")]
         database_url: Option<String>,
@@ -103,7 +115,31 @@ enum Command {
 
 #[derive(Subcommand)]
 enum SimCommand {
-    /// The Autotask REST API simulator.
+    /// The HaloPSA REST API simulator (prints its URL and credentials as JSON).
+    Halopsa {
+        #[arg(long, default_value = "127.0.0.1:8082")]
+        listen: String,
+        /// Latency added to every request, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+    },
+    /// The Kaseya BMS REST API (v2) simulator (prints its URL and credentials as JSON).
+    KaseyaBms {
+        #[arg(long, default_value = "127.0.0.1:8083")]
+        listen: String,
+        /// Latency added to every request, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+    },
+    /// The ConnectWise PSA REST API simulator (prints its URL and credentials as JSON).
+    Connectwise {
+        #[arg(long, default_value = "127.0.0.1:8084")]
+        listen: String,
+        /// Latency added to every request, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+    },
+    /// The Autotask REST API simulator (prints its URL and credentials as JSON).
     Autotask {
         #[arg(long, default_value = "127.0.0.1:8081")]
         listen: String,
@@ -175,11 +211,23 @@ async fn run(command: Command) -> Result<()> {
             sim_listen,
             sim_latency_ms,
             sim_url,
+            halopsa_sim_url,
+            kaseya_bms_sim_url,
+            connectwise_sim_url,
             database_url,
             psa_requests_per_hour,
             sim_hourly_limit,
             sqlite_synchronous,
         } => {
+            let sim_urls = [
+                ("autotask", sim_url),
+                ("halopsa", halopsa_sim_url),
+                ("kaseya_bms", kaseya_bms_sim_url),
+                ("connectwise", connectwise_sim_url),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
             demo::run(demo::DemoOptions {
                 synchronous: sqlite_synchronous
                     .parse()
@@ -188,43 +236,61 @@ async fn run(command: Command) -> Result<()> {
                 listen,
                 sim_listen,
                 sim_latency_ms,
-                sim_url,
+                sim_urls,
                 database_url,
                 psa_requests_per_hour: Some(psa_requests_per_hour),
                 sim_hourly_limit,
             })
             .await
         }
-        Command::Sim {
-            psa:
+        Command::Sim { psa } => {
+            let (kind, listen, opts) = match psa {
                 SimCommand::Autotask {
                     listen,
                     state_file,
                     hourly_limit,
                     latency_ms,
-                },
-        } => {
-            let config = psabridge_sim::autotask::Config {
-                state_file,
-                hourly_limit,
-                base_latency_ms: latency_ms,
-                ..Default::default()
+                } => (
+                    PsaKind::Autotask,
+                    listen,
+                    sims::SimOptions {
+                        latency_ms,
+                        state_file,
+                        hourly_limit: Some(hourly_limit),
+                    },
+                ),
+                SimCommand::Halopsa { listen, latency_ms } => (
+                    PsaKind::HaloPsa,
+                    listen,
+                    sims::SimOptions {
+                        latency_ms,
+                        ..Default::default()
+                    },
+                ),
+                SimCommand::KaseyaBms { listen, latency_ms } => (
+                    PsaKind::KaseyaBms,
+                    listen,
+                    sims::SimOptions {
+                        latency_ms,
+                        ..Default::default()
+                    },
+                ),
+                SimCommand::Connectwise { listen, latency_ms } => (
+                    PsaKind::ConnectWise,
+                    listen,
+                    sims::SimOptions {
+                        latency_ms,
+                        ..Default::default()
+                    },
+                ),
             };
-            let user = config.api_users[0].clone();
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
                 .with_context(|| format!("--listen: cannot listen on {listen}"))?;
-            let sim = psabridge_sim::autotask::Simulator::start(listener, config).await?;
-            println!(
-                "{}",
-                serde_json::json!({
-                    "base_url": sim.base_url(),
-                    "zone_url": sim.zone_url(),
-                    "username": user.username,
-                    "secret": user.secret,
-                    "integration_code": user.integration_code,
-                })
-            );
+            let sim = sims::Running::start(kind, listener, &opts).await?;
+            let mut described = sims::describe(kind, &sim.base_url());
+            described["psa"] = serde_json::json!(kind.as_str());
+            println!("{described}");
             app::stop_signal().await;
             sim.shutdown().await;
             Ok(())

@@ -7,8 +7,26 @@ use std::time::Duration;
 use anyhow::{Result, ensure};
 use serde_json::{Value, json};
 
+use psabridge_core::settings::PsaKind;
+
 use crate::harness::{Db, Product, Sim, delivery};
-use crate::on_both;
+use crate::on_every_psa;
+
+/// Fault-rule fields that pick the create-ticket requests of a PSA (and, where the paths
+/// share a prefix, its note requests too).
+fn creates(kind: PsaKind, rule: Value) -> Value {
+    let mut rule = rule;
+    let pick = match kind {
+        PsaKind::Autotask => json!({"entity": "Tickets", "method": "POST"}),
+        PsaKind::HaloPsa => json!({"path_contains": "/api/Tickets", "method": "POST"}),
+        PsaKind::KaseyaBms => json!({"path_contains": "/v2/servicedesk/tickets", "method": "POST"}),
+        PsaKind::ConnectWise => json!({"path_contains": "/service/tickets", "method": "POST"}),
+    };
+    for (k, v) in pick.as_object().into_iter().flatten() {
+        rule[k] = v.clone();
+    }
+    rule
+}
 
 /// `n` events over `users` users of the three mapped clients and the unmapped one.
 fn workload(prefix: &str, n: usize, users: usize) -> Vec<Value> {
@@ -81,15 +99,15 @@ async fn check_exactly_once(
     let mut refs = HashSet::new();
     for t in &tickets {
         ensure!(
-            refs.insert(t["externalID"].to_string()),
+            refs.insert(t["reference"].to_string()),
             "two tickets share a reference: {t}"
         );
     }
     Ok(())
 }
 
-async fn storm_of_429_and_5xx_loses_nothing(db: Db) -> Result<()> {
-    let sim = Sim::start().await?;
+async fn storm_of_429_and_5xx_loses_nothing(kind: PsaKind, db: Db) -> Result<()> {
+    let sim = Sim::start_psa(kind).await?;
     let Some(p) = Product::start(&sim, db, "storm_of_429_and_5xx").await? else {
         return Ok(());
     };
@@ -97,11 +115,12 @@ async fn storm_of_429_and_5xx_loses_nothing(db: Db) -> Result<()> {
         .await?;
     sim.fault(json!({"kind": "status", "status": 503, "count": 10}))
         .await?;
-    sim.fault(
-        json!({"kind": "status", "status": 500, "count": 5, "entity": "Tickets", "method": "POST"}),
-    )
+    sim.fault(creates(
+        kind,
+        json!({"kind": "status", "status": 500, "count": 5}),
+    ))
     .await?;
-    sim.fault(json!({"kind": "after_commit", "count": 3, "entity": "Tickets", "method": "POST"}))
+    sim.fault(creates(kind, json!({"kind": "after_commit", "count": 3})))
         .await?;
     sim.fault(json!({"kind": "drop", "count": 3})).await?;
     let ids = post_all(&p, &workload("storm", 120, 20)).await?;
@@ -110,16 +129,20 @@ async fn storm_of_429_and_5xx_loses_nothing(db: Db) -> Result<()> {
     p.cleanup().await;
     Ok(())
 }
-on_both!(storm_of_429_and_5xx_loses_nothing);
+on_every_psa!(storm_of_429_and_5xx_loses_nothing);
 
-async fn kill_9_mid_delivery_loses_and_doubles_nothing(db: Db) -> Result<()> {
-    let sim = Sim::start().await?;
+async fn kill_9_mid_delivery_loses_and_doubles_nothing(kind: PsaKind, db: Db) -> Result<()> {
+    let sim = Sim::start_psa(kind).await?;
     let Some(mut p) = Product::start(&sim, db, "kill_9_mid_delivery").await? else {
         return Ok(());
     };
     // Slow creates so that the kill lands while creates are in flight; some creates are
     // carried out by the PSA but never answered.
-    sim.fault(json!({"kind": "delay", "delay_ms": 300, "entity": "Tickets", "method": "POST", "count": 1000})).await?;
+    sim.fault(creates(
+        kind,
+        json!({"kind": "delay", "delay_ms": 300, "count": 1000}),
+    ))
+    .await?;
     let events = workload("kill", 200, 40);
     let mut acked = post_all(&p, &events[..100]).await?;
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -139,4 +162,4 @@ async fn kill_9_mid_delivery_loses_and_doubles_nothing(db: Db) -> Result<()> {
     p.cleanup().await;
     Ok(())
 }
-on_both!(kill_9_mid_delivery_loses_and_doubles_nothing);
+on_every_psa!(kill_9_mid_delivery_loses_and_doubles_nothing);

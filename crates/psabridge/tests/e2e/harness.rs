@@ -1,5 +1,5 @@
-//! Test harness: the real `psabridge` binary, the Autotask simulator in its own process, real
-//! HTTP between them, and SQLite or PostgreSQL underneath.
+//! Test harness: the real `psabridge` binary, a PSA simulator in its own process, real HTTP
+//! between them, and SQLite or PostgreSQL underneath.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use psabridge_core::settings::PsaKind;
 use psabridge_store::testing::{TestDatabase, pg_url_or_skip};
 use serde_json::{Value, json};
 
@@ -43,9 +44,13 @@ fn read_until(
     }
 }
 
-/// The Autotask simulator, in its own process (it survives the product's crashes).
+/// A PSA simulator, in its own process (it survives the product's crashes). Tests read it
+/// through its control surface (`/_sim/`), the same for every PSA, in PSA Bridge's terms.
 pub struct Sim {
     child: Child,
+    pub kind: PsaKind,
+    /// What `psabridge sim <psa>` printed: URL and credentials.
+    pub info: Value,
     pub base_url: String,
     pub zone_url: String,
     pub username: String,
@@ -55,16 +60,23 @@ pub struct Sim {
 }
 
 impl Sim {
+    /// The Autotask simulator.
     pub async fn start() -> Result<Sim> {
-        let mut child = Command::new(BIN)
-            .args([
-                "sim",
-                "autotask",
-                "--listen",
-                "127.0.0.1:0",
-                "--hourly-limit",
-                "100000",
-            ])
+        Sim::start_psa(PsaKind::Autotask).await
+    }
+
+    pub async fn start_psa(kind: PsaKind) -> Result<Sim> {
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "sim",
+            &kind.as_str().replace('_', "-"),
+            "--listen",
+            "127.0.0.1:0",
+        ]);
+        if kind == PsaKind::Autotask {
+            cmd.args(["--hourly-limit", "100000"]);
+        }
+        let mut child = cmd
             .env("PSABRIDGE_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -74,106 +86,67 @@ impl Sim {
         let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
         Ok(Sim {
             child,
+            kind,
             base_url: s("base_url"),
             zone_url: s("zone_url"),
             username: s("username"),
             secret: s("secret"),
             integration_code: s("integration_code"),
+            info: v,
             http: reqwest::Client::new(),
         })
     }
 
-    /// An Autotask REST call with the API user's headers.
-    pub async fn api(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<Value> {
-        let mut req = self
+    async fn control(&self, path: &str) -> Result<Value> {
+        let r = self
             .http
-            .request(method, format!("{}V1.0/{path}", self.zone_url))
-            .header("ApiIntegrationCode", &self.integration_code)
-            .header("UserName", &self.username)
-            .header("Secret", &self.secret);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await?;
-        let status = resp.status();
-        let v: Value = resp.json().await.unwrap_or(Value::Null);
+            .get(format!("{}/_sim/{path}", self.base_url))
+            .send()
+            .await?;
+        let status = r.status();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
-            bail!("Autotask {path} answered {status}: {v}");
+            bail!("GET /_sim/{path}: {status} {v}");
         }
         Ok(v)
     }
 
-    /// Every item of an Autotask query, following pages.
-    pub async fn query(&self, entity: &str, filter: Value) -> Result<Vec<Value>> {
-        let mut items = Vec::new();
-        let mut page = self
-            .api(
-                reqwest::Method::POST,
-                &format!("{entity}/query"),
-                Some(json!({"filter": filter})),
-            )
-            .await?;
-        loop {
-            items.extend(page["items"].as_array().cloned().unwrap_or_default());
-            match page["pageDetails"]["nextPageUrl"].as_str() {
-                Some(next) if !next.is_empty() => {
-                    page = self
-                        .http
-                        .get(next)
-                        .header("ApiIntegrationCode", &self.integration_code)
-                        .header("UserName", &self.username)
-                        .header("Secret", &self.secret)
-                        .send()
-                        .await?
-                        .json()
-                        .await?;
-                }
-                _ => return Ok(items),
-            }
-        }
+    /// A ticket as the simulator holds it (`fields`, `notes`, `reference`, `closed`, …).
+    pub async fn ticket(&self, id: &str) -> Result<Value> {
+        self.control(&format!("tickets/{id}")).await
     }
 
-    /// Tickets made by PSA Bridge (they carry our reference in externalID).
+    /// Tickets made by PSA Bridge (they carry our reference).
     pub async fn our_tickets(&self) -> Result<Vec<Value>> {
-        self.query(
-            "Tickets",
-            json!([{"op": "beginsWith", "field": "externalID", "value": "psabridge:"}]),
-        )
-        .await
+        Ok(self.control("tickets?limit=1000000").await?["tickets"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|t| {
+                t["reference"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("psabridge:"))
+            })
+            .collect())
     }
 
-    pub async fn notes_of(&self, ticket_id: i64) -> Result<Vec<Value>> {
-        self.query(
-            "TicketNotes",
-            json!([{"op": "eq", "field": "ticketID", "value": ticket_id}]),
-        )
-        .await
+    pub async fn notes_of(&self, ticket_id: &str) -> Result<Vec<Value>> {
+        Ok(self.ticket(ticket_id).await?["notes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
     }
 
-    pub async fn ticket(&self, id: i64) -> Result<Value> {
-        Ok(self
-            .api(reqwest::Method::GET, &format!("Tickets/{id}"), None)
-            .await?["item"]
-            .clone())
-    }
-
-    /// Complete a ticket as a technician would.
-    pub async fn complete(&self, ticket_id: i64) -> Result<()> {
+    /// Close a ticket as a technician would.
+    pub async fn complete(&self, ticket_id: &str) -> Result<()> {
         let r = self
             .http
-            .post(format!(
-                "{}/_sim/tickets/{ticket_id}/complete",
-                self.base_url
-            ))
+            .post(format!("{}/_sim/tickets/{ticket_id}/close", self.base_url))
             .send()
             .await?;
         if !r.status().is_success() {
-            bail!("completing ticket {ticket_id}: {}", r.status());
+            bail!("closing ticket {ticket_id}: {}", r.status());
         }
         Ok(())
     }
@@ -202,22 +175,6 @@ impl Sim {
             .await?;
         Ok(())
     }
-
-    /// The contacts of a company, active ones with an email.
-    pub async fn contacts(&self, company_id: &str) -> Result<Vec<Value>> {
-        Ok(self
-            .query(
-                "Contacts",
-                json!([{"op": "eq", "field": "companyID", "value": company_id}]),
-            )
-            .await?
-            .into_iter()
-            .filter(|c| {
-                c["isActive"] == json!(1)
-                    && c["emailAddress"].as_str().is_some_and(|e| !e.is_empty())
-            })
-            .collect())
-    }
 }
 
 impl Drop for Sim {
@@ -242,6 +199,7 @@ pub struct Product {
     pub db_url: Option<String>,
     pg: Option<TestDatabase>,
     pub info: Value,
+    pub kind: PsaKind,
     pub sim_url: String,
     pub http: reqwest::Client,
 }
@@ -267,6 +225,7 @@ impl Product {
             db_url,
             pg,
             info: Value::Null,
+            kind: sim.kind,
             sim_url: sim.base_url.clone(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
@@ -279,11 +238,17 @@ impl Product {
     /// (Re)start the process on the same data.
     pub fn launch(&mut self) -> Result<()> {
         let mut cmd = Command::new(BIN);
+        let sim_flag = match self.kind {
+            PsaKind::Autotask => "--sim-url".to_string(),
+            other => format!("--{}-sim-url", other.as_str().replace('_', "-")),
+        };
         cmd.args([
             "demo",
             "--listen",
             "127.0.0.1:0",
-            "--sim-url",
+            "--sim-listen",
+            "127.0.0.1:0",
+            &sim_flag,
             &self.sim_url,
             "--data-dir",
         ])
@@ -337,15 +302,65 @@ impl Product {
             .to_string()
     }
 
-    pub fn token(&self) -> String {
-        self.info["api_token"]
+    /// The demo partner of this test's PSA, as demo.json describes it.
+    pub fn partner(&self) -> &Value {
+        self.info["partners"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["psa"] == self.kind.as_str()))
+            .unwrap_or(&Value::Null)
+    }
+
+    pub fn partner_id(&self) -> String {
+        self.partner()["id"]
             .as_str()
             .unwrap_or_default()
             .to_string()
     }
 
+    /// The partner's connection id.
+    pub fn connection(&self) -> i64 {
+        self.partner()["connection"].as_i64().unwrap_or_default()
+    }
+
+    /// The partner's catch-all: `company_id`, `contact_id`.
+    pub fn catch_all(&self) -> &Value {
+        &self.partner()["catch_all"]
+    }
+
+    pub fn token(&self) -> String {
+        self.partner()["api_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Contacts of a company, through our API (the PSA's active contacts with an email).
+    pub async fn contacts(&self, company: &str) -> Result<Vec<Value>> {
+        let (status, v) = self
+            .call(
+                reqwest::Method::GET,
+                &format!(
+                    "/api/v1/partners/{}/connections/{}/companies/{company}/contacts",
+                    self.partner_id(),
+                    self.connection()
+                ),
+                None,
+            )
+            .await?;
+        if status != 200 {
+            bail!("contacts of {company}: {status} {v}");
+        }
+        Ok(v["contacts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c["email"].as_str().is_some_and(|e| !e.is_empty()))
+            .collect())
+    }
+
     pub fn client_company(&self, client: &str) -> Option<String> {
-        self.info["clients"]
+        self.partner()["clients"]
             .as_array()?
             .iter()
             .find(|c| c["id"] == client)
@@ -451,9 +466,9 @@ pub fn delivery(e: &Value) -> &Value {
     &e["deliveries"][0]
 }
 
-pub fn ticket_id(e: &Value) -> i64 {
+pub fn ticket_id(e: &Value) -> String {
     delivery(e)["ticket"]["id"]
         .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(-1)
+        .unwrap_or("none")
+        .to_string()
 }

@@ -1,5 +1,5 @@
-//! End-to-end tests of the spine: the real binary, the simulator over real HTTP, SQLite and
-//! PostgreSQL. One test binary (each file under tests/ would be another slow link).
+//! End-to-end tests of the spine: the real binary, each PSA's simulator over real HTTP, SQLite
+//! and PostgreSQL. One test binary (each file under tests/ would be another slow link).
 
 mod config;
 mod connector;
@@ -20,6 +20,33 @@ macro_rules! on_both {
             async fn postgres() -> anyhow::Result<()> {
                 super::$name($crate::harness::Db::Postgres).await
             }
+        }
+    };
+}
+
+/// Run a scenario on every PSA's simulator, each on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! on_every_psa {
+    ($name:ident) => {
+        mod $name {
+            use psabridge_core::settings::PsaKind;
+
+            use $crate::harness::Db;
+
+            $crate::on_every_psa!(@one $name, autotask_sqlite, Autotask, Sqlite);
+            $crate::on_every_psa!(@one $name, autotask_postgres, Autotask, Postgres);
+            $crate::on_every_psa!(@one $name, halopsa_sqlite, HaloPsa, Sqlite);
+            $crate::on_every_psa!(@one $name, halopsa_postgres, HaloPsa, Postgres);
+            $crate::on_every_psa!(@one $name, kaseya_bms_sqlite, KaseyaBms, Sqlite);
+            $crate::on_every_psa!(@one $name, kaseya_bms_postgres, KaseyaBms, Postgres);
+            $crate::on_every_psa!(@one $name, connectwise_sqlite, ConnectWise, Sqlite);
+            $crate::on_every_psa!(@one $name, connectwise_postgres, ConnectWise, Postgres);
+        }
+    };
+    (@one $name:ident, $test:ident, $kind:ident, $db:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $test() -> anyhow::Result<()> {
+            super::$name(PsaKind::$kind, Db::$db).await
         }
     };
 }

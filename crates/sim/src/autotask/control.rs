@@ -36,7 +36,7 @@ const ENDPOINTS: &[&str] = &[
     "GET /_sim/stats",
     "POST /_sim/reset-stats",
     "POST /_sim/reset (data back to the seed; faults and statistics cleared)",
-    "GET /_sim/tickets?open=true&limit=N",
+    "GET /_sim/tickets?open=true&limit=N (normalised views)",
     "GET /_sim/fixtures (facts about the seed, for conformance suites)",
     "GET /_sim/tickets/{id} (normalised view, the Autotask record under raw)",
     "POST /_sim/tickets/{id}/complete (also /close)",
@@ -112,7 +112,10 @@ pub async fn handle(
                     !open_only || t.get("status").and_then(coerce_i64) != Some(ids::STATUS_COMPLETE)
                 })
                 .take(limit)
-                .cloned()
+                .map(|t| {
+                    let id = t.get("id").and_then(coerce_i64).unwrap_or_default();
+                    normalised(t, &db.children_of("TicketNotes", id))
+                })
                 .collect();
             ok(json!({ "tickets": tickets }))
         }
