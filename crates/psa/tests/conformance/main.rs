@@ -45,3 +45,6 @@ macro_rules! conformance {
 }
 
 conformance!(autotask);
+conformance!(halopsa);
+conformance!(kaseya_bms);
+conformance!(connectwise);

@@ -153,3 +153,180 @@ pub async fn autotask() -> anyhow::Result<Target> {
         _sim: Box::new(sim),
     })
 }
+
+pub async fn halopsa() -> anyhow::Result<Target> {
+    use psabridge_sim::halopsa::{Config, Simulator};
+    let config = Config::default();
+    let (tenant, client_id, client_secret) = (
+        config.tenant.clone(),
+        config.client_id.clone(),
+        config.client_secret.clone(),
+    );
+    let sim = Simulator::start(listener().await?, config).await?;
+    let url = sim.base_url();
+    Ok(Target {
+        kind: PsaKind::HaloPsa,
+        sim_url: url.clone(),
+        // What a user types: the host with a trailing slash; the auth server is discovered.
+        settings: object(json!({"resource_url": format!("{url}/"), "tenant": tenant, "client_id": client_id})),
+        secrets: BTreeMap::from([("client_secret".into(), client_secret)]),
+        mistakes: vec![
+            Mistake {
+                what: "a wrong client secret",
+                settings: vec![],
+                secrets: vec![("client_secret", "not-the-secret")],
+                class: "auth",
+                mentions: "client",
+            },
+            Mistake {
+                what: "an unknown client id",
+                settings: vec![("client_id", json!("someone-else"))],
+                secrets: vec![],
+                class: "auth",
+                mentions: "client",
+            },
+            Mistake {
+                what: "a wrong tenant",
+                settings: vec![("tenant", json!("not-our-tenant"))],
+                secrets: vec![],
+                class: "auth",
+                mentions: "tenant",
+            },
+            Mistake {
+                what: "a host where nothing answers",
+                settings: vec![("resource_url", json!(dead_url()))],
+                secrets: vec![],
+                class: "unreachable",
+                mentions: "",
+            },
+            Mistake {
+                what: "no client id",
+                settings: vec![("client_id", Value::Null)],
+                secrets: vec![],
+                class: "settings",
+                mentions: "client_id",
+            },
+        ],
+        create_path: "/api/Tickets",
+        companies_path: "/api/Client",
+        _sim: Box::new(sim),
+    })
+}
+
+pub async fn kaseya_bms() -> anyhow::Result<Target> {
+    use psabridge_sim::kaseya_bms::{Config, Simulator};
+    let config = Config::default();
+    let (tenant, username, password) = (
+        config.tenant.clone(),
+        config.username.clone(),
+        config.password.clone(),
+    );
+    let sim = Simulator::start(listener().await?, config).await?;
+    let url = sim.base_url();
+    Ok(Target {
+        kind: PsaKind::KaseyaBms,
+        sim_url: url.clone(),
+        settings: object(json!({"base_url": format!("{url}/"), "tenant": tenant, "username": username})),
+        secrets: BTreeMap::from([("password".into(), password)]),
+        mistakes: vec![
+            Mistake {
+                what: "a wrong password",
+                settings: vec![],
+                secrets: vec![("password", "not-the-password")],
+                class: "auth",
+                mentions: "",
+            },
+            Mistake {
+                what: "an unknown user",
+                settings: vec![("username", json!("nobody"))],
+                secrets: vec![],
+                class: "auth",
+                mentions: "",
+            },
+            Mistake {
+                what: "a wrong tenant",
+                settings: vec![("tenant", json!("not-our-company"))],
+                secrets: vec![],
+                class: "auth",
+                mentions: "",
+            },
+            Mistake {
+                what: "a host where nothing answers",
+                settings: vec![("base_url", json!(dead_url()))],
+                secrets: vec![],
+                class: "unreachable",
+                mentions: "",
+            },
+            Mistake {
+                what: "no user name",
+                settings: vec![("username", Value::Null)],
+                secrets: vec![],
+                class: "settings",
+                mentions: "username",
+            },
+        ],
+        create_path: "/v2/servicedesk/tickets",
+        companies_path: "/v2/crm/accounts",
+        _sim: Box::new(sim),
+    })
+}
+
+pub async fn connectwise() -> anyhow::Result<Target> {
+    use psabridge_sim::connectwise::{Config, Simulator};
+    let config = Config::default();
+    let (company, public_key, private_key, client_id) = (
+        config.company.clone(),
+        config.public_key.clone(),
+        config.private_key.clone(),
+        config.client_id.clone(),
+    );
+    let sim = Simulator::start(listener().await?, config).await?;
+    let url = sim.base_url();
+    Ok(Target {
+        kind: PsaKind::ConnectWise,
+        sim_url: url.clone(),
+        settings: object(json!({"site_url": format!("{url}/"), "company": company,
+            "public_key": public_key, "client_id": client_id})),
+        secrets: BTreeMap::from([("private_key".into(), private_key)]),
+        mistakes: vec![
+            Mistake {
+                what: "an unknown company id",
+                settings: vec![("company", json!("notacompany"))],
+                secrets: vec![],
+                class: "auth",
+                mentions: "company",
+            },
+            Mistake {
+                what: "a wrong private key",
+                settings: vec![],
+                secrets: vec![("private_key", "not-the-key")],
+                class: "auth",
+                mentions: "",
+            },
+            Mistake {
+                what: "a wrong public key",
+                settings: vec![("public_key", json!("notthekey"))],
+                secrets: vec![],
+                class: "auth",
+                mentions: "",
+            },
+            Mistake {
+                what: "a site where nothing answers",
+                settings: vec![("site_url", json!(dead_url()))],
+                secrets: vec![],
+                class: "unreachable",
+                mentions: "",
+            },
+            Mistake {
+                what: "no client id",
+                settings: vec![("client_id", Value::Null)],
+                secrets: vec![],
+                class: "settings",
+                mentions: "client_id",
+            },
+        ],
+        create_path: "/service/tickets",
+        companies_path: "/company/companies",
+        _sim: Box::new(sim),
+    })
+}
