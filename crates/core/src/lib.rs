@@ -20,6 +20,7 @@ pub mod contact;
 pub mod event;
 pub mod plan;
 pub mod render;
+pub mod replay;
 pub mod retry;
 pub mod routing;
 pub mod secret;

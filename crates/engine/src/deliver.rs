@@ -129,6 +129,16 @@ pub async fn deliver_one(engine: &Engine, owner: &str, d: Delivery) {
             return;
         }
     };
+    if psabridge_core::replay::outside_replay_window(
+        d.event.received_at,
+        d.replayed_at,
+        now_ms(),
+        engine.config.replay_window,
+        d.create_sent_at.is_some() || d.note_sent_at.is_some(),
+    ) {
+        expire(engine, owner, &d, started).await;
+        return;
+    }
     let mut run = Run {
         create_sent: false,
         note_sent: false,
@@ -275,6 +285,7 @@ async fn fail(
                 error,
                 retry_at,
                 outcome_unknown,
+                expired: false,
             },
             &attempt,
             now_ms(),
@@ -282,6 +293,41 @@ async fn fail(
         .await
     {
         tracing::error!(delivery = d.id, error = %e, "recording a failed attempt failed; its lease will expire");
+    }
+}
+
+/// Keep a delivery whose event is older than the replay window, unsent, as `expired`.
+async fn expire(engine: &Engine, owner: &str, d: &Delivery, started: i64) {
+    let hours = engine.config.replay_window.as_secs() / 3600;
+    let error = format!(
+        "not sent: the event is older than the replay window ({hours} h); replay it on purpose to send it"
+    );
+    let attempt = Attempt {
+        attempt: d.attempts,
+        started_at: started,
+        finished_at: now_ms(),
+        outcome: "expired".into(),
+        psa_calls: 0,
+        summary: None,
+        error: Some(error.clone()),
+    };
+    Stats::inc(&engine.stats.deliveries_expired);
+    let failure = Failure {
+        error: &error,
+        retry_at: None,
+        outcome_unknown: false,
+        expired: true,
+    };
+    match engine
+        .store
+        .fail_delivery(d, owner, &failure, &attempt, now_ms())
+        .await
+    {
+        // The next delivery of this group may be waiting for this one.
+        Ok(_) => engine.work.notify_one(),
+        Err(e) => {
+            tracing::error!(delivery = d.id, error = %e, "recording an expired delivery failed; its lease will expire")
+        }
     }
 }
 

@@ -59,6 +59,9 @@ pub struct EngineConfig {
     /// How long a write whose answer was lost may still take to land at the PSA; the next
     /// attempt (which first looks for what it may have made) waits at least this long.
     pub settle: Duration,
+    /// Events older than this (since accepted, or since replayed on purpose) are not sent
+    /// to the PSA: their deliveries are kept as `expired` (default 48 hours).
+    pub replay_window: Duration,
     /// A name for this node's claims (shows in the database as the lease owner).
     pub node_name: String,
 }
@@ -77,6 +80,7 @@ impl Default for EngineConfig {
             sweep_interval: Duration::from_secs(20),
             sweep_age: Duration::from_secs(20),
             settle: Duration::from_secs(30),
+            replay_window: Duration::from_secs(48 * 3600),
             node_name: format!("node-{}", std::process::id()),
         }
     }
@@ -92,6 +96,7 @@ pub struct Stats {
     pub deliveries_without_action: AtomicU64,
     pub delivery_failures: AtomicU64,
     pub deliveries_dead: AtomicU64,
+    pub deliveries_expired: AtomicU64,
     pub sweeps: AtomicU64,
     pub tickets_found_closed: AtomicU64,
 }

@@ -392,21 +392,30 @@ fn ev(id: &str, ty: &str, user: Option<&str>, action: Action) -> Incoming {
 impl World {
     /// Accept events and run the engine until every delivery is finished.
     async fn run(&self, events: Vec<Incoming>) -> Result<()> {
+        self.run_received_at(events, chrono::Utc::now().timestamp_millis())
+            .await
+    }
+
+    /// Accept events as if they had arrived at `received_at`, then run as [`World::run`].
+    async fn run_received_at(&self, events: Vec<Incoming>, received_at: i64) -> Result<()> {
         let ids: Vec<String> = events.iter().map(|e| e.event.id.clone()).collect();
-        self.store
-            .accept_events(events, chrono::Utc::now().timestamp_millis())
-            .await?;
+        self.store.accept_events(events, received_at).await?;
+        self.settle(&ids).await
+    }
+
+    /// Run the engine until every delivery of `ids` is finished (delivered, dead or expired).
+    async fn settle(&self, ids: &[String]) -> Result<()> {
         let stop = CancellationToken::new();
         let tracker = tokio_util::task::TaskTracker::new();
         self.engine.spawn(stop.clone(), &tracker);
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         'wait: loop {
-            for id in &ids {
+            for id in ids {
                 let r = self.store.event_record("p", id).await?;
                 let done = r.routed_at.is_some()
                     && r.deliveries
                         .iter()
-                        .all(|d| d.state == "delivered" || d.state == "dead");
+                        .all(|d| matches!(d.state.as_str(), "delivered" | "dead" | "expired"));
                 if !done {
                     anyhow::ensure!(
                         std::time::Instant::now() < deadline,
@@ -630,5 +639,76 @@ async fn unmapped_clients_and_unknown_emails_get_the_right_contact() -> Result<(
         w.delivery("1").await?.contact_source.as_deref(),
         Some("catch_all")
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn events_older_than_the_replay_window_are_kept_not_sent_until_replayed() -> Result<()> {
+    let w = world(GroupingMode::User, fast()).await?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let two_days_ago = now - 49 * 3600 * 1000;
+    // Accepted long ago (the connection was broken since): kept, listed, not sent.
+    w.run_received_at(
+        vec![
+            ev("old-1", "a", Some("ann@acme.test"), Action::Trigger),
+            ev("old-2", "b", Some("bob@acme.test"), Action::Trigger),
+        ],
+        two_days_ago,
+    )
+    .await?;
+    // A recent event of the same user is ticketed: the expired one does not block its group.
+    w.run(vec![ev(
+        "new-1",
+        "a",
+        Some("ann@acme.test"),
+        Action::Trigger,
+    )])
+    .await?;
+    let old = w.delivery("old-1").await?;
+    assert_eq!(old.state, "expired");
+    assert!(
+        old.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("replay window")),
+        "{old:?}"
+    );
+    assert_eq!(old.history.last().map(|a| a.psa_calls), Some(0));
+    assert_eq!(
+        w.delivery("new-1").await?.psa_action.as_deref(),
+        Some("created")
+    );
+    assert_eq!(
+        w.psa.tickets().len(),
+        1,
+        "only the recent event made a ticket"
+    );
+    let calls = w.psa.meter.total();
+
+    // Replayed on purpose: sent now (old-1 is a note on ann's ticket, old-2 a new ticket).
+    let expired = w
+        .store
+        .list_deliveries(
+            "p",
+            &psabridge_store::outbox::DeliveryFilter {
+                state: Some("expired".into()),
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await?;
+    assert_eq!(expired.len(), 2);
+    let ids: Vec<i64> = expired.iter().map(|d| d.id).collect();
+    assert_eq!(w.store.retry_deliveries("p", &ids, now).await?, 2);
+    w.settle(&["old-1".into(), "old-2".into()]).await?;
+    assert_eq!(
+        w.delivery("old-1").await?.psa_action.as_deref(),
+        Some("noted")
+    );
+    assert_eq!(
+        w.delivery("old-2").await?.psa_action.as_deref(),
+        Some("created")
+    );
+    assert_eq!(w.psa.tickets().len(), 2);
+    assert!(w.psa.meter.total() > calls);
     Ok(())
 }

@@ -48,6 +48,7 @@ pub struct RawEngine {
     pub concurrency: Option<usize>,
     pub max_attempts: Option<u32>,
     pub sweep_interval_secs: Option<u64>,
+    pub replay_window_hours: Option<u64>,
     pub node_name: Option<String>,
 }
 
@@ -180,6 +181,12 @@ impl RawSettings {
             }
             engine.sweep_interval = Duration::from_secs(s);
             engine.sweep_age = Duration::from_secs(s);
+        }
+        if let Some(h) = self.engine.replay_window_hours {
+            if h == 0 {
+                bail!("engine.replay_window_hours: must be at least 1");
+            }
+            engine.replay_window = Duration::from_secs(h * 3600);
         }
         if let Some(n) = self.engine.node_name {
             engine.node_name = n;

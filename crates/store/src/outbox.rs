@@ -60,6 +60,8 @@ pub struct Delivery {
     pub create_sent_at: Option<Millis>,
     /// Set when an earlier attempt sent a note whose outcome we never learned.
     pub note_sent_at: Option<Millis>,
+    /// When someone replayed it on purpose (it was dead or outside the replay window).
+    pub replayed_at: Option<Millis>,
     pub event: StoredEvent,
 }
 
@@ -96,6 +98,9 @@ pub struct Failure<'a> {
     /// The attempt may have made a ticket or note we have not seen: keep the "sent" marks so
     /// the next attempt looks first. Otherwise they are cleared.
     pub outcome_unknown: bool,
+    /// The event is older than the replay window: kept and listed as `expired`, never sent
+    /// unless replayed on purpose.
+    pub expired: bool,
 }
 
 /// A delivery as the API shows it.
@@ -377,7 +382,7 @@ impl Store {
     async fn deliveries_by_ids(&self, ids: &[i64]) -> Result<Vec<Delivery>, StoreError> {
         let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
         let sql = format!(
-            "SELECT d.id AS d_id, d.connection_id, d.group_key, d.route, d.attempts, d.create_sent_at, d.note_sent_at, {EVENT_COLUMNS} \
+            "SELECT d.id AS d_id, d.connection_id, d.group_key, d.route, d.attempts, d.create_sent_at, d.note_sent_at, d.replayed_at, {EVENT_COLUMNS} \
              FROM deliveries d JOIN events e ON e.pk = d.event_pk WHERE d.id IN ({list}) ORDER BY d.id"
         );
         with_read!(self, pool => {
@@ -395,6 +400,7 @@ impl Store {
                         attempts: r.try_get("attempts")?,
                         create_sent_at: r.try_get("create_sent_at")?,
                         note_sent_at: r.try_get("note_sent_at")?,
+                        replayed_at: r.try_get("replayed_at")?,
                         event,
                     })
                 })
@@ -534,7 +540,13 @@ impl Store {
                  note_sent_at = CASE WHEN $3 THEN note_sent_at ELSE NULL END, last_error = $4, updated_at = $5 \
                  WHERE id = $6 AND lease_owner = $7 AND state = 'in_flight'",
             )
-            .bind(if f.retry_at.is_some() { "retrying" } else { "dead" })
+            .bind(if f.expired {
+                "expired"
+            } else if f.retry_at.is_some() {
+                "retrying"
+            } else {
+                "dead"
+            })
             .bind(f.retry_at.unwrap_or(now))
             .bind(f.outcome_unknown)
             .bind(f.error)
@@ -603,7 +615,8 @@ impl Store {
         })
     }
 
-    /// Send dead (or retrying) deliveries of a partner again, now. Returns how many.
+    /// Send dead, expired (or retrying) deliveries of a partner again, now: a replay on
+    /// purpose, so the replay window counts from now. Returns how many.
     pub async fn retry_deliveries(
         &self,
         partner: &str,
@@ -614,9 +627,10 @@ impl Store {
             return Ok(0);
         }
         let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        // A replay on purpose: the replay window counts again from now.
         let sql = format!(
-            "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = $1, updated_at = $1 \
-             WHERE partner_id = $2 AND state IN ('dead', 'retrying') AND id IN ({list})"
+            "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = $1, updated_at = $1, replayed_at = $1 \
+             WHERE partner_id = $2 AND state IN ('dead', 'retrying', 'expired') AND id IN ({list})"
         );
         with_write!(self, pool => {
             Ok(sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(now).bind(partner).execute(pool).await?.rows_affected())

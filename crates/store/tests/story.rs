@@ -52,6 +52,7 @@ fn failure(error: &str, retry_at: Option<i64>) -> Failure<'_> {
         error,
         retry_at,
         outcome_unknown: false,
+        expired: false,
     }
 }
 

@@ -1223,11 +1223,19 @@ async fn list_deliveries(
 ) -> Result<Json<Value>, Problem> {
     caller.require_partner(&p)?;
     if let Some(st) = &q.status
-        && !["pending", "in_flight", "retrying", "delivered", "dead"].contains(&st.as_str())
+        && ![
+            "pending",
+            "in_flight",
+            "retrying",
+            "delivered",
+            "dead",
+            "expired",
+        ]
+        .contains(&st.as_str())
     {
         return Err(Problem::invalid(vec![FieldError::new(
             "status",
-            "must be pending, in_flight, retrying, delivered or dead",
+            "must be pending, in_flight, retrying, delivered, dead or expired",
         )]));
     }
     let limit = q.limit.unwrap_or(100);

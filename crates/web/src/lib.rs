@@ -133,6 +133,11 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         Stats::get(&st.deliveries_dead),
     );
     counter(
+        "psabridge_deliveries_expired_total",
+        "Deliveries kept unsent because their event is older than the replay window.",
+        Stats::get(&st.deliveries_expired),
+    );
+    counter(
         "psabridge_tickets_found_closed_total",
         "Open tickets found closed in the PSA.",
         Stats::get(&st.tickets_found_closed),

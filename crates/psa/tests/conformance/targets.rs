@@ -168,7 +168,9 @@ pub async fn halopsa() -> anyhow::Result<Target> {
         kind: PsaKind::HaloPsa,
         sim_url: url.clone(),
         // What a user types: the host with a trailing slash; the auth server is discovered.
-        settings: object(json!({"resource_url": format!("{url}/"), "tenant": tenant, "client_id": client_id})),
+        settings: object(
+            json!({"resource_url": format!("{url}/"), "tenant": tenant, "client_id": client_id}),
+        ),
         secrets: BTreeMap::from([("client_secret".into(), client_secret)]),
         mistakes: vec![
             Mistake {
@@ -226,7 +228,9 @@ pub async fn kaseya_bms() -> anyhow::Result<Target> {
     Ok(Target {
         kind: PsaKind::KaseyaBms,
         sim_url: url.clone(),
-        settings: object(json!({"base_url": format!("{url}/"), "tenant": tenant, "username": username})),
+        settings: object(
+            json!({"base_url": format!("{url}/"), "tenant": tenant, "username": username}),
+        ),
         secrets: BTreeMap::from([("password".into(), password)]),
         mistakes: vec![
             Mistake {
