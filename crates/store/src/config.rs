@@ -274,18 +274,19 @@ impl Store {
     }
 
     /// The principal of a token hash, if the token exists and is not revoked.
+    /// Who a live token speaks for, and the token's id and name (for the audit log).
     pub async fn principal_of_token(
         &self,
         token_hash: &str,
-    ) -> Result<Option<Principal>, StoreError> {
+    ) -> Result<Option<(Principal, i64, String)>, StoreError> {
         with_read!(self, pool => {
-            let row: Option<(Option<String>,)> = sqlx::query_as(
-                "SELECT partner_id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+            let row: Option<(Option<String>, i64, String)> = sqlx::query_as(
+                "SELECT partner_id, id, name FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
             )
             .bind(token_hash)
             .fetch_optional(pool)
             .await?;
-            Ok(row.map(|(p,)| p.map_or(Principal::Vendor, Principal::Partner)))
+            Ok(row.map(|(p, id, name)| (p.map_or(Principal::Vendor, Principal::Partner), id, name)))
         })
     }
 

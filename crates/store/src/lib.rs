@@ -17,6 +17,7 @@
 //! - [`groups`]: the group → open ticket table.
 //! - [`seal`]: encryption of secrets at rest.
 
+pub mod audit;
 pub mod config;
 mod db;
 mod error;

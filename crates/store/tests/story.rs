@@ -67,9 +67,35 @@ async fn story(store: Store) -> Result<()> {
     );
     store.create_token("hash-1", Some("msp"), "t", t0).await?;
     assert_eq!(
-        store.principal_of_token("hash-1").await?,
-        Some(Principal::Partner("msp".into()))
+        store
+            .principal_of_token("hash-1")
+            .await?
+            .map(|(p, _, name)| (p, name)),
+        Some((Principal::Partner("msp".into()), "t".to_string()))
     );
+    // The audit log keeps what it is given, per partner, newest first.
+    let before = serde_json::json!({"grouping": "user"});
+    let after = serde_json::json!({"grouping": "user_and_alert"});
+    store
+        .record_audit(
+            &psabridge_store::audit::NewAuditEntry {
+                partner_id: Some("msp"),
+                actor: "token:1 \"t\"",
+                action: "connection.update",
+                target: "connection:1",
+                before: Some(&before),
+                after: Some(&after),
+            },
+            t0,
+        )
+        .await?;
+    let log = store.audit_log("msp", None, 10).await?;
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (log[0].before.as_ref(), log[0].after.as_ref()),
+        (Some(&before), Some(&after))
+    );
+    assert!(store.audit_log("other", None, 10).await?.is_empty());
     assert_eq!(store.principal_of_token("nope").await?, None);
     let mut secrets = BTreeMap::new();
     secrets.insert("secret".to_string(), Secret::new("hunter2"));

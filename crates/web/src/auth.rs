@@ -36,10 +36,10 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// A short-lived cache of token hash → principal (or "no such token").
+/// A short-lived cache of token hash → caller (or "no such token").
 pub struct TokenCache {
     ttl: Duration,
-    entries: Mutex<HashMap<String, (Option<Principal>, Instant)>>,
+    entries: Mutex<HashMap<String, (Option<Caller>, Instant)>>,
 }
 
 impl TokenCache {
@@ -50,14 +50,14 @@ impl TokenCache {
         }
     }
 
-    fn get(&self, hash: &str) -> Option<Option<Principal>> {
+    fn get(&self, hash: &str) -> Option<Option<Caller>> {
         let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         map.get(hash)
             .filter(|(_, at)| at.elapsed() < self.ttl)
             .map(|(p, _)| p.clone())
     }
 
-    fn put(&self, hash: String, p: Option<Principal>) {
+    fn put(&self, hash: String, p: Option<Caller>) {
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() > 10_000 {
             map.clear();
@@ -76,7 +76,17 @@ impl TokenCache {
 
 /// The authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller(pub Principal);
+pub struct Caller(pub Principal, pub Actor);
+
+/// Who acted, as the audit log names them (`token:3 "vendor-platform"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor(pub String);
+
+impl Actor {
+    pub fn token(id: i64, name: &str) -> Actor {
+        Actor(format!("token:{id} {name:?}"))
+    }
+}
 
 impl Caller {
     /// May this caller act for `partner`?
@@ -127,17 +137,19 @@ impl FromRequestParts<AppState> for Caller {
                 Problem::unauthorized("the Authorization header must be `Bearer <token>`")
             })?;
         let hash = token_hash(token);
-        let principal = match state.tokens.get(&hash) {
-            Some(p) => p,
+        let caller = match state.tokens.get(&hash) {
+            Some(c) => c,
             None => {
-                let p = state.store.principal_of_token(&hash).await?;
-                state.tokens.put(hash, p.clone());
-                p
+                let c = state
+                    .store
+                    .principal_of_token(&hash)
+                    .await?
+                    .map(|(p, id, name)| Caller(p, Actor::token(id, &name)));
+                state.tokens.put(hash, c.clone());
+                c
             }
         };
-        principal
-            .map(Caller)
-            .ok_or_else(|| Problem::unauthorized("the token is unknown or revoked"))
+        caller.ok_or_else(|| Problem::unauthorized("the token is unknown or revoked"))
     }
 }
 
@@ -158,10 +170,15 @@ mod tests {
 
     #[test]
     fn scope() {
-        let p = Caller(Principal::Partner("acme".into()));
+        let actor = Actor::token(1, "t");
+        let p = Caller(Principal::Partner("acme".into()), actor.clone());
         assert!(p.require_partner("acme").is_ok());
         assert!(p.require_partner("other").is_err());
         assert!(p.require_vendor().is_err());
-        assert!(Caller(Principal::Vendor).require_partner("any").is_ok());
+        assert!(
+            Caller(Principal::Vendor, actor)
+                .require_partner("any")
+                .is_ok()
+        );
     }
 }

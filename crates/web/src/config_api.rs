@@ -94,6 +94,7 @@ pub fn routes() -> Router<AppState> {
             put(put_rule).delete(delete_rule),
         )
         .route("/api/v1/partners/{p}/deliveries", get(list_deliveries))
+        .route("/api/v1/partners/{p}/audit", get(list_audit))
         .route(
             "/api/v1/partners/{p}/deliveries/retry",
             post(retry_deliveries),
@@ -146,6 +147,31 @@ fn partner_view(p: &psabridge_store::config::Partner) -> Value {
     json!({"id": p.id, "name": p.name, "default_connection": p.default_connection_id, "created_at": time(p.created_at)})
 }
 
+/// Record a change in the audit log. The views passed in are the API's own, which hold no
+/// secrets (only the names of the secrets that are set). A failure to record is logged; the
+/// change itself has already been made.
+async fn audit(
+    s: &AppState,
+    caller: &Caller,
+    partner: Option<&str>,
+    action: &str,
+    target: &str,
+    before: Option<&Value>,
+    after: Option<&Value>,
+) {
+    let entry = psabridge_store::audit::NewAuditEntry {
+        partner_id: partner,
+        actor: &caller.1.0,
+        action,
+        target,
+        before,
+        after,
+    };
+    if let Err(e) = s.store.record_audit(&entry, now()).await {
+        tracing::error!(action, target, error = %e, "recording a change in the audit log failed");
+    }
+}
+
 async fn create_partner(
     State(s): State<AppState>,
     caller: Caller,
@@ -167,7 +193,18 @@ async fn create_partner(
         return Err(Problem::invalid(errors));
     }
     let partner = s.store.create_partner(&p.id, p.name.trim(), now()).await?;
-    Ok(created(partner_view(&partner)))
+    let view = partner_view(&partner);
+    audit(
+        &s,
+        &caller,
+        Some(&partner.id),
+        "partner.create",
+        &format!("partner:{}", partner.id),
+        None,
+        Some(&view),
+    )
+    .await;
+    Ok(created(view))
 }
 
 async fn list_partners(State(s): State<AppState>, caller: Caller) -> Result<Json<Value>, Problem> {
@@ -203,6 +240,7 @@ async fn patch_partner(
 ) -> Result<Json<Value>, Problem> {
     caller.require_partner(&p)?;
     let patch: PartnerPatch = body(&bytes)?;
+    let before = partner_view(&s.store.partner(&p).await?);
     s.store
         .set_default_connection(&p, patch.default_connection)
         .await
@@ -215,7 +253,18 @@ async fn patch_partner(
             }
             e => e.into(),
         })?;
-    Ok(Json(partner_view(&s.store.partner(&p).await?)))
+    let after = partner_view(&s.store.partner(&p).await?);
+    audit(
+        &s,
+        &caller,
+        Some(&p),
+        "partner.update",
+        &format!("partner:{p}"),
+        Some(&before),
+        Some(&after),
+    )
+    .await;
+    Ok(Json(after))
 }
 
 #[derive(Deserialize)]
@@ -226,6 +275,7 @@ struct NewToken {
 
 async fn issue_token(
     s: &AppState,
+    caller: &Caller,
     partner: Option<&str>,
     bytes: &Bytes,
 ) -> Result<Response, Problem> {
@@ -241,6 +291,17 @@ async fn issue_token(
         .store
         .create_token(&token_hash(&token), partner, t.name.trim(), now())
         .await?;
+    let view = json!({"id": id, "name": t.name.trim(), "partner": partner});
+    audit(
+        s,
+        caller,
+        partner,
+        "token.create",
+        &format!("token:{id}"),
+        None,
+        Some(&view),
+    )
+    .await;
     Ok(created(
         json!({"id": id, "name": t.name.trim(), "partner": partner, "token": token,
                       "note": "the token is shown once; store it now"}),
@@ -253,7 +314,7 @@ async fn create_vendor_token(
     bytes: Bytes,
 ) -> Result<Response, Problem> {
     caller.require_vendor()?;
-    issue_token(&s, None, &bytes).await
+    issue_token(&s, &caller, None, &bytes).await
 }
 
 async fn create_partner_token(
@@ -264,7 +325,7 @@ async fn create_partner_token(
 ) -> Result<Response, Problem> {
     caller.require_partner(&p)?;
     s.store.partner(&p).await?;
-    issue_token(&s, Some(&p), &bytes).await
+    issue_token(&s, &caller, Some(&p), &bytes).await
 }
 
 async fn revoke_token(
@@ -275,6 +336,16 @@ async fn revoke_token(
     caller.require_partner(&p)?;
     s.store.revoke_token(id, Some(&p), now()).await?;
     s.tokens.clear();
+    audit(
+        &s,
+        &caller,
+        Some(&p),
+        "token.revoke",
+        &format!("token:{id}"),
+        None,
+        None,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -338,8 +409,20 @@ async fn put_client(
             "must not be empty",
         )]));
     }
+    let before = s.store.client(&p, &c).await.ok().map(|c| client_view(&c));
     s.store.put_client(&p, &c, b.name.trim(), now()).await?;
-    Ok(Json(client_view(&s.store.client(&p, &c).await?)))
+    let after = client_view(&s.store.client(&p, &c).await?);
+    audit(
+        &s,
+        &caller,
+        Some(&p),
+        "client.put",
+        &format!("client:{c}"),
+        before.as_ref(),
+        Some(&after),
+    )
+    .await;
+    Ok(Json(after))
 }
 
 #[derive(Deserialize)]
@@ -451,6 +534,13 @@ async fn put_mapping(
         }
         e
     })?;
+    let before = s
+        .store
+        .mappings(&p)
+        .await?
+        .into_iter()
+        .find(|m| m.client_id == client && m.connection_id == conn_id)
+        .map(|m| mapping_view(&m));
     let row = MappingRow {
         connection_id: conn_id,
         client_id: client.clone(),
@@ -472,7 +562,18 @@ async fn put_mapping(
         .into_iter()
         .find(|m| m.client_id == client && m.connection_id == conn_id)
         .ok_or_else(|| Problem::internal("the mapping vanished"))?;
-    Ok(Json(mapping_view(&m)))
+    let after = mapping_view(&m);
+    audit(
+        &s,
+        &caller,
+        Some(&p),
+        "mapping.put",
+        &format!("mapping:{client}:{conn_id}"),
+        before.as_ref(),
+        Some(&after),
+    )
+    .await;
+    Ok(Json(after))
 }
 
 fn mapping_view(m: &MappingRow) -> Value {
@@ -486,7 +587,24 @@ async fn delete_mapping(
     Path((p, client, conn)): Path<(String, String, i64)>,
 ) -> Result<StatusCode, Problem> {
     caller.require_partner(&p)?;
+    let before = s
+        .store
+        .mappings(&p)
+        .await?
+        .into_iter()
+        .find(|m| m.client_id == client && m.connection_id == conn)
+        .map(|m| mapping_view(&m));
     s.store.delete_mapping(&p, conn, &client).await?;
+    audit(
+        &s,
+        &caller,
+        Some(&p),
+        "mapping.delete",
+        &format!("mapping:{client}:{conn}"),
+        before.as_ref(),
+        None,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -709,6 +827,16 @@ async fn create_connection(
         Ok(done) => {
             let conn = s.store.connection(&p, id).await?;
             let mut v = connection_view(&s, &conn);
+            audit(
+                &s,
+                &caller,
+                Some(&p),
+                "connection.create",
+                &format!("connection:{id}"),
+                None,
+                Some(&v),
+            )
+            .await;
             v["api_url"] = json!(done.check.api_url);
             v["webhook_note"] = json!(done.webhook_note);
             Ok(created(v))
@@ -926,6 +1054,8 @@ async fn patch_connection(
 ) -> Result<Json<Value>, Problem> {
     caller.require_partner(&p)?;
     let conn = s.store.connection(&p, id).await?;
+    let before = connection_view(&s, &conn);
+    let mut secrets_changed: Vec<String> = Vec::new();
     let b: ConnectionPatch = body(&bytes)?;
     let grouping = b
         .grouping
@@ -981,6 +1111,7 @@ async fn patch_connection(
         settings = Some(merged);
         if !secrets.is_empty() {
             s.store.set_connection_secrets(id, &secrets, now()).await?;
+            secrets_changed = secrets.keys().cloned().collect();
         }
         reconnect = b.credentials.is_some();
     }
@@ -997,6 +1128,19 @@ async fn patch_connection(
         )
         .await?;
     let conn = s.store.connection(&p, id).await?;
+    let mut after = connection_view(&s, &conn);
+    // Which secrets were replaced, by name: their values never reach the log.
+    after["secrets_changed"] = json!(secrets_changed);
+    audit(
+        &s,
+        &caller,
+        Some(&p),
+        "connection.update",
+        &format!("connection:{id}"),
+        Some(&before),
+        Some(&after),
+    )
+    .await;
     if reconnect {
         connect(&s.engine, &conn, s.public_url.as_deref())
             .await
@@ -1014,8 +1158,19 @@ async fn delete_connection(
     Path((p, id)): Path<(String, i64)>,
 ) -> Result<StatusCode, Problem> {
     caller.require_partner(&p)?;
+    let before = connection_view(&s, &s.store.connection(&p, id).await?);
     s.store.delete_connection(&p, id).await?;
     s.engine.connectors.forget(id);
+    audit(
+        &s,
+        &caller,
+        Some(&p),
+        "connection.delete",
+        &format!("connection:{id}"),
+        Some(&before),
+        None,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1170,8 +1325,26 @@ async fn put_rule(
         create_ticket: b.create_ticket,
         fields,
     };
+    let before = s
+        .store
+        .rules(id)
+        .await?
+        .iter()
+        .find(|(t, _)| t.as_str() == event_type)
+        .map(|(t, r)| rule_view(t, r));
     s.store.put_rule(id, &event_type, &rule).await?;
-    Ok(Json(rule_view(&event_type, &rule)))
+    let after = rule_view(&event_type, &rule);
+    audit(
+        &s,
+        &caller,
+        Some(&p),
+        "rule.put",
+        &format!("connection:{id}:rule:{event_type}"),
+        before.as_ref(),
+        Some(&after),
+    )
+    .await;
+    Ok(Json(after))
 }
 
 async fn delete_rule(
@@ -1181,7 +1354,24 @@ async fn delete_rule(
 ) -> Result<StatusCode, Problem> {
     caller.require_partner(&p)?;
     s.store.connection(&p, id).await?;
+    let before = s
+        .store
+        .rules(id)
+        .await?
+        .iter()
+        .find(|(t, _)| t.as_str() == event_type)
+        .map(|(t, r)| rule_view(t, r));
     s.store.delete_rule(id, &event_type).await?;
+    audit(
+        &s,
+        &caller,
+        Some(&p),
+        "rule.delete",
+        &format!("connection:{id}:rule:{event_type}"),
+        before.as_ref(),
+        None,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1270,6 +1460,42 @@ struct RetryBody {
     ids: Vec<i64>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// The partner's audit log, newest first (`next_before` pages backwards).
+async fn list_audit(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(p): Path<String>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<Value>, Problem> {
+    caller.require_partner(&p)?;
+    s.store.partner(&p).await?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Problem::invalid(vec![FieldError::new(
+            "limit",
+            "must be from 1 to 1000",
+        )]));
+    }
+    let entries = s.store.audit_log(&p, q.before, limit).await?;
+    let next = (entries.len() as i64 == limit)
+        .then(|| entries.last().map(|e| e.id))
+        .flatten();
+    Ok(Json(json!({
+        "entries": entries.iter().map(|e| json!({
+            "id": e.id, "at": time(e.at), "actor": e.actor, "action": e.action, "target": e.target,
+            "before": e.before, "after": e.after,
+        })).collect::<Vec<_>>(),
+        "next_before": next,
+    })))
+}
+
 async fn retry_deliveries(
     State(s): State<AppState>,
     caller: Caller,
@@ -1286,6 +1512,17 @@ async fn retry_deliveries(
     }
     let n = s.store.retry_deliveries(&p, &b.ids, now()).await?;
     s.engine.wake();
+    let what = json!({"ids": b.ids, "retried": n});
+    audit(
+        &s,
+        &caller,
+        Some(&p),
+        "deliveries.retry",
+        "deliveries",
+        None,
+        Some(&what),
+    )
+    .await;
     Ok(Json(json!({"retried": n})))
 }
 
@@ -1298,9 +1535,19 @@ async fn retry_delivery(
     let n = s.store.retry_deliveries(&p, &[id], now()).await?;
     if n == 0 {
         return Err(Problem::not_found(format!(
-            "no dead or retrying delivery {id}"
+            "no dead, expired or retrying delivery {id}"
         )));
     }
     s.engine.wake();
+    audit(
+        &s,
+        &caller,
+        Some(&p),
+        "delivery.retry",
+        &format!("delivery:{id}"),
+        None,
+        None,
+    )
+    .await;
     Ok(Json(json!({"retried": n})))
 }

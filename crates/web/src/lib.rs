@@ -199,6 +199,7 @@ mod tests {
         "PUT /api/v1/partners/{p}/connections/{id}/rules/{event_type}",
         "DELETE /api/v1/partners/{p}/connections/{id}/rules/{event_type}",
         "GET /api/v1/partners/{p}/deliveries",
+        "GET /api/v1/partners/{p}/audit",
         "POST /api/v1/partners/{p}/deliveries/retry",
         "POST /api/v1/partners/{p}/deliveries/{id}/retry",
         "POST /hooks/autotask/{connection}",

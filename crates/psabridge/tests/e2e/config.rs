@@ -295,6 +295,59 @@ async fn configuration_api(db: Db) -> Result<()> {
         "{v}"
     );
 
+    // Every change is in the audit log: who, what, before and after, never a secret.
+    let (s, _) = call(
+        Method::PATCH,
+        base.clone(),
+        partner2.clone(),
+        Some(json!({"credentials": {"secret": sim.secret.clone()}, "grouping": "none"})),
+    )
+    .await?;
+    ensure!(s == 200);
+    let (s, log) = call(
+        Method::GET,
+        "/api/v1/partners/msp-2/audit".into(),
+        partner2.clone(),
+        None,
+    )
+    .await?;
+    ensure!(s == 200, "{log}");
+    let entries = log["entries"].as_array().cloned().unwrap_or_default();
+    let last = &entries[0];
+    ensure!(
+        last["action"] == "connection.update"
+            && last["before"]["grouping"] == "user_and_alert"
+            && last["after"]["grouping"] == "none"
+            && last["after"]["secrets_changed"] == json!(["secret"])
+            && last["actor"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("token:")),
+        "{last}"
+    );
+    ensure!(
+        !log.to_string().contains(&sim.secret) && !log.to_string().contains(&sim.integration_code),
+        "no secret in the audit log"
+    );
+    for action in [
+        "partner.create",
+        "token.create",
+        "connection.create",
+        "rule.put",
+    ] {
+        ensure!(
+            entries.iter().any(|e| e["action"] == action),
+            "{action} is logged: {log}"
+        );
+    }
+    let (s, _) = call(
+        Method::GET,
+        "/api/v1/partners/demo-msp/audit".into(),
+        partner2.clone(),
+        None,
+    )
+    .await?;
+    ensure!(s == 404, "another partner's log is not visible");
+
     // Revoked tokens stop working.
     let (s, _) = call(
         Method::DELETE,
