@@ -96,6 +96,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/partners/{p}/deliveries", get(list_deliveries))
         .route("/api/v1/partners/{p}/audit", get(list_audit))
         .route(
+            "/api/v1/partners/{p}/clients/{client}/test-notification",
+            post(crate::test_notification::send),
+        )
+        .route(
             "/api/v1/partners/{p}/deliveries/retry",
             post(retry_deliveries),
         )

@@ -15,6 +15,7 @@ pub mod config_api;
 pub mod events;
 pub mod hooks;
 pub mod problem;
+mod test_notification;
 mod views;
 
 use std::sync::Arc;
@@ -200,6 +201,7 @@ mod tests {
         "DELETE /api/v1/partners/{p}/connections/{id}/rules/{event_type}",
         "GET /api/v1/partners/{p}/deliveries",
         "GET /api/v1/partners/{p}/audit",
+        "POST /api/v1/partners/{p}/clients/{client}/test-notification",
         "POST /api/v1/partners/{p}/deliveries/retry",
         "POST /api/v1/partners/{p}/deliveries/{id}/retry",
         "POST /hooks/autotask/{connection}",

@@ -380,3 +380,89 @@ async fn restart_keeps_everything(db: Db) -> Result<()> {
     Ok(())
 }
 on_both!(restart_keeps_everything);
+
+async fn a_test_notification_makes_a_real_ticket_or_names_the_error(
+    kind: PsaKind,
+    db: Db,
+) -> Result<()> {
+    let Some((sim, p)) = setup(kind, db, "test_notification").await? else {
+        return Ok(());
+    };
+    let path = format!(
+        "/api/v1/partners/{}/clients/client-001/test-notification",
+        p.partner_id()
+    );
+    let (status, v) = p
+        .call(
+            reqwest::Method::POST,
+            &path,
+            Some(json!({"event_type": "saas.too_many_downloads"})),
+        )
+        .await?;
+    ensure!(status == 201 && v["status"] == "delivered", "{status} {v}");
+    let id = v["ticket"]["id"].as_str().unwrap_or_default().to_string();
+    let t = sim.ticket(&id).await?;
+    ensure!(
+        Some(t["company_id"].as_str().unwrap_or_default().to_string())
+            == p.client_company("client-001"),
+        "{t}"
+    );
+    ensure!(
+        t["title"]
+            .as_str()
+            .is_some_and(|s| s.contains("Too many downloads")),
+        "{t}"
+    );
+    // A second test makes a second ticket, never a note on the first.
+    let (status, again) = p
+        .call(
+            reqwest::Method::POST,
+            &path,
+            Some(json!({"event_type": "saas.too_many_downloads"})),
+        )
+        .await?;
+    ensure!(
+        status == 201 && again["ticket"]["id"] != v["ticket"]["id"],
+        "{again}"
+    );
+
+    // The PSA refuses: the exact error comes back.
+    let create_path = match kind {
+        PsaKind::Autotask => json!({"entity": "Tickets"}),
+        PsaKind::HaloPsa => json!({"path_contains": "/api/Tickets"}),
+        PsaKind::KaseyaBms => json!({"path_contains": "/v2/servicedesk/tickets"}),
+        PsaKind::ConnectWise => json!({"path_contains": "/service/tickets"}),
+    };
+    let mut rule = json!({"kind": "status", "status": 403, "method": "POST", "count": 1});
+    for (k, v) in create_path.as_object().into_iter().flatten() {
+        rule[k] = v.clone();
+    }
+    sim.fault(rule).await?;
+    let (status, v) = p
+        .call(
+            reqwest::Method::POST,
+            &path,
+            Some(json!({"event_type": "saas.too_many_uploads"})),
+        )
+        .await?;
+    ensure!(
+        status == 502
+            && v["status"] == "dead"
+            && v["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{status} {v}"
+    );
+    let (status, v) = p
+        .call(
+            reqwest::Method::POST,
+            &path,
+            Some(json!({"event_type": "no.such.type"})),
+        )
+        .await?;
+    ensure!(
+        status == 422 && v["errors"][0]["path"] == "event_type",
+        "{status} {v}"
+    );
+    p.cleanup().await;
+    Ok(())
+}
+on_every_psa!(a_test_notification_makes_a_real_ticket_or_names_the_error);
