@@ -1161,15 +1161,18 @@ impl HaloConnector {
         })
     }
 
-    /// The status ids that count as closed.
-    async fn closed_statuses(&self) -> Vec<String> {
+    /// The status ids that count as closed: configured, else those Halo lists as closed,
+    /// else Halo's own Closed.
+    async fn closed_statuses(&self) -> Result<Vec<String>, PsaError> {
         if !self.opts.closed_statuses.is_empty() {
-            return self.opts.closed_statuses.clone();
+            return Ok(self.opts.closed_statuses.clone());
         }
-        match self.cached_lists().await {
-            Ok(c) if !c.closed.is_empty() => c.closed,
-            _ => vec![HALO_CLOSED.to_string()],
-        }
+        let c = self.cached_lists().await?;
+        Ok(if c.closed.is_empty() {
+            vec![HALO_CLOSED.to_string()]
+        } else {
+            c.closed
+        })
     }
 
     /// A private note action (optionally changing the status).
@@ -1459,7 +1462,7 @@ impl Connector for HaloConnector {
     }
 
     async fn ticket_states(&self, ids: &[String]) -> Result<Vec<TicketState>, PsaError> {
-        let closed = self.closed_statuses().await;
+        let closed = self.closed_statuses().await?;
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(STATE_BATCH) {
             let list = chunk
