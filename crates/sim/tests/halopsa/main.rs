@@ -1,0 +1,10 @@
+//! The HaloPSA simulator over real HTTP, called the way Halo's public clients call it.
+//!
+//! Every test starts its own simulator on 127.0.0.1:0.
+
+mod auth;
+mod common;
+mod control;
+mod faults_and_limits;
+mod lists;
+mod writes;
