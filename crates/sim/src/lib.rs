@@ -7,3 +7,4 @@
 
 pub mod autotask;
 pub mod halopsa;
+pub mod kaseya_bms;

@@ -1,0 +1,141 @@
+//! The control surface under `/_sim/`: faults, statistics, the seed's facts, and what a
+//! technician does in BMS. No vendor authentication; never faulted, counted or limited.
+
+use std::sync::Arc;
+
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::faults::FaultRule;
+use super::{Shared, now_text};
+
+const ENDPOINTS: &[&str] = &[
+    "GET /_sim",
+    "POST /_sim/faults {kind: status|html|delay|timeout|drop|after_commit, status, retry_after_secs, delay_ms, hold_ms, count, probability, seed, method, path_contains, entity}",
+    "GET /_sim/faults",
+    "DELETE /_sim/faults",
+    "GET /_sim/stats",
+    "POST /_sim/reset (data back to the seed; faults, statistics and quotas cleared)",
+    "GET /_sim/fixtures",
+    "GET /_sim/tickets?open=true",
+    "GET /_sim/tickets/{id}",
+    "POST /_sim/tickets/{id}/close (a technician resolves it with the tenant's completed status)",
+    "POST /_sim/tickets/{id}/reopen",
+    "POST /_sim/revoke-tokens (every access token becomes invalid: the next call meets 401)",
+];
+
+fn ok(v: Value) -> Response {
+    axum::Json(v).into_response()
+}
+
+fn bad(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, axum::Json(json!({"error": msg.into()}))).into_response()
+}
+
+pub async fn handle(
+    s: &Arc<Shared>,
+    method: &Method,
+    segs: &[&str],
+    query: Option<&str>,
+    body: &[u8],
+) -> Response {
+    let lower: Vec<String> = segs.iter().map(|p| p.to_ascii_lowercase()).collect();
+    let parts: Vec<&str> = lower.iter().map(String::as_str).collect();
+    match (method.as_str(), parts.as_slice()) {
+        ("GET", []) => ok(json!({
+            "simulator": "Kaseya BMS REST API v2",
+            "base_url": s.base_url,
+            "endpoints": ENDPOINTS,
+        })),
+        ("POST", ["faults"]) => match serde_json::from_slice::<FaultRule>(body) {
+            Ok(rule) => match rule.check() {
+                Ok(()) => {
+                    s.faults.add(rule.clone());
+                    (
+                        StatusCode::CREATED,
+                        axum::Json(json!({"ok": true, "fault": rule})),
+                    )
+                        .into_response()
+                }
+                Err(e) => bad(StatusCode::BAD_REQUEST, e),
+            },
+            Err(e) => bad(StatusCode::BAD_REQUEST, format!("not a fault rule: {e}")),
+        },
+        ("GET", ["faults"]) => ok(json!({"faults": s.faults.list()})),
+        ("DELETE", ["faults"]) => {
+            s.faults.clear();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        ("GET", ["stats"]) => ok(s.stats_json()),
+        ("POST", ["reset"]) => {
+            s.reset();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        ("POST", ["revoke-tokens"]) => {
+            s.tokens
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .revoke_all();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        ("GET", ["fixtures"]) => ok(s.db().fixtures()),
+        ("GET", ["tickets"]) => {
+            let open_only = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                .any(|(k, v)| k == "open" && (v == "true" || v == "1"));
+            let db = s.db();
+            let tickets: Vec<Value> = db
+                .tickets
+                .values()
+                .filter(|t| !open_only || !db.is_closed(t))
+                .map(|t| db.normalised(t))
+                .collect();
+            ok(json!({ "tickets": tickets }))
+        }
+        ("GET", ["tickets", id]) => {
+            let Ok(id) = id.parse::<i64>() else {
+                return bad(
+                    StatusCode::BAD_REQUEST,
+                    format!("'{id}' is not a ticket id"),
+                );
+            };
+            let db = s.db();
+            match db.tickets.get(&id) {
+                Some(t) => ok(db.normalised(t)),
+                None => bad(StatusCode::NOT_FOUND, "no such ticket"),
+            }
+        }
+        ("POST", ["tickets", id, action @ ("close" | "reopen")]) => {
+            let Ok(id) = id.parse::<i64>() else {
+                return bad(
+                    StatusCode::BAD_REQUEST,
+                    format!("'{id}' is not a ticket id"),
+                );
+            };
+            let mut db = s.db();
+            let (close, reopen) = (db.default_close_status, db.reopen_status);
+            let Some(mut t) = db.tickets.get(&id).cloned() else {
+                return bad(StatusCode::NOT_FOUND, "no such ticket");
+            };
+            let now = now_text();
+            if *action == "close" {
+                t.status_id = close;
+                t.completed_date.get_or_insert(now.clone());
+            } else {
+                t.status_id = reopen;
+                t.completed_date = None;
+                t.reopened_date = Some(now.clone());
+            }
+            t.last_status_update = now.clone();
+            t.modified_on = now;
+            let view = db.normalised(&t);
+            db.tickets.insert(id, t);
+            ok(view)
+        }
+        _ => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": "unknown control endpoint", "endpoints": ENDPOINTS})),
+        )
+            .into_response(),
+    }
+}
