@@ -6,3 +6,4 @@
 //! over HTTP, so a misread field name fails a test instead of passing on both sides.
 
 pub mod autotask;
+pub mod connectwise;
