@@ -6,5 +6,6 @@
 //! over HTTP, so a misread field name fails a test instead of passing on both sides.
 
 pub mod autotask;
+pub mod connectwise;
 pub mod halopsa;
 pub mod kaseya_bms;
