@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 /// Which PSA a connection speaks to. Routing never branches on it; connectors do, and the
 /// ticket fields a connection's defaults may name come from here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PsaKind {
     Autotask,
     HaloPsa,

@@ -578,7 +578,7 @@ fn print_welcome(info: &Value, demo_file: &Path) {
         println!(
             "  Partner {:<10} → {} simulator at {}",
             p["id"].as_str().unwrap_or_default(),
-            PsaKind::parse(psa).map_or(psa, PsaKind::display_name),
+            PsaKind::parse(psa).map_or("unknown PSA", PsaKind::display_name),
             info["simulators"][psa]["base_url"]
                 .as_str()
                 .unwrap_or_default()

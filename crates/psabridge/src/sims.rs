@@ -53,7 +53,7 @@ impl Running {
                 halopsa::Simulator::start(
                     listener,
                     halopsa::Config {
-                        latency_ms: opts.latency_ms,
+                        base_latency_ms: opts.latency_ms,
                         ..Default::default()
                     },
                 )
@@ -64,7 +64,7 @@ impl Running {
                 kaseya_bms::Simulator::start(
                     listener,
                     kaseya_bms::Config {
-                        latency_ms: opts.latency_ms,
+                        base_latency_ms: opts.latency_ms,
                         ..Default::default()
                     },
                 )
@@ -75,7 +75,7 @@ impl Running {
                 connectwise::Simulator::start(
                     listener,
                     connectwise::Config {
-                        latency_ms: opts.latency_ms,
+                        base_latency_ms: opts.latency_ms,
                         ..Default::default()
                     },
                 )
@@ -83,15 +83,6 @@ impl Running {
                 .with_context(what)?,
             ),
         })
-    }
-
-    pub fn kind(&self) -> PsaKind {
-        match self {
-            Running::Autotask(_) => PsaKind::Autotask,
-            Running::HaloPsa(_) => PsaKind::HaloPsa,
-            Running::KaseyaBms(_) => PsaKind::KaseyaBms,
-            Running::ConnectWise(_) => PsaKind::ConnectWise,
-        }
     }
 
     pub fn base_url(&self) -> String {
@@ -131,13 +122,14 @@ pub fn describe(kind: PsaKind, base_url: &str) -> Value {
         }
         PsaKind::HaloPsa => {
             let c = halopsa::Config::default();
+            let client = c.api_clients.first();
             json!({
                 "base_url": base,
                 "resource_url": base,
                 "auth_url": format!("{base}/auth"),
                 "tenant": c.tenant,
-                "client_id": c.client_id,
-                "client_secret": c.client_secret,
+                "client_id": client.map(|a| a.client_id.clone()),
+                "client_secret": client.map(|a| a.client_secret.clone()),
             })
         }
         PsaKind::KaseyaBms => {
@@ -151,13 +143,14 @@ pub fn describe(kind: PsaKind, base_url: &str) -> Value {
         }
         PsaKind::ConnectWise => {
             let c = connectwise::Config::default();
+            let key = c.api_keys.first();
             json!({
                 "base_url": base,
                 "site_url": base,
-                "company": c.company,
-                "public_key": c.public_key,
-                "private_key": c.private_key,
-                "client_id": c.client_id,
+                "company": c.company_id,
+                "public_key": key.map(|k| k.public_key.clone()),
+                "private_key": key.map(|k| k.private_key.clone()),
+                "client_id": c.client_ids.first(),
             })
         }
     };

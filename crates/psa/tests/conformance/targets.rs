@@ -159,8 +159,8 @@ pub async fn halopsa() -> anyhow::Result<Target> {
     let config = Config::default();
     let (tenant, client_id, client_secret) = (
         config.tenant.clone(),
-        config.client_id.clone(),
-        config.client_secret.clone(),
+        config.api_clients[0].client_id.clone(),
+        config.api_clients[0].client_secret.clone(),
     );
     let sim = Simulator::start(listener().await?, config).await?;
     let url = sim.base_url();
@@ -279,10 +279,10 @@ pub async fn connectwise() -> anyhow::Result<Target> {
     use psabridge_sim::connectwise::{Config, Simulator};
     let config = Config::default();
     let (company, public_key, private_key, client_id) = (
-        config.company.clone(),
-        config.public_key.clone(),
-        config.private_key.clone(),
-        config.client_id.clone(),
+        config.company_id.clone(),
+        config.api_keys[0].public_key.clone(),
+        config.api_keys[0].private_key.clone(),
+        config.client_ids[0].clone(),
     );
     let sim = Simulator::start(listener().await?, config).await?;
     let url = sim.base_url();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use psabridge_core::settings::PsaKind;
 use psabridge_store::testing::{TestDatabase, pg_url_or_skip};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_psabridge");
 
@@ -49,10 +49,7 @@ fn read_until(
 pub struct Sim {
     child: Child,
     pub kind: PsaKind,
-    /// What `psabridge sim <psa>` printed: URL and credentials.
-    pub info: Value,
     pub base_url: String,
-    pub zone_url: String,
     pub username: String,
     pub secret: String,
     pub integration_code: String,
@@ -88,11 +85,9 @@ impl Sim {
             child,
             kind,
             base_url: s("base_url"),
-            zone_url: s("zone_url"),
             username: s("username"),
             secret: s("secret"),
             integration_code: s("integration_code"),
-            info: v,
             http: reqwest::Client::new(),
         })
     }
