@@ -383,7 +383,7 @@ fn ticket_matches(db: &Db, t: &Value, p: &Params) -> bool {
         && eq("tickettype_id", "tickettype_id")
         && eq("requesttype_id", "tickettype_id")
         && !(p.flag("open_only") == Some(true) && closed)
-        && !(p.flag("closed_only") == Some(true) && !closed)
+        && (p.flag("closed_only") != Some(true) || closed)
         && p.get("team")
             .is_none_or(|q| lower(t, "team") == q.to_lowercase())
         && p.get("ticketids").is_none_or(|list| {
@@ -438,13 +438,12 @@ fn setup_matches(resource: &str, r: &Value, p: &Params) -> bool {
     }
 }
 
+/// The write of one element of an array body: the saved record, or the validation message.
+type WriteOne = fn(&Config, &mut Db, Map<String, Value>, &str) -> Result<Value, String>;
+
 /// Apply an array body with `each`, all or nothing; answer the saved records (an object for
 /// one element, an array for several).
-fn write(
-    s: &Shared,
-    body: &Bytes,
-    each: fn(&Config, &mut Db, Map<String, Value>, &str) -> Result<Value, String>,
-) -> Response {
+fn write(s: &Shared, body: &Bytes, each: WriteOne) -> Response {
     let parsed: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => return errors::invalid(format!("The request body is not valid JSON: {e}")),

@@ -107,7 +107,7 @@ pub async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         Target::AuthInfo => auth_info(&s, &parts.method),
         Target::Api(segs) => match authenticate(&s, &parts.headers) {
             Ok(()) => api::dispatch(&s, &parts.method, &segs, &Params::parse(&query), &body),
-            Err(r) => r,
+            Err(r) => *r,
         },
         _ => StatusCode::NOT_FOUND.into_response(),
     };
@@ -252,19 +252,19 @@ fn token(s: &Shared, method: &Method, headers: &HeaderMap, query: &str, body: &B
 }
 
 /// A valid bearer token of an application with permissions, or the refusal.
-fn authenticate(s: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+fn authenticate(s: &Shared, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let token = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim().to_string())
-        .ok_or_else(errors::unauthorised)?;
+        .ok_or_else(|| Box::new(errors::unauthorised()))?;
     let client_id = {
         let tokens = s.tokens.lock().unwrap_or_else(|p| p.into_inner());
         match tokens.get(&token) {
             Some(i) if i.expires > Instant::now() => i.client_id.clone(),
-            _ => return Err(errors::unauthorised()),
+            _ => return Err(Box::new(errors::unauthorised())),
         }
     };
     if s.config
@@ -272,10 +272,10 @@ fn authenticate(s: &Shared, headers: &HeaderMap) -> Result<(), Response> {
         .iter()
         .any(|c| c.client_id == client_id && c.forbidden)
     {
-        return Err(errors::message(
+        return Err(Box::new(errors::message(
             StatusCode::FORBIDDEN,
             "You do not have permission to access this resource.",
-        ));
+        )));
     }
     Ok(())
 }

@@ -78,7 +78,7 @@ async fn fixtures_are_consistent_with_the_api() -> Result<()> {
     ensure!(
         members
             .iter()
-            .any(|m| m["agent_id"].to_string() == d["agent"].as_str().unwrap_or("")),
+            .any(|m| m["agent_id"].as_i64() == Some(num("agent"))),
         "{members:?}"
     );
     Ok(())
