@@ -659,3 +659,32 @@ async fn settings_pick_tables_and_note_type() -> Result<()> {
     ensure!(h.bms.ticket_states(std::slice::from_ref(&t.id)).await?[0].closed);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_token_near_its_expiry_is_refreshed() -> Result<()> {
+    let h = start_with(
+        Config {
+            token_ttl_secs: 2,
+            ..Config::default()
+        },
+        json!({}),
+    )
+    .await?;
+    h.bms.companies(Some("acme"), None).await?;
+    // The token is used until a minute before it expires: here, not again.
+    h.bms.companies(Some("acme"), None).await?;
+    let stats = h.sim.stats();
+    ensure!(
+        stats["by_endpoint"]["POST /v2/security/authenticate"] == 1,
+        "{stats}"
+    );
+    ensure!(
+        stats["by_endpoint"]["POST /v2/security/refreshtoken"] == 1,
+        "{stats}"
+    );
+    ensure!(
+        stats["by_endpoint"]["GET /v2/crm/accounts/summary"] == 2,
+        "no 401: {stats}"
+    );
+    Ok(())
+}
