@@ -302,6 +302,17 @@ struct Token {
     use_until: Instant,
 }
 
+/// One request: what it is and where it goes (`endpoint` is the path template that names
+/// its budget).
+struct Req<'a> {
+    method: Method,
+    endpoint: &'a str,
+    path: &'a str,
+    query: &'a [(&'a str, String)],
+    /// May it change something in BMS?
+    write: bool,
+}
+
 /// What to send.
 enum Payload<'a> {
     Empty,
@@ -633,14 +644,19 @@ impl KaseyaBmsConnector {
     /// failures are classified here; the answer is returned whatever its status.
     async fn send(
         &self,
-        method: Method,
-        endpoint: &str,
-        path: &str,
-        query: &[(&str, String)],
+        r: &Req<'_>,
         payload: Payload<'_>,
         bearer: Option<&Secret>,
-        write: bool,
     ) -> Result<(StatusCode, reqwest::header::HeaderMap, String), PsaError> {
+        let Req {
+            method,
+            endpoint,
+            path,
+            query,
+            write,
+        } = r;
+        let (method, endpoint, path, query, write) =
+            (method.clone(), *endpoint, *path, *query, *write);
         self.bucket(&format!("{method} {endpoint}")).acquire().await;
         self.meter.record();
         let url = format!("{}{path}", self.creds.api_url);
@@ -725,13 +741,15 @@ impl KaseyaBmsConnector {
         };
         let (status, headers, body) = self
             .send(
-                Method::POST,
-                path,
-                path,
-                &[],
+                &Req {
+                    method: Method::POST,
+                    endpoint: path,
+                    path,
+                    query: &[],
+                    write: false,
+                },
                 Payload::Form(form),
                 None,
-                false,
             )
             .await?;
         let parsed = serde_json::from_str::<Value>(&body).ok();
@@ -761,7 +779,7 @@ impl KaseyaBmsConnector {
                 use_until: Instant::now() + lifetime.saturating_sub(Duration::from_secs(60)),
             });
         }
-        if parsed.is_none() && (status == StatusCode::NOT_FOUND || status.is_success()) {
+        if status == StatusCode::NOT_FOUND || (parsed.is_none() && status.is_success()) {
             return Err(PsaError::Unreachable(format!(
                 "{} does not answer like the Kaseya BMS API ({status} at {path}) — check base_url (the API host is api.<your BMS host>)",
                 self.creds.api_url
@@ -833,13 +851,15 @@ impl KaseyaBmsConnector {
             let payload = body.map_or(Payload::Empty, Payload::Json);
             let (status, headers, text) = self
                 .send(
-                    method.clone(),
-                    endpoint,
-                    path,
-                    query,
+                    &Req {
+                        method: method.clone(),
+                        endpoint,
+                        path,
+                        query,
+                        write,
+                    },
                     payload,
                     Some(&token),
-                    write,
                 )
                 .await?;
             if status == StatusCode::UNAUTHORIZED && !fresh {

@@ -1080,3 +1080,33 @@ fn resolve(db: &mut Db, id: i64, c: &Ctx<'_>) -> Result<Response, Fail> {
     db.tickets.insert(id, t);
     Ok(ok(out))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_route_case_insensitively_to_templates() {
+        let r = |p: &str| {
+            let segs: Vec<&str> = p.split('/').filter(|s| !s.is_empty()).collect();
+            route(&segs)
+        };
+        assert_eq!(
+            r("/V2/ServiceDesk/Tickets/1001/Notes/"),
+            Some((
+                Route::TicketNotes(1001),
+                "/v2/servicedesk/tickets/{ticketId}/notes"
+            ))
+        );
+        assert_eq!(
+            r("/v2/system/lookup/TicketType"),
+            Some((
+                Route::Lookup("TicketType".into()),
+                "/v2/system/lookup/{tableName}"
+            ))
+        );
+        assert_eq!(r("/v2/servicedesk/tickets/abc"), None);
+        assert_eq!(r("/v1/servicedesk/tickets"), None);
+        assert_eq!(r("/"), None);
+    }
+}

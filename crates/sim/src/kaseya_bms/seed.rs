@@ -157,7 +157,6 @@ pub fn seeded(config: &Config) -> Db {
         "Closed Bakery LLC",
         "Former Client Inc",
     ];
-    let mut next_location = 1000;
     let total = config.extra_active_companies + inactive_names.len();
     for i in 0..total {
         let active = i < config.extra_active_companies;
@@ -172,7 +171,7 @@ pub fn seeded(config: &Config) -> Db {
         } else {
             inactive_names[i - config.extra_active_companies].to_string()
         };
-        next_location += 1;
+
         let city = CITIES[rng.random_range(0..CITIES.len())];
         accounts.push(Account {
             id: 100 + i as i64,
@@ -187,7 +186,7 @@ pub fn seeded(config: &Config) -> Db {
             is_active: active,
             created_on: created.clone(),
             locations: vec![Location {
-                id: next_location,
+                id: 1001 + i as i64,
                 name: format!("{city} Office"),
                 is_main: true,
                 is_active: true,

@@ -123,7 +123,7 @@ async fn the_normalised_view_and_technician_actions() -> Result<()> {
         .control(Method::GET, &format!("tickets/{id}"), None)
         .await?;
     ensure!(
-        v["id"] == id.to_string() && v["closed"] == false && v["status"] == "1",
+        v["id"] == json!(id.to_string()) && v["closed"] == false && v["status"] == "1",
         "{v}"
     );
     ensure!(
