@@ -19,6 +19,18 @@
 //!   `conditions=text contains "…"`. A close adds its note, then patches `status` (JSON Patch).
 //! - Every request first takes a token of our hourly share ([`TokenBucket`]) and is counted
 //!   in the [`CallMeter`].
+//!
+//! Where ConnectWise's documentation is silent, the choices are:
+//! - "active" companies are those not deleted and not in the shipped `Inactive` company
+//!   status (`deletedFlag=false and status/name!="Inactive"`);
+//! - a 401 whose message names the client id is reported as a `client_id` problem, any other
+//!   401 as the key pair's (ConnectWise does not say which key it refused); an unknown
+//!   company is told by companyinfo's `null`;
+//! - closed means `closedFlag`, or a status the boards mark `closedStatus`, or one listed in
+//!   the `closed_statuses` setting; a close without a status uses the board's first active
+//!   closed status by sort order;
+//! - description and note texts are cut at 30,000 characters (no published limit);
+//! - the codebase can be pinned with the `codebase` setting when companyinfo is unreachable.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

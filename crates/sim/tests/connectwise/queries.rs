@@ -335,3 +335,17 @@ async fn unknown_records_and_urls_are_404() -> Result<()> {
     assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_company_has_its_main_site() -> Result<()> {
+    let t = start(Config::default()).await?;
+    let a = t.get("company/companies/12/sites").await?;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.body[0]["name"], "Main");
+    assert_eq!(a.body[0]["company"]["id"], 12);
+    assert_eq!(
+        t.get("company/companies/999999/sites").await?.status,
+        StatusCode::NOT_FOUND
+    );
+    Ok(())
+}
