@@ -911,10 +911,16 @@ impl ConnectWiseConnector {
         let board = ref_id(&t, "board").ok_or_else(|| {
             PsaError::Invalid(format!("ticket {ticket_id} has no board to close it on"))
         })?;
-        if let Some(c) = self.lists.lock().await.as_ref()
-            && let Some(first) = c.closed_by_board.get(&board).and_then(|v| v.first())
-        {
-            return Ok(first.clone());
+        let cached = self.lists.try_lock().ok().and_then(|c| {
+            c.as_ref().and_then(|c| {
+                c.closed_by_board
+                    .get(&board)
+                    .and_then(|v| v.first())
+                    .cloned()
+            })
+        });
+        if let Some(first) = cached {
+            return Ok(first);
         }
         let statuses = self
             .get_all(
@@ -1220,12 +1226,12 @@ impl Connector for ConnectWiseConnector {
     }
 
     async fn ticket_states(&self, ids: &[String]) -> Result<Vec<TicketState>, PsaError> {
+        // The cached lists' closed statuses, if the lists are at hand (never wait for a read).
         let known_closed = self
             .lists
-            .lock()
-            .await
-            .as_ref()
-            .map(|c| c.closed.clone())
+            .try_lock()
+            .ok()
+            .and_then(|c| c.as_ref().map(|c| c.closed.clone()))
             .unwrap_or_default();
         let numeric: Vec<i64> = ids.iter().filter_map(|i| i.trim().parse().ok()).collect();
         let mut out = Vec::with_capacity(numeric.len());
