@@ -19,6 +19,18 @@
 //!   `conditions=text contains "…"`. A close adds its note, then patches `status` (JSON Patch).
 //! - Every request first takes a token of our hourly share ([`TokenBucket`]) and is counted
 //!   in the [`CallMeter`].
+//!
+//! Where ConnectWise's documentation is silent, the choices are:
+//! - "active" companies are those not deleted and not in the shipped `Inactive` company
+//!   status (`deletedFlag=false and status/name!="Inactive"`);
+//! - a 401 whose message names the client id is reported as a `client_id` problem, any other
+//!   401 as the key pair's (ConnectWise does not say which key it refused); an unknown
+//!   company is told by companyinfo's `null`;
+//! - closed means `closedFlag`, or a status the boards mark `closedStatus`, or one listed in
+//!   the `closed_statuses` setting; a close without a status uses the board's first active
+//!   closed status by sort order;
+//! - description and note texts are cut at 30,000 characters (no published limit);
+//! - the codebase can be pinned with the `codebase` setting when companyinfo is unreachable.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -899,10 +911,16 @@ impl ConnectWiseConnector {
         let board = ref_id(&t, "board").ok_or_else(|| {
             PsaError::Invalid(format!("ticket {ticket_id} has no board to close it on"))
         })?;
-        if let Some(c) = self.lists.lock().await.as_ref()
-            && let Some(first) = c.closed_by_board.get(&board).and_then(|v| v.first())
-        {
-            return Ok(first.clone());
+        let cached = self.lists.try_lock().ok().and_then(|c| {
+            c.as_ref().and_then(|c| {
+                c.closed_by_board
+                    .get(&board)
+                    .and_then(|v| v.first())
+                    .cloned()
+            })
+        });
+        if let Some(first) = cached {
+            return Ok(first);
         }
         let statuses = self
             .get_all(
@@ -1208,12 +1226,12 @@ impl Connector for ConnectWiseConnector {
     }
 
     async fn ticket_states(&self, ids: &[String]) -> Result<Vec<TicketState>, PsaError> {
+        // The cached lists' closed statuses, if the lists are at hand (never wait for a read).
         let known_closed = self
             .lists
-            .lock()
-            .await
-            .as_ref()
-            .map(|c| c.closed.clone())
+            .try_lock()
+            .ok()
+            .and_then(|c| c.as_ref().map(|c| c.closed.clone()))
             .unwrap_or_default();
         let numeric: Vec<i64> = ids.iter().filter_map(|i| i.trim().parse().ok()).collect();
         let mut out = Vec::with_capacity(numeric.len());

@@ -5,6 +5,7 @@
 //! | `system/info` | GET |
 //! | `company/companies`, `company/contacts`, `service/boards`, `service/priorities`, `service/sources`, `system/members` (+ `/count`, `/{id}`) | GET |
 //! | `service/boards/{id}/statuses|types|subtypes|items|teams|typeSubTypeItemAssociations` (+ `/count`, `/{id}`) | GET |
+//! | `company/companies/{id}/sites` (+ `/count`, `/{id}`) | GET |
 //! | `service/tickets` (+ `/count`) | GET, POST |
 //! | `service/tickets/{id}` | GET, PATCH |
 //! | `service/tickets/{id}/notes` (+ `/count`, `/{id}`) | GET, POST |
@@ -148,6 +149,31 @@ pub fn dispatch(s: &Shared, r: Request<'_>) -> Result<Response, ApiError> {
                     "The requested URL was not found.".into(),
                 )),
                 _ => Err(ApiError::MethodNotAllowed),
+            }
+        }
+
+        // A company's sites (each seeded company has its main site).
+        ["company", "companies", cid, "sites", rest @ ..] if get => {
+            let db = s.db();
+            let c = parse_id(cid)
+                .and_then(|c| db.get(COMPANIES, c))
+                .ok_or_else(|| not_found("Company", cid))?;
+            let site = json!({
+                "id": c["site"]["id"], "name": c["site"]["name"],
+                "addressLine1": c["addressLine1"], "city": c["city"], "stateReference": {"identifier": c["state"]},
+                "zip": c["zip"], "country": c["country"], "phoneNumber": c["phoneNumber"],
+                "company": db.company_ref(c), "primaryAddressFlag": true,
+                "defaultShippingFlag": true, "defaultBillingFlag": true, "defaultMailingFlag": true,
+                "inactiveFlag": false, "_info": c["_info"],
+            });
+            match rest {
+                [] => list(vec![site]),
+                ["count"] => listing::count(vec![site], r.params),
+                [sid] if parse_id(sid) == id_of(&site) => one(Some(site), "Site", sid),
+                [sid] => Err(not_found("Site", sid)),
+                _ => Err(ApiError::NotFound(
+                    "The requested URL was not found.".into(),
+                )),
             }
         }
 

@@ -1,0 +1,9 @@
+//! The ConnectWise simulator over real HTTP, called the way ConnectWise's public clients call
+//! the real API. Every test starts its own simulator on 127.0.0.1:0.
+
+mod auth;
+mod common;
+mod control;
+mod faults;
+mod queries;
+mod tickets;
