@@ -116,9 +116,7 @@ impl Sut {
             .args(["--latency-ms", &sim_latency_ms.to_string()])
             .env("PSABRIDGE_LOG", "error")
             .stdout(Stdio::piped());
-        if kind == psabridge_core::settings::PsaKind::Autotask {
-            sim_cmd.args(["--hourly-limit", &sim_hourly_limit.to_string()]);
-        }
+        sim_cmd.args(["--hourly-limit", &sim_hourly_limit.to_string()]);
         let mut sim = sim_cmd.spawn()?;
         let line = first_line_matching(&mut sim, "base_url", Duration::from_secs(30))?;
         let sim_url = serde_json::from_str::<Value>(&line)?["base_url"]

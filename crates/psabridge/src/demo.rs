@@ -108,7 +108,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
                     latency_ms: opts.sim_latency_ms,
                     state_file: (*kind == PsaKind::Autotask)
                         .then(|| opts.data_dir.join("autotask-sim.json")),
-                    hourly_limit: (*kind == PsaKind::Autotask).then_some(opts.sim_hourly_limit),
+                    hourly_limit: Some(opts.sim_hourly_limit),
                 };
                 SimHandle::Inside(sims::Running::start(*kind, listener, &sim_opts).await?)
             }
@@ -308,12 +308,18 @@ async fn seed(
     let mut partners = Vec::new();
     for (kind, id, name) in PARTNERS {
         let sim = described.get(&kind).context("a simulator per PSA")?;
-        let rph = (kind == PsaKind::Autotask)
-            .then_some(requests_per_hour)
-            .flatten();
-        let p = seed_partner(running, kind, id, name, sim, catalog, api_url, rph)
-            .await
-            .with_context(|| format!("seeding the {} demo partner", kind.display_name()))?;
+        let p = seed_partner(
+            running,
+            kind,
+            id,
+            name,
+            sim,
+            catalog,
+            api_url,
+            requests_per_hour,
+        )
+        .await
+        .with_context(|| format!("seeding the {} demo partner", kind.display_name()))?;
         partners.push(p);
     }
     let first = partners[0].clone();
@@ -369,7 +375,8 @@ async fn seed_partner(
 
     let (mut settings, secrets) = sims::connection_settings(kind, sim);
     if let Some(n) = requests_per_hour {
-        settings.insert("requests_per_hour".into(), json!(n));
+        let (key, value) = sims::budget_setting(kind, n);
+        settings.insert(key.into(), value);
     }
     let conn_id = store
         .create_connection(
@@ -538,9 +545,10 @@ async fn refresh(
                     changed = true;
                 }
             }
-            if let Some(n) = requests_per_hour.filter(|_| kind == PsaKind::Autotask) {
-                if c.settings.get("requests_per_hour") != Some(&json!(n)) {
-                    c.settings.insert("requests_per_hour".into(), json!(n));
+            if let Some(n) = requests_per_hour {
+                let (key, value) = sims::budget_setting(kind, n);
+                if c.settings.get(key) != Some(&value) {
+                    c.settings.insert(key.into(), value);
                     changed = true;
                 }
             }

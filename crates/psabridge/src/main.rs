@@ -119,6 +119,9 @@ enum SimCommand {
     Halopsa {
         #[arg(long, default_value = "127.0.0.1:8082")]
         listen: String,
+        /// Raise the limit to this many requests an hour (HaloPSA: 300 per rolling 5 minutes).
+        #[arg(long)]
+        hourly_limit: Option<u32>,
         /// Latency added to every request, in milliseconds.
         #[arg(long, default_value_t = 0)]
         latency_ms: u64,
@@ -127,6 +130,9 @@ enum SimCommand {
     KaseyaBms {
         #[arg(long, default_value = "127.0.0.1:8083")]
         listen: String,
+        /// Requests per hour per endpoint before 429 (Kaseya BMS: 1,500).
+        #[arg(long)]
+        hourly_limit: Option<u32>,
         /// Latency added to every request, in milliseconds.
         #[arg(long, default_value_t = 0)]
         latency_ms: u64,
@@ -135,6 +141,9 @@ enum SimCommand {
     Connectwise {
         #[arg(long, default_value = "127.0.0.1:8084")]
         listen: String,
+        /// Raise the throttle to this many requests an hour (default 40 a second).
+        #[arg(long)]
+        hourly_limit: Option<u32>,
         /// Latency added to every request, in milliseconds.
         #[arg(long, default_value_t = 0)]
         latency_ms: u64,
@@ -259,27 +268,42 @@ async fn run(command: Command) -> Result<()> {
                         hourly_limit: Some(hourly_limit),
                     },
                 ),
-                SimCommand::Halopsa { listen, latency_ms } => (
+                SimCommand::Halopsa {
+                    listen,
+                    hourly_limit,
+                    latency_ms,
+                } => (
                     PsaKind::HaloPsa,
                     listen,
                     sims::SimOptions {
                         latency_ms,
+                        hourly_limit,
                         ..Default::default()
                     },
                 ),
-                SimCommand::KaseyaBms { listen, latency_ms } => (
+                SimCommand::KaseyaBms {
+                    listen,
+                    hourly_limit,
+                    latency_ms,
+                } => (
                     PsaKind::KaseyaBms,
                     listen,
                     sims::SimOptions {
                         latency_ms,
+                        hourly_limit,
                         ..Default::default()
                     },
                 ),
-                SimCommand::Connectwise { listen, latency_ms } => (
+                SimCommand::Connectwise {
+                    listen,
+                    hourly_limit,
+                    latency_ms,
+                } => (
                     PsaKind::ConnectWise,
                     listen,
                     sims::SimOptions {
                         latency_ms,
+                        hourly_limit,
                         ..Default::default()
                     },
                 ),

@@ -18,7 +18,9 @@ pub struct SimOptions {
     pub latency_ms: u64,
     /// Keep the simulator's data in this file across restarts (Autotask).
     pub state_file: Option<PathBuf>,
-    /// Autotask: requests per rolling hour before 429.
+    /// Requests per hour before 429, when raised above the vendor's published limit (demos,
+    /// tests): Autotask's database limit, HaloPSA's rolling window scaled to an hour, Kaseya
+    /// BMS's limit per endpoint, ConnectWise's throttle.
     pub hourly_limit: Option<u32>,
 }
 
@@ -50,35 +52,49 @@ impl Running {
                 )
             }
             PsaKind::HaloPsa => Running::HaloPsa(
-                halopsa::Simulator::start(
-                    listener,
-                    halopsa::Config {
+                halopsa::Simulator::start(listener, {
+                    let mut c = halopsa::Config {
                         base_latency_ms: opts.latency_ms,
                         ..Default::default()
-                    },
-                )
+                    };
+                    if let Some(n) = opts.hourly_limit {
+                        // The same rate over Halo's rolling window.
+                        let per_window = u64::from(n) * c.rate_window_secs / 3600;
+                        c.rate_limit = u32::try_from(per_window.max(1)).unwrap_or(u32::MAX);
+                    }
+                    c
+                })
                 .await
                 .with_context(what)?,
             ),
             PsaKind::KaseyaBms => Running::KaseyaBms(
-                kaseya_bms::Simulator::start(
-                    listener,
-                    kaseya_bms::Config {
+                kaseya_bms::Simulator::start(listener, {
+                    let mut c = kaseya_bms::Config {
                         base_latency_ms: opts.latency_ms,
                         ..Default::default()
-                    },
-                )
+                    };
+                    if let Some(n) = opts.hourly_limit {
+                        c.hourly_limit_per_endpoint = n;
+                    }
+                    c
+                })
                 .await
                 .with_context(what)?,
             ),
             PsaKind::ConnectWise => Running::ConnectWise(
-                connectwise::Simulator::start(
-                    listener,
-                    connectwise::Config {
+                connectwise::Simulator::start(listener, {
+                    let mut c = connectwise::Config {
                         base_latency_ms: opts.latency_ms,
                         ..Default::default()
-                    },
-                )
+                    };
+                    if let (Some(n), Some(limit)) = (opts.hourly_limit, c.rate_limit.as_mut()) {
+                        let per_second = f64::from(n) / 3600.0;
+                        if per_second > limit.per_second {
+                            limit.per_second = per_second;
+                        }
+                    }
+                    c
+                })
                 .await
                 .with_context(what)?,
             ),
@@ -180,4 +196,17 @@ pub fn connection_settings(
         }
     }
     (settings, secrets)
+}
+
+/// The connection setting that holds our share of a PSA's request limit, with the value for
+/// `per_hour` requests an hour.
+pub fn budget_setting(kind: PsaKind, per_hour: u32) -> (&'static str, Value) {
+    match kind {
+        // HaloPSA counts a rolling five-minute window.
+        PsaKind::HaloPsa => ("requests_per_window", json!((per_hour / 12).max(1))),
+        // Autotask per database, Kaseya BMS per endpoint, ConnectWise per company.
+        PsaKind::Autotask | PsaKind::KaseyaBms | PsaKind::ConnectWise => {
+            ("requests_per_hour", json!(per_hour))
+        }
+    }
 }

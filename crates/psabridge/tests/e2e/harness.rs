@@ -70,9 +70,8 @@ impl Sim {
             "--listen",
             "127.0.0.1:0",
         ]);
-        if kind == PsaKind::Autotask {
-            cmd.args(["--hourly-limit", "100000"]);
-        }
+        // Generous limits, as the demo has: these tests are about correctness under faults.
+        cmd.args(["--hourly-limit", "100000"]);
         let mut child = cmd
             .env("PSABRIDGE_LOG", "warn")
             .stdout(Stdio::piped())
@@ -392,6 +391,40 @@ impl Product {
         let r = req.send().await?;
         let status = r.status().as_u16();
         Ok((status, r.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// Wait until the product no longer holds `ticket_id` as a group's open ticket (it
+    /// learned that the PSA closed it).
+    pub async fn wait_group_closed(&self, ticket_id: &str, timeout: Duration) -> Result<()> {
+        let end = Instant::now() + timeout;
+        loop {
+            let (status, v) = self
+                .call(
+                    reqwest::Method::GET,
+                    &format!(
+                        "/api/v1/partners/{}/connections/{}/groups",
+                        self.partner_id(),
+                        self.connection()
+                    ),
+                    None,
+                )
+                .await?;
+            if status != 200 {
+                bail!("groups: {status} {v}");
+            }
+            let open = v["groups"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|g| g["ticket"]["id"] == ticket_id);
+            if !open {
+                return Ok(());
+            }
+            if Instant::now() > end {
+                bail!("the product did not learn in {timeout:?} that ticket {ticket_id} closed");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     pub async fn event(&self, id: &str) -> Result<Value> {

@@ -123,8 +123,11 @@ async fn grouping_by_user_then_closed_means_new_ticket(kind: PsaKind, db: Db) ->
     ensure!(ticket_id(&second[0]) == ticket_id(&first[0]));
     ensure!(sim.notes_of(&ticket_id(&first[0])).await?.len() == 1);
 
-    // The technician completes the ticket; the very next alert opens a new one.
+    // The technician completes the ticket; once the product knows (webhook, or the sweep
+    // where the PSA has no webhook), the next alert opens a new one.
     sim.complete(&ticket_id(&first[0])).await?;
+    p.wait_group_closed(&ticket_id(&first[0]), Duration::from_secs(90))
+        .await?;
     p.post_events(&ev("g-3", "client-001", "saas.multiple_mfa_failures", user))
         .await?;
     let third = p.wait_done(&["g-3".into()], WAIT).await?;
