@@ -435,6 +435,7 @@ async fn scenario_economy(args: &BenchArgs) -> Result<Value> {
             for t in tickets
                 .iter()
                 .flat_map(|v| v["tickets"].as_array().cloned().unwrap_or_default())
+                .take(10)
             {
                 if let Some(id) = t["id"].as_str() {
                     let _ = http
