@@ -60,6 +60,10 @@ proptest! {
 fn a_real_query_parses_and_matches() {
     let e = parse(r#"company/id=12 and (name like "Acme%" or id in (1, 2)) and deletedFlag=false"#)
         .expect("valid");
-    assert!(e.matches(&json!({"id": 7, "name": "Acme Ltd", "company": {"id": 12}, "deletedFlag": false})));
-    assert!(!e.matches(&json!({"id": 7, "name": "Other", "company": {"id": 12}, "deletedFlag": false})));
+    assert!(e.matches(
+        &json!({"id": 7, "name": "Acme Ltd", "company": {"id": 12}, "deletedFlag": false})
+    ));
+    assert!(
+        !e.matches(&json!({"id": 7, "name": "Other", "company": {"id": 12}, "deletedFlag": false}))
+    );
 }
