@@ -341,9 +341,9 @@ async fn get_json(http: &reqwest::Client, url: &str, token: Option<&str>) -> Res
 /// PSA requests the simulator has served, from its stats.
 async fn sim_requests(http: &reqwest::Client, sim_url: &str) -> Result<u64> {
     let v = get_json(http, &format!("{sim_url}/_sim/stats"), None).await?;
-    v["total_requests"]
+    v["requests"]
         .as_u64()
-        .or_else(|| v["total"].as_u64())
+        .or_else(|| v["total_requests"].as_u64())
         .context("the simulator's stats have no total")
 }
 

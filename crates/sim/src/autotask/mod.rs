@@ -255,6 +255,9 @@ impl Shared {
     fn stats_json(&self) -> Value {
         let st = self.stats();
         json!({
+            // `requests` is what every simulator's stats say; `total_requests` is kept for
+            // scripts written against this one.
+            "requests": st.total,
             "total_requests": st.total,
             "by_entity": st.by_entity,
             "by_outcome": st.by_outcome,
