@@ -115,6 +115,14 @@ impl Db {
                 json!({"id": id, "identifier": ident, "firstName": first, "lastName": last,
                        "inactiveFlag": inactive, "licenseClass": if ident == "PSABridge" { "A" } else { "F" },
                        "officeEmail": format!("{}@demomsp.test", ident.to_lowercase()),
+                       // Required by the `Member` model.
+                       "hireDate": "2024-01-02T00:00:00Z", "defaultEmail": "Office",
+                       "defaultPhone": "Office",
+                       "securityRole": if ident == "admin1" {
+                           json!({"id": 1, "name": "Admin", "_info": {}})
+                       } else {
+                           json!({"id": 63, "name": "Technician", "_info": {}})
+                       },
                        "_info": info()}),
             );
         }

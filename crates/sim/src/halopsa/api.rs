@@ -112,7 +112,11 @@ pub fn dispatch(
             .iter()
             .find(|a| id_of(&a["id"]) == Some(ids::API_AGENT))
         {
-            Some(a) => axum::Json(a.clone()).into_response(),
+            Some(a) => {
+                let mut a = a.clone();
+                strip_internal(&mut a);
+                axum::Json(a).into_response()
+            }
             None => errors::not_found("Agent", "me"),
         };
     }
@@ -157,16 +161,23 @@ fn method_not_allowed() -> Response {
 
 /// `GET /api/<Resource>/{id}`.
 fn one(s: &Shared, resource: &str, id: &str) -> Response {
-    let Some(id) = id.trim().parse::<i64>().ok() else {
+    let text = id.trim();
+    let entity = ENTITIES.iter().any(|(n, _)| *n == resource);
+    let number = text.parse::<i64>().ok();
+    let Some(id) = number.or(if entity { None } else { Some(0) }) else {
         return errors::invalid(format!("The value '{id}' is not valid for id."));
     };
     let db = s.db();
-    let found = if ENTITIES.iter().any(|(n, _)| *n == resource) {
+    let found = if entity {
         db.get(resource, id).cloned()
     } else {
+        // A Priority (`Policy`) is named by its uuid: the document's `{id}` is a string.
         db.list(resource)
             .iter()
-            .find(|r| id_of(&r["id"]) == Some(id))
+            .find(|r| match &r["id"] {
+                Value::String(own) if number.is_none() => own.eq_ignore_ascii_case(text),
+                other => number.is_some() && id_of(other) == Some(id),
+            })
             .cloned()
     };
     match found {
@@ -176,7 +187,7 @@ fn one(s: &Shared, resource: &str, id: &str) -> Response {
             }
             axum::Json(v).into_response()
         }
-        None => errors::not_found(resource.trim_end_matches('s'), &id.to_string()),
+        None => errors::not_found(resource.trim_end_matches('s'), text),
     }
 }
 

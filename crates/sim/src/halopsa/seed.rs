@@ -451,7 +451,7 @@ pub fn seed() -> Db {
             action_id,
             json!({"id": action_id, "ticket_id": id, "outcome": "Phone Call", "note": "Called the user.",
                    "hiddenfromuser": false, "datetime": now, "who": "Ben Carter", "who_type": 1,
-                   "who_agentid": 3, "actionby_agent_id": 3, "system": false}),
+                   "who_agentid": 3, "actionby_agent_id": 3, "action_systemid": 0}),
         );
     }
     db.next.insert("Tickets", 104);

@@ -364,6 +364,10 @@ impl Db {
         for k in keep {
             out.insert(k.to_string(), full.get(k).cloned().unwrap_or(Value::Null));
         }
+        // Not nullable in `TicketListDto` (nullable in `TicketOutputDto`): 0 for none.
+        if out.get("hardwareAssetId").is_some_and(Value::is_null) {
+            out.insert("hardwareAssetId".into(), json!(0));
+        }
         out.insert("tenantName".into(), json!(self.tenant_name));
         out.insert("customFields".into(), Value::Null);
         Value::Object(out)

@@ -5,5 +5,6 @@ mod auth;
 mod common;
 mod control;
 mod faults;
+mod openapi;
 mod queries;
 mod tickets;

@@ -7,4 +7,5 @@ mod common;
 mod control;
 mod faults_and_limits;
 mod lists;
+mod openapi;
 mod writes;

@@ -10,4 +10,5 @@ mod crm;
 mod faults;
 mod limits;
 mod lookups;
+mod openapi;
 mod tickets;
