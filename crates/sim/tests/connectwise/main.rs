@@ -2,6 +2,7 @@
 //! the real API. Every test starts its own simulator on 127.0.0.1:0.
 
 mod auth;
+mod client_library;
 mod common;
 mod control;
 mod faults;
