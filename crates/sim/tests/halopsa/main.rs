@@ -3,6 +3,7 @@
 //! Every test starts its own simulator on 127.0.0.1:0.
 
 mod auth;
+mod client_library;
 mod common;
 mod control;
 mod faults_and_limits;
