@@ -15,6 +15,7 @@
 //! - [`render`]: ticket titles, descriptions and notes, within each PSA's field limits.
 //! - [`secret`]: a string that never prints.
 
+pub mod alerts;
 pub mod catalog;
 pub mod contact;
 pub mod event;

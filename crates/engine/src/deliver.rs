@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use psabridge_core::alerts;
 use psabridge_core::contact::{ContactSource, choose_contact};
 use psabridge_core::plan::{OpenTicket, Plan, after_closed, plan};
 use psabridge_core::render::{TemplateContext, truncate};
@@ -156,6 +157,7 @@ pub async fn deliver_one(engine: &Engine, owner: &str, d: Delivery) {
         connector.as_ref(),
         &mut run,
         trust,
+        connection.close_on_resolve,
     ))
     .await;
     let calls = calls as i64;
@@ -179,7 +181,7 @@ pub async fn deliver_one(engine: &Engine, owner: &str, d: Delivery) {
                 Ok(true) => {
                     let c = match ok.psa_action {
                         "created" => &engine.stats.tickets_created,
-                        "noted" => &engine.stats.notes_added,
+                        "noted" | "closed" => &engine.stats.notes_added,
                         _ => &engine.stats.deliveries_without_action,
                     };
                     Stats::inc(c);
@@ -344,10 +346,12 @@ async fn attempt(
     connector: &dyn Connector,
     run: &mut Run,
     trust: Duration,
+    close_on_resolve: bool,
 ) -> Result<Option<Success>, PsaError> {
     let route = StoredRoute::parse(&d.route)
         .ok_or_else(|| PsaError::Invalid("the delivery's route is unreadable".into()))?;
     let action = d.event.event.action;
+    let alert = alerts::alert_key(&d.event.event);
     let group = engine
         .store
         .open_group(d.connection_id, &d.group_key)
@@ -374,6 +378,7 @@ async fn attempt(
                 ticket_number: found.number,
                 contact_id: None,
                 contact_source: None,
+                open_alerts: alerts::after_delivery(None, true, action, &alert, false).open,
             }));
         }
         run.summary
@@ -392,12 +397,41 @@ async fn attempt(
                 "found the note on ticket {} from an earlier attempt",
                 g.ticket_id
             ));
+            let after = alerts::after_delivery(
+                g.open_alerts.as_deref(),
+                false,
+                action,
+                &alert,
+                close_on_resolve,
+            );
+            if after.close {
+                // That attempt meant to close the ticket too: close it if it is still open.
+                // (If the close itself was lost, the ticket gets its note a second time.)
+                let open = connector
+                    .ticket_states(std::slice::from_ref(&g.ticket_id))
+                    .await?
+                    .iter()
+                    .any(|t| !t.closed);
+                if open {
+                    let note = NewNote {
+                        title: "Resolved: every alert of this ticket has resolved".into(),
+                        text: format!(
+                            "Every alert this ticket stands for has resolved, so PSA Bridge closed it.\n\nPSA Bridge reference: {reference}"
+                        ),
+                        reference: reference.clone(),
+                    };
+                    connector
+                        .close_ticket(&g.ticket_id, route.fields.get("close_status"), &note)
+                        .await?;
+                }
+            }
             return Ok(Some(Success {
-                psa_action: "noted",
+                psa_action: if after.close { "closed" } else { "noted" },
                 ticket_id: Some(g.ticket_id.clone()),
                 ticket_number: g.ticket_number.clone(),
                 contact_id: None,
                 contact_source: None,
+                open_alerts: after.open,
             }));
         }
     }
@@ -417,6 +451,7 @@ async fn attempt(
                     ticket_number: None,
                     contact_id: None,
                     contact_source: None,
+                    open_alerts: None,
                 }));
             }
             Plan::VerifyThenNote { ticket_id } => {
@@ -466,16 +501,43 @@ async fn attempt(
                     return Ok(None);
                 }
                 run.note_sent = true;
-                match connector.add_note(&ticket_id, &note).await {
+                let after = alerts::after_delivery(
+                    group.as_ref().and_then(|g| g.open_alerts.as_deref()),
+                    false,
+                    action,
+                    &alert,
+                    close_on_resolve,
+                );
+                let sent = if after.close {
+                    // The last alert of the ticket resolved: close it, the note says why.
+                    let note = NewNote {
+                        title: "Resolved: every alert of this ticket has resolved".into(),
+                        text: format!(
+                            "Every alert this ticket stands for has resolved, so PSA Bridge closed it.\n\n{}",
+                            note.text
+                        ),
+                        reference: note.reference.clone(),
+                    };
+                    connector
+                        .close_ticket(&ticket_id, route.fields.get("close_status"), &note)
+                        .await
+                } else {
+                    connector.add_note(&ticket_id, &note).await
+                };
+                match sent {
                     Ok(()) => {
-                        run.summary
-                            .push(format!("note added to ticket {ticket_id}"));
+                        run.summary.push(if after.close {
+                            format!("every alert resolved: ticket {ticket_id} closed with a note")
+                        } else {
+                            format!("note added to ticket {ticket_id}")
+                        });
                         return Ok(Some(Success {
-                            psa_action: "noted",
+                            psa_action: if after.close { "closed" } else { "noted" },
                             ticket_id: Some(ticket_id),
                             ticket_number: group.as_ref().and_then(|g| g.ticket_number.clone()),
                             contact_id: None,
                             contact_source: None,
+                            open_alerts: after.open,
                         }));
                     }
                     Err(PsaError::NotFound(_)) => {
@@ -517,6 +579,7 @@ async fn attempt(
                     ticket_number: t.number,
                     contact_id,
                     contact_source: source.map(ContactSource::as_str),
+                    open_alerts: alerts::after_delivery(None, true, action, &alert, false).open,
                 }));
             }
         }

@@ -712,3 +712,52 @@ async fn events_older_than_the_replay_window_are_kept_not_sent_until_replayed() 
     assert!(w.psa.meter.total() > calls);
     Ok(())
 }
+
+#[tokio::test]
+async fn the_last_resolve_closes_the_ticket_when_switched_on() -> Result<()> {
+    let w = world(GroupingMode::User, fast()).await?;
+    let ann = Some("ann@acme.test");
+    // Off by default: every alert resolving leaves the ticket open.
+    w.run(vec![
+        ev("1", "a", ann, Action::Trigger),
+        ev("2", "a", ann, Action::Resolve),
+    ])
+    .await?;
+    assert_eq!(w.delivery("2").await?.psa_action.as_deref(), Some("noted"));
+    assert!(w.psa.tickets().iter().all(|(_, _, closed)| !closed));
+
+    w.store.set_close_on_resolve(w.conn, true, 0).await?;
+    w.run(vec![
+        ev("3", "a", ann, Action::Trigger),
+        ev("4", "b", ann, Action::Trigger),
+        ev("5", "a", ann, Action::Resolve),
+    ])
+    .await?;
+    assert_eq!(
+        w.delivery("5").await?.psa_action.as_deref(),
+        Some("noted"),
+        "alert b is still open"
+    );
+    assert!(w.psa.tickets().iter().all(|(_, _, closed)| !closed));
+    w.run(vec![ev("6", "b", ann, Action::Resolve)]).await?;
+    let last = w.delivery("6").await?;
+    assert_eq!(last.psa_action.as_deref(), Some("closed"), "{last:?}");
+    let tickets = w.psa.tickets();
+    assert_eq!(tickets.len(), 1, "all on one ticket");
+    assert!(tickets[0].2, "the ticket is closed");
+    assert!(
+        w.psa
+            .notes()
+            .iter()
+            .any(|(_, n)| n.text.contains("has resolved")),
+        "the note says why"
+    );
+    // The group is closed: the next alert opens a new ticket.
+    w.run(vec![ev("7", "a", ann, Action::Trigger)]).await?;
+    assert_eq!(
+        w.delivery("7").await?.psa_action.as_deref(),
+        Some("created")
+    );
+    assert_eq!(w.psa.tickets().len(), 2);
+    Ok(())
+}

@@ -63,6 +63,8 @@ pub struct Connection {
     pub lists_loaded_at: Option<Millis>,
     pub webhook_id: Option<String>,
     pub webhook_guid: Option<String>,
+    /// Close a grouped ticket when every alert it stands for has resolved.
+    pub close_on_resolve: bool,
     pub created_at: Millis,
     pub updated_at: Millis,
 }
@@ -117,7 +119,7 @@ fn secret_aad(connection_id: i64, field: &str) -> String {
 }
 
 const CONNECTION_COLUMNS: &str = "id, partner_id, kind, name, enabled, grouping_mode, settings, sealed_secrets, \
-     catch_all_company, catch_all_contact, defaults, lists, lists_loaded_at, webhook_id, webhook_guid, \
+     catch_all_company, catch_all_contact, defaults, lists, lists_loaded_at, webhook_id, webhook_guid, close_on_resolve, \
      created_at, updated_at";
 
 fn connection_from_row<R: Row>(row: &R) -> Result<Connection, StoreError>
@@ -161,6 +163,7 @@ where
         lists_loaded_at: row.try_get("lists_loaded_at")?,
         webhook_id: row.try_get("webhook_id")?,
         webhook_guid: row.try_get("webhook_guid")?,
+        close_on_resolve: row.try_get("close_on_resolve")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -582,6 +585,24 @@ impl Store {
         with_write!(self, pool => {
             sqlx::query("UPDATE connections SET lists = $1, lists_loaded_at = $2, updated_at = $2 WHERE id = $3")
                 .bind(lists.to_string())
+                .bind(now)
+                .bind(id)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Switch closing tickets on resolve for a connection.
+    pub async fn set_close_on_resolve(
+        &self,
+        id: i64,
+        on: bool,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        with_write!(self, pool => {
+            sqlx::query("UPDATE connections SET close_on_resolve = $1, updated_at = $2 WHERE id = $3")
+                .bind(on)
                 .bind(now)
                 .bind(id)
                 .execute(pool)

@@ -21,6 +21,8 @@ pub struct OpenGroup {
     pub opened_at: Millis,
     pub confirmed_open_at: Millis,
     pub notes: i64,
+    /// The alerts the ticket stands for (see `core::alerts`); `None` when unknown.
+    pub open_alerts: Option<Vec<String>>,
 }
 
 fn group_from_row<R: Row>(r: &R) -> Result<OpenGroup, StoreError>
@@ -38,11 +40,13 @@ where
         opened_at: r.try_get("opened_at")?,
         confirmed_open_at: r.try_get("confirmed_open_at")?,
         notes: r.try_get("notes")?,
+        open_alerts: r
+            .try_get::<Option<String>, _>("open_alerts")?
+            .and_then(|t| serde_json::from_str(&t).ok()),
     })
 }
 
-const GROUP_COLUMNS: &str =
-    "id, connection_id, group_key, ticket_id, ticket_number, opened_at, confirmed_open_at, notes";
+const GROUP_COLUMNS: &str = "id, connection_id, group_key, ticket_id, ticket_number, opened_at, confirmed_open_at, notes, open_alerts";
 
 impl Store {
     /// The open group of a key, if any. (The previous delivery of the key committed its

@@ -81,12 +81,18 @@ pub struct Attempt {
 /// How a delivery ended well.
 #[derive(Debug, Clone)]
 pub struct Success {
-    /// `created`, `noted` or `none`.
+    /// `created`, `noted`, `closed` (noted, then closed because its alerts resolved) or `none`.
     pub psa_action: &'static str,
     pub ticket_id: Option<String>,
     pub ticket_number: Option<String>,
     pub contact_id: Option<String>,
     pub contact_source: Option<&'static str>,
+    /// The alerts the group's ticket stands for after this delivery (`None`: unchanged).
+    pub open_alerts: Option<Vec<String>>,
+}
+
+fn alerts_json(a: &Option<Vec<String>>) -> Option<String> {
+    a.as_ref().map(|v| Value::from(v.clone()).to_string())
 }
 
 /// How an attempt failed.
@@ -495,26 +501,32 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                     sqlx::query(
-                        "INSERT INTO ticket_groups (connection_id, group_key, ticket_id, ticket_number, state, opened_at, confirmed_open_at) \
-                         VALUES ($1, $2, $3, $4, 'open', $5, $5)",
+                        "INSERT INTO ticket_groups (connection_id, group_key, ticket_id, ticket_number, state, opened_at, confirmed_open_at, open_alerts) \
+                         VALUES ($1, $2, $3, $4, 'open', $5, $5, $6)",
                     )
                     .bind(d.connection_id)
                     .bind(&d.group_key)
                     .bind(ticket)
                     .bind(&ok.ticket_number)
                     .bind(now)
+                    .bind(alerts_json(&ok.open_alerts))
                     .execute(&mut *tx)
                     .await?;
                 }
-                ("noted", Some(ticket)) => {
+                ("noted" | "closed", Some(ticket)) => {
                     sqlx::query(
-                        "UPDATE ticket_groups SET notes = notes + 1, last_note_at = $1 \
+                        "UPDATE ticket_groups SET notes = notes + 1, last_note_at = $1, \
+                         open_alerts = COALESCE($5, open_alerts), \
+                         state = CASE WHEN $6 THEN 'closed' ELSE state END, \
+                         closed_at = CASE WHEN $6 THEN $1 ELSE closed_at END \
                          WHERE connection_id = $2 AND group_key = $3 AND ticket_id = $4 AND state = 'open'",
                     )
                     .bind(now)
                     .bind(d.connection_id)
                     .bind(&d.group_key)
                     .bind(ticket)
+                    .bind(alerts_json(&ok.open_alerts))
+                    .bind(ok.psa_action == "closed")
                     .execute(&mut *tx)
                     .await?;
                 }

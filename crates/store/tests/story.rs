@@ -254,6 +254,7 @@ async fn story(store: Store) -> Result<()> {
         ticket_number: None,
         contact_id: Some("1001".into()),
         contact_source: Some("mapping_default"),
+        open_alerts: Some(vec!["saas.too_many_downloads".into()]),
     };
     assert!(
         store
@@ -265,6 +266,10 @@ async fn story(store: Store) -> Result<()> {
         .await?
         .unwrap();
     assert_eq!(group.ticket_id, "T1");
+    assert_eq!(
+        group.open_alerts,
+        Some(vec!["saas.too_many_downloads".to_string()])
+    );
     let next = store
         .claim_deliveries("w2", t0 + 2, 60_000, 10, &[], 0)
         .await?;
@@ -327,20 +332,19 @@ async fn story(store: Store) -> Result<()> {
         ticket_number: None,
         contact_id: None,
         contact_source: None,
+        open_alerts: Some(vec!["a".into(), "saas.too_many_downloads".into()]),
     };
     assert!(
         store
             .finish_delivery(&back[0], "w3", &noted, &attempt(1, "noted"), t0 + 10_005)
             .await?
     );
-    assert_eq!(
-        store
-            .open_group(conn, "client:c1|user:a@x.io")
-            .await?
-            .unwrap()
-            .notes,
-        1
-    );
+    let group = store
+        .open_group(conn, "client:c1|user:a@x.io")
+        .await?
+        .unwrap();
+    assert_eq!(group.notes, 1);
+    assert_eq!(group.open_alerts.map(|a| a.len()), Some(2));
 
     // A crashed worker's claim is taken over after its lease; the "create sent" mark survives.
     let d3 = claimed

@@ -649,6 +649,7 @@ fn connection_view(s: &AppState, c: &Connection) -> Value {
         "defaults": defaults_to_json(&c.defaults),
         "lists_loaded_at": opt_time(c.lists_loaded_at),
         "webhook": c.webhook_id.as_ref().map(|id| json!({"id": id})),
+        "close_on_resolve": c.close_on_resolve,
         "paused_for_secs": s.engine.breakers.paused_for(c.id).map(|d| d.as_secs()),
         "created_at": time(c.created_at),
         "updated_at": time(c.updated_at),
@@ -890,6 +891,9 @@ struct ConnectionPatch {
     defaults: Option<Map<String, Value>>,
     credentials: Option<Map<String, Value>>,
     settings: Option<Map<String, Value>>,
+    /// Close a grouped ticket (with `defaults.close_status`) once every alert it stands for
+    /// has resolved.
+    close_on_resolve: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -1131,6 +1135,9 @@ async fn patch_connection(
             now(),
         )
         .await?;
+    if let Some(on) = b.close_on_resolve {
+        s.store.set_close_on_resolve(id, on, now()).await?;
+    }
     let conn = s.store.connection(&p, id).await?;
     let mut after = connection_view(&s, &conn);
     // Which secrets were replaced, by name: their values never reach the log.

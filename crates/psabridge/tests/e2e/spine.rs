@@ -469,3 +469,59 @@ async fn a_test_notification_makes_a_real_ticket_or_names_the_error(
     Ok(())
 }
 on_every_psa!(a_test_notification_makes_a_real_ticket_or_names_the_error);
+
+async fn resolves_close_the_ticket_once_every_alert_resolved(kind: PsaKind, db: Db) -> Result<()> {
+    let Some((sim, p)) = setup(kind, db, "resolves_close_the_ticket").await? else {
+        return Ok(());
+    };
+    let path = format!(
+        "/api/v1/partners/{}/connections/{}",
+        p.partner_id(),
+        p.connection()
+    );
+    let (status, conn) = p
+        .call(
+            reqwest::Method::PATCH,
+            &path,
+            Some(json!({"close_on_resolve": true})),
+        )
+        .await?;
+    ensure!(status == 200 && conn["close_on_resolve"] == true, "{conn}");
+    let user = Some("erin@contoso.example");
+    let resolve = |id: &str, ty: &str| {
+        let mut e = ev(id, "client-002", ty, user);
+        e["action"] = json!("resolve");
+        e
+    };
+    for e in [
+        ev("z-1", "client-002", "saas.too_many_downloads", user),
+        ev("z-2", "client-002", "saas.multiple_mfa_failures", user),
+        resolve("z-3", "saas.too_many_downloads"),
+        resolve("z-4", "saas.multiple_mfa_failures"),
+    ] {
+        let id = e["id"].as_str().unwrap_or_default().to_string();
+        let (s, b) = p.post_events(&e).await?;
+        ensure!(s == 202, "{s} {b}");
+        // One at a time, so each sees the group as the previous one left it.
+        p.wait_done(&[id], WAIT).await?;
+    }
+    let done = p.wait_done(&["z-3".into(), "z-4".into()], WAIT).await?;
+    ensure!(delivery(&done[0])["psa_action"] == "noted", "{}", done[0]);
+    ensure!(delivery(&done[1])["psa_action"] == "closed", "{}", done[1]);
+    let t = sim.ticket(&ticket_id(&done[1])).await?;
+    ensure!(t["closed"] == true, "closed in the PSA: {t}");
+    if let Some(close) = conn["defaults"]["close_status"].as_str() {
+        ensure!(t["status"] == close, "with the close status {close}: {t}");
+    }
+    ensure!(
+        t["notes"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|n| n["text"]
+                .as_str()
+                .is_some_and(|s| s.contains("has resolved")))),
+        "a note says why: {t}"
+    );
+    p.cleanup().await;
+    Ok(())
+}
+on_every_psa!(resolves_close_the_ticket_once_every_alert_resolved);
