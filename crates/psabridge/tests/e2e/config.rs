@@ -1,7 +1,8 @@
 //! The configuration API over HTTP: Connect's precise errors, write-only secrets, validation
 //! against the PSA's lists and the PSA itself, and partner scope.
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
+use psabridge_core::settings::PsaKind;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -369,3 +370,161 @@ async fn configuration_api(db: Db) -> Result<()> {
     Ok(())
 }
 on_both!(configuration_api);
+
+/// The five ways an MSP uses issue and sub-issue types (none; a default issue type; a default
+/// issue and sub-issue type; no default with an override per alert; a default with an
+/// override per alert), each checked on the ticket the PSA holds; and a sub-issue type of
+/// another issue type refused with the field named.
+async fn issue_types_in_all_five_combinations(kind: PsaKind, db: Db) -> Result<()> {
+    let sim = Sim::start_psa(kind).await?;
+    let Some(p) = Product::start(&sim, db, "issue_type_combinations").await? else {
+        return Ok(());
+    };
+    let conn_path = format!(
+        "/api/v1/partners/{}/connections/{}",
+        p.partner_id(),
+        p.connection()
+    );
+    let (_, lists) = p
+        .call(Method::GET, &format!("{conn_path}/lists"), None)
+        .await?;
+    let subs: Vec<(String, String)> = lists["lists"]["sub_issue_type"]
+        .as_array()
+        .or_else(|| lists["sub_issue_type"].as_array())
+        .into_iter()
+        .flatten()
+        .filter(|i| i["active"] != false)
+        .filter_map(|i| {
+            Some((
+                i["parent"].as_str()?.to_string(),
+                i["id"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    // Two issue types with a sub-issue type each.
+    let (i1, s1) = subs.first().cloned().context("a sub-issue type")?;
+    let (i2, s2) = subs
+        .iter()
+        .find(|(i, _)| *i != i1)
+        .cloned()
+        .context("a second issue type with a sub-issue type")?;
+    let (_, conn) = p.call(Method::GET, &conn_path, None).await?;
+    let base = conn["defaults"].as_object().cloned().unwrap_or_default();
+    let overridden = "saas.too_many_downloads";
+    let plain = "saas.too_many_uploads";
+    // (default issue, default sub, override issue, override sub) → expected on each ticket.
+    let combos: [(Option<&str>, Option<&str>, Option<(&str, &str)>); 5] = [
+        (None, None, None),
+        (Some(&i1), None, None),
+        (Some(&i1), Some(&s1), None),
+        (None, None, Some((&i2, &s2))),
+        (Some(&i1), Some(&s1), Some((&i2, &s2))),
+    ];
+    for (n, (issue, sub, over)) in combos.iter().enumerate() {
+        let mut defaults = base.clone();
+        defaults.remove("issue_type");
+        defaults.remove("sub_issue_type");
+        if let Some(i) = issue {
+            defaults.insert("issue_type".into(), json!(i));
+        }
+        if let Some(s) = sub {
+            defaults.insert("sub_issue_type".into(), json!(s));
+        }
+        let (s, v) = p
+            .call(
+                Method::PATCH,
+                &conn_path,
+                Some(json!({"defaults": defaults})),
+            )
+            .await?;
+        ensure!(s == 200, "combination {n}: {s} {v}");
+        let fields = match over {
+            Some((oi, os)) => json!({"issue_type": oi, "sub_issue_type": os}),
+            None => json!({}),
+        };
+        let (s, v) = p
+            .call(
+                Method::PUT,
+                &format!("{conn_path}/rules/{overridden}"),
+                Some(json!({"create_ticket": true, "fields": fields})),
+            )
+            .await?;
+        ensure!(s == 200, "combination {n}: {s} {v}");
+        let user = format!("combo{n}@contoso.example");
+        let a = format!("ic-{n}-a");
+        let b = format!("ic-{n}-b");
+        p.post_events(
+            &json!({"id": a, "client": "client-001", "type": overridden, "user": {"email": user}}),
+        )
+        .await?;
+        p.post_events(&json!({"id": b, "client": "client-001", "type": plain, "user": {"email": format!("other-{user}")}}))
+            .await?;
+        let done = p
+            .wait_done(&[a.clone(), b.clone()], std::time::Duration::from_secs(30))
+            .await?;
+        let want_plain = (issue.map(str::to_string), sub.map(str::to_string));
+        let want_over = match over {
+            Some((oi, os)) => (Some(oi.to_string()), Some(os.to_string())),
+            None => want_plain.clone(),
+        };
+        for (e, want) in [(&done[0], want_over), (&done[1], want_plain)] {
+            let t = sim.ticket(&crate::harness::ticket_id(e)).await?;
+            let got = (
+                t["fields"]["issue_type"].as_str().map(str::to_string),
+                t["fields"]["sub_issue_type"].as_str().map(str::to_string),
+            );
+            ensure!(
+                got == want,
+                "combination {n}, {}: want {want:?}, the ticket has {got:?}",
+                e["type"]
+            );
+        }
+    }
+    // A sub-issue type of another issue type is refused, naming the field.
+    let mut wrong = base.clone();
+    wrong.insert("issue_type".into(), json!(i1));
+    wrong.insert("sub_issue_type".into(), json!(s2));
+    let (s, v) = p
+        .call(Method::PATCH, &conn_path, Some(json!({"defaults": wrong})))
+        .await?;
+    ensure!(
+        s == 422 && v["errors"][0]["path"] == "defaults.sub_issue_type",
+        "{s} {v}"
+    );
+    let (s, v) = p
+        .call(
+            Method::PUT,
+            &format!("{conn_path}/rules/{overridden}"),
+            Some(json!({"create_ticket": true, "fields": {"sub_issue_type": s2}})),
+        )
+        .await?;
+    ensure!(
+        s == 422 && v.to_string().contains("sub_issue_type"),
+        "{s} {v}"
+    );
+    p.cleanup().await;
+    Ok(())
+}
+
+mod issue_types_in_all_five_combinations {
+    use psabridge_core::settings::PsaKind;
+
+    use crate::harness::Db;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kaseya_bms_sqlite() -> anyhow::Result<()> {
+        super::issue_types_in_all_five_combinations(PsaKind::KaseyaBms, Db::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kaseya_bms_postgres() -> anyhow::Result<()> {
+        super::issue_types_in_all_five_combinations(PsaKind::KaseyaBms, Db::Postgres).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn autotask_sqlite() -> anyhow::Result<()> {
+        super::issue_types_in_all_five_combinations(PsaKind::Autotask, Db::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn autotask_postgres() -> anyhow::Result<()> {
+        super::issue_types_in_all_five_combinations(PsaKind::Autotask, Db::Postgres).await
+    }
+}
