@@ -371,6 +371,9 @@ async fn configuration_api(db: Db) -> Result<()> {
 }
 on_both!(configuration_api);
 
+/// Default issue type, default sub-issue type, and an override of both for one event type.
+type Combination<'a> = (Option<&'a str>, Option<&'a str>, Option<(&'a str, &'a str)>);
+
 /// The five ways an MSP uses issue and sub-issue types (none; a default issue type; a default
 /// issue and sub-issue type; no default with an override per alert; a default with an
 /// override per alert), each checked on the ticket the PSA holds; and a sub-issue type of
@@ -412,8 +415,8 @@ async fn issue_types_in_all_five_combinations(kind: PsaKind, db: Db) -> Result<(
     let base = conn["defaults"].as_object().cloned().unwrap_or_default();
     let overridden = "saas.too_many_downloads";
     let plain = "saas.too_many_uploads";
-    // (default issue, default sub, override issue, override sub) → expected on each ticket.
-    let combos: [(Option<&str>, Option<&str>, Option<(&str, &str)>); 5] = [
+    // (default issue, default sub, override of issue and sub) → expected on each ticket.
+    let combos: [Combination; 5] = [
         (None, None, None),
         (Some(&i1), None, None),
         (Some(&i1), Some(&s1), None),
