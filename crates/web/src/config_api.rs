@@ -1163,13 +1163,40 @@ async fn patch_connection(
     )))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteQuery {
+    #[serde(default)]
+    force: bool,
+}
+
 async fn delete_connection(
     State(s): State<AppState>,
     caller: Caller,
     Path((p, id)): Path<(String, i64)>,
+    Query(q): Query<DeleteQuery>,
 ) -> Result<StatusCode, Problem> {
     caller.require_partner(&p)?;
     let before = connection_view(&s, &s.store.connection(&p, id).await?);
+    // Deleting a connection that is still used says what uses it, unless forced.
+    let mut references = Vec::new();
+    if s.store.partner(&p).await?.default_connection_id == Some(id) {
+        references.push(json!({"what": "partner.default_connection", "detail": "the partner's default connection (it takes the events of unmapped clients)"}));
+    }
+    for m in s.store.mappings(&p).await? {
+        if m.connection_id == id {
+            references.push(json!({"what": format!("clients/{}/mappings/{id}", m.client_id),
+                                   "detail": format!("client '{}' is mapped to company {}", m.client_id, m.company_id)}));
+        }
+    }
+    if !references.is_empty() && !q.force {
+        return Err(Problem::new(StatusCode::CONFLICT, "The connection is still in use")
+            .detail(format!(
+                "connection {id} is referenced {} time(s); remove those references first, or delete with ?force=true (mappings go with it, pending deliveries become dead)",
+                references.len()
+            ))
+            .with("references", Value::Array(references)));
+    }
     s.store.delete_connection(&p, id).await?;
     s.engine.connectors.forget(id);
     audit(

@@ -349,6 +349,32 @@ async fn configuration_api(db: Db) -> Result<()> {
     .await?;
     ensure!(s == 404, "another partner's log is not visible");
 
+    // Deleting a connection still in use says what uses it; forced, it goes with its mappings.
+    let (s, v) = call(Method::DELETE, base.clone(), partner2.clone(), None).await?;
+    ensure!(
+        s == 409
+            && v["references"].as_array().is_some_and(|r| r
+                .iter()
+                .any(|r| r["what"] == format!("clients/c-9/mappings/{id}"))),
+        "{s} {v}"
+    );
+    let (s, _) = call(
+        Method::DELETE,
+        format!("{base}?force=true"),
+        partner2.clone(),
+        None,
+    )
+    .await?;
+    ensure!(s == 204);
+    let (_, m) = call(
+        Method::GET,
+        "/api/v1/partners/msp-2/mappings".into(),
+        partner2.clone(),
+        None,
+    )
+    .await?;
+    ensure!(m["mappings"].as_array().is_some_and(Vec::is_empty), "{m}");
+
     // Revoked tokens stop working.
     let (s, _) = call(
         Method::DELETE,
