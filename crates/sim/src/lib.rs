@@ -7,5 +7,6 @@
 
 pub mod autotask;
 pub mod connectwise;
+mod faults;
 pub mod halopsa;
 pub mod kaseya_bms;

@@ -139,7 +139,9 @@ async fn api(s: &Arc<Shared>, call: Call, conn: Option<Conn>) -> Response {
     // Faults first: a failing network or server fails before anything else happens.
     let mut extra = Duration::ZERO;
     let mut after_commit = false;
-    if let Some(rule) = s.faults.take(&call.method, &[&first, &bucket], &call.path) {
+    if let Some(rule) = s.faults.take(&call.method, &call.path, |e| {
+        e.eq_ignore_ascii_case(&first) || e.eq_ignore_ascii_case(&bucket)
+    }) {
         let answer = match rule.kind {
             FaultKind::Status => Some(faults::status_answer(&rule)),
             FaultKind::Html => Some(faults::html_answer(&rule)),

@@ -230,7 +230,7 @@ impl Simulator {
             base_url,
             db: Mutex::new(db),
             buckets: limits::Buckets::default(),
-            faults: faults::Faults::default(),
+            faults: faults::Faults::with_seeds(faults::DRAW_SEEDS),
             counters: Mutex::new(Counters::default()),
             config,
         });

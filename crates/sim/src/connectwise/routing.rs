@@ -115,7 +115,9 @@ pub async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
 
     // Faults first: a failing network or server fails before anything else happens.
     let mut after_commit = false;
-    if let Some(rule) = s.faults.take(&parts.method, &entity, &path) {
+    if let Some(rule) = s.faults.take(&parts.method, &path, |e| {
+        faults::endpoint_matches(e, &entity)
+    }) {
         match rule.kind {
             FaultKind::Status => {
                 let r = faults::status_answer(&rule);

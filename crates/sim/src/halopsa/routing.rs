@@ -78,7 +78,10 @@ pub async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     s.record(&endpoint);
 
     let mut after_commit = false;
-    if let Some(rule) = s.faults.take(&parts.method, &resource, &path) {
+    if let Some(rule) = s
+        .faults
+        .take(&parts.method, &path, |e| e.eq_ignore_ascii_case(&resource))
+    {
         match rule.kind {
             FaultKind::Status | FaultKind::Html => return faults::answer(&rule),
             FaultKind::Delay => {

@@ -48,8 +48,8 @@ pub async fn handle(
             "base_url": s.base_url,
             "endpoints": ENDPOINTS,
         })),
-        ("POST", ["faults"]) => match serde_json::from_slice::<FaultRule>(body) {
-            Ok(rule) => match rule.check() {
+        ("POST", ["faults"]) => match FaultRule::from_slice_ignoring_unknown(body) {
+            Ok(rule) => match rule.check_hitting("call") {
                 Ok(()) => {
                     s.faults.add(rule.clone());
                     (

@@ -277,7 +277,7 @@ impl Simulator {
 
     /// Add a fault rule (as `POST /_sim/faults` does).
     pub fn add_fault(&self, rule: FaultRule) -> Result<(), String> {
-        rule.check()?;
+        rule.check_hitting("call")?;
         self.shared.faults.add(rule);
         Ok(())
     }

@@ -37,9 +37,12 @@ pub async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     };
 
     // Faults first.
+    let endpoint_lower = endpoint.to_ascii_lowercase();
     let mut extra = Duration::ZERO;
     let mut after_commit = false;
-    if let Some(rule) = s.faults.take(&parts.method, &path, &endpoint) {
+    if let Some(rule) = s.faults.take(&parts.method, &path, |e| {
+        faults::endpoint_matches(e, &endpoint_lower)
+    }) {
         match rule.kind {
             FaultKind::Status | FaultKind::Html => {
                 let r = if rule.kind == FaultKind::Status {
