@@ -10,3 +10,4 @@ pub mod connectwise;
 mod faults;
 pub mod halopsa;
 pub mod kaseya_bms;
+mod server;

@@ -28,7 +28,6 @@ mod model;
 mod query;
 mod routing;
 mod seed;
-mod server;
 mod store;
 mod validation;
 mod webhooks;
@@ -377,7 +376,7 @@ impl Simulator {
                 }
                 saver
             });
-            server::serve(listener, router, stopped).await;
+            crate::server::serve(listener, router, stopped, "Autotask").await;
             if let Ok(saver) = persist.await {
                 let _ = tokio::task::spawn_blocking(move || saver.save_if_dirty()).await;
             }

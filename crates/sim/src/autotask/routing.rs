@@ -18,8 +18,8 @@ use serde_json::json;
 
 use super::errors::{ApiError, iis_page};
 use super::faults::{self, FaultKind};
-use super::server::Conn;
 use super::{Shared, auth, control, entities, limits};
+use crate::server::{Conn, drop_connection};
 
 /// Bodies larger than this are refused (IIS's default request limit is about 28 MB; Autotask
 /// entities are far smaller).
@@ -109,17 +109,6 @@ struct Call {
     headers: axum::http::HeaderMap,
     body: Bytes,
     rest: Vec<String>,
-}
-
-/// Close the connection unanswered (or, without a connection handle, answer a bare 502).
-async fn drop_connection(conn: Option<Conn>) -> Response {
-    match conn {
-        Some(c) => {
-            c.kill();
-            std::future::pending::<Response>().await
-        }
-        None => StatusCode::BAD_GATEWAY.into_response(),
-    }
 }
 
 async fn api(s: &Arc<Shared>, call: Call, conn: Option<Conn>) -> Response {

@@ -30,7 +30,6 @@ mod limits;
 mod listing;
 mod routing;
 mod seed;
-mod server;
 mod store;
 mod tickets;
 
@@ -238,7 +237,12 @@ impl Simulator {
         let router = Router::new()
             .fallback(routing::handle)
             .with_state(shared.clone());
-        let task = tokio::spawn(server::serve(listener, router, stopped));
+        let task = tokio::spawn(crate::server::serve(
+            listener,
+            router,
+            stopped,
+            "ConnectWise",
+        ));
         Ok(Simulator {
             shared,
             stop: Arc::new(StopOnDrop(stop)),

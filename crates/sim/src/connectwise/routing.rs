@@ -9,15 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::errors::ApiError;
 use super::faults::{self, FaultKind};
 use super::listing::Params;
-use super::server::Conn;
 use super::{Shared, api, auth, control};
+use crate::server::{Conn, drop_connection};
 
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
@@ -76,16 +76,6 @@ fn endpoint(segs: &[String]) -> (String, String) {
         .collect::<Vec<_>>()
         .join("/");
     (label, entity)
-}
-
-async fn drop_connection(conn: Option<Conn>) -> Response {
-    match conn {
-        Some(c) => {
-            c.kill();
-            std::future::pending::<Response>().await
-        }
-        None => StatusCode::BAD_GATEWAY.into_response(),
-    }
 }
 
 pub async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {

@@ -25,7 +25,6 @@ mod errors;
 mod faults;
 mod routing;
 mod seed;
-mod server;
 mod store;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -237,7 +236,7 @@ impl Simulator {
         let router = Router::new()
             .fallback(routing::handle)
             .with_state(shared.clone());
-        let task = tokio::spawn(server::serve(listener, router, stopped));
+        let task = tokio::spawn(crate::server::serve(listener, router, stopped, "HaloPSA"));
         Ok(Simulator {
             shared,
             stop: Arc::new(StopOnDrop(stop)),

@@ -15,8 +15,8 @@ use serde_json::json;
 
 use super::api::{self, Params};
 use super::faults::FaultKind;
-use super::server::Conn;
 use super::{Issued, Shared, control, errors, faults};
+use crate::server::{Conn, drop_connection};
 
 const MAX_BODY: usize = 8 * 1024 * 1024;
 
@@ -118,16 +118,6 @@ pub async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         return drop_connection(conn).await;
     }
     r
-}
-
-async fn drop_connection(conn: Option<Conn>) -> Response {
-    match conn {
-        Some(c) => {
-            c.kill();
-            std::future::pending::<Response>().await
-        }
-        None => StatusCode::BAD_GATEWAY.into_response(),
-    }
 }
 
 /// `GET /api/authinfo`: anonymous; names the authorisation server.

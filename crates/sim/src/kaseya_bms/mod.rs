@@ -39,7 +39,6 @@ mod input;
 mod limits;
 mod routing;
 mod seed;
-mod server;
 mod store;
 
 use std::collections::BTreeMap;
@@ -217,7 +216,7 @@ impl Simulator {
         let router = Router::new()
             .fallback(routing::handle)
             .with_state(shared.clone());
-        let task = tokio::spawn(server::serve(listener, router, stopped));
+        let task = tokio::spawn(crate::server::serve(listener, router, stopped, "BMS"));
         Ok(Simulator {
             shared,
             stop: Arc::new(StopOnDrop(stop)),

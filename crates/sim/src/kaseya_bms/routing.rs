@@ -14,8 +14,8 @@ use super::api::{self, Ctx, Route};
 use super::envelope::{Fail, ok};
 use super::faults::{self, FaultKind};
 use super::input::{Params, form};
-use super::server::Conn;
 use super::{Shared, auth, control, latency};
+use crate::server::{Conn, drop_connection};
 
 const MAX_BODY: usize = 8 * 1024 * 1024;
 
@@ -167,15 +167,4 @@ fn call(
     }
     let mut db = s.db();
     api::dispatch(&mut db, route, c)
-}
-
-/// Close the connection unanswered (without a connection handle, answer a bare 502).
-async fn drop_connection(conn: Option<Conn>) -> Response {
-    match conn {
-        Some(c) => {
-            c.kill();
-            std::future::pending::<Response>().await
-        }
-        None => axum::http::StatusCode::BAD_GATEWAY.into_response(),
-    }
 }
