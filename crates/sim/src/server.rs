@@ -7,7 +7,9 @@
 //! socket. HTTP/1.1 with keep-alive, as the vendors' front ends speak to clients.
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -16,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tower::ServiceExt as _;
 
 /// A request's connection, for handlers that must close it unanswered.
@@ -29,6 +31,67 @@ impl Conn {
     /// Close the connection without an answer. The caller should then never answer.
     pub fn kill(&self) {
         self.kill.notify_one();
+    }
+}
+
+/// Where a simulator is reached: `public_url` (without a trailing slash) when given, else
+/// `http://<listener address>` with an unspecified address read as 127.0.0.1.
+pub fn base_url(listening: SocketAddr, public_url: Option<&str>) -> String {
+    let host = if listening.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), listening.port())
+    } else {
+        listening
+    };
+    public_url
+        .map(|u| u.trim_end_matches('/').to_string())
+        .unwrap_or_else(|| format!("http://{host}"))
+}
+
+/// Stops the server when the last handle goes.
+struct StopOnDrop(watch::Sender<bool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(true);
+    }
+}
+
+/// A simulator's running server task. Clones share it; it runs until [`Serving::shutdown`] or
+/// until the last clone is dropped.
+#[derive(Clone)]
+pub struct Serving {
+    stop: Arc<StopOnDrop>,
+    task: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl Serving {
+    /// Serve `router` on `listener`; `simulator` names it in logs.
+    pub fn start(listener: TcpListener, router: Router, simulator: &'static str) -> Serving {
+        Serving::spawn(move |stopped| serve(listener, router, stopped, simulator))
+    }
+
+    /// Spawn `run`, told through its receiver when to stop (for simulators with more to do
+    /// around [`serve`]).
+    pub fn spawn<F, Fut>(run: F) -> Serving
+    where
+        F: FnOnce(watch::Receiver<bool>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run(stopped));
+        Serving {
+            stop: Arc::new(StopOnDrop(stop)),
+            task: Arc::new(Mutex::new(Some(task))),
+        }
+    }
+
+    /// Stop serving (held requests are cut) and wait for the task to end.
+    pub async fn shutdown(self) {
+        let _ = self.stop.0.send(true);
+        let task = self.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = task {
+            let _ = t.await;
+        }
     }
 }
 

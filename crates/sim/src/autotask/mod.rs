@@ -294,22 +294,12 @@ impl Shared {
     }
 }
 
-/// Stops the server when the last [`Simulator`] handle goes.
-struct StopOnDrop(tokio::sync::watch::Sender<bool>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.send(true);
-    }
-}
-
 /// A running simulator. Clones share it; it serves until [`Simulator::shutdown`] or until the
 /// last handle is dropped.
 #[derive(Clone)]
 pub struct Simulator {
     shared: Arc<Shared>,
-    stop: Arc<StopOnDrop>,
-    task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    serving: crate::server::Serving,
 }
 
 impl Simulator {
@@ -327,16 +317,7 @@ impl Simulator {
             })?,
             _ => Db::seeded(entities),
         };
-        let host = if addr.ip().is_unspecified() {
-            SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
-        } else {
-            addr
-        };
-        let base_url = config
-            .public_url
-            .clone()
-            .map(|u| u.trim_end_matches('/').to_string())
-            .unwrap_or_else(|| format!("http://{host}"));
+        let base_url = crate::server::base_url(addr, config.public_url.as_deref());
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
@@ -356,13 +337,12 @@ impl Simulator {
             http,
             config,
         });
-        let (stop, stopped) = tokio::sync::watch::channel(false);
         let router = Router::new()
             .fallback(routing::handle)
             .with_state(shared.clone());
         let saver = shared.clone();
-        let mut saver_stop = stopped.clone();
-        let task = tokio::spawn(async move {
+        let serving = crate::server::Serving::spawn(move |stopped| async move {
+            let mut saver_stop = stopped.clone();
             // Save the state file while dirty, at most four times a second.
             let persist = tokio::spawn(async move {
                 loop {
@@ -381,11 +361,7 @@ impl Simulator {
                 let _ = tokio::task::spawn_blocking(move || saver.save_if_dirty()).await;
             }
         });
-        Ok(Simulator {
-            shared,
-            stop: Arc::new(StopOnDrop(stop)),
-            task: Arc::new(Mutex::new(Some(task))),
-        })
+        Ok(Simulator { shared, serving })
     }
 
     /// `http://127.0.0.1:PORT`: the zone-discovery host.
@@ -405,11 +381,7 @@ impl Simulator {
 
     /// Stop serving (held requests are cut) and save the state file.
     pub async fn shutdown(self) {
-        let _ = self.stop.0.send(true);
-        let task = self.task.lock().ok().and_then(|mut t| t.take());
-        if let Some(t) = task {
-            let _ = t.await;
-        }
+        self.serving.shutdown().await;
     }
 
     /// Every record of an entity (`"Tickets"`, `"Contacts"`, …), in id order.

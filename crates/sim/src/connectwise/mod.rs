@@ -189,22 +189,12 @@ impl Shared {
     }
 }
 
-/// Stops the server when the last [`Simulator`] handle goes.
-struct StopOnDrop(tokio::sync::watch::Sender<bool>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.send(true);
-    }
-}
-
 /// A running simulator. Clones share it; it serves until [`Simulator::shutdown`] or until the
 /// last handle is dropped.
 #[derive(Clone)]
 pub struct Simulator {
     shared: Arc<Shared>,
-    stop: Arc<StopOnDrop>,
-    task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    serving: crate::server::Serving,
 }
 
 impl Simulator {
@@ -214,16 +204,7 @@ impl Simulator {
         config: Config,
     ) -> Result<Simulator, Error> {
         let addr: SocketAddr = listener.local_addr()?;
-        let host = if addr.ip().is_unspecified() {
-            SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
-        } else {
-            addr
-        };
-        let base_url = config
-            .public_url
-            .clone()
-            .map(|u| u.trim_end_matches('/').to_string())
-            .unwrap_or_else(|| format!("http://{host}"));
+        let base_url = crate::server::base_url(addr, config.public_url.as_deref());
         let db = Db::seeded(&config, &format!("{base_url}/v4_6_release/apis/3.0"));
         let shared = Arc::new(Shared {
             base_url,
@@ -233,21 +214,11 @@ impl Simulator {
             counters: Mutex::new(Counters::default()),
             config,
         });
-        let (stop, stopped) = tokio::sync::watch::channel(false);
         let router = Router::new()
             .fallback(routing::handle)
             .with_state(shared.clone());
-        let task = tokio::spawn(crate::server::serve(
-            listener,
-            router,
-            stopped,
-            "ConnectWise",
-        ));
-        Ok(Simulator {
-            shared,
-            stop: Arc::new(StopOnDrop(stop)),
-            task: Arc::new(Mutex::new(Some(task))),
-        })
+        let serving = crate::server::Serving::start(listener, router, "ConnectWise");
+        Ok(Simulator { shared, serving })
     }
 
     /// `http://127.0.0.1:PORT`: what a user types as the site (and where companyinfo is).
@@ -267,11 +238,7 @@ impl Simulator {
 
     /// Stop serving (held requests are cut).
     pub async fn shutdown(self) {
-        let _ = self.stop.0.send(true);
-        let task = self.task.lock().ok().and_then(|mut t| t.take());
-        if let Some(t) = task {
-            let _ = t.await;
-        }
+        self.serving.shutdown().await;
     }
 
     /// Every ticket as the API returns it, in id order.
