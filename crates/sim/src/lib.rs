@@ -7,6 +7,7 @@
 
 pub mod autotask;
 pub mod connectwise;
+mod control;
 mod faults;
 pub mod halopsa;
 pub mod kaseya_bms;

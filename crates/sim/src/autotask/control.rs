@@ -14,19 +14,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::entities::{write_create, write_update};
-use super::faults::FaultRule;
 use super::model::ids;
 use super::query::coerce_i64;
 use super::validation::Write;
 use super::{ApiError, Shared};
-
-fn ok(v: Value) -> Response {
-    axum::Json(v).into_response()
-}
-
-fn bad(status: StatusCode, msg: impl Into<String>) -> Response {
-    (status, axum::Json(json!({"error": msg.into()}))).into_response()
-}
+use crate::control::{bad, ok};
 
 const ENDPOINTS: &[&str] = &[
     "GET /_sim",
@@ -56,29 +48,19 @@ pub async fn handle(
 ) -> Response {
     let lower: Vec<String> = segs.iter().map(|p| p.to_ascii_lowercase()).collect();
     let parts: Vec<&str> = lower.iter().map(String::as_str).collect();
+    if let Some(r) = crate::control::faults_route(
+        &s.faults,
+        method.as_str(),
+        &parts,
+        body,
+        crate::control::read_rule,
+    ) {
+        return r;
+    }
     match (method.as_str(), parts.as_slice()) {
         ("GET", []) => ok(
             json!({"simulator": "Autotask PSA REST API", "zone_url": s.zone_url, "endpoints": ENDPOINTS}),
         ),
-        ("POST", ["faults"]) => match serde_json::from_slice::<FaultRule>(body) {
-            Ok(rule) => match rule.check() {
-                Ok(()) => {
-                    s.faults.add(rule.clone());
-                    (
-                        StatusCode::CREATED,
-                        axum::Json(json!({"ok": true, "fault": rule})),
-                    )
-                        .into_response()
-                }
-                Err(e) => bad(StatusCode::BAD_REQUEST, e),
-            },
-            Err(e) => bad(StatusCode::BAD_REQUEST, format!("not a fault rule: {e}")),
-        },
-        ("GET", ["faults"]) => ok(json!({"faults": s.faults.list()})),
-        ("DELETE", ["faults"]) => {
-            s.faults.clear();
-            StatusCode::NO_CONTENT.into_response()
-        }
         ("GET", ["stats"]) => ok(s.stats_json()),
         ("POST", ["reset-stats"]) => {
             s.reset_stats();

@@ -11,10 +11,10 @@ use serde_json::{Value, json};
 
 use super::Shared;
 use super::conditions;
-use super::faults::FaultRule;
 use super::seed::{ACME_ID, BOB_ID, HELP_DESK};
 use super::store::*;
 use super::tickets;
+use crate::control::{bad, ok};
 
 const ENDPOINTS: &[&str] = &[
     "GET /_sim",
@@ -32,14 +32,6 @@ const ENDPOINTS: &[&str] = &[
 
 /// The filter our connector's company list uses: not deleted, not in the Inactive status.
 pub const ACTIVE_COMPANIES: &str = "deletedFlag=false and status/name!=\"Inactive\"";
-
-fn ok(v: Value) -> Response {
-    axum::Json(v).into_response()
-}
-
-fn bad(status: StatusCode, msg: impl Into<String>) -> Response {
-    (status, axum::Json(json!({"error": msg.into()}))).into_response()
-}
 
 fn id_text(v: Option<i64>) -> Value {
     v.map_or(Value::Null, |i| json!(i.to_string()))
@@ -184,6 +176,15 @@ pub async fn handle(
 ) -> Response {
     let lower: Vec<String> = segs.iter().map(|p| p.to_ascii_lowercase()).collect();
     let parts: Vec<&str> = lower.iter().map(String::as_str).collect();
+    if let Some(r) = crate::control::faults_route(
+        &s.faults,
+        method.as_str(),
+        &parts,
+        body,
+        crate::control::read_rule,
+    ) {
+        return r;
+    }
     match (method.as_str(), parts.as_slice()) {
         ("GET", []) => ok(json!({
             "simulator": "ConnectWise PSA (Manage) REST API",
@@ -191,25 +192,6 @@ pub async fn handle(
             "company": s.config.company_id,
             "endpoints": ENDPOINTS,
         })),
-        ("POST", ["faults"]) => match serde_json::from_slice::<FaultRule>(body) {
-            Ok(rule) => match rule.check() {
-                Ok(()) => {
-                    s.faults.add(rule.clone());
-                    (
-                        StatusCode::CREATED,
-                        axum::Json(json!({"ok": true, "fault": rule})),
-                    )
-                        .into_response()
-                }
-                Err(e) => bad(StatusCode::BAD_REQUEST, e),
-            },
-            Err(e) => bad(StatusCode::BAD_REQUEST, format!("not a fault rule: {e}")),
-        },
-        ("GET", ["faults"]) => ok(json!({"faults": s.faults.list()})),
-        ("DELETE", ["faults"]) => {
-            s.faults.clear();
-            StatusCode::NO_CONTENT.into_response()
-        }
         ("GET", ["stats"]) => ok(s.stats_json()),
         ("POST", ["reset"]) => {
             s.reset();

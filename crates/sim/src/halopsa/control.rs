@@ -9,9 +9,9 @@ use serde_json::{Map, Value, json};
 
 use super::Shared;
 use super::api::{Params, follow_status, id_of, status_closed};
-use super::faults::FaultRule;
 use super::seed::{self, ids};
 use super::store::Db;
+use crate::control::{bad, ok};
 
 const ENDPOINTS: &[&str] = &[
     "GET /_sim",
@@ -28,17 +28,18 @@ const ENDPOINTS: &[&str] = &[
     "POST /_sim/tickets/{id}/reopen",
 ];
 
-fn ok(v: Value) -> Response {
-    axum::Json(v).into_response()
-}
-
-fn bad(status: StatusCode, msg: impl Into<String>) -> Response {
-    (status, axum::Json(json!({"error": msg.into()}))).into_response()
-}
-
 pub fn handle(s: &Shared, method: &Method, segs: &[String], query: &str, body: &Bytes) -> Response {
     let lower: Vec<String> = segs.iter().map(|p| p.to_ascii_lowercase()).collect();
     let parts: Vec<&str> = lower.iter().map(String::as_str).collect();
+    if let Some(r) = crate::control::faults_route(
+        &s.faults,
+        method.as_str(),
+        &parts,
+        body,
+        crate::control::read_rule,
+    ) {
+        return r;
+    }
     match (method.as_str(), parts.as_slice()) {
         ("GET", []) => ok(json!({
             "simulator": "HaloPSA REST API",
@@ -47,25 +48,6 @@ pub fn handle(s: &Shared, method: &Method, segs: &[String], query: &str, body: &
             "tenant": s.config.tenant,
             "endpoints": ENDPOINTS,
         })),
-        ("POST", ["faults"]) => match serde_json::from_slice::<FaultRule>(body) {
-            Ok(rule) => match rule.check() {
-                Ok(()) => {
-                    s.faults.add(rule.clone());
-                    (
-                        StatusCode::CREATED,
-                        axum::Json(json!({"ok": true, "fault": rule})),
-                    )
-                        .into_response()
-                }
-                Err(e) => bad(StatusCode::BAD_REQUEST, e),
-            },
-            Err(e) => bad(StatusCode::BAD_REQUEST, format!("not a fault rule: {e}")),
-        },
-        ("GET", ["faults"]) => ok(json!({"faults": s.faults.list()})),
-        ("DELETE", ["faults"]) => {
-            s.faults.clear();
-            StatusCode::NO_CONTENT.into_response()
-        }
         ("GET", ["stats"]) => ok(s.stats_json()),
         ("POST", ["reset"]) => {
             s.reset();

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::faults::FaultRule;
 use super::{Shared, now_text};
+use crate::control::{bad, ok};
 
 const ENDPOINTS: &[&str] = &[
     "GET /_sim",
@@ -25,14 +26,6 @@ const ENDPOINTS: &[&str] = &[
     "POST /_sim/revoke-tokens (every access token becomes invalid: the next call meets 401)",
 ];
 
-fn ok(v: Value) -> Response {
-    axum::Json(v).into_response()
-}
-
-fn bad(status: StatusCode, msg: impl Into<String>) -> Response {
-    (status, axum::Json(json!({"error": msg.into()}))).into_response()
-}
-
 pub async fn handle(
     s: &Arc<Shared>,
     method: &Method,
@@ -42,31 +35,17 @@ pub async fn handle(
 ) -> Response {
     let lower: Vec<String> = segs.iter().map(|p| p.to_ascii_lowercase()).collect();
     let parts: Vec<&str> = lower.iter().map(String::as_str).collect();
+    if let Some(r) =
+        crate::control::faults_route(&s.faults, method.as_str(), &parts, body, read_rule)
+    {
+        return r;
+    }
     match (method.as_str(), parts.as_slice()) {
         ("GET", []) => ok(json!({
             "simulator": "Kaseya BMS REST API v2",
             "base_url": s.base_url,
             "endpoints": ENDPOINTS,
         })),
-        ("POST", ["faults"]) => match FaultRule::from_slice_ignoring_unknown(body) {
-            Ok(rule) => match rule.check_hitting("call") {
-                Ok(()) => {
-                    s.faults.add(rule.clone());
-                    (
-                        StatusCode::CREATED,
-                        axum::Json(json!({"ok": true, "fault": rule})),
-                    )
-                        .into_response()
-                }
-                Err(e) => bad(StatusCode::BAD_REQUEST, e),
-            },
-            Err(e) => bad(StatusCode::BAD_REQUEST, format!("not a fault rule: {e}")),
-        },
-        ("GET", ["faults"]) => ok(json!({"faults": s.faults.list()})),
-        ("DELETE", ["faults"]) => {
-            s.faults.clear();
-            StatusCode::NO_CONTENT.into_response()
-        }
         ("GET", ["stats"]) => ok(s.stats_json()),
         ("POST", ["reset"]) => {
             s.reset();
@@ -138,4 +117,13 @@ pub async fn handle(
         )
             .into_response(),
     }
+}
+
+/// A posted rule as this simulator has always read it: fields of its own ignored, and
+/// reasons speaking of calls.
+fn read_rule(body: &[u8]) -> Result<FaultRule, String> {
+    let rule = FaultRule::from_slice_ignoring_unknown(body)
+        .map_err(|e| format!("not a fault rule: {e}"))?;
+    rule.check_hitting("call")?;
+    Ok(rule)
 }
