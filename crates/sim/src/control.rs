@@ -25,9 +25,19 @@ pub fn read_rule(body: &[u8]) -> Result<FaultRule, String> {
     Ok(rule)
 }
 
-/// `POST /_sim/faults` (a rule, read by `read`), `GET /_sim/faults` and
+/// `POST /_sim/faults` (a rule, read by [`read_rule`]), `GET /_sim/faults` and
 /// `DELETE /_sim/faults`; `None` for any other control route. `parts` are lowercase.
 pub fn faults_route(
+    faults: &Faults,
+    method: &str,
+    parts: &[&str],
+    body: &[u8],
+) -> Option<Response> {
+    faults_route_reading(faults, method, parts, body, read_rule)
+}
+
+/// [`faults_route`], with posted rules read by `read`.
+pub fn faults_route_reading(
     faults: &Faults,
     method: &str,
     parts: &[&str],

@@ -12,3 +12,4 @@ mod faults;
 pub mod halopsa;
 pub mod kaseya_bms;
 mod server;
+mod stats;

@@ -48,13 +48,7 @@ pub async fn handle(
 ) -> Response {
     let lower: Vec<String> = segs.iter().map(|p| p.to_ascii_lowercase()).collect();
     let parts: Vec<&str> = lower.iter().map(String::as_str).collect();
-    if let Some(r) = crate::control::faults_route(
-        &s.faults,
-        method.as_str(),
-        &parts,
-        body,
-        crate::control::read_rule,
-    ) {
+    if let Some(r) = crate::control::faults_route(&s.faults, method.as_str(), &parts, body) {
         return r;
     }
     match (method.as_str(), parts.as_slice()) {

@@ -33,7 +33,6 @@ mod seed;
 mod store;
 mod tickets;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -137,13 +136,6 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
-#[derive(Default)]
-struct Counters {
-    requests: u64,
-    by_endpoint: BTreeMap<String, u64>,
-    by_status: BTreeMap<String, u64>,
-}
-
 /// What the request handlers share.
 struct Shared {
     config: Config,
@@ -152,7 +144,7 @@ struct Shared {
     db: Mutex<Db>,
     buckets: limits::Buckets,
     faults: faults::Faults,
-    counters: Mutex<Counters>,
+    counters: crate::stats::RequestCounts,
 }
 
 impl Shared {
@@ -166,18 +158,15 @@ impl Shared {
     }
 
     fn record(&self, endpoint: &str, status: &str) {
-        let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        c.requests += 1;
-        *c.by_endpoint.entry(endpoint.to_string()).or_default() += 1;
-        *c.by_status.entry(status.to_string()).or_default() += 1;
+        self.counters.record(endpoint, Some(status));
     }
 
     fn stats_json(&self) -> Value {
-        let c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        let c = self.counters.snapshot();
         json!({
             "requests": c.requests,
             "by_endpoint": c.by_endpoint,
-            "by_status": c.by_status,
+            "by_status": c.by_outcome,
         })
     }
 
@@ -185,7 +174,7 @@ impl Shared {
         *self.db() = Db::seeded(&self.config, &self.api_base());
         self.faults.clear();
         self.buckets.clear();
-        *self.counters.lock().unwrap_or_else(|p| p.into_inner()) = Counters::default();
+        self.counters.clear();
     }
 }
 
@@ -211,7 +200,7 @@ impl Simulator {
             db: Mutex::new(db),
             buckets: limits::Buckets::default(),
             faults: faults::Faults::with_seeds(faults::DRAW_SEEDS),
-            counters: Mutex::new(Counters::default()),
+            counters: crate::stats::RequestCounts::default(),
             config,
         });
         let router = Router::new()
@@ -274,11 +263,7 @@ impl Simulator {
 
     /// API requests served so far.
     pub fn total_requests(&self) -> u64 {
-        self.shared
-            .counters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .requests
+        self.shared.counters.requests()
     }
 
     /// Add a fault rule (as `POST /_sim/faults` does).

@@ -27,7 +27,7 @@ mod routing;
 mod seed;
 mod store;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -113,12 +113,6 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
-#[derive(Default)]
-struct Counters {
-    requests: u64,
-    by_endpoint: BTreeMap<String, u64>,
-}
-
 /// An issued access token.
 struct Issued {
     client_id: String,
@@ -134,7 +128,7 @@ struct Shared {
     token_counter: Mutex<u64>,
     window: Mutex<VecDeque<Instant>>,
     faults: faults::Faults,
-    counters: Mutex<Counters>,
+    counters: crate::stats::RequestCounts,
 }
 
 impl Shared {
@@ -143,13 +137,11 @@ impl Shared {
     }
 
     fn record(&self, endpoint: &str) {
-        let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        c.requests += 1;
-        *c.by_endpoint.entry(endpoint.to_string()).or_default() += 1;
+        self.counters.record(endpoint, None);
     }
 
     fn stats_json(&self) -> Value {
-        let c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        let c = self.counters.snapshot();
         let used = self.window.lock().unwrap_or_else(|p| p.into_inner()).len();
         json!({
             "requests": c.requests,
@@ -161,7 +153,7 @@ impl Shared {
     fn reset(&self) {
         *self.db() = seed::seed();
         self.faults.clear();
-        *self.counters.lock().unwrap_or_else(|p| p.into_inner()) = Counters::default();
+        self.counters.clear();
         self.window
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -211,7 +203,7 @@ impl Simulator {
             tokens: Mutex::new(HashMap::new()),
             window: Mutex::new(VecDeque::new()),
             faults: faults::Faults::default(),
-            counters: Mutex::new(Counters::default()),
+            counters: crate::stats::RequestCounts::default(),
         });
         let router = Router::new()
             .fallback(routing::handle)
@@ -273,11 +265,7 @@ impl Simulator {
 
     /// API requests served so far (token and authinfo requests included).
     pub fn total_requests(&self) -> u64 {
-        self.shared
-            .counters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .requests
+        self.shared.counters.requests()
     }
 
     /// Add a fault rule (as `POST /_sim/faults` does).

@@ -36,7 +36,7 @@ pub async fn handle(
     let lower: Vec<String> = segs.iter().map(|p| p.to_ascii_lowercase()).collect();
     let parts: Vec<&str> = lower.iter().map(String::as_str).collect();
     if let Some(r) =
-        crate::control::faults_route(&s.faults, method.as_str(), &parts, body, read_rule)
+        crate::control::faults_route_reading(&s.faults, method.as_str(), &parts, body, read_rule)
     {
         return r;
     }

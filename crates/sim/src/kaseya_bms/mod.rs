@@ -41,7 +41,6 @@ mod routing;
 mod seed;
 mod store;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -120,13 +119,6 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
-#[derive(Default)]
-struct Counters {
-    requests: u64,
-    by_endpoint: BTreeMap<String, u64>,
-    by_outcome: BTreeMap<String, u64>,
-}
-
 /// What the request handlers share.
 struct Shared {
     config: Config,
@@ -135,7 +127,7 @@ struct Shared {
     tokens: Mutex<auth::Tokens>,
     quota: Mutex<limits::Quota>,
     faults: faults::Faults,
-    counters: Mutex<Counters>,
+    counters: crate::stats::RequestCounts,
 }
 
 impl Shared {
@@ -144,14 +136,11 @@ impl Shared {
     }
 
     fn record(&self, endpoint: &str, outcome: &str) {
-        let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        c.requests += 1;
-        *c.by_endpoint.entry(endpoint.to_string()).or_default() += 1;
-        *c.by_outcome.entry(outcome.to_string()).or_default() += 1;
+        self.counters.record(endpoint, Some(outcome));
     }
 
     fn stats_json(&self) -> Value {
-        let c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        let c = self.counters.snapshot();
         json!({
             "requests": c.requests,
             "by_endpoint": c.by_endpoint,
@@ -163,7 +152,7 @@ impl Shared {
     fn reset(&self) {
         *self.db() = seed::seeded(&self.config);
         self.faults.clear();
-        *self.counters.lock().unwrap_or_else(|p| p.into_inner()) = Counters::default();
+        self.counters.clear();
         self.quota.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 }
@@ -189,7 +178,7 @@ impl Simulator {
             tokens: Mutex::new(auth::Tokens::default()),
             quota: Mutex::new(limits::Quota::default()),
             faults: faults::Faults::default(),
-            counters: Mutex::new(Counters::default()),
+            counters: crate::stats::RequestCounts::default(),
             base_url,
             config,
         });
@@ -239,11 +228,7 @@ impl Simulator {
 
     /// API requests served so far (`/_sim/` not counted).
     pub fn total_requests(&self) -> u64 {
-        self.shared
-            .counters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .requests
+        self.shared.counters.requests()
     }
 
     /// Add a fault rule (as `POST /_sim/faults` does).
