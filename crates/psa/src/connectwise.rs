@@ -44,6 +44,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{Mutex, RwLock};
 
 use crate::building::{SettingsError, count, id_list, required, secret, string};
+use crate::http::{id_number, retry_after, root_cause, text};
 use crate::limits::TokenBucket;
 use crate::{
     CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, ListItem, NewNote,
@@ -236,14 +237,6 @@ fn quoted(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 fn str_of(v: &Value, key: &str) -> String {
     v.get(key)
         .and_then(Value::as_str)
@@ -262,28 +255,7 @@ fn ref_id(v: &Value, key: &str) -> Option<String> {
 
 /// An id as the JSON number ConnectWise expects (ours are strings).
 fn num(field: &str, id: &str) -> Result<i64, PsaError> {
-    id.trim().parse::<i64>().map_err(|_| {
-        PsaError::Invalid(format!("{field} '{id}' is not a ConnectWise id (a number)"))
-    })
-}
-
-/// `Retry-After` as seconds or an HTTP date.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .to_string();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = chrono::DateTime::parse_from_rfc2822(&v).ok()?;
-    Some(
-        (when.with_timezone(&chrono::Utc) - chrono::Utc::now())
-            .to_std()
-            .unwrap_or(Duration::ZERO),
-    )
+    id_number(field, id, "a ConnectWise")
 }
 
 /// The page number `Link`'s `rel="next"` names, if any.
@@ -377,15 +349,6 @@ fn classify(
         s if s == StatusCode::BAD_REQUEST || s == StatusCode::CONFLICT => PsaError::Invalid(msg),
         s => PsaError::Invalid(format!("ConnectWise answered {s}: {msg}")),
     }
-}
-
-/// The innermost cause of a transport error.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
 
 /// A contact of ConnectWise's JSON. `wanted` picks the e-mail item to report (else the

@@ -36,6 +36,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
 
 use crate::building::{SettingsError, count, id_list, int, required, secret, string};
+use crate::http::{id_number, retry_after, root_cause};
 use crate::{
     CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, ListItem, NewNote,
     NewTicket, PsaError, PsaLists, TicketRef, TicketState, WebhookRegistration,
@@ -377,10 +378,7 @@ fn field_bool(v: &Value, key: &str) -> bool {
 
 /// An id of ours as the JSON number Halo expects.
 fn num(field: &str, id: &str) -> Result<Value, PsaError> {
-    id.trim()
-        .parse::<i64>()
-        .map(Value::from)
-        .map_err(|_| PsaError::Invalid(format!("{field} '{id}' is not a HaloPSA id (a number)")))
+    id_number(field, id, "a HaloPSA").map(Value::from)
 }
 
 /// A company id of ours: `12` (a client) or `12/3` (site 3 of client 12).
@@ -425,25 +423,6 @@ fn saved(answer: &Value) -> Option<&Value> {
         Value::Object(_) => Some(answer),
         _ => None,
     }
-}
-
-/// `Retry-After` as seconds or an HTTP date.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .to_string();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = chrono::DateTime::parse_from_rfc2822(&v).ok()?;
-    Some(
-        (when.with_timezone(&chrono::Utc) - chrono::Utc::now())
-            .to_std()
-            .unwrap_or_default(),
-    )
 }
 
 /// The message of a Halo error body. Halo answers errors in several shapes:
@@ -577,15 +556,6 @@ pub fn classify_token(
         },
         (s, _) => PsaError::Auth(format!("HaloPSA refused the token request ({s}): {msg}")),
     }
-}
-
-/// The innermost cause of a transport error, which says what actually happened.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
 
 /// The cursor of the next company page (opaque to callers: a page number).

@@ -43,6 +43,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::building::{SettingsError, count, id_list, required, secret, string};
+use crate::http::{id_number, retry_after, root_cause, text};
 use crate::limits::TokenBucket;
 use crate::{
     CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, ListItem, NewNote,
@@ -348,14 +349,6 @@ fn field<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
         .filter(|v| !v.is_null())
 }
 
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 fn text_of(v: &Value, name: &str) -> Option<String> {
     field(v, name).and_then(text)
 }
@@ -378,9 +371,7 @@ fn records(envelope: &Value) -> Vec<Value> {
 
 /// An id as the JSON number BMS expects (ours are strings).
 fn num(what: &str, id: &str) -> Result<i64, PsaError> {
-    id.trim()
-        .parse::<i64>()
-        .map_err(|_| PsaError::Invalid(format!("{what} '{id}' is not a Kaseya BMS id (a number)")))
+    id_number(what, id, "a Kaseya BMS")
 }
 
 /// Our company id: an account id, or `account/location`.
@@ -416,25 +407,6 @@ fn has_next(page: u32, size: u32, got: usize, total: Option<u64>) -> bool {
         Some(t) => u64::from(page) * u64::from(size) < t,
         None => got >= size as usize,
     }
-}
-
-/// `Retry-After` as seconds or an HTTP date.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .to_string();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = chrono::DateTime::parse_from_rfc2822(&v).ok()?;
-    Some(
-        (when.with_timezone(&chrono::Utc) - chrono::Utc::now())
-            .to_std()
-            .unwrap_or(Duration::ZERO),
-    )
 }
 
 /// The message of a failure body: the envelope's `error.message` with its `subErrors`, an
@@ -563,15 +535,6 @@ fn login_refused(message: &str, tenant: &str, username: &str) -> PsaError {
     } else {
         PsaError::Auth(format!("Kaseya BMS refused the login: {message}"))
     }
-}
-
-/// The innermost cause of a transport error, which says what actually happened.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
 
 fn now_text() -> String {

@@ -1,0 +1,99 @@
+//! HTTP helpers every connector needs in the same form: reading `Retry-After`, naming what
+//! really broke in a transport error, and reading the ids in vendor JSON. Kept in one place so
+//! that the connectors cannot drift apart on them.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::PsaError;
+
+/// `Retry-After` as seconds or an HTTP date; a date already past asks for no wait at all.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    retry_after_header(headers).map(Option::unwrap_or_default)
+}
+
+/// `Retry-After` as seconds or an HTTP date; a date already past counts as no header.
+pub(crate) fn retry_after_unless_past(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    retry_after_header(headers).flatten()
+}
+
+/// `Retry-After` read: `None` without a readable header, `Some(None)` for a date already past.
+fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Option<Duration>> {
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .to_string();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Some(Duration::from_secs(secs)));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(&v).ok()?;
+    Some(
+        (when.with_timezone(&chrono::Utc) - chrono::Utc::now())
+            .to_std()
+            .ok(),
+    )
+}
+
+/// The innermost cause of a transport error, which says what actually happened.
+pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// A JSON string or number as text, exactly as written (`12.0` stays `12.0`).
+pub(crate) fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// One of our ids (strings) as the number a PSA expects; `a_vendor` names the PSA with its
+/// article ("an Autotask") for the refusal.
+pub(crate) fn id_number(field: &str, id: &str, a_vendor: &str) -> Result<i64, PsaError> {
+    id.trim()
+        .parse::<i64>()
+        .map_err(|_| PsaError::Invalid(format!("{field} '{id}' is not {a_vendor} id (a number)")))
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::header::{HeaderMap, RETRY_AFTER};
+
+    use super::*;
+
+    #[test]
+    fn retry_after_past_dates() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        assert_eq!(retry_after_unless_past(&h), None);
+        let past = (chrono::Utc::now() - chrono::Duration::seconds(90)).to_rfc2822();
+        h.insert(RETRY_AFTER, past.parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        assert_eq!(retry_after_unless_past(&h), None);
+        h.insert(RETRY_AFTER, "0".parse().unwrap());
+        assert_eq!(retry_after_unless_past(&h), Some(Duration::ZERO));
+        h.insert(RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn ids_name_the_field_and_the_psa() {
+        assert_eq!(id_number("x", " 42 ", "a Kaseya BMS"), Ok(42));
+        assert_eq!(
+            id_number("queue", "abc", "an Autotask"),
+            Err(PsaError::Invalid(
+                "queue 'abc' is not an Autotask id (a number)".into()
+            ))
+        );
+        assert_eq!(text(&serde_json::json!(12.0)).as_deref(), Some("12.0"));
+        assert_eq!(text(&serde_json::json!(null)), None);
+    }
+}
