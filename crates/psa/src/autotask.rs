@@ -25,7 +25,9 @@ use tokio::sync::{Mutex, RwLock};
 
 use crate::building::{SettingsError, count, id_list, int, required, secret, string};
 // Autotask's own reading of a `Retry-After` date already past is "none given".
-use crate::http::{id_number, retry_after_unless_past as retry_after, root_cause, text};
+use crate::http::{
+    id_number, lost_answer, retry_after_unless_past as retry_after, root_cause, text, unanswered,
+};
 use crate::limits::{EndpointSlots, TokenBucket};
 use crate::{
     CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, ListItem, NewNote,
@@ -440,34 +442,15 @@ impl AutotaskConnector {
                 if e.is_connect() {
                     // Nothing reached Autotask. The zone may have moved: discover again next time.
                     *self.zone.write().await = None;
-                    return Err(PsaError::Unreachable(format!("{zone}: {}", root_cause(&e))));
                 }
-                return Err(PsaError::Transient {
-                    retry_after: None,
-                    outcome_unknown: write,
-                    message: format!(
-                        "{} {entity}: {}",
-                        if e.is_timeout() {
-                            "timed out calling"
-                        } else {
-                            "lost the answer of"
-                        },
-                        root_cause(&e)
-                    ),
-                });
+                return Err(unanswered(&e, &zone, entity, write, "timed out calling"));
             }
         };
         let status = resp.status();
         let headers = resp.headers().clone();
         let text = match resp.text().await {
             Ok(t) => t,
-            Err(e) => {
-                return Err(PsaError::Transient {
-                    retry_after: None,
-                    outcome_unknown: write,
-                    message: format!("lost the answer of {entity}: {}", root_cause(&e)),
-                });
-            }
+            Err(e) => return Err(lost_answer(&e, entity, write)),
         };
         tracing::debug!(entity, %method, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "Autotask");
         if status != StatusCode::OK {

@@ -44,7 +44,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{Mutex, RwLock};
 
 use crate::building::{SettingsError, count, id_list, required, secret, string};
-use crate::http::{id_number, retry_after, root_cause, text};
+use crate::http::{id_number, lost_answer, retry_after, root_cause, text, unanswered};
 use crate::limits::TokenBucket;
 use crate::{
     CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, ListItem, NewNote,
@@ -588,39 +588,21 @@ impl ConnectWiseConnector {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(path, %method, error = %root_cause(&e), "ConnectWise request failed");
-                if e.is_connect() {
-                    return Err(PsaError::Unreachable(format!(
-                        "{}: {}",
-                        self.creds.host,
-                        root_cause(&e)
-                    )));
-                }
-                return Err(PsaError::Transient {
-                    retry_after: None,
-                    outcome_unknown: write,
-                    message: format!(
-                        "{} {method} {path}: {}",
-                        if e.is_timeout() {
-                            "timed out on"
-                        } else {
-                            "lost the answer of"
-                        },
-                        root_cause(&e)
-                    ),
-                });
+                let call = format!("{method} {path}");
+                return Err(unanswered(
+                    &e,
+                    &self.creds.host,
+                    &call,
+                    write,
+                    "timed out on",
+                ));
             }
         };
         let status = resp.status();
         let headers = resp.headers().clone();
         let body = match resp.text().await {
             Ok(t) => t,
-            Err(e) => {
-                return Err(PsaError::Transient {
-                    retry_after: None,
-                    outcome_unknown: write,
-                    message: format!("lost the answer of {method} {path}: {}", root_cause(&e)),
-                });
-            }
+            Err(e) => return Err(lost_answer(&e, &format!("{method} {path}"), write)),
         };
         tracing::debug!(path, %method, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "ConnectWise");
         if !status.is_success() {

@@ -36,7 +36,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
 
 use crate::building::{SettingsError, count, id_list, int, required, secret, string};
-use crate::http::{id_number, retry_after, root_cause};
+use crate::http::{id_number, lost_answer, retry_after, root_cause, unanswered};
 use crate::{
     CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, ListItem, NewNote,
     NewTicket, PsaError, PsaLists, TicketRef, TicketState, WebhookRegistration,
@@ -618,31 +618,15 @@ impl HaloConnector {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(what, error = %root_cause(&e), "HaloPSA request failed");
-                if e.is_connect() {
-                    return Err(PsaError::Unreachable(format!("{what}: {}", root_cause(&e))));
-                }
-                return Err(PsaError::Transient {
-                    retry_after: None,
-                    outcome_unknown: write,
-                    message: format!(
-                        "{} {what}: {}",
-                        if e.is_timeout() {
-                            "timed out calling"
-                        } else {
-                            "lost the answer of"
-                        },
-                        root_cause(&e)
-                    ),
-                });
+                return Err(unanswered(&e, what, what, write, "timed out calling"));
             }
         };
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = resp.text().await.map_err(|e| PsaError::Transient {
-            retry_after: None,
-            outcome_unknown: write,
-            message: format!("lost the answer of {what}: {}", root_cause(&e)),
-        })?;
+        let body = resp
+            .text()
+            .await
+            .map_err(|e| lost_answer(&e, what, write))?;
         tracing::debug!(
             what,
             status = status.as_u16(),

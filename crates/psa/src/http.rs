@@ -1,6 +1,7 @@
 //! HTTP helpers every connector needs in the same form: reading `Retry-After`, naming what
-//! really broke in a transport error, and reading the ids in vendor JSON. Kept in one place so
-//! that the connectors cannot drift apart on them.
+//! really broke in a transport error, classifying a request that got no answer, and reading
+//! the ids in vendor JSON. Kept in one place so that the connectors cannot drift apart on
+//! what, for example, a lost answer to a write means.
 
 use std::time::Duration;
 
@@ -44,6 +45,44 @@ pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         cur = next;
     }
     cur.to_string()
+}
+
+/// A request that got no answer. Nothing reached the PSA when the connection failed
+/// (`Unreachable`, naming `target`); otherwise the request may have been carried out, so a
+/// write's outcome is unknown. `call` names the request, `timed_out` is how the connector
+/// words a timeout ("timed out calling").
+pub(crate) fn unanswered(
+    e: &reqwest::Error,
+    target: &str,
+    call: &str,
+    write: bool,
+    timed_out: &str,
+) -> PsaError {
+    if e.is_connect() {
+        return PsaError::Unreachable(format!("{target}: {}", root_cause(e)));
+    }
+    PsaError::Transient {
+        retry_after: None,
+        outcome_unknown: write,
+        message: format!(
+            "{} {call}: {}",
+            if e.is_timeout() {
+                timed_out
+            } else {
+                "lost the answer of"
+            },
+            root_cause(e)
+        ),
+    }
+}
+
+/// An answer whose body was lost on the way: the request may have been carried out.
+pub(crate) fn lost_answer(e: &reqwest::Error, call: &str, write: bool) -> PsaError {
+    PsaError::Transient {
+        retry_after: None,
+        outcome_unknown: write,
+        message: format!("lost the answer of {call}: {}", root_cause(e)),
+    }
 }
 
 /// A JSON string or number as text, exactly as written (`12.0` stays `12.0`).

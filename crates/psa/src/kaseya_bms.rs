@@ -43,7 +43,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::building::{SettingsError, count, id_list, required, secret, string};
-use crate::http::{id_number, retry_after, root_cause, text};
+use crate::http::{id_number, lost_answer, retry_after, root_cause, text, unanswered};
 use crate::limits::TokenBucket;
 use crate::{
     CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, ListItem, NewNote,
@@ -649,35 +649,22 @@ impl KaseyaBmsConnector {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(endpoint, %method, error = %root_cause(&e), "Kaseya BMS request failed");
-                if e.is_connect() {
-                    return Err(PsaError::Unreachable(format!(
-                        "{}: {}",
-                        self.creds.api_url,
-                        root_cause(&e)
-                    )));
-                }
-                return Err(PsaError::Transient {
-                    retry_after: None,
-                    outcome_unknown: write,
-                    message: format!(
-                        "{} {method} {endpoint}: {}",
-                        if e.is_timeout() {
-                            "timed out calling"
-                        } else {
-                            "lost the answer of"
-                        },
-                        root_cause(&e)
-                    ),
-                });
+                let call = format!("{method} {endpoint}");
+                return Err(unanswered(
+                    &e,
+                    &self.creds.api_url,
+                    &call,
+                    write,
+                    "timed out calling",
+                ));
             }
         };
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = resp.text().await.map_err(|e| PsaError::Transient {
-            retry_after: None,
-            outcome_unknown: write,
-            message: format!("lost the answer of {method} {endpoint}: {}", root_cause(&e)),
-        })?;
+        let body = resp
+            .text()
+            .await
+            .map_err(|e| lost_answer(&e, &format!("{method} {endpoint}"), write))?;
         tracing::debug!(endpoint, %method, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "Kaseya BMS");
         Ok((status, headers, body))
     }
