@@ -26,7 +26,8 @@ use tokio::sync::{Mutex, RwLock};
 use crate::building::{SettingsError, count, id_list, int, required, secret, string};
 // Autotask's own reading of a `Retry-After` date already past is "none given".
 use crate::http::{
-    id_number, lost_answer, retry_after_unless_past as retry_after, root_cause, text, unanswered,
+    id_number, lost_answer, plain_message, retry_after_unless_past as retry_after, root_cause,
+    text, unanswered,
 };
 use crate::limits::{EndpointSlots, TokenBucket};
 use crate::{
@@ -206,14 +207,7 @@ fn error_messages(body: &str) -> String {
                 v.to_string()
             }
         }
-        Err(_) => {
-            let t = body.trim();
-            if t.starts_with('<') {
-                "an HTML error page".to_string()
-            } else {
-                truncate(t, 300)
-            }
-        }
+        Err(_) => plain_message(body, ""),
     }
 }
 

@@ -44,7 +44,9 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{Mutex, RwLock};
 
 use crate::building::{SettingsError, count, id_list, required, secret, string};
-use crate::http::{id_number, lost_answer, retry_after, root_cause, text, unanswered};
+use crate::http::{
+    id_number, lost_answer, plain_message, retry_after, root_cause, text, unanswered,
+};
 use crate::limits::TokenBucket;
 use crate::{
     CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, ListItem, NewNote,
@@ -302,14 +304,7 @@ fn error_message(body: &str) -> String {
             }
         }
         Ok(v) => v.to_string(),
-        Err(_) => {
-            let t = body.trim();
-            if t.starts_with('<') {
-                "an HTML error page".to_string()
-            } else {
-                truncate(t, 300)
-            }
-        }
+        Err(_) => plain_message(body, ""),
     }
 }
 

@@ -36,7 +36,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
 
 use crate::building::{SettingsError, count, id_list, int, required, secret, string};
-use crate::http::{id_number, lost_answer, retry_after, root_cause, unanswered};
+use crate::http::{id_number, lost_answer, plain_message, retry_after, root_cause, unanswered};
 use crate::{
     CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, ListItem, NewNote,
     NewTicket, PsaError, PsaLists, TicketRef, TicketState, WebhookRegistration,
@@ -448,16 +448,7 @@ pub fn error_message(body: &str) -> String {
                 .unwrap_or_else(|| truncate(&v.to_string(), 300))
         }
         Ok(v) => truncate(&v.to_string(), 300),
-        Err(_) => {
-            let t = body.trim();
-            if t.starts_with('<') {
-                "an HTML error page".to_string()
-            } else if t.is_empty() {
-                "no message".to_string()
-            } else {
-                truncate(t, 300)
-            }
-        }
+        Err(_) => plain_message(body, "no message"),
     }
 }
 

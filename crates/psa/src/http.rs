@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use psabridge_core::render::truncate;
 use serde_json::Value;
 
 use crate::PsaError;
@@ -85,6 +86,19 @@ pub(crate) fn lost_answer(e: &reqwest::Error, call: &str, write: bool) -> PsaErr
     }
 }
 
+/// The message of an error body that is not JSON: its text, short, or what it is when the
+/// text would not help (an HTML page; `empty` for no text at all).
+pub(crate) fn plain_message(body: &str, empty: &str) -> String {
+    let t = body.trim();
+    if t.starts_with('<') {
+        "an HTML error page".to_string()
+    } else if t.is_empty() {
+        empty.to_string()
+    } else {
+        truncate(t, 300)
+    }
+}
+
 /// A JSON string or number as text, exactly as written (`12.0` stays `12.0`).
 pub(crate) fn text(v: &Value) -> Option<String> {
     match v {
@@ -134,5 +148,13 @@ mod tests {
         );
         assert_eq!(text(&serde_json::json!(12.0)).as_deref(), Some("12.0"));
         assert_eq!(text(&serde_json::json!(null)), None);
+    }
+
+    #[test]
+    fn plain_bodies_read_short() {
+        assert_eq!(plain_message(" <html/> ", "none"), "an HTML error page");
+        assert_eq!(plain_message(" \n", "none"), "none");
+        assert_eq!(plain_message(" x ", "none"), "x");
+        assert!(plain_message(&"y".repeat(400), "").chars().count() <= 300);
     }
 }

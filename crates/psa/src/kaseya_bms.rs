@@ -43,7 +43,9 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::building::{SettingsError, count, id_list, required, secret, string};
-use crate::http::{id_number, lost_answer, retry_after, root_cause, text, unanswered};
+use crate::http::{
+    id_number, lost_answer, plain_message, retry_after, root_cause, text, unanswered,
+};
 use crate::limits::TokenBucket;
 use crate::{
     CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, ListItem, NewNote,
@@ -413,14 +415,7 @@ fn has_next(page: u32, size: u32, got: usize, total: Option<u64>) -> bool {
 /// ASP.NET problem document's title and errors, or the text itself.
 fn error_message(body: &str) -> String {
     let Ok(v) = serde_json::from_str::<Value>(body) else {
-        let t = body.trim();
-        return if t.starts_with('<') {
-            "an HTML error page".to_string()
-        } else if t.is_empty() {
-            "an empty answer".to_string()
-        } else {
-            truncate(t, 300)
-        };
+        return plain_message(body, "an empty answer");
     };
     if let Some(e) = field(&v, "error") {
         let mut msg = text_of(e, "message").unwrap_or_default();
