@@ -24,6 +24,11 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, RwLock};
 
 use crate::building::{SettingsError, count, id_list, int, required, secret, string};
+// Autotask's own reading of a `Retry-After` date already past is "none given".
+use crate::http::{
+    id_number, lost_answer, plain_message, retry_after_unless_past as retry_after, root_cause,
+    text, unanswered,
+};
 use crate::limits::{EndpointSlots, TokenBucket};
 use crate::{
     CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, ListItem, NewNote,
@@ -178,37 +183,9 @@ const TICKET_PICKLISTS: [(&str, &str); 7] = [
     ("ticketType", "ticket_type"),
 ];
 
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 /// An id as the JSON number Autotask expects (ours are strings).
 fn num(field: &str, id: &str) -> Result<Value, PsaError> {
-    id.trim()
-        .parse::<i64>()
-        .map(Value::from)
-        .map_err(|_| PsaError::Invalid(format!("{field} '{id}' is not an Autotask id (a number)")))
-}
-
-/// `Retry-After` as seconds or an HTTP date.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .to_string();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = chrono::DateTime::parse_from_rfc2822(&v).ok()?;
-    (when.with_timezone(&chrono::Utc) - chrono::Utc::now())
-        .to_std()
-        .ok()
+    id_number(field, id, "an Autotask").map(Value::from)
 }
 
 /// The messages of an Autotask error body (`{"errors":["…"]}`), or the raw text.
@@ -230,14 +207,7 @@ fn error_messages(body: &str) -> String {
                 v.to_string()
             }
         }
-        Err(_) => {
-            let t = body.trim();
-            if t.starts_with('<') {
-                "an HTML error page".to_string()
-            } else {
-                truncate(t, 300)
-            }
-        }
+        Err(_) => plain_message(body, ""),
     }
 }
 
@@ -466,34 +436,15 @@ impl AutotaskConnector {
                 if e.is_connect() {
                     // Nothing reached Autotask. The zone may have moved: discover again next time.
                     *self.zone.write().await = None;
-                    return Err(PsaError::Unreachable(format!("{zone}: {}", root_cause(&e))));
                 }
-                return Err(PsaError::Transient {
-                    retry_after: None,
-                    outcome_unknown: write,
-                    message: format!(
-                        "{} {entity}: {}",
-                        if e.is_timeout() {
-                            "timed out calling"
-                        } else {
-                            "lost the answer of"
-                        },
-                        root_cause(&e)
-                    ),
-                });
+                return Err(unanswered(&e, &zone, entity, write, "timed out calling"));
             }
         };
         let status = resp.status();
         let headers = resp.headers().clone();
         let text = match resp.text().await {
             Ok(t) => t,
-            Err(e) => {
-                return Err(PsaError::Transient {
-                    retry_after: None,
-                    outcome_unknown: write,
-                    message: format!("lost the answer of {entity}: {}", root_cause(&e)),
-                });
-            }
+            Err(e) => return Err(lost_answer(&e, entity, write)),
         };
         tracing::debug!(entity, %method, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "Autotask");
         if status != StatusCode::OK {
@@ -688,15 +639,6 @@ fn items_of(answer: &Value) -> Vec<Value> {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default()
-}
-
-/// The innermost cause of a transport error, which says what actually happened.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
 
 const CONTACT_FIELDS: &[&str] = &[

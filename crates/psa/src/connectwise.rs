@@ -44,6 +44,9 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{Mutex, RwLock};
 
 use crate::building::{SettingsError, count, id_list, required, secret, string};
+use crate::http::{
+    id_number, lost_answer, plain_message, retry_after, root_cause, text, unanswered,
+};
 use crate::limits::TokenBucket;
 use crate::{
     CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, ListItem, NewNote,
@@ -236,14 +239,6 @@ fn quoted(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 fn str_of(v: &Value, key: &str) -> String {
     v.get(key)
         .and_then(Value::as_str)
@@ -262,28 +257,7 @@ fn ref_id(v: &Value, key: &str) -> Option<String> {
 
 /// An id as the JSON number ConnectWise expects (ours are strings).
 fn num(field: &str, id: &str) -> Result<i64, PsaError> {
-    id.trim().parse::<i64>().map_err(|_| {
-        PsaError::Invalid(format!("{field} '{id}' is not a ConnectWise id (a number)"))
-    })
-}
-
-/// `Retry-After` as seconds or an HTTP date.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .to_string();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = chrono::DateTime::parse_from_rfc2822(&v).ok()?;
-    Some(
-        (when.with_timezone(&chrono::Utc) - chrono::Utc::now())
-            .to_std()
-            .unwrap_or(Duration::ZERO),
-    )
+    id_number(field, id, "a ConnectWise")
 }
 
 /// The page number `Link`'s `rel="next"` names, if any.
@@ -330,14 +304,7 @@ fn error_message(body: &str) -> String {
             }
         }
         Ok(v) => v.to_string(),
-        Err(_) => {
-            let t = body.trim();
-            if t.starts_with('<') {
-                "an HTML error page".to_string()
-            } else {
-                truncate(t, 300)
-            }
-        }
+        Err(_) => plain_message(body, ""),
     }
 }
 
@@ -377,15 +344,6 @@ fn classify(
         s if s == StatusCode::BAD_REQUEST || s == StatusCode::CONFLICT => PsaError::Invalid(msg),
         s => PsaError::Invalid(format!("ConnectWise answered {s}: {msg}")),
     }
-}
-
-/// The innermost cause of a transport error.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
 
 /// A contact of ConnectWise's JSON. `wanted` picks the e-mail item to report (else the
@@ -625,39 +583,21 @@ impl ConnectWiseConnector {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(path, %method, error = %root_cause(&e), "ConnectWise request failed");
-                if e.is_connect() {
-                    return Err(PsaError::Unreachable(format!(
-                        "{}: {}",
-                        self.creds.host,
-                        root_cause(&e)
-                    )));
-                }
-                return Err(PsaError::Transient {
-                    retry_after: None,
-                    outcome_unknown: write,
-                    message: format!(
-                        "{} {method} {path}: {}",
-                        if e.is_timeout() {
-                            "timed out on"
-                        } else {
-                            "lost the answer of"
-                        },
-                        root_cause(&e)
-                    ),
-                });
+                let call = format!("{method} {path}");
+                return Err(unanswered(
+                    &e,
+                    &self.creds.host,
+                    &call,
+                    write,
+                    "timed out on",
+                ));
             }
         };
         let status = resp.status();
         let headers = resp.headers().clone();
         let body = match resp.text().await {
             Ok(t) => t,
-            Err(e) => {
-                return Err(PsaError::Transient {
-                    retry_after: None,
-                    outcome_unknown: write,
-                    message: format!("lost the answer of {method} {path}: {}", root_cause(&e)),
-                });
-            }
+            Err(e) => return Err(lost_answer(&e, &format!("{method} {path}"), write)),
         };
         tracing::debug!(path, %method, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "ConnectWise");
         if !status.is_success() {

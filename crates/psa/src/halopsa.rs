@@ -36,6 +36,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
 
 use crate::building::{SettingsError, count, id_list, int, required, secret, string};
+use crate::http::{id_number, lost_answer, plain_message, retry_after, root_cause, unanswered};
 use crate::{
     CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, ListItem, NewNote,
     NewTicket, PsaError, PsaLists, TicketRef, TicketState, WebhookRegistration,
@@ -377,10 +378,7 @@ fn field_bool(v: &Value, key: &str) -> bool {
 
 /// An id of ours as the JSON number Halo expects.
 fn num(field: &str, id: &str) -> Result<Value, PsaError> {
-    id.trim()
-        .parse::<i64>()
-        .map(Value::from)
-        .map_err(|_| PsaError::Invalid(format!("{field} '{id}' is not a HaloPSA id (a number)")))
+    id_number(field, id, "a HaloPSA").map(Value::from)
 }
 
 /// A company id of ours: `12` (a client) or `12/3` (site 3 of client 12).
@@ -427,25 +425,6 @@ fn saved(answer: &Value) -> Option<&Value> {
     }
 }
 
-/// `Retry-After` as seconds or an HTTP date.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .to_string();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = chrono::DateTime::parse_from_rfc2822(&v).ok()?;
-    Some(
-        (when.with_timezone(&chrono::Utc) - chrono::Utc::now())
-            .to_std()
-            .unwrap_or_default(),
-    )
-}
-
 /// The message of a Halo error body. Halo answers errors in several shapes:
 /// `{"resultCode","errorMessage"}`, `{"ClassName","Message"}`, `{"Message"}`,
 /// `{"error","error_description"}`, a bare JSON string, or text.
@@ -469,16 +448,7 @@ pub fn error_message(body: &str) -> String {
                 .unwrap_or_else(|| truncate(&v.to_string(), 300))
         }
         Ok(v) => truncate(&v.to_string(), 300),
-        Err(_) => {
-            let t = body.trim();
-            if t.starts_with('<') {
-                "an HTML error page".to_string()
-            } else if t.is_empty() {
-                "no message".to_string()
-            } else {
-                truncate(t, 300)
-            }
-        }
+        Err(_) => plain_message(body, "no message"),
     }
 }
 
@@ -579,15 +549,6 @@ pub fn classify_token(
     }
 }
 
-/// The innermost cause of a transport error, which says what actually happened.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
-}
-
 /// The cursor of the next company page (opaque to callers: a page number).
 fn page_cursor(page_no: u32) -> String {
     format!("p{page_no}")
@@ -648,31 +609,15 @@ impl HaloConnector {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(what, error = %root_cause(&e), "HaloPSA request failed");
-                if e.is_connect() {
-                    return Err(PsaError::Unreachable(format!("{what}: {}", root_cause(&e))));
-                }
-                return Err(PsaError::Transient {
-                    retry_after: None,
-                    outcome_unknown: write,
-                    message: format!(
-                        "{} {what}: {}",
-                        if e.is_timeout() {
-                            "timed out calling"
-                        } else {
-                            "lost the answer of"
-                        },
-                        root_cause(&e)
-                    ),
-                });
+                return Err(unanswered(&e, what, what, write, "timed out calling"));
             }
         };
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = resp.text().await.map_err(|e| PsaError::Transient {
-            retry_after: None,
-            outcome_unknown: write,
-            message: format!("lost the answer of {what}: {}", root_cause(&e)),
-        })?;
+        let body = resp
+            .text()
+            .await
+            .map_err(|e| lost_answer(&e, what, write))?;
         tracing::debug!(
             what,
             status = status.as_u16(),

@@ -43,6 +43,9 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::building::{SettingsError, count, id_list, required, secret, string};
+use crate::http::{
+    id_number, lost_answer, plain_message, retry_after, root_cause, text, unanswered,
+};
 use crate::limits::TokenBucket;
 use crate::{
     CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, ListItem, NewNote,
@@ -348,14 +351,6 @@ fn field<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
         .filter(|v| !v.is_null())
 }
 
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 fn text_of(v: &Value, name: &str) -> Option<String> {
     field(v, name).and_then(text)
 }
@@ -378,9 +373,7 @@ fn records(envelope: &Value) -> Vec<Value> {
 
 /// An id as the JSON number BMS expects (ours are strings).
 fn num(what: &str, id: &str) -> Result<i64, PsaError> {
-    id.trim()
-        .parse::<i64>()
-        .map_err(|_| PsaError::Invalid(format!("{what} '{id}' is not a Kaseya BMS id (a number)")))
+    id_number(what, id, "a Kaseya BMS")
 }
 
 /// Our company id: an account id, or `account/location`.
@@ -418,37 +411,11 @@ fn has_next(page: u32, size: u32, got: usize, total: Option<u64>) -> bool {
     }
 }
 
-/// `Retry-After` as seconds or an HTTP date.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .to_string();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = chrono::DateTime::parse_from_rfc2822(&v).ok()?;
-    Some(
-        (when.with_timezone(&chrono::Utc) - chrono::Utc::now())
-            .to_std()
-            .unwrap_or(Duration::ZERO),
-    )
-}
-
 /// The message of a failure body: the envelope's `error.message` with its `subErrors`, an
 /// ASP.NET problem document's title and errors, or the text itself.
 fn error_message(body: &str) -> String {
     let Ok(v) = serde_json::from_str::<Value>(body) else {
-        let t = body.trim();
-        return if t.starts_with('<') {
-            "an HTML error page".to_string()
-        } else if t.is_empty() {
-            "an empty answer".to_string()
-        } else {
-            truncate(t, 300)
-        };
+        return plain_message(body, "an empty answer");
     };
     if let Some(e) = field(&v, "error") {
         let mut msg = text_of(e, "message").unwrap_or_default();
@@ -565,15 +532,6 @@ fn login_refused(message: &str, tenant: &str, username: &str) -> PsaError {
     }
 }
 
-/// The innermost cause of a transport error, which says what actually happened.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
-}
-
 fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -686,35 +644,22 @@ impl KaseyaBmsConnector {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(endpoint, %method, error = %root_cause(&e), "Kaseya BMS request failed");
-                if e.is_connect() {
-                    return Err(PsaError::Unreachable(format!(
-                        "{}: {}",
-                        self.creds.api_url,
-                        root_cause(&e)
-                    )));
-                }
-                return Err(PsaError::Transient {
-                    retry_after: None,
-                    outcome_unknown: write,
-                    message: format!(
-                        "{} {method} {endpoint}: {}",
-                        if e.is_timeout() {
-                            "timed out calling"
-                        } else {
-                            "lost the answer of"
-                        },
-                        root_cause(&e)
-                    ),
-                });
+                let call = format!("{method} {endpoint}");
+                return Err(unanswered(
+                    &e,
+                    &self.creds.api_url,
+                    &call,
+                    write,
+                    "timed out calling",
+                ));
             }
         };
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = resp.text().await.map_err(|e| PsaError::Transient {
-            retry_after: None,
-            outcome_unknown: write,
-            message: format!("lost the answer of {method} {endpoint}: {}", root_cause(&e)),
-        })?;
+        let body = resp
+            .text()
+            .await
+            .map_err(|e| lost_answer(&e, &format!("{method} {endpoint}"), write))?;
         tracing::debug!(endpoint, %method, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "Kaseya BMS");
         Ok((status, headers, body))
     }

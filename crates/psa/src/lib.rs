@@ -10,6 +10,7 @@ pub mod autotask;
 mod building;
 pub mod connectwise;
 pub mod halopsa;
+mod http;
 pub mod kaseya_bms;
 pub mod limits;
 mod meter;
