@@ -26,8 +26,8 @@ use tokio::sync::{Mutex, RwLock};
 use crate::building::{SettingsError, count, id_list, int, required, secret, string};
 // Autotask's own reading of a `Retry-After` date already past is "none given".
 use crate::http::{
-    id_number, lost_answer, plain_message, retry_after_unless_past as retry_after, root_cause,
-    text, unanswered,
+    contains_reference, id_number, lost_answer, plain_message,
+    retry_after_unless_past as retry_after, root_cause, text, unanswered,
 };
 use crate::limits::{EndpointSlots, TokenBucket};
 use crate::{
@@ -861,10 +861,16 @@ impl Connector for AutotaskConnector {
             json!({"op": "eq", "field": "ticketID", "value": num("ticket", ticket_id)?}),
             json!({"op": "contains", "field": "description", "value": reference}),
         ];
-        Ok(!self
-            .query_all("TicketNotes", filter, &["id"], 1)
+        // Autotask's `contains` also finds longer references (…:1 in …:12): check each.
+        Ok(self
+            .query_all("TicketNotes", filter, &["id", "description"], MAX_PAGE)
             .await?
-            .is_empty())
+            .iter()
+            .any(|n| {
+                n.get("description")
+                    .and_then(Value::as_str)
+                    .is_some_and(|d| contains_reference(d, reference))
+            }))
     }
 
     async fn close_ticket(

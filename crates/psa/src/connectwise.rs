@@ -45,7 +45,8 @@ use tokio::sync::{Mutex, RwLock};
 
 use crate::building::{SettingsError, count, id_list, required, secret, string};
 use crate::http::{
-    id_number, lost_answer, plain_message, retry_after, root_cause, text, unanswered,
+    contains_reference, id_number, lost_answer, plain_message, retry_after, root_cause, text,
+    unanswered,
 };
 use crate::limits::TokenBucket;
 use crate::{
@@ -1136,7 +1137,9 @@ impl Connector for ConnectWiseConnector {
                 MAX_PAGE as usize,
             )
             .await?;
-        Ok(notes.iter().any(|n| str_of(n, "text").contains(reference)))
+        Ok(notes
+            .iter()
+            .any(|n| contains_reference(&str_of(n, "text"), reference)))
     }
 
     async fn close_ticket(

@@ -36,7 +36,9 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
 
 use crate::building::{SettingsError, count, id_list, int, required, secret, string};
-use crate::http::{id_number, lost_answer, plain_message, retry_after, root_cause, unanswered};
+use crate::http::{
+    contains_reference, id_number, lost_answer, plain_message, retry_after, root_cause, unanswered,
+};
 use crate::{
     CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, ListItem, NewNote,
     NewTicket, PsaError, PsaLists, TicketRef, TicketState, WebhookRegistration,
@@ -1375,8 +1377,8 @@ impl Connector for HaloConnector {
             )
             .await?;
         Ok(records(&v, "actions").iter().any(|a| {
-            field_str(a, "note").contains(reference)
-                || field_str(a, "note_html").contains(reference)
+            contains_reference(field_str(a, "note"), reference)
+                || contains_reference(field_str(a, "note_html"), reference)
         }))
     }
 

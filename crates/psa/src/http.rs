@@ -116,6 +116,43 @@ pub(crate) fn id_number(field: &str, id: &str, a_vendor: &str) -> Result<i64, Ps
         .map_err(|_| PsaError::Invalid(format!("{field} '{id}' is not {a_vendor} id (a number)")))
 }
 
+/// Does `text` carry `reference` as a whole reference? Our references end in a delivery
+/// number, so `psabridge:i:1` must not be found inside `psabridge:i:12`: an occurrence counts
+/// only when no letter or digit follows it.
+pub(crate) fn contains_reference(text: &str, reference: &str) -> bool {
+    !reference.is_empty()
+        && text.match_indices(reference).any(|(at, _)| {
+            !text[at + reference.len()..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
+        })
+}
+
+#[cfg(test)]
+mod reference_tests {
+    use super::contains_reference;
+
+    #[test]
+    fn a_reference_is_never_found_inside_a_longer_one() {
+        let r = "psabridge:inst:1";
+        assert!(!contains_reference(
+            "PSA Bridge reference: psabridge:inst:12",
+            r
+        ));
+        assert!(contains_reference(
+            "PSA Bridge reference: psabridge:inst:1",
+            r
+        ));
+        assert!(contains_reference(
+            "… psabridge:inst:12 and [psabridge:inst:1]",
+            r
+        ));
+        assert!(contains_reference("psabridge:inst:1\nmore text", r));
+        assert!(!contains_reference("anything", ""));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use reqwest::header::{HeaderMap, RETRY_AFTER};

@@ -44,7 +44,8 @@ use tokio::sync::Mutex;
 
 use crate::building::{SettingsError, count, id_list, required, secret, string};
 use crate::http::{
-    id_number, lost_answer, plain_message, retry_after, root_cause, text, unanswered,
+    contains_reference, id_number, lost_answer, plain_message, retry_after, root_cause, text,
+    unanswered,
 };
 use crate::limits::TokenBucket;
 use crate::{
@@ -1289,7 +1290,7 @@ impl Connector for KaseyaBmsConnector {
         let mark = format!("{REFERENCE_MARK} {reference}");
         Ok(records(&v)
             .iter()
-            .filter(|t| text_of(t, "details").is_some_and(|d| d.contains(&mark)))
+            .filter(|t| text_of(t, "details").is_some_and(|d| contains_reference(&d, &mark)))
             .filter_map(|t| Some((field(t, "id")?.as_i64()?, t)))
             .min_by_key(|(id, _)| *id)
             .map(|(id, t)| TicketRef {
@@ -1343,7 +1344,7 @@ impl Connector for KaseyaBmsConnector {
             .await?;
         Ok(notes
             .iter()
-            .any(|n| text_of(n, "details").is_some_and(|d| d.contains(reference))))
+            .any(|n| text_of(n, "details").is_some_and(|d| contains_reference(&d, reference))))
     }
 
     async fn close_ticket(

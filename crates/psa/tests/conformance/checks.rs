@@ -543,3 +543,28 @@ pub async fn rate_limits_and_server_errors_are_classified(t: &Target) -> anyhow:
     }
     Ok(())
 }
+
+/// Our references end in a delivery number: `…:1` must never be found as `…:12`.
+pub async fn a_reference_is_not_found_inside_a_longer_one(t: &Target) -> anyhow::Result<()> {
+    let f = fixtures(t).await?;
+    let c = t.connector(&[])?;
+    let base = format!("psabridge:conf{:08x}:", rand_u64() as u32);
+    let longer = format!("{base}12");
+    let shorter = format!("{base}1");
+    let ticket = c.create_ticket(&new_ticket(&f, &longer).await?).await?;
+    ensure!(
+        c.find_ticket_by_reference(&longer).await?.map(|r| r.id) == Some(ticket.id.clone()),
+        "the ticket is found by its own reference"
+    );
+    ensure!(
+        c.find_ticket_by_reference(&shorter).await?.is_none(),
+        "{shorter} must not find the ticket of {longer}"
+    );
+    c.add_note(&ticket.id, &note(&longer)).await?;
+    ensure!(c.find_note_by_reference(&ticket.id, &longer).await?);
+    ensure!(
+        !c.find_note_by_reference(&ticket.id, &shorter).await?,
+        "{shorter} must not find the note of {longer}"
+    );
+    Ok(())
+}

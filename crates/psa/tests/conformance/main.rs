@@ -29,6 +29,7 @@ macro_rules! conformance {
                 closed_tickets_are_seen_closed,
                 close_uses_the_close_status_and_leaves_a_note,
                 a_create_lost_in_flight_is_found_not_doubled,
+                a_reference_is_not_found_inside_a_longer_one,
                 rate_limits_and_server_errors_are_classified,
             );
         }
