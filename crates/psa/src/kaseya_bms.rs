@@ -547,7 +547,9 @@ fn closed_sounding(name: &str) -> bool {
 
 /// A ticket's details with our reference at the end, within `max` characters.
 fn details_with_reference(description: &str, reference: &str, max: usize) -> String {
-    let tail = format!("\n\n{REFERENCE_MARK} {reference}");
+    // In brackets, so that a search for `[…:1]` cannot find `[…:12]` (the search is a
+    // contains-match over the details).
+    let tail = format!("\n\n{REFERENCE_MARK} [{reference}]");
     let room = max.saturating_sub(tail.chars().count()).max(1);
     let body = if description.trim().is_empty() {
         "(no description)".to_string()
@@ -1281,16 +1283,16 @@ impl Connector for KaseyaBmsConnector {
                 "/v2/servicedesk/tickets",
                 "/v2/servicedesk/tickets",
                 &[
-                    ("Filter.Details", reference.to_string()),
+                    ("Filter.Details", format!("[{reference}]")),
                     ("PageSize", "50".to_string()),
                     ("PageNumber", "1".to_string()),
                 ],
             )
             .await?;
-        let mark = format!("{REFERENCE_MARK} {reference}");
+        let mark = format!("{REFERENCE_MARK} [{reference}]");
         Ok(records(&v)
             .iter()
-            .filter(|t| text_of(t, "details").is_some_and(|d| contains_reference(&d, &mark)))
+            .filter(|t| text_of(t, "details").is_some_and(|d| d.contains(&mark)))
             .filter_map(|t| Some((field(t, "id")?.as_i64()?, t)))
             .min_by_key(|(id, _)| *id)
             .map(|(id, t)| TicketRef {
@@ -1676,7 +1678,7 @@ mod tests {
     fn the_reference_always_fits_in_the_details() {
         let d = details_with_reference(&"x".repeat(10_000), "psb-1-abc", 8000);
         assert!(d.chars().count() <= 8000);
-        assert!(d.ends_with("PSA Bridge reference: psb-1-abc"));
+        assert!(d.ends_with("PSA Bridge reference: [psb-1-abc]"));
         assert!(details_with_reference("", "r", 100).contains("(no description)"));
         assert!(closed_sounding("Closed - No Action") && closed_sounding("Completed"));
         assert!(!closed_sounding("In Progress"));

@@ -353,7 +353,7 @@ async fn a_ticket_with_every_default_is_made_as_asked() -> Result<()> {
     ensure!(
         v["description"]
             .as_str()
-            .is_some_and(|d| d.chars().count() <= 8000 && d.ends_with("psb-full-1"))
+            .is_some_and(|d| d.chars().count() <= 8000 && d.ends_with("[psb-full-1]"))
     );
     let found = h.bms.find_ticket_by_reference("psb-full-1").await?;
     ensure!(

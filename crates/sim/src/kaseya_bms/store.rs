@@ -444,7 +444,9 @@ impl Db {
 pub fn reference_in(details: &str) -> Option<String> {
     let lower = details.to_ascii_lowercase();
     let at = lower.rfind("reference:")?;
-    let rest = details[at + "reference:".len()..].trim_start();
+    let rest = details[at + "reference:".len()..]
+        .trim_start()
+        .trim_start_matches('[');
     let r: String = rest
         .chars()
         .take_while(|c| !c.is_whitespace() && !matches!(c, ']' | ')' | '<'))
