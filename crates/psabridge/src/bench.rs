@@ -136,6 +136,8 @@ impl Sut {
             "127.0.0.1:0",
             "--sim-listen",
             "127.0.0.1:0",
+            "--psa",
+            kind.as_str(),
             &sim_flag,
             &sim_url,
             "--sqlite-synchronous",

@@ -40,6 +40,8 @@ pub struct DemoOptions {
     /// Requests per rolling hour the built-in Autotask simulator allows.
     pub sim_hourly_limit: u32,
     pub synchronous: psabridge_store::Synchronous,
+    /// The PSAs to run a simulator and a demo partner for (empty: all four).
+    pub psas: Vec<PsaKind>,
 }
 
 /// A simulator the demo talks to: its own, or one running elsewhere.
@@ -64,7 +66,6 @@ pub const PARTNERS: [(PsaKind, &str, &str); 4] = [
     (PsaKind::KaseyaBms, "demo-bms", "Demo MSP (Kaseya BMS)"),
     (PsaKind::ConnectWise, "demo-cw", "Demo MSP (ConnectWise)"),
 ];
-pub const PARTNER: &str = PARTNERS[0].1;
 const CLIENTS: [(&str, &str); 4] = [
     ("client-001", "Acme Dental Group"),
     ("client-002", "Blue Harbor Legal"),
@@ -92,6 +93,9 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
 
     let mut simulators: Vec<(PsaKind, SimHandle)> = Vec::new();
     for (n, (kind, _, _)) in PARTNERS.iter().enumerate() {
+        if !opts.psas.is_empty() && !opts.psas.contains(kind) {
+            continue;
+        }
         let handle = match opts.sim_urls.get(kind.as_str()) {
             Some(url) => SimHandle::Outside {
                 base_url: url.clone(),
@@ -217,11 +221,14 @@ fn now() -> i64 {
 }
 
 async fn seeded(store: &Store) -> Result<bool> {
-    match store.partner(PARTNER).await {
-        Ok(_) => Ok(true),
-        Err(StoreError::NotFound(_)) => Ok(false),
-        Err(e) => Err(e.into()),
+    for (_, id, _) in PARTNERS {
+        match store.partner(id).await {
+            Ok(_) => return Ok(true),
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
+    Ok(false)
 }
 
 /// Words that pick a sensible list value for each ticket field, first match wins.
@@ -307,7 +314,10 @@ async fn seed(
         .await?;
     let mut partners = Vec::new();
     for (kind, id, name) in PARTNERS {
-        let sim = described.get(&kind).context("a simulator per PSA")?;
+        // Only the PSAs this demo runs (`--psa`).
+        let Some(sim) = described.get(&kind) else {
+            continue;
+        };
         let p = seed_partner(
             running,
             kind,
@@ -322,11 +332,12 @@ async fn seed(
         .with_context(|| format!("seeding the {} demo partner", kind.display_name()))?;
         partners.push(p);
     }
-    let first = partners[0].clone();
+    let first = partners.first().cloned().context("no PSA to run")?;
     Ok(json!({
         "api_url": api_url,
         "vendor_token": vendor_token,
-        // The Autotask partner at the top level, as scripts written for one PSA expect.
+        // The first partner (Autotask's, unless `--psa` leaves it out) at the top level, as
+        // scripts written for one PSA expect.
         "api_token": first["api_token"],
         "partner": first["id"],
         "connection": first["connection"],

@@ -83,6 +83,10 @@ enum Command {
         /// SQLite sync setting: full (survives power loss) or normal (survives a crash).
         #[arg(long, default_value = "full")]
         sqlite_synchronous: String,
+        /// Only these PSAs (comma-separated: autotask, halopsa, kaseya_bms, connectwise); all
+        /// four by default.
+        #[arg(long, value_delimiter = ',')]
+        psa: Vec<String>,
     },
     /// Run a PSA simulator alone.
     Sim {
@@ -227,7 +231,18 @@ async fn run(command: Command) -> Result<()> {
             psa_requests_per_hour,
             sim_hourly_limit,
             sqlite_synchronous,
+            psa,
         } => {
+            let psas = psa
+                .iter()
+                .map(|p| {
+                    PsaKind::parse(p.trim()).with_context(|| {
+                        format!(
+                            "--psa: '{p}' is not a PSA (autotask, halopsa, kaseya_bms, connectwise)"
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
             let sim_urls = [
                 ("autotask", sim_url),
                 ("halopsa", halopsa_sim_url),
@@ -246,6 +261,7 @@ async fn run(command: Command) -> Result<()> {
                 sim_listen,
                 sim_latency_ms,
                 sim_urls,
+                psas,
                 database_url,
                 psa_requests_per_hour: Some(psa_requests_per_hour),
                 sim_hourly_limit,
