@@ -523,11 +523,13 @@ async fn scenario_latency(args: &BenchArgs) -> Result<Value> {
         }
     }
     println!(
-        "event-to-ticket latency ({} events at {}/s, simulator latency {} ms/request, Autotask limits on): \
+        "event-to-ticket latency ({} events at {}/s, simulator latency {} ms/request, {} limits on): \
          p50 {} ms, p90 {} ms, p99 {} ms, max {} ms",
         hist.len(),
         args.latency_rate,
         args.psa_latency_ms,
+        psabridge_core::settings::PsaKind::parse(&args.psa)
+            .map_or(args.psa.as_str(), |k| k.display_name()),
         hist.value_at_quantile(0.5),
         hist.value_at_quantile(0.9),
         hist.value_at_quantile(0.99),
