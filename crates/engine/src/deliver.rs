@@ -298,6 +298,18 @@ async fn fail(
     }
 }
 
+/// The note that goes with closing a ticket whose every alert has resolved: why, then `body`
+/// (which carries `reference`, so that a retry finds it).
+fn closing_note(body: &str, reference: &str) -> NewNote {
+    NewNote {
+        title: "Resolved: every alert of this ticket has resolved".into(),
+        text: format!(
+            "Every alert this ticket stands for has resolved, so PSA Bridge closed it.\n\n{body}"
+        ),
+        reference: reference.to_string(),
+    }
+}
+
 /// Keep a delivery whose event is older than the replay window, unsent, as `expired`.
 async fn expire(engine: &Engine, owner: &str, d: &Delivery, started: i64) {
     let hours = engine.config.replay_window.as_secs() / 3600;
@@ -413,13 +425,8 @@ async fn attempt(
                     .iter()
                     .any(|t| !t.closed);
                 if open {
-                    let note = NewNote {
-                        title: "Resolved: every alert of this ticket has resolved".into(),
-                        text: format!(
-                            "Every alert this ticket stands for has resolved, so PSA Bridge closed it.\n\nPSA Bridge reference: {reference}"
-                        ),
-                        reference: reference.clone(),
-                    };
+                    let note =
+                        closing_note(&format!("PSA Bridge reference: {reference}"), &reference);
                     connector
                         .close_ticket(&g.ticket_id, route.fields.get("close_status"), &note)
                         .await?;
@@ -510,14 +517,7 @@ async fn attempt(
                 );
                 let sent = if after.close {
                     // The last alert of the ticket resolved: close it, the note says why.
-                    let note = NewNote {
-                        title: "Resolved: every alert of this ticket has resolved".into(),
-                        text: format!(
-                            "Every alert this ticket stands for has resolved, so PSA Bridge closed it.\n\n{}",
-                            note.text
-                        ),
-                        reference: note.reference.clone(),
-                    };
+                    let note = closing_note(&note.text, &note.reference);
                     connector
                         .close_ticket(&ticket_id, route.fields.get("close_status"), &note)
                         .await
