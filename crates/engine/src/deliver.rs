@@ -558,6 +558,7 @@ async fn attempt(
                     description: ctx.ticket_description(),
                     fields: route.fields.clone(),
                     reference: reference(&install_id(engine).await?, d.id),
+                    contract_id: None,
                 };
                 if !engine
                     .store

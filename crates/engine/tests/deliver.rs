@@ -12,7 +12,8 @@ use psabridge_core::event::{Action, EventUser, NewEvent, Severity};
 use psabridge_core::settings::{CompanyContact, GroupingMode, PsaKind, TicketDefaults};
 use psabridge_engine::{ConnectorRegistry, Engine, EngineConfig};
 use psabridge_psa::{
-    CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, NewNote, NewTicket,
+    CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, Contract, NewNote,
+    NewTicket,
     PsaError, PsaLists, TicketRef, TicketState, WebhookRegistration,
 };
 use psabridge_store::config::{MappingRow, NewConnection};
@@ -84,6 +85,12 @@ impl FakePsa {
     fn close(&self, id: u64) {
         if let Some(t) = self.state.lock().unwrap().tickets.get_mut(&id) {
             t.1 = true;
+        }
+    }
+
+    fn reopen(&self, id: u64) {
+        if let Some(t) = self.state.lock().unwrap().tickets.get_mut(&id) {
+            t.1 = false;
         }
     }
 }
@@ -232,6 +239,21 @@ impl Connector for FakePsa {
         self.meter.record();
         self.close(ticket_id.parse().unwrap_or(0));
         Ok(())
+    }
+    async fn reopen_ticket(
+        &self,
+        ticket_id: &str,
+        _status: Option<&str>,
+        note: &NewNote,
+    ) -> Result<(), PsaError> {
+        self.add_note(ticket_id, note).await?;
+        self.meter.record();
+        self.reopen(ticket_id.parse().unwrap_or(0));
+        Ok(())
+    }
+    async fn contracts(&self, _company_id: &str) -> Result<Vec<Contract>, PsaError> {
+        self.meter.record();
+        Ok(Vec::new())
     }
     async fn ticket_states(&self, ids: &[String]) -> Result<Vec<TicketState>, PsaError> {
         self.meter.record();

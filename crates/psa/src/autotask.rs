@@ -31,8 +31,8 @@ use crate::http::{
 };
 use crate::limits::{EndpointSlots, TokenBucket};
 use crate::{
-    CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, ListItem, NewNote,
-    NewTicket, PsaError, PsaLists, TicketRef, TicketState, WebhookRegistration,
+    CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, Contract, ListItem,
+    NewNote, NewTicket, PsaError, PsaLists, TicketRef, TicketState, WebhookRegistration,
 };
 
 /// What an Autotask API user gives us.
@@ -632,6 +632,25 @@ fn origin(url: &str) -> &str {
     }
 }
 
+/// Autotask's system status "New" (id 1), where a reopened ticket goes unless told otherwise.
+const STATUS_NEW: &str = "1";
+
+/// Is an Autotask contract in force on `today` (`YYYY-MM-DD`)? Its `status` must be 1 (Active)
+/// and its `endDate`, when it has one, not before today: Autotask leaves a lapsed contract
+/// Active until someone changes it, but no ticket should be billed to it.
+fn contract_in_force(contract: &Value, today: &str) -> bool {
+    let active = contract
+        .get("status")
+        .and_then(text)
+        .is_some_and(|s| s == "1");
+    let ended = contract
+        .get("endDate")
+        .and_then(Value::as_str)
+        .and_then(|d| d.get(..10))
+        .is_some_and(|end| end < today);
+    active && !ended
+}
+
 /// The records of a query answer.
 fn items_of(answer: &Value) -> Vec<Value> {
     answer
@@ -790,6 +809,9 @@ impl Connector for AutotaskConnector {
         if let Some(c) = &t.contact_id {
             body["contactID"] = num("contact", c)?;
         }
+        if let Some(c) = &t.contract_id {
+            body["contractID"] = num("contract", c)?;
+        }
         for (theirs, ours) in TICKET_PICKLISTS {
             if let Some(v) = t.fields.get(ours) {
                 body[theirs] = num(ours, v)?;
@@ -891,6 +913,48 @@ impl Connector for AutotaskConnector {
         self.call(Method::PATCH, "Tickets", "Tickets", Some(&body), true)
             .await?;
         Ok(())
+    }
+
+    async fn reopen_ticket(
+        &self,
+        ticket_id: &str,
+        status: Option<&str>,
+        note: &NewNote,
+    ) -> Result<(), PsaError> {
+        let status = status.unwrap_or(STATUS_NEW);
+        // As for a close: the reason first, then the status.
+        self.add_note(ticket_id, note).await?;
+        let body = json!({"id": num("ticket", ticket_id)?, "status": num("reopen status", status)?});
+        self.call(Method::PATCH, "Tickets", "Tickets", Some(&body), true)
+            .await?;
+        Ok(())
+    }
+
+    async fn contracts(&self, company_id: &str) -> Result<Vec<Contract>, PsaError> {
+        let filter =
+            vec![json!({"op": "eq", "field": "companyID", "value": num("company", company_id)?})];
+        let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+        Ok(self
+            .query_all(
+                "Contracts",
+                filter,
+                &["id", "contractName", "status", "endDate"],
+                10_000,
+            )
+            .await?
+            .iter()
+            .filter_map(|c| {
+                Some(Contract {
+                    id: c.get("id").and_then(text)?,
+                    name: c
+                        .get("contractName")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    active: contract_in_force(c, &today),
+                })
+            })
+            .collect())
     }
 
     async fn ticket_states(&self, ids: &[String]) -> Result<Vec<TicketState>, PsaError> {
@@ -1085,6 +1149,21 @@ mod tests {
             !"https://evil.example/ATServicesRest/"
                 .starts_with(origin("https://webservices3.autotask.net/ATServicesRest/"))
         );
+    }
+
+    #[test]
+    fn a_contract_is_in_force_when_active_and_not_ended() {
+        let today = "2026-11-28";
+        let c = |status: Value, end: Value| json!({"status": status, "endDate": end});
+        assert!(contract_in_force(
+            &c(json!(1), json!("2026-12-31T00:00:00Z")),
+            today
+        ));
+        assert!(contract_in_force(&c(json!(1), json!("2026-11-28T00:00:00")), today));
+        assert!(contract_in_force(&c(json!(1), Value::Null), today));
+        assert!(!contract_in_force(&c(json!(0), json!("2026-12-31")), today));
+        assert!(!contract_in_force(&c(json!(1), json!("2026-11-27T23:59:59Z")), today));
+        assert!(!contract_in_force(&json!({}), today));
     }
 
     #[test]

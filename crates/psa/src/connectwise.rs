@@ -50,8 +50,8 @@ use crate::http::{
 };
 use crate::limits::TokenBucket;
 use crate::{
-    CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, ListItem, NewNote,
-    NewTicket, PsaError, PsaLists, TicketRef, TicketState, WebhookRegistration,
+    CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, Contract, ListItem,
+    NewNote, NewTicket, PsaError, PsaLists, TicketRef, TicketState, WebhookRegistration,
 };
 
 /// The settings a ConnectWise connection may carry, with their meaning.
@@ -345,6 +345,28 @@ fn classify(
         s if s == StatusCode::BAD_REQUEST || s == StatusCode::CONFLICT => PsaError::Invalid(msg),
         s => PsaError::Invalid(format!("ConnectWise answered {s}: {msg}")),
     }
+}
+
+/// A ConnectWise agreement as our contract: in force when its `agreementStatus` says Active
+/// (older versions without the field: not cancelled and not past its `endDate`, unless it
+/// has no ending date). `today` is `YYYY-MM-DD`.
+fn contract_of(v: &Value, today: &str) -> Option<Contract> {
+    let active = match v.get("agreementStatus").and_then(Value::as_str) {
+        Some(status) => status.eq_ignore_ascii_case("Active"),
+        None => {
+            let ended = !flag(v, "noEndingDateFlag")
+                && v.get("endDate")
+                    .and_then(Value::as_str)
+                    .and_then(|d| d.get(..10))
+                    .is_some_and(|end| end < today);
+            !flag(v, "cancelledFlag") && !ended
+        }
+    };
+    Some(Contract {
+        id: v.get("id").and_then(text)?,
+        name: str_of(v, "name"),
+        active,
+    })
 }
 
 /// A contact of ConnectWise's JSON. `wanted` picks the e-mail item to report (else the
@@ -839,6 +861,12 @@ impl ConnectWiseConnector {
 
     /// The board's first closed status (by sort order), for a close without a status.
     async fn default_close_status(&self, ticket_id: &str) -> Result<String, PsaError> {
+        self.first_board_status(ticket_id, true).await
+    }
+
+    /// The first active status (by sort order) of the ticket's board that is closed
+    /// (`closed`) or open (for a reopen without a status).
+    async fn first_board_status(&self, ticket_id: &str, closed: bool) -> Result<String, PsaError> {
         let t = self
             .call(
                 Method::GET,
@@ -849,25 +877,31 @@ impl ConnectWiseConnector {
             )
             .await?
             .body;
+        let what = if closed { "close" } else { "reopen" };
         let board = ref_id(&t, "board").ok_or_else(|| {
-            PsaError::Invalid(format!("ticket {ticket_id} has no board to close it on"))
+            PsaError::Invalid(format!("ticket {ticket_id} has no board to {what} it on"))
         })?;
-        let cached = self.lists.try_lock().ok().and_then(|c| {
-            c.as_ref().and_then(|c| {
-                c.closed_by_board
-                    .get(&board)
-                    .and_then(|v| v.first())
-                    .cloned()
-            })
-        });
-        if let Some(first) = cached {
-            return Ok(first);
+        if closed {
+            let cached = self.lists.try_lock().ok().and_then(|c| {
+                c.as_ref().and_then(|c| {
+                    c.closed_by_board
+                        .get(&board)
+                        .and_then(|v| v.first())
+                        .cloned()
+                })
+            });
+            if let Some(first) = cached {
+                return Ok(first);
+            }
         }
         let statuses = self
             .get_all(
                 &format!("service/boards/{board}/statuses"),
                 &[
-                    ("conditions", "closedStatus=true and inactive=false".into()),
+                    (
+                        "conditions",
+                        format!("closedStatus={closed} and inactive=false"),
+                    ),
                     ("fields", "id,name,sortOrder,closedStatus,inactive".into()),
                     ("orderBy", "sortOrder asc".into()),
                 ],
@@ -876,7 +910,7 @@ impl ConnectWiseConnector {
             .await?;
         statuses
             .iter()
-            .filter(|s| flag(s, "closedStatus") && !flag(s, "inactive"))
+            .filter(|s| flag(s, "closedStatus") == closed && !flag(s, "inactive"))
             .min_by_key(|s| {
                 s.get("sortOrder")
                     .and_then(Value::as_i64)
@@ -884,8 +918,9 @@ impl ConnectWiseConnector {
             })
             .and_then(|s| s.get("id").and_then(text))
             .ok_or_else(|| {
+                let kind = if closed { "closed" } else { "open" };
                 PsaError::Invalid(format!(
-                    "board {board} has no active closed status; set a close status"
+                    "board {board} has no active {kind} status; set a {what} status"
                 ))
             })
     }
@@ -1053,6 +1088,9 @@ impl Connector for ConnectWiseConnector {
         if let Some(c) = &t.contact_id {
             body["contact"] = json!({"id": num("contact", c)?});
         }
+        if let Some(a) = &t.contract_id {
+            body["agreement"] = json!({"id": num("agreement", a)?});
+        }
         for (ours, theirs) in TICKET_FIELDS {
             if let Some(v) = t.fields.get(ours) {
                 body[theirs] = json!({"id": num(ours, v)?});
@@ -1168,6 +1206,56 @@ impl Connector for ConnectWiseConnector {
         Ok(())
     }
 
+    async fn reopen_ticket(
+        &self,
+        ticket_id: &str,
+        status: Option<&str>,
+        note: &NewNote,
+    ) -> Result<(), PsaError> {
+        let status = match status {
+            Some(s) => s.to_string(),
+            None => self.first_board_status(ticket_id, false).await?,
+        };
+        let status = num("reopen status", &status)?;
+        // As for a close: the reason first, then the status (which clears `closedFlag`).
+        self.add_note(ticket_id, note).await?;
+        let patch = json!([{"op": "replace", "path": "status", "value": {"id": status}}]);
+        self.call(
+            Method::PATCH,
+            &format!("service/tickets/{}", num("ticket", ticket_id)?),
+            &[],
+            Some(&patch),
+            true,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn contracts(&self, company_id: &str) -> Result<Vec<Contract>, PsaError> {
+        let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+        Ok(self
+            .get_all(
+                "finance/agreements",
+                &[
+                    (
+                        "conditions",
+                        format!("company/id={}", num("company", company_id)?),
+                    ),
+                    (
+                        "fields",
+                        "id,name,agreementStatus,cancelledFlag,endDate,noEndingDateFlag"
+                            .to_string(),
+                    ),
+                    ("orderBy", "name asc".to_string()),
+                ],
+                10_000,
+            )
+            .await?
+            .iter()
+            .filter_map(|a| contract_of(a, &today))
+            .collect())
+    }
+
     async fn ticket_states(&self, ids: &[String]) -> Result<Vec<TicketState>, PsaError> {
         // The cached lists' closed statuses, if the lists are at hand (never wait for a read).
         let known_closed = self
@@ -1234,6 +1322,22 @@ impl Connector for ConnectWiseConnector {
 mod tests {
     use super::*;
     use reqwest::header::{HeaderMap, HeaderValue};
+
+    #[test]
+    fn agreements_are_in_force_by_status_else_by_dates() {
+        let today = "2026-11-28";
+        let c = |v: Value| contract_of(&v, today).unwrap();
+        assert!(c(json!({"id": 44, "name": "MSA", "agreementStatus": "Active"})).active);
+        for s in ["Cancelled", "Expired", "Inactive"] {
+            assert!(!c(json!({"id": 1, "agreementStatus": s})).active, "{s}");
+        }
+        assert!(c(json!({"id": 1, "cancelledFlag": false, "endDate": "2026-12-31T00:00:00Z"})).active);
+        assert!(!c(json!({"id": 1, "cancelledFlag": true})).active);
+        assert!(!c(json!({"id": 1, "endDate": "2026-01-31T00:00:00Z"})).active);
+        assert!(c(json!({"id": 1, "endDate": "2026-01-31T00:00:00Z", "noEndingDateFlag": true})).active);
+        assert_eq!(c(json!({"id": 9, "name": "Gold"})).name, "Gold");
+        assert!(contract_of(&json!({"name": "no id"}), today).is_none());
+    }
 
     #[test]
     fn sites_name_their_api_host() {

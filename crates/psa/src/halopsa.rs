@@ -40,8 +40,8 @@ use crate::http::{
     contains_reference, id_number, lost_answer, plain_message, retry_after, root_cause, unanswered,
 };
 use crate::{
-    CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, ListItem, NewNote,
-    NewTicket, PsaError, PsaLists, TicketRef, TicketState, WebhookRegistration,
+    CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, Contract, ListItem,
+    NewNote, NewTicket, PsaError, PsaLists, TicketRef, TicketState, WebhookRegistration,
 };
 
 /// The HaloPSA settings a connection may carry, with their meaning.
@@ -237,6 +237,8 @@ const TOKEN_MARGIN: Duration = Duration::from_secs(60);
 const STATE_BATCH: usize = 100;
 /// Halo's own closed status ("Closed").
 const HALO_CLOSED: &str = "9";
+/// Halo's own "New" status, where a reopened ticket goes unless told otherwise.
+const HALO_NEW: &str = "1";
 /// The line of the details that carries our reference (`reference_field = details`).
 const REFERENCE_LABEL: &str = "PSA Bridge reference: ";
 
@@ -549,6 +551,24 @@ pub fn classify_token(
         },
         (s, _) => PsaError::Auth(format!("HaloPSA refused the token request ({s}): {msg}")),
     }
+}
+
+/// A Halo `ContractHeader` as our contract: in force unless Halo marks it inactive
+/// (`active: false`) or expired.
+fn contract_of(v: &Value) -> Option<Contract> {
+    let id = field_id(v, "id")?;
+    let name = [field_str(v, "ref"), field_str(v, "contracttype_name")]
+        .into_iter()
+        .map(str::trim)
+        .find(|n| !n.is_empty())
+        .map_or_else(|| format!("Contract {id}"), str::to_string);
+    let active = v.get("active").and_then(Value::as_bool) != Some(false)
+        && !field_bool(v, "expired");
+    Some(Contract {
+        id: id.to_string(),
+        name,
+        active,
+    })
 }
 
 /// The cursor of the next company page (opaque to callers: a page number).
@@ -1300,6 +1320,9 @@ impl Connector for HaloConnector {
         if let Some(c) = &t.contact_id {
             body["user_id"] = num("contact", c)?;
         }
+        if let Some(c) = &t.contract_id {
+            body["contract_id"] = num("contract", c)?;
+        }
         for (ours, theirs, numeric) in TICKET_FIELDS {
             if let Some(v) = t.fields.get(ours) {
                 body[theirs] = if numeric { num(ours, v)? } else { json!(v) };
@@ -1408,6 +1431,38 @@ impl Connector for HaloConnector {
         Ok(())
     }
 
+    async fn reopen_ticket(
+        &self,
+        ticket_id: &str,
+        status: Option<&str>,
+        note: &NewNote,
+    ) -> Result<(), PsaError> {
+        // One action, as for a close: the note and the open status.
+        let action = Self::note_action(
+            num("ticket", ticket_id)?,
+            note,
+            Some(num("reopen status", status.unwrap_or(HALO_NEW))?),
+        );
+        self.call(Method::POST, "Actions", &[], Some(&json!([action])), true)
+            .await?;
+        Ok(())
+    }
+
+    async fn contracts(&self, company_id: &str) -> Result<Vec<Contract>, PsaError> {
+        let (client, _) = parse_company(company_id)?;
+        let q = [
+            ("client_id", client.to_string()),
+            ("includeinactive", "true".to_string()),
+        ];
+        Ok(self
+            .get_all("ClientContract", "contracts", &q, 10_000)
+            .await?
+            .iter()
+            .filter(|c| field_id(c, "client_id").is_none_or(|id| id == client))
+            .filter_map(contract_of)
+            .collect())
+    }
+
     async fn ticket_states(&self, ids: &[String]) -> Result<Vec<TicketState>, PsaError> {
         let closed = self.closed_statuses().await?;
         let mut out = Vec::with_capacity(ids.len());
@@ -1497,6 +1552,17 @@ mod tests {
         assert_eq!(parse_company("12/3").unwrap(), (12, Some(3)));
         assert!(matches!(parse_company("acme"), Err(PsaError::Invalid(_))));
         assert!(matches!(parse_company("12/x"), Err(PsaError::Invalid(_))));
+    }
+
+    #[test]
+    fn contracts_are_in_force_unless_inactive_or_expired() {
+        let c = contract_of(&json!({"id": 44.0, "client_id": 12, "ref": "MSA-1", "active": true, "expired": false}))
+            .unwrap();
+        assert_eq!((c.id.as_str(), c.name.as_str(), c.active), ("44", "MSA-1", true));
+        assert!(!contract_of(&json!({"id": 1, "ref": "x", "expired": true})).unwrap().active);
+        assert!(!contract_of(&json!({"id": 1, "ref": "x", "active": false})).unwrap().active);
+        assert_eq!(contract_of(&json!({"id": 7})).unwrap().name, "Contract 7");
+        assert!(contract_of(&json!({"ref": "no id"})).is_none());
     }
 
     #[test]

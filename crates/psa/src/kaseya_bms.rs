@@ -49,8 +49,8 @@ use crate::http::{
 };
 use crate::limits::TokenBucket;
 use crate::{
-    CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, ListItem, NewNote,
-    NewTicket, PsaError, PsaLists, TicketRef, TicketState, WebhookRegistration,
+    CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, Contract, ListItem,
+    NewNote, NewTicket, PsaError, PsaLists, TicketRef, TicketState, WebhookRegistration,
 };
 
 /// What a BMS API user gives us.
@@ -334,6 +334,8 @@ pub struct KaseyaBmsConnector {
     lists: Mutex<Option<(PsaLists, Instant)>>,
     /// Closed status ids read from the status lookup (when not configured).
     closed: Mutex<Option<Vec<String>>>,
+    /// The status a reopened ticket takes when none is given, read from the status lookup.
+    open_status: Mutex<Option<String>>,
     note_type: Mutex<Option<String>>,
     /// Main location per account.
     main_locations: Mutex<HashMap<i64, i64>>,
@@ -545,6 +547,42 @@ fn closed_sounding(name: &str) -> bool {
         .any(|w| n.contains(w))
 }
 
+/// The status a reopened ticket takes by default, from the status lookup: the active status
+/// named "New", else the first active one (by `statusOrder`) whose name does not say done.
+fn default_open_status(statuses: &[Value]) -> Option<String> {
+    let active: Vec<&Value> = statuses
+        .iter()
+        .filter(|s| bool_of(s, "isActive") != Some(false))
+        .collect();
+    active
+        .iter()
+        .find(|s| text_of(s, "name").is_some_and(|n| n.trim().eq_ignore_ascii_case("new")))
+        .or_else(|| {
+            active
+                .iter()
+                .filter(|s| !text_of(s, "name").is_some_and(|n| closed_sounding(&n)))
+                .min_by_key(|s| {
+                    field(s, "statusOrder")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(i64::MAX)
+                })
+        })
+        .and_then(|s| text_of(s, "id"))
+}
+
+/// A BMS `ContractLookupOutputDto` as our contract: in force when `isActive` and its
+/// `endDate` (if any) is not before `today` (`YYYY-MM-DD`).
+fn contract_of(v: &Value, today: &str) -> Option<Contract> {
+    let ended = text_of(v, "endDate")
+        .and_then(|d| d.get(..10).map(str::to_string))
+        .is_some_and(|end| end.as_str() < today);
+    Some(Contract {
+        id: text_of(v, "id")?,
+        name: text_of(v, "name").unwrap_or_default(),
+        active: bool_of(v, "isActive").unwrap_or(true) && !ended,
+    })
+}
+
 /// A ticket's details with our reference at the end, within `max` characters.
 fn details_with_reference(description: &str, reference: &str, max: usize) -> String {
     // In brackets, so that a search for `[…:1]` cannot find `[…:12]` (the search is a
@@ -582,6 +620,7 @@ impl KaseyaBmsConnector {
             buckets: std::sync::Mutex::new(HashMap::new()),
             lists: Mutex::new(None),
             closed: Mutex::new(None),
+            open_status: Mutex::new(None),
             note_type: Mutex::new(None),
             main_locations: Mutex::new(HashMap::new()),
             meter: CallMeter::new(),
@@ -1121,6 +1160,68 @@ impl KaseyaBmsConnector {
         Ok(lists)
     }
 
+    /// `POST …/tickets/{id}/notes`, optionally changing the ticket's status with the note
+    /// (`StatusId`), which BMS does in the same call.
+    async fn post_note(
+        &self,
+        ticket_id: &str,
+        note: &NewNote,
+        status: Option<i64>,
+    ) -> Result<(), PsaError> {
+        let id = num("ticket", ticket_id)?;
+        let note_type = self.note_type().await?;
+        let mut details = if !note.title.trim().is_empty() && !note.text.contains(note.title.trim())
+        {
+            format!("{}\n\n{}", note.title.trim(), note.text)
+        } else {
+            note.text.clone()
+        };
+        if !details.contains(&note.reference) {
+            details = details_with_reference(&details, &note.reference, 32_000);
+        }
+        let mut body = json!({
+            "Details": details,
+            "IsInternal": true,
+            "TypeId": num("note type", &note_type)?,
+            "NoteDate": now_text(),
+        });
+        if let Some(s) = status {
+            body["StatusId"] = json!(s);
+        }
+        self.call(
+            Method::POST,
+            "/v2/servicedesk/tickets/{ticketId}/notes",
+            &format!("/v2/servicedesk/tickets/{id}/notes"),
+            &[],
+            Some(&body),
+            true,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The status of a reopened ticket when none is configured, read once.
+    async fn open_status(&self) -> Result<String, PsaError> {
+        let mut cached = self.open_status.lock().await;
+        if let Some(s) = cached.as_ref() {
+            return Ok(s.clone());
+        }
+        let v = self
+            .get(
+                "/v2/system/statuses/lookup",
+                "/v2/system/statuses/lookup",
+                &[],
+            )
+            .await?;
+        let s = default_open_status(&records(&v)).ok_or_else(|| {
+            PsaError::Invalid(
+                "Kaseya BMS lists no active open status to reopen a ticket with; set one".into(),
+            )
+        })?;
+        *cached = Some(s.clone());
+        Ok(s)
+    }
+
     /// The body of a new ticket, checked before anything is sent.
     async fn ticket_body(&self, t: &NewTicket) -> Result<Value, PsaError> {
         let (account, named_location) = parse_company(&t.company_id)?;
@@ -1146,6 +1247,9 @@ impl KaseyaBmsConnector {
         });
         if let Some(c) = &t.contact_id {
             body["ContactId"] = json!(num("contact", c)?);
+        }
+        if let Some(c) = &t.contract_id {
+            body["ContractId"] = json!(num("contract", c)?);
         }
         for (ours, theirs) in TICKET_FIELDS {
             if let Some(v) = t.fields.get(ours).filter(|v| !v.trim().is_empty()) {
@@ -1302,33 +1406,7 @@ impl Connector for KaseyaBmsConnector {
     }
 
     async fn add_note(&self, ticket_id: &str, note: &NewNote) -> Result<(), PsaError> {
-        let id = num("ticket", ticket_id)?;
-        let note_type = self.note_type().await?;
-        let mut details = if !note.title.trim().is_empty() && !note.text.contains(note.title.trim())
-        {
-            format!("{}\n\n{}", note.title.trim(), note.text)
-        } else {
-            note.text.clone()
-        };
-        if !details.contains(&note.reference) {
-            details = details_with_reference(&details, &note.reference, 32_000);
-        }
-        let body = json!({
-            "Details": details,
-            "IsInternal": true,
-            "TypeId": num("note type", &note_type)?,
-            "NoteDate": now_text(),
-        });
-        self.call(
-            Method::POST,
-            "/v2/servicedesk/tickets/{ticketId}/notes",
-            &format!("/v2/servicedesk/tickets/{id}/notes"),
-            &[],
-            Some(&body),
-            true,
-        )
-        .await?;
-        Ok(())
+        self.post_note(ticket_id, note, None).await
     }
 
     async fn find_note_by_reference(
@@ -1383,6 +1461,41 @@ impl Connector for KaseyaBmsConnector {
         )
         .await?;
         Ok(())
+    }
+
+    async fn reopen_ticket(
+        &self,
+        ticket_id: &str,
+        status: Option<&str>,
+        note: &NewNote,
+    ) -> Result<(), PsaError> {
+        let status = match status.filter(|s| !s.trim().is_empty()) {
+            Some(s) => s.to_string(),
+            None => self.open_status().await?,
+        };
+        // One call: a note that sets the status (which clears `completedDate`).
+        self.post_note(ticket_id, note, Some(num("reopen status", &status)?))
+            .await
+    }
+
+    async fn contracts(&self, company_id: &str) -> Result<Vec<Contract>, PsaError> {
+        let (account, _) = parse_company(company_id)?;
+        // A lookup: one unpaged answer per account.
+        let v = self
+            .get(
+                "/v2/finance/contracts/lookup",
+                "/v2/finance/contracts/lookup",
+                &[
+                    ("AccountId", account.to_string()),
+                    ("ExcludeExpiredContracts", "false".to_string()),
+                ],
+            )
+            .await?;
+        let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+        Ok(records(&v)
+            .iter()
+            .filter_map(|c| contract_of(c, &today))
+            .collect())
     }
 
     async fn ticket_states(&self, ids: &[String]) -> Result<Vec<TicketState>, PsaError> {
@@ -1451,6 +1564,33 @@ impl Connector for KaseyaBmsConnector {
 mod tests {
     use super::*;
     use reqwest::header::HeaderMap;
+
+    #[test]
+    fn a_reopened_ticket_goes_to_new_else_the_first_open_status() {
+        let statuses = json!([
+            {"id": 5, "name": "Completed", "statusOrder": 0, "isActive": true},
+            {"id": 3, "name": "In Progress", "statusOrder": 2, "isActive": true},
+            {"id": 2, "name": "Waiting", "statusOrder": 1, "isActive": false},
+            {"id": 1, "name": "New", "statusOrder": 3, "isActive": true},
+        ]);
+        let all = statuses.as_array().unwrap().clone();
+        assert_eq!(default_open_status(&all).as_deref(), Some("1"));
+        let without_new: Vec<Value> = all.iter().filter(|s| s["id"] != 1).cloned().collect();
+        assert_eq!(default_open_status(&without_new).as_deref(), Some("3"));
+        assert_eq!(default_open_status(&all[..1]), None);
+    }
+
+    #[test]
+    fn contracts_are_in_force_when_active_and_not_ended() {
+        let today = "2026-11-28";
+        let c = |v: Value| contract_of(&v, today).unwrap();
+        assert!(c(json!({"Id": 44, "Name": "MSA", "IsActive": true, "EndDate": null})).active);
+        assert_eq!(c(json!({"id": 44, "name": "MSA", "isActive": true})).name, "MSA");
+        assert!(!c(json!({"id": 1, "isActive": false})).active);
+        assert!(!c(json!({"id": 1, "isActive": true, "endDate": "2026-01-31T00:00:00"})).active);
+        assert!(c(json!({"id": 1, "isActive": true, "endDate": "2026-11-28T00:00:00"})).active);
+        assert!(contract_of(&json!({"name": "no id"}), today).is_none());
+    }
 
     #[test]
     fn hosts_normalise_to_the_api_host() {

@@ -157,6 +157,21 @@ pub struct NewTicket {
     /// Our reference, stored on the ticket (Autotask `externalID`) so that a create whose
     /// outcome we never heard can be found instead of made twice. At most 50 characters.
     pub reference: String,
+    /// The PSA contract the ticket is billed against (the client's mapped contract), sent in
+    /// the vendor's own field: Autotask `contractID`, HaloPSA `contract_id`, ConnectWise
+    /// `agreement`, Kaseya BMS `ContractId`. `None` leaves the PSA's own choice.
+    pub contract_id: Option<String>,
+}
+
+/// A PSA contract of a company (ConnectWise calls them agreements), for mapping a client to
+/// the contract its tickets carry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Contract {
+    pub id: String,
+    pub name: String,
+    /// False when the PSA lists it as inactive, cancelled or expired: still shown, so that a
+    /// mapping to a contract that lapsed can be recognised, but not one to choose.
+    pub active: bool,
 }
 
 /// A ticket as we record it.
@@ -261,6 +276,18 @@ pub trait Connector: Send + Sync {
         close_status: Option<&str>,
         note: &NewNote,
     ) -> Result<(), PsaError>;
+
+    /// Reopen a closed ticket with `status` (the PSA's usual new/open status when `None`),
+    /// leaving `note` on it to say why: the mirror image of [`Connector::close_ticket`].
+    async fn reopen_ticket(
+        &self,
+        ticket_id: &str,
+        status: Option<&str>,
+        note: &NewNote,
+    ) -> Result<(), PsaError>;
+
+    /// The contracts of a company as the PSA lists them (active and not), every page.
+    async fn contracts(&self, company_id: &str) -> Result<Vec<Contract>, PsaError>;
 
     /// The state of many tickets in as few calls as the PSA allows. Unknown ids are absent.
     async fn ticket_states(&self, ids: &[String]) -> Result<Vec<TicketState>, PsaError>;

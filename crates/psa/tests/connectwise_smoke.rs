@@ -79,6 +79,7 @@ impl H {
             description: "Sign-ins from two continents within 5 minutes.".into(),
             fields: self.defaults(),
             reference: reference.into(),
+            contract_id: None,
         }
     }
 

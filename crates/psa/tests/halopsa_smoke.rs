@@ -89,6 +89,7 @@ impl H {
             description: "Seven failed MFA prompts in ten minutes.".into(),
             fields: self.defaults(),
             reference: reference.into(),
+            contract_id: None,
         }
     }
 }

@@ -76,6 +76,7 @@ impl H {
             description: "Sign-ins from two countries within 5 minutes.".into(),
             fields: self.defaults(),
             reference: reference.into(),
+            contract_id: None,
         }
     }
 

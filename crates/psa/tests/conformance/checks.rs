@@ -107,6 +107,7 @@ async fn new_ticket(f: &Fixtures, reference: &str) -> anyhow::Result<NewTicket> 
         ),
         fields: f.defaults()?,
         reference: reference.to_string(),
+        contract_id: None,
     })
 }
 

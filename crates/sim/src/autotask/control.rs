@@ -246,7 +246,33 @@ fn fixtures(s: &Arc<Shared>) -> Value {
             "ticket_type": ids::TICKET_TYPE_ALERT.to_string(),
         },
         "close_status": ids::STATUS_COMPLETE.to_string(),
+        "contracts": contracts_of(&db, ids::ACME),
+        "contract_id": ids::ACME_CONTRACT.to_string(),
+        "other_company_contract_id": ids::OTHER_COMPANY_CONTRACT.to_string(),
+        "unknown_contract_id": "29699999",
     })
+}
+
+/// A company's contracts in PSA Bridge's terms: active when in force today (status 1 Active
+/// and not past its end date).
+fn contracts_of(db: &super::store::Db, company: i64) -> Vec<Value> {
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    db.table("Contracts")
+        .into_iter()
+        .flat_map(|t| t.values())
+        .filter(|c| c.get("companyID").and_then(coerce_i64) == Some(company))
+        .map(|c| {
+            json!({
+                "id": c.get("id").and_then(coerce_i64).map(|i| i.to_string()),
+                "name": c.get("contractName"),
+                "active": c.get("status").and_then(coerce_i64) == Some(1)
+                    && c.get("endDate")
+                        .and_then(Value::as_str)
+                        .and_then(|d| d.get(..10))
+                        .is_none_or(|end| end >= today.as_str()),
+            })
+        })
+        .collect()
 }
 
 /// A ticket in PSA Bridge's terms, with the Autotask record under `raw`.
@@ -273,6 +299,7 @@ fn normalised(t: &Value, notes: &[Value]) -> Value {
         "status": id_text(t.get("status")),
         "company_id": id_text(t.get("companyID")),
         "contact_id": id_text(t.get("contactID")),
+        "contract_id": id_text(t.get("contractID")),
         "title": t.get("title"),
         "description": t.get("description"),
         "reference": t.get("externalID"),

@@ -253,6 +253,11 @@ pub mod ids {
     pub const FIRST_CUSTOMER: i64 = 29684101;
     /// Acme Dental Group, whose two front-desk contacts share one e-mail address.
     pub const ACME: i64 = 29684101;
+    /// Acme's active "Managed Security" contract, and its inactive one of last year.
+    pub const ACME_CONTRACT: i64 = 29690001;
+    pub const ACME_OLD_CONTRACT: i64 = 29690005;
+    /// Blue Harbor's contract: another company's, for the ticket rule.
+    pub const OTHER_COMPANY_CONTRACT: i64 = 29690002;
     pub const STATUS_NEW: i64 = 1;
     pub const STATUS_COMPLETE: i64 = 5;
     pub const STATUS_WAITING_CUSTOMER: i64 = 7;

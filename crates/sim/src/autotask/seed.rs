@@ -300,5 +300,10 @@ pub fn seed() -> BTreeMap<&'static str, BTreeMap<i64, Value>> {
             "contractType": 7, "status": 1, "startDate": "2026-01-01T00:00:00Z", "endDate": "2026-12-31T00:00:00Z",
             "timeReportingRequiresStartAndStopTimes": 0, "isDefaultContract": false, "setupFee": 0.0}));
     }
+    // Acme's block-hours contract of last year, made inactive when it ran out.
+    contracts.insert(ids::ACME_OLD_CONTRACT, json!({"id": ids::ACME_OLD_CONTRACT, "companyID": ids::ACME,
+        "contractName": "Acme Dental Group Block Hours 2025", "contractNumber": "BH-2025-01",
+        "contractType": 4, "status": 0, "startDate": "2025-01-01T00:00:00Z", "endDate": "2025-12-31T00:00:00Z",
+        "timeReportingRequiresStartAndStopTimes": 0, "isDefaultContract": false, "setupFee": 0.0}));
     db
 }

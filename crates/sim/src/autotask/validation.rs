@@ -280,6 +280,15 @@ pub fn validate(
                     );
                 }
             }
+            if let Some(contract) = get(r, "contractID").as_ref().and_then(coerce_i64) {
+                let owner = db
+                    .get("Contracts", contract)
+                    .and_then(|c| c.get("companyID"))
+                    .and_then(coerce_i64);
+                if owner != company {
+                    return fail("The contractID must belong to the ticket's companyID.");
+                }
+            }
             if get(r, "assignedResourceID").is_some() != get(r, "assignedResourceRoleID").is_some()
             {
                 return fail(

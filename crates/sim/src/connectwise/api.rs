@@ -6,6 +6,7 @@
 //! | `company/companies`, `company/contacts`, `service/boards`, `service/priorities`, `service/sources`, `system/members` (+ `/count`, `/{id}`) | GET |
 //! | `service/boards/{id}/statuses|types|subtypes|items|teams|typeSubTypeItemAssociations` (+ `/count`, `/{id}`) | GET |
 //! | `company/companies/{id}/sites` (+ `/count`, `/{id}`) | GET |
+//! | `finance/agreements` (+ `/count`, `/{id}`) | GET |
 //! | `service/tickets` (+ `/count`) | GET, POST |
 //! | `service/tickets/{id}` | GET, PATCH |
 //! | `service/tickets/{id}/notes` (+ `/count`, `/{id}`) | GET, POST |
@@ -43,6 +44,7 @@ fn top_level(a: &str, b: &str) -> Option<&'static str> {
         ("service", "sources") => SOURCES,
         ("system", "members") => MEMBERS,
         ("service", "tickets") => TICKETS,
+        ("finance", "agreements") => AGREEMENTS,
         _ => return None,
     };
     Some(t)
@@ -220,6 +222,7 @@ pub fn dispatch(s: &Shared, r: Request<'_>) -> Result<Response, ApiError> {
                         COMPANIES => "Company",
                         CONTACTS => "Contact",
                         BOARDS => "Board",
+                        AGREEMENTS => "Agreement",
                         _ => "Record",
                     };
                     one(v, what, id)

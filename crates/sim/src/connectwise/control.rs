@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::Shared;
 use super::conditions;
-use super::seed::{ACME_ID, BOB_ID, HELP_DESK};
+use super::seed::{ACME_AGREEMENT, ACME_ID, BOB_ID, HELP_DESK, OTHER_COMPANY_AGREEMENT};
 use super::store::*;
 use super::tickets;
 use crate::control::{bad, ok};
@@ -71,6 +71,7 @@ pub fn normalised(db: &Db, t: &Value) -> Value {
         "status": id_text(ref_id(t, "status")),
         "company_id": id_text(ref_id(t, "company")),
         "contact_id": id_text(ref_id(t, "contact")),
+        "contract_id": id_text(ref_id(t, "agreement")),
         "title": text(t, "summary"),
         "description": description,
         "reference": t.get("externalXRef").and_then(Value::as_str).filter(|s| !s.is_empty()),
@@ -163,6 +164,19 @@ pub fn fixtures(db: &Db) -> Value {
             "source": id_text(source),
         },
         "close_status": id_text(close),
+        "contracts": db
+            .table(AGREEMENTS)
+            .values()
+            .filter(|a| ref_id(a, "company") == Some(ACME_ID))
+            .map(|a| json!({
+                "id": id_text(id_of(a)),
+                "name": text(a, "name"),
+                "active": text(a, "agreementStatus") == "Active",
+            }))
+            .collect::<Vec<_>>(),
+        "contract_id": ACME_AGREEMENT.to_string(),
+        "other_company_contract_id": OTHER_COMPANY_AGREEMENT.to_string(),
+        "unknown_contract_id": "4999",
     })
 }
 

@@ -14,6 +14,10 @@ pub const ACME_ID: i64 = 12;
 pub const BOB_ID: i64 = 56;
 pub const HELP_DESK: i64 = 1;
 pub const SECURITY_BOARD: i64 = 2;
+/// Acme's agreement in force, its cancelled one, and an agreement of company 3.
+pub const ACME_AGREEMENT: i64 = 44;
+pub const ACME_CANCELLED_AGREEMENT: i64 = 45;
+pub const OTHER_COMPANY_AGREEMENT: i64 = 46;
 
 const PREFIXES: [&str; 20] = [
     "Northwind",
@@ -99,7 +103,50 @@ impl Db {
         db.seed_contacts(config);
         db.seed_service();
         db.seed_tickets();
+        db.seed_agreements();
         db
+    }
+
+    /// Agreements (`finance/agreements`): Acme's managed-services agreement, its block-hours
+    /// agreement that was cancelled, and one of company 3.
+    fn seed_agreements(&mut self) {
+        for (id, company, name, status, cancelled, start, end) in [
+            (ACME_AGREEMENT, ACME_ID, "Acme Managed Security", "Active", false, "2026-01-01T00:00:00Z", None),
+            (ACME_CANCELLED_AGREEMENT, ACME_ID, "Acme Block Hours 2025", "Cancelled", true, "2025-01-01T00:00:00Z", Some("2025-12-31T00:00:00Z")),
+            (OTHER_COMPANY_AGREEMENT, 3, "Managed Services", "Active", false, "2026-01-01T00:00:00Z", None),
+        ] {
+            let Some(c) = self.get(COMPANIES, company).cloned() else {
+                continue;
+            };
+            let contact = self
+                .table(CONTACTS)
+                .values()
+                .find(|x| ref_id(x, "company") == Some(company))
+                .cloned()
+                .unwrap_or_default();
+            let mut a = json!({
+                "id": id, "name": name,
+                "type": {"id": 1, "name": "Managed Services",
+                         "_info": {"type_href": self.href("finance/agreements/types/1")}},
+                "company": self.company_ref(&c), "contact": self.contact_ref(&contact),
+                "site": c["site"], "startDate": start, "noEndingDateFlag": end.is_none(),
+                "cancelledFlag": cancelled, "agreementStatus": status,
+                "applicationUnits": "Amount", "applicationLimit": 0.0,
+                "applicationUnlimitedFlag": true, "oneTimeFlag": false,
+                "billTime": "Billable", "billExpenses": "Billable", "billProducts": "Billable",
+                "taxable": false, "periodType": "Current", "autoInvoiceFlag": false,
+                "billZeroAmountFlag": false, "restrictLocationFlag": false,
+                "restrictDepartmentFlag": false, "customFields": [], "_info": info(),
+            });
+            if let Some(end) = end {
+                a["endDate"] = json!(end);
+            }
+            if cancelled {
+                a["dateCancelled"] = json!(SEED_TIME);
+                a["reasonCancelled"] = json!("Replaced by the managed-security agreement");
+            }
+            self.put(AGREEMENTS, a);
+        }
     }
 
     fn seed_members(&mut self) {

@@ -20,6 +20,7 @@ pub const SOURCES: &str = "sources";
 pub const MEMBERS: &str = "members";
 pub const TICKETS: &str = "tickets";
 pub const NOTES: &str = "notes";
+pub const AGREEMENTS: &str = "agreements";
 
 /// Marks the note a ticket's `initialDescription` became.
 pub const INITIAL_DESCRIPTION: &str = "__initialDescription";
@@ -145,6 +146,13 @@ impl Db {
         let id = id_of(c).unwrap_or_default();
         json!({"id": id, "name": contact_name(c),
                "_info": {"contact_href": self.href(&format!("company/contacts/{id}"))}})
+    }
+
+    /// An `AgreementReference`: `type` is the agreement type's name.
+    pub fn agreement_ref(&self, a: &Value) -> Value {
+        let id = id_of(a).unwrap_or_default();
+        json!({"id": id, "name": a["name"], "type": a["type"]["name"],
+               "_info": {"agreement_href": self.href(&format!("finance/agreements/{id}"))}})
     }
 
     pub fn board_ref(&self, b: &Value) -> Value {

@@ -112,6 +112,32 @@ fn settle(
         }
     }
 
+    // agreement: one of the ticket's company
+    if let Some(given) = draft.get("agreement").filter(|v| !v.is_null()).cloned() {
+        let company = ref_id(&Value::Object(draft.clone()), "company");
+        match find_ref(db, AGREEMENTS, &given, None) {
+            Some(a) if company.is_some() && ref_id(a, "company") != company => {
+                errors.push(FieldError::new(
+                    "InvalidObject",
+                    "agreement",
+                    format!(
+                        "agreement {} does not belong to company {}.",
+                        describe(&given),
+                        company.unwrap_or_default()
+                    ),
+                ))
+            }
+            Some(a) => {
+                draft.insert("agreement".into(), db.agreement_ref(a));
+            }
+            None => errors.push(FieldError::new(
+                "InvalidObject",
+                "agreement",
+                format!("agreement {} was not found.", describe(&given)),
+            )),
+        }
+    }
+
     // board, then what belongs to it
     let board_given = draft
         .get("board")

@@ -368,6 +368,13 @@ fn entity_matches(db: &Db, resource: &str, r: &Value, p: &Params) -> bool {
                 && !(p.flag("agentonly") == Some(true) && r["who_type"].as_i64() != Some(1))
                 && !(p.flag("excludeprivate") == Some(true) && flag(r, "hiddenfromuser"))
         }
+        "ClientContract" => {
+            // `includeinactive` also lists contracts Halo no longer counts as active.
+            (p.flag("includeinactive") == Some(true) || r["active"].as_bool() != Some(false))
+                && eq("client_id", "client_id")
+                && p.get("search")
+                    .is_none_or(|q| lower(r, "ref").contains(&q.to_lowercase()))
+        }
         "Tickets" => ticket_matches(db, r, p),
         _ => true,
     }
@@ -551,6 +558,16 @@ fn check_ticket(c: &Config, db: &Db, m: &Map<String, Value>) -> Result<(), Strin
         }
         if flag(u, "inactive") {
             return Err(format!("User {user} is inactive."));
+        }
+    }
+    if let Some(contract) = opt_id(m, "contract_id")?.filter(|c| *c > 0) {
+        let ct = db
+            .get("ClientContract", contract)
+            .ok_or(format!("Contract {contract} does not exist."))?;
+        if id_of(&ct["client_id"]) != Some(client) {
+            return Err(format!(
+                "Contract {contract} does not belong to client {client}."
+            ));
         }
     }
     if let Some(t) = opt_id(m, "tickettype_id")? {

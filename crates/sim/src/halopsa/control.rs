@@ -179,6 +179,7 @@ pub fn ticket_view(db: &Db, id: i64) -> Option<Value> {
         "client_id": client.to_string(),
         "site_id": (site != 0).then(|| site.to_string()),
         "contact_id": id_text(&t["user_id"]),
+        "contract_id": id_of(&t["contract_id"]).filter(|c| *c > 0).map(|c| c.to_string()),
         "title": t["summary"],
         "description": t["details"],
         "reference": t["supplier_reference"].as_str().filter(|r| !r.is_empty()),
@@ -213,5 +214,18 @@ pub fn fixtures(db: &Db) -> Value {
             "impact": ids::IMPACT_SINGLE.to_string(),
         },
         "close_status": ids::STATUS_CLOSED.to_string(),
+        "contracts": db
+            .table("ClientContract")
+            .values()
+            .filter(|c| id_of(&c["client_id"]) == Some(ids::ACME))
+            .map(|c| json!({
+                "id": id_of(&c["id"]).map(|i| i.to_string()),
+                "name": c["ref"],
+                "active": c["active"].as_bool() == Some(true) && c["expired"].as_bool() != Some(true),
+            }))
+            .collect::<Vec<_>>(),
+        "contract_id": ids::ACME_CONTRACT.to_string(),
+        "other_company_contract_id": ids::OTHER_CLIENT_CONTRACT.to_string(),
+        "unknown_contract_id": "4999",
     })
 }

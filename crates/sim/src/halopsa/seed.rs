@@ -11,6 +11,10 @@ use super::store::Db;
 /// Ids of seed records that tests and fixtures name.
 pub mod ids {
     pub const ACME: i64 = 12;
+    /// Acme's contract in force, its expired one, and a contract of another client.
+    pub const ACME_CONTRACT: i64 = 44;
+    pub const ACME_EXPIRED_CONTRACT: i64 = 45;
+    pub const OTHER_CLIENT_CONTRACT: i64 = 46;
     pub const ACME_HEAD_OFFICE: i64 = 3;
     pub const ACME_WAREHOUSE: i64 = 4;
     pub const ACME_OLD_DEPOT: i64 = 5;
@@ -455,7 +459,30 @@ pub fn seed() -> Db {
         );
     }
     db.next.insert("Tickets", 104);
+    seed_contracts(&mut db);
     db
+}
+
+/// Client contracts (`ContractHeader`): Acme's managed-security contract, its block-hours
+/// contract that expired, and one of another client (the first generated one, 20).
+fn seed_contracts(db: &mut Db) {
+    for (id, client, reference, start, end, active) in [
+        (ids::ACME_CONTRACT, ids::ACME, "MSA-ACME-01", "2026-01-01T00:00:00", "2030-12-31T00:00:00", true),
+        (ids::ACME_EXPIRED_CONTRACT, ids::ACME, "BH-ACME-2025", "2025-01-01T00:00:00", "2025-12-31T00:00:00", false),
+        (ids::OTHER_CLIENT_CONTRACT, 20, "MSA-0020-01", "2026-01-01T00:00:00", "2030-12-31T00:00:00", true),
+    ] {
+        let client_name = db.get("Client", client).map(|c| c["name"].clone()).unwrap_or(Value::Null);
+        db.put(
+            "ClientContract",
+            id,
+            json!({"id": id, "client_id": client, "client_name": client_name, "ref": reference,
+                   "start_date": start, "end_date": end, "active": active, "expired": !active,
+                   "contract_status": if active { "Active" } else { "Expired" },
+                   "status": if active { 1 } else { 0 }, "site_id": 0,
+                   "billingperiod": 1, "periodchargeamount": 250.0, "sla_id": 1,
+                   "contracttype_name": "Managed Services"}),
+        );
+    }
 }
 
 /// The number of companies PSA Bridge lists in total for this data: every active client,

@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 /// The big entities (wrapped lists, create-or-update by `id`), with their wrapper keys.
-pub const ENTITIES: [(&str, &str); 5] = [
+pub const ENTITIES: [(&str, &str); 6] = [
     ("Client", "clients"),
+    // The wrapper key of ClientContract is not documented (HaloAPI passes none): `contracts`.
+    ("ClientContract", "contracts"),
     ("Site", "sites"),
     ("Users", "users"),
     ("Tickets", "tickets"),

@@ -39,6 +39,7 @@ pub enum Route {
     WorkTypes,
     Lookup(String),
     TenantLookup(String),
+    ContractsLookup,
 }
 
 impl Route {
@@ -108,6 +109,9 @@ pub fn route(segs: &[&str]) -> Option<(Route, &'static str)> {
         ["v2", "system", "slas", "lookup"] => (Route::Slas, "/v2/system/slas/lookup"),
         ["v2", "system", "worktypes", "lookup"] => {
             (Route::WorkTypes, "/v2/system/worktypes/lookup")
+        }
+        ["v2", "finance", "contracts", "lookup"] => {
+            (Route::ContractsLookup, "/v2/finance/contracts/lookup")
         }
         ["v2", "system", "lookup", _] => (
             Route::Lookup(segs[3].to_string()),
@@ -246,10 +250,40 @@ pub fn dispatch(db: &mut Db, route: &Route, c: &Ctx<'_>) -> Result<Response, Fai
         Route::WorkTypes if get => Ok(ok(Value::Array(
             db.work_types.iter().map(|w| json!({"id": w.id, "name": w.name})).collect(),
         ))),
+        Route::ContractsLookup if get => contracts_lookup(db, c.params),
         // Unknown table names answer an empty list. [?]
         Route::Lookup(t) | Route::TenantLookup(t) if get => Ok(ok(items_json(db.table(t), true))),
         _ => Err(method_not_allowed(c.method)),
     }
+}
+
+/// `GET /v2/finance/contracts/lookup` (`GetContractLookups`): `Ids`, `AccountId`, `Name`
+/// (contains) and `ExcludeExpiredContracts` (those past their end date); unpaged.
+fn contracts_lookup(db: &Db, p: &Params) -> Result<Response, Fail> {
+    let ids = p.ids("Ids")?;
+    let account = p.int("AccountId")?;
+    let name = p.get("Name").map(str::to_lowercase);
+    let exclude_expired = p.bool("ExcludeExpiredContracts")?.unwrap_or(false);
+    let today = now_text().get(..10).unwrap_or_default().to_string();
+    let items: Vec<Value> = db
+        .contracts
+        .iter()
+        .filter(|c| ids.as_ref().is_none_or(|ids| ids.contains(&c.id)))
+        .filter(|c| account.is_none_or(|a| c.account_id == a))
+        .filter(|c| contains(&c.name, name.as_deref()))
+        .filter(|c| !(exclude_expired && c.expired(&today)))
+        .map(|c| {
+            json!({"id": c.id, "name": c.name, "isDefault": c.is_default, "slaId": c.sla_id,
+                   "slaName": name_of_sla(db, c.sla_id), "isActive": c.is_active,
+                   "endDate": c.end_date})
+        })
+        .collect();
+    Ok(ok(Value::Array(items)))
+}
+
+fn name_of_sla(db: &Db, id: Option<i64>) -> Value {
+    id.and_then(|id| db.slas.iter().find(|s| s.id == id))
+        .map_or(Value::Null, |s| Value::String(s.name.clone()))
 }
 
 fn items_json(items: &[Item], with_default: bool) -> Value {
@@ -763,6 +797,16 @@ fn ticket_input(db: &Db, config: &Config, body: &[u8]) -> Result<TicketInput, Fa
         && !db.slas.iter().any(|x| x.id == s && x.is_active)
     {
         e.push(format!("SLA with id {s} does not exist or is inactive."));
+    }
+    if let Some(k) = contract_id {
+        match (db.contracts.iter().find(|x| x.id == k), db.account(account_id)) {
+            (None, _) => e.push(format!("Contract with id {k} does not exist.")),
+            (Some(x), Some(a)) if x.account_id != a.id => e.push(format!(
+                "Contract with id {k} does not belong to account '{}'.",
+                a.name
+            )),
+            _ => {}
+        }
     }
     if let Some(w) = work_type_id
         && !exists(&db.work_types, w)

@@ -11,7 +11,9 @@ use rand::{Rng as _, SeedableRng as _};
 use serde_json::json;
 
 use super::Config;
-use super::store::{Account, Contact, Db, Item, Location, Note, Status, SubIssueType, Ticket};
+use super::store::{
+    Account, Contact, ContractRec, Db, Item, Location, Note, Status, SubIssueType, Ticket,
+};
 
 fn item(id: i64, name: &str) -> Item {
     Item {
@@ -50,6 +52,28 @@ fn status(id: i64, name: &str, type_id: i64, order: i64, active: bool, color: &s
 
 const ACME: i64 = 12;
 const ACME_MAIN: i64 = 34;
+/// Acme's contract in force (45 is its lapsed one); 46 belongs to account 100.
+const ACME_CONTRACT: i64 = 44;
+const OTHER_ACCOUNT_CONTRACT: i64 = 46;
+
+fn contract(
+    id: i64,
+    account_id: i64,
+    name: &str,
+    is_default: bool,
+    is_active: bool,
+    end_date: Option<&str>,
+) -> ContractRec {
+    ContractRec {
+        id,
+        account_id,
+        name: name.into(),
+        is_default,
+        sla_id: Some(1),
+        is_active,
+        end_date: end_date.map(str::to_string),
+    }
+}
 
 const FIRST: &[&str] = &[
     "Northwind",
@@ -429,6 +453,11 @@ pub fn seeded(config: &Config) -> Db {
             inactive(4, "Legacy SLA"),
         ],
         work_types: vec![item(1, "Remote Support"), item(2, "Onsite Support")],
+        contracts: vec![
+            contract(ACME_CONTRACT, ACME, "Managed Security", true, true, Some("2030-12-31T00:00:00")),
+            contract(45, ACME, "Block Hours 2025", false, false, Some("2025-12-31T00:00:00")),
+            contract(OTHER_ACCOUNT_CONTRACT, 100, "Managed Services", true, true, None),
+        ],
         tables,
         tickets: BTreeMap::new(),
         next_ticket_id: 1001,
@@ -516,6 +545,12 @@ pub fn seeded(config: &Config) -> Db {
             "sla": "1",
         },
         "close_status": "6",
+        "contracts": db.contracts.iter().filter(|c| c.account_id == ACME).map(|c| json!({
+            "id": c.id.to_string(), "name": c.name, "active": c.is_active,
+        })).collect::<Vec<_>>(),
+        "contract_id": ACME_CONTRACT.to_string(),
+        "other_company_contract_id": OTHER_ACCOUNT_CONTRACT.to_string(),
+        "unknown_contract_id": "4999",
         "credentials": {"tenant": config.tenant, "username": config.username},
     });
     db

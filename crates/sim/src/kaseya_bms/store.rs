@@ -119,6 +119,28 @@ pub struct Ticket {
     pub notes: Vec<Note>,
 }
 
+/// A contract (`ContractLookupOutputDto`), of one account.
+#[derive(Debug, Clone)]
+pub struct ContractRec {
+    pub id: i64,
+    pub account_id: i64,
+    pub name: String,
+    pub is_default: bool,
+    pub sla_id: Option<i64>,
+    pub is_active: bool,
+    pub end_date: Option<String>,
+}
+
+impl ContractRec {
+    /// Has it ended before `today` (`YYYY-MM-DD`)?
+    pub fn expired(&self, today: &str) -> bool {
+        self.end_date
+            .as_deref()
+            .and_then(|d| d.get(..10))
+            .is_some_and(|end| end < today)
+    }
+}
+
 /// Everything the tenant holds.
 #[derive(Debug, Clone, Default)]
 pub struct Db {
@@ -133,6 +155,7 @@ pub struct Db {
     pub sub_issue_types: Vec<SubIssueType>,
     pub slas: Vec<Item>,
     pub work_types: Vec<Item>,
+    pub contracts: Vec<ContractRec>,
     /// Generic lookup tables by lower-cased name: (name as created, values).
     pub tables: BTreeMap<String, (String, Vec<Item>)>,
     pub tickets: BTreeMap<i64, Ticket>,
@@ -423,6 +446,7 @@ impl Db {
             "company_id": t.account_id.to_string(),
             "location_id": t.location_id.to_string(),
             "contact_id": t.contact_id.map(|c| c.to_string()),
+            "contract_id": t.contract_id.map(|c| c.to_string()),
             "title": t.title,
             "description": t.details,
             "reference": reference_in(&t.details),
