@@ -569,3 +569,140 @@ pub async fn a_reference_is_not_found_inside_a_longer_one(t: &Target) -> anyhow:
     );
     Ok(())
 }
+
+/// The fixture company's contracts: `(id, active)` as the simulator states them.
+fn fixture_contracts(f: &Fixtures) -> anyhow::Result<BTreeSet<(String, bool)>> {
+    Ok(f.0
+        .get("contracts")
+        .and_then(Value::as_array)
+        .context("fixtures lack 'contracts'")?
+        .iter()
+        .filter_map(|c| Some((c["id"].as_str()?.to_string(), c["active"].as_bool()?)))
+        .collect())
+}
+
+pub async fn contracts_of_a_company_are_listed(t: &Target) -> anyhow::Result<()> {
+    let f = fixtures(t).await?;
+    let want = fixture_contracts(&f)?;
+    ensure!(
+        want.iter().any(|(_, a)| *a) && want.iter().any(|(_, a)| !*a),
+        "the seed needs an active and an inactive contract: {want:?}"
+    );
+    let c = t.connector(&[])?;
+    let listed = c.contracts(&f.str("company_id")?).await?;
+    let got: BTreeSet<(String, bool)> = listed.iter().map(|c| (c.id.clone(), c.active)).collect();
+    ensure!(got == want, "listed {listed:?}, the PSA holds {want:?}");
+    ensure!(
+        listed.iter().all(|c| !c.name.trim().is_empty()),
+        "every contract is named: {listed:?}"
+    );
+    ensure!(
+        !got.iter().any(|(id, _)| *id == f.str("other_company_contract_id").unwrap_or_default()),
+        "another company's contract is not listed"
+    );
+    Ok(())
+}
+
+pub async fn a_ticket_carries_its_contract(t: &Target) -> anyhow::Result<()> {
+    let f = fixtures(t).await?;
+    let c = t.connector(&[])?;
+    c.check().await?;
+    create(c.as_ref(), &f).await?;
+    let contract = f.str("contract_id")?;
+    let mut ticket = new_ticket(&f, &reference()).await?;
+    ticket.contract_id = Some(contract.clone());
+    let before = c.meter().total();
+    let made = c.create_ticket(&ticket).await?;
+    ensure!(
+        c.meter().total() - before == 1,
+        "a create with a contract took {} calls",
+        c.meter().total() - before
+    );
+    let v = sim_ticket(t, &made.id).await?;
+    ensure!(
+        v["contract_id"].as_str() == Some(contract.as_str()),
+        "contract {contract}: {v}"
+    );
+    // And a ticket made without one carries none of ours.
+    let (plain, _) = create(c.as_ref(), &f).await?;
+    let v = sim_ticket(t, &plain.id).await?;
+    ensure!(
+        v["contract_id"].is_null(),
+        "a ticket without a contract: {v}"
+    );
+    Ok(())
+}
+
+pub async fn an_unknown_or_foreign_contract_is_refused(t: &Target) -> anyhow::Result<()> {
+    let f = fixtures(t).await?;
+    let c = t.connector(&[])?;
+    for key in ["unknown_contract_id", "other_company_contract_id"] {
+        let mut ticket = new_ticket(&f, &reference()).await?;
+        ticket.contract_id = Some(f.str(key)?);
+        match c.create_ticket(&ticket).await {
+            Err(e) => ensure!(
+                !e.is_retryable() && !e.outcome_unknown(),
+                "{key}: the refusal must not be retried: {e:?}"
+            ),
+            Ok(made) => bail!("{key}: a ticket was made with it: {made:?}"),
+        }
+    }
+    let open: Value = reqwest::get(format!("{}/_sim/tickets?open=true", t.sim_url))
+        .await?
+        .json()
+        .await?;
+    ensure!(
+        !open["tickets"].as_array().into_iter().flatten().any(|x| {
+            x["contract_id"].as_str() == f.str("unknown_contract_id").ok().as_deref()
+                || x["contract_id"].as_str() == f.str("other_company_contract_id").ok().as_deref()
+        }),
+        "no ticket holds a refused contract"
+    );
+    Ok(())
+}
+
+pub async fn a_closed_ticket_is_reopened_with_a_note(t: &Target) -> anyhow::Result<()> {
+    let f = fixtures(t).await?;
+    let c = t.connector(&[])?;
+    // The PSA's own open status when none is given.
+    let (ticket, _) = create(c.as_ref(), &f).await?;
+    c.close_ticket(&ticket.id, Some(&f.str("close_status")?), &note(&reference()))
+        .await?;
+    ensure!(sim_ticket(t, &ticket.id).await?["closed"] == json!(true));
+    let r = reference();
+    c.reopen_ticket(&ticket.id, None, &note(&r)).await?;
+    let v = sim_ticket(t, &ticket.id).await?;
+    ensure!(v["closed"] == json!(false), "reopened: {v}");
+    ensure!(
+        v["notes"].as_array().is_some_and(|n| n
+            .iter()
+            .any(|n| n["text"].as_str().is_some_and(|s| s.contains(&r)))),
+        "the reason is on the ticket: {v}"
+    );
+    let states = c.ticket_states(std::slice::from_ref(&ticket.id)).await?;
+    ensure!(
+        states.len() == 1 && !states[0].closed,
+        "ticket_states sees it open: {states:?}"
+    );
+    // A status given: the ticket takes it (closed by a technician this time).
+    let open_status = f
+        .defaults()?
+        .get("status")
+        .map(str::to_string)
+        .context("fixtures give no open status")?;
+    sim_post(t, &format!("tickets/{}/close", ticket.id), json!({})).await?;
+    ensure!(c.ticket_states(std::slice::from_ref(&ticket.id)).await?[0].closed);
+    c.reopen_ticket(&ticket.id, Some(&open_status), &note(&reference()))
+        .await?;
+    let v = sim_ticket(t, &ticket.id).await?;
+    ensure!(
+        v["closed"] == json!(false) && v["status"].as_str() == Some(open_status.as_str()),
+        "reopened with status {open_status}: {v}"
+    );
+    let states = c.ticket_states(std::slice::from_ref(&ticket.id)).await?;
+    ensure!(
+        states.len() == 1 && !states[0].closed && states[0].status == open_status,
+        "{states:?}"
+    );
+    Ok(())
+}

@@ -31,6 +31,10 @@ macro_rules! conformance {
                 a_create_lost_in_flight_is_found_not_doubled,
                 a_reference_is_not_found_inside_a_longer_one,
                 rate_limits_and_server_errors_are_classified,
+                contracts_of_a_company_are_listed,
+                a_ticket_carries_its_contract,
+                an_unknown_or_foreign_contract_is_refused,
+                a_closed_ticket_is_reopened_with_a_note,
             );
         }
     };
