@@ -5,7 +5,9 @@
 //! settings changing under them.
 
 use crate::event::NewEvent;
-use crate::settings::{GroupingMode, PartnerSettings, TicketDefaults};
+use crate::settings::{
+    ConnectionSettings, EventRule, GroupingMode, PartnerSettings, Profile, Refire, TicketDefaults,
+};
 
 /// Where one event goes on one connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +23,10 @@ pub struct Route {
     /// Which open ticket the event belongs to (see [`group_key`]).
     pub group_key: String,
     pub fields: TicketDefaults,
+    /// The PSA contract of the client's mapping, carried by a new ticket.
+    pub contract_id: Option<String>,
+    /// What happens when the group's ticket is already closed.
+    pub refire: Refire,
 }
 
 /// Why an event makes no delivery. Shown in the event's record.
@@ -30,6 +36,7 @@ pub enum Skip {
     UnmappedWithoutCatchAll,
     TicketsOffForClient,
     TicketsOffForEventType,
+    NotInEventSet,
     ConnectionDisabled,
 }
 
@@ -42,6 +49,9 @@ impl Skip {
             }
             Skip::TicketsOffForClient => "ticket creation is off for this client's mapping",
             Skip::TicketsOffForEventType => "ticket creation is off for this event type",
+            Skip::NotInEventSet => {
+                "the event type is not in the event set that applies to this client"
+            }
             Skip::ConnectionDisabled => "the PSA connection is disabled",
         }
     }
@@ -82,6 +92,40 @@ pub fn group_key(
     }
 }
 
+/// The ticket fields of an event on a connection, in layers, each laid over the one before
+/// with [`TicketDefaults::overlaid_with`]: the connection's defaults, the client's template,
+/// the event type's template, the event type's single-field overrides.
+pub fn ticket_fields(
+    conn: &ConnectionSettings,
+    client_template: Option<i64>,
+    rule: Option<&EventRule>,
+) -> TicketDefaults {
+    let mut fields = conn.defaults.clone();
+    let template = |id: Option<i64>| id.and_then(|t| conn.templates.get(&t));
+    if let Some(t) = template(client_template) {
+        fields = fields.overlaid_with(t, conn.kind);
+    }
+    if let Some(r) = rule {
+        if let Some(t) = template(r.template) {
+            fields = fields.overlaid_with(t, conn.kind);
+        }
+        fields = fields.overlaid_with(&r.fields, conn.kind);
+    }
+    fields
+}
+
+/// Does the event set of `profile` let `event_type` through? No event set: every type.
+fn in_event_set(settings: &PartnerSettings, profile: Profile, event_type: &str) -> bool {
+    match profile.event_set {
+        None => true,
+        // A set that no longer exists lets nothing through rather than everything.
+        Some(id) => settings
+            .event_sets
+            .get(&id)
+            .is_some_and(|s| s.event_types.contains(event_type)),
+    }
+}
+
 /// Route one event. Pure: the same event and settings always give the same answer.
 pub fn route(event: &NewEvent, settings: &PartnerSettings) -> Routing {
     let user = event.user.as_ref().map(|u| u.email.as_str());
@@ -111,6 +155,10 @@ pub fn route(event: &NewEvent, settings: &PartnerSettings) -> Routing {
         if rule.is_some_and(|r| !r.create_ticket) {
             return Routing::Skip(Skip::TicketsOffForEventType);
         }
+        let profile = conn.default_profile;
+        if !in_event_set(settings, profile, &event.event_type) {
+            return Routing::Skip(Skip::NotInEventSet);
+        }
         routes.push(Route {
             connection_id: conn.id,
             company_id: catch_all.company_id.clone(),
@@ -118,10 +166,9 @@ pub fn route(event: &NewEvent, settings: &PartnerSettings) -> Routing {
             default_contact_id: None,
             catch_all_contact_id: catch_all.contact_id.clone(),
             group_key: group_key(conn.grouping, &event.client, user, &event.event_type),
-            fields: rule.map_or_else(
-                || conn.defaults.clone(),
-                |r| conn.defaults.overlaid_with(&r.fields, conn.kind),
-            ),
+            fields: ticket_fields(conn, profile.template, rule),
+            contract_id: None,
+            refire: Refire::NewTicket,
         });
         return Routing::Deliver(routes);
     }
@@ -144,6 +191,11 @@ pub fn route(event: &NewEvent, settings: &PartnerSettings) -> Routing {
             last_skip = Some(Skip::TicketsOffForEventType);
             continue;
         }
+        let profile = m.profile.or(conn.default_profile);
+        if !in_event_set(settings, profile, &event.event_type) {
+            last_skip = Some(Skip::NotInEventSet);
+            continue;
+        }
         routes.push(Route {
             connection_id: conn.id,
             company_id: m.company_id.clone(),
@@ -151,10 +203,9 @@ pub fn route(event: &NewEvent, settings: &PartnerSettings) -> Routing {
             default_contact_id: m.default_contact_id.clone(),
             catch_all_contact_id: conn.catch_all.as_ref().and_then(|c| c.contact_id.clone()),
             group_key: group_key(conn.grouping, &event.client, user, &event.event_type),
-            fields: rule.map_or_else(
-                || conn.defaults.clone(),
-                |r| conn.defaults.overlaid_with(&r.fields, conn.kind),
-            ),
+            fields: ticket_fields(conn, profile.template, rule),
+            contract_id: m.contract_id.clone(),
+            refire: m.refire,
         });
     }
     if routes.is_empty() {
@@ -173,7 +224,7 @@ mod tests {
 
     use super::*;
     use crate::event::{Action, EventUser, Severity};
-    use crate::settings::{CompanyContact, ConnectionSettings, EventRule, Mapping, PsaKind};
+    use crate::settings::{CompanyContact, EventSet, Mapping, PsaKind};
 
     fn event(client: &str, ty: &str, user: Option<&str>) -> NewEvent {
         NewEvent {
@@ -210,6 +261,20 @@ mod tests {
                 ("priority", "2"),
             ]),
             rules: BTreeMap::new(),
+            templates: BTreeMap::new(),
+            default_profile: Profile::default(),
+        }
+    }
+
+    fn mapping(company: &str) -> Mapping {
+        Mapping {
+            connection_id: 1,
+            company_id: company.into(),
+            default_contact_id: None,
+            create_tickets: true,
+            profile: Profile::default(),
+            contract_id: None,
+            refire: Refire::NewTicket,
         }
     }
 
@@ -218,16 +283,15 @@ mod tests {
         mappings.insert(
             "acme".to_string(),
             vec![Mapping {
-                connection_id: 1,
-                company_id: "100".into(),
                 default_contact_id: Some("1001".into()),
-                create_tickets: true,
+                ..mapping("100")
             }],
         );
         PartnerSettings {
             connections: vec![conn(1, grouping)],
             default_connection: Some(1),
             mappings,
+            event_sets: BTreeMap::new(),
         }
     }
 
@@ -285,6 +349,7 @@ mod tests {
             "off".into(),
             EventRule {
                 create_ticket: false,
+                template: None,
                 fields: TicketDefaults::default(),
             },
         );
@@ -292,6 +357,7 @@ mod tests {
             "dark_web".into(),
             EventRule {
                 create_ticket: true,
+                template: None,
                 fields: TicketDefaults::from_pairs([("queue", "29")]),
             },
         );
@@ -357,6 +423,113 @@ mod tests {
         );
     }
 
+    fn with_sets_and_templates() -> PartnerSettings {
+        let mut s = settings(GroupingMode::User);
+        let set = |name: &str, types: &[&str]| EventSet {
+            name: name.into(),
+            event_types: types.iter().map(|t| t.to_string()).collect(),
+        };
+        s.event_sets.insert(1, set("identity", &["mfa", "login"]));
+        s.event_sets.insert(2, set("files", &["uploads"]));
+        let c = &mut s.connections[0];
+        c.templates.insert(
+            10,
+            TicketDefaults::from_pairs([("queue", "10"), ("issue_type", "4")]),
+        );
+        c.templates.insert(
+            20,
+            TicketDefaults::from_pairs([("priority", "3"), ("issue_type", "5")]),
+        );
+        s
+    }
+
+    #[test]
+    fn the_mapping_event_set_filters_and_its_template_fills_fields() {
+        let mut s = with_sets_and_templates();
+        s.mappings.get_mut("acme").unwrap()[0].profile = Profile {
+            event_set: Some(1),
+            template: Some(10),
+        };
+        assert_eq!(
+            route(&event("acme", "uploads", None), &s),
+            Routing::Skip(Skip::NotInEventSet)
+        );
+        let r = single(route(&event("acme", "mfa", None), &s));
+        assert_eq!(r.fields.get("queue"), Some("10"), "from the template");
+        assert_eq!(r.fields.get("status"), Some("1"), "from the connection");
+        assert_eq!(r.fields.get("issue_type"), Some("4"));
+    }
+
+    #[test]
+    fn the_default_rule_applies_where_the_mapping_names_nothing_and_to_the_catch_all() {
+        let mut s = with_sets_and_templates();
+        s.connections[0].default_profile = Profile {
+            event_set: Some(2),
+            template: Some(20),
+        };
+        // The mapping names a template only: the event set comes from the default rule.
+        s.mappings.get_mut("acme").unwrap()[0].profile.template = Some(10);
+        assert_eq!(
+            route(&event("acme", "mfa", None), &s),
+            Routing::Skip(Skip::NotInEventSet)
+        );
+        let r = single(route(&event("acme", "uploads", None), &s));
+        assert_eq!(r.fields.get("queue"), Some("10"));
+        assert_eq!(
+            r.fields.get("priority"),
+            Some("2"),
+            "template 20 is not used"
+        );
+        // Unmapped clients get the default rule whole.
+        assert_eq!(
+            route(&event("stranger", "mfa", None), &s),
+            Routing::Skip(Skip::NotInEventSet)
+        );
+        let r = single(route(&event("stranger", "uploads", None), &s));
+        assert_eq!(r.fields.get("priority"), Some("3"));
+        assert_eq!(r.contract_id, None);
+        assert_eq!(r.refire, Refire::NewTicket);
+    }
+
+    #[test]
+    fn an_event_type_template_and_overrides_lie_over_the_client_template() {
+        let mut s = with_sets_and_templates();
+        s.mappings.get_mut("acme").unwrap()[0].profile.template = Some(10);
+        s.connections[0].rules.insert(
+            "mfa".into(),
+            EventRule {
+                create_ticket: true,
+                template: Some(20),
+                fields: TicketDefaults::from_pairs([("priority", "4")]),
+            },
+        );
+        let r = single(route(&event("acme", "mfa", None), &s));
+        assert_eq!(r.fields.get("queue"), Some("10"), "client template");
+        assert_eq!(r.fields.get("issue_type"), Some("5"), "event type template");
+        assert_eq!(r.fields.get("priority"), Some("4"), "event type override");
+    }
+
+    #[test]
+    fn a_vanished_event_set_lets_nothing_through() {
+        let mut s = with_sets_and_templates();
+        s.mappings.get_mut("acme").unwrap()[0].profile.event_set = Some(99);
+        assert_eq!(
+            route(&event("acme", "mfa", None), &s),
+            Routing::Skip(Skip::NotInEventSet)
+        );
+    }
+
+    #[test]
+    fn contract_and_refire_come_from_the_mapping() {
+        let mut s = settings(GroupingMode::User);
+        let m = &mut s.mappings.get_mut("acme").unwrap()[0];
+        m.contract_id = Some("44".into());
+        m.refire = Refire::NoteOnly;
+        let r = single(route(&event("acme", "x", None), &s));
+        assert_eq!(r.contract_id.as_deref(), Some("44"));
+        assert_eq!(r.refire, Refire::NoteOnly);
+    }
+
     proptest! {
         /// Two events share a group key exactly when the grouping mode says they should.
         #[test]
@@ -384,7 +557,7 @@ mod tests {
         fn routes_land_on_the_mapping_or_the_catch_all(client in "[a-z]{1,6}", mapped in any::<bool>()) {
             let mut s = settings(GroupingMode::User);
             if mapped {
-                s.mappings.insert(client.clone(), vec![Mapping { connection_id: 1, company_id: "555".into(), default_contact_id: None, create_tickets: true }]);
+                s.mappings.insert(client.clone(), vec![mapping("555")]);
             } else {
                 s.mappings.remove(&client);
             }

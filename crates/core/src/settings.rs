@@ -3,7 +3,7 @@
 //! The store assembles a [`PartnerSettings`] from its tables; routing reads it and nothing else,
 //! so that every decision can be tested without a database.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Which PSA a connection speaks to. Routing never branches on it; connectors do, and the
 /// ticket fields a connection's defaults may name come from here.
@@ -273,8 +273,111 @@ pub struct CompanyContact {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventRule {
     pub create_ticket: bool,
-    /// Overrides of the connection's ticket defaults for this event type.
+    /// A whole template for this event type (laid over the client's), if any.
+    pub template: Option<i64>,
+    /// Overrides of single ticket fields for this event type, laid over everything else.
     pub fields: TicketDefaults,
+}
+
+/// A named group of event types (seed: "event set"). A mapping that names one tickets only
+/// those event types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSet {
+    pub name: String,
+    pub event_types: BTreeSet<String>,
+}
+
+/// Which event set and template apply. Used by mappings and by a connection's default
+/// integration rule; `None` falls back (mapping → default rule → everything / no template).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Profile {
+    pub event_set: Option<i64>,
+    pub template: Option<i64>,
+}
+
+impl Profile {
+    /// `self`, with what it leaves open taken from `fallback`.
+    pub fn or(self, fallback: Profile) -> Profile {
+        Profile {
+            event_set: self.event_set.or(fallback.event_set),
+            template: self.template.or(fallback.template),
+        }
+    }
+}
+
+/// What a new alert does when its group's last ticket is already closed (seed 001: a new
+/// ticket; the other two are what MSPs ask for when technicians close tickets too early).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Refire {
+    /// Open a new ticket.
+    #[default]
+    NewTicket,
+    /// Reopen the closed ticket (with a note) when it was closed less than `within` ago;
+    /// otherwise open a new one.
+    Reopen { within: chrono::Duration },
+    /// Add the alert as a note to the closed ticket and leave it closed.
+    NoteOnly,
+}
+
+impl Refire {
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Refire::NewTicket => "new_ticket",
+            Refire::Reopen { .. } => "reopen",
+            Refire::NoteOnly => "note_only",
+        }
+    }
+
+    /// The policy from its stored form: the mode and, for `reopen`, the window in seconds.
+    pub fn from_parts(mode: &str, within_secs: Option<i64>) -> Option<Refire> {
+        match (mode, within_secs) {
+            ("new_ticket", _) => Some(Refire::NewTicket),
+            ("note_only", _) => Some(Refire::NoteOnly),
+            ("reopen", Some(s)) if s > 0 => Some(Refire::Reopen {
+                within: chrono::Duration::seconds(s),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The window of `reopen`, in seconds.
+    pub fn within_secs(&self) -> Option<i64> {
+        match self {
+            Refire::Reopen { within } => Some(within.num_seconds()),
+            _ => None,
+        }
+    }
+
+    /// The behaviour this policy causes, in the words the settings show.
+    pub fn behaviour(&self) -> String {
+        match self {
+            Refire::NewTicket => {
+                "An alert for a group whose ticket is closed opens a new ticket.".into()
+            }
+            Refire::Reopen { within } => format!(
+                "An alert for a group whose ticket was closed less than {} ago reopens that \
+                 ticket with a note; after that it opens a new ticket.",
+                human_duration(*within)
+            ),
+            Refire::NoteOnly => "An alert for a group whose ticket is closed is added to that \
+                                 ticket as a note; the ticket stays closed."
+                .into(),
+        }
+    }
+}
+
+fn human_duration(d: chrono::Duration) -> String {
+    let s = d.num_seconds();
+    let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    if s % 86_400 == 0 {
+        plural(s / 86_400, "day")
+    } else if s % 3600 == 0 {
+        plural(s / 3600, "hour")
+    } else if s % 60 == 0 {
+        plural(s / 60, "minute")
+    } else {
+        plural(s, "second")
+    }
 }
 
 /// One PSA connection of the partner.
@@ -289,6 +392,11 @@ pub struct ConnectionSettings {
     pub defaults: TicketDefaults,
     /// Per event type. An event type without a rule is ticketed with the connection defaults.
     pub rules: BTreeMap<String, EventRule>,
+    /// Templates (integration profiles) by id: ticket fields laid over `defaults`.
+    pub templates: BTreeMap<i64, TicketDefaults>,
+    /// The default integration rule: the event set and template of every client whose
+    /// mapping names none, and of unmapped clients.
+    pub default_profile: Profile,
 }
 
 /// A client mapped to a PSA company on one connection.
@@ -298,6 +406,11 @@ pub struct Mapping {
     pub company_id: String,
     pub default_contact_id: Option<String>,
     pub create_tickets: bool,
+    /// The mapping's own event set and template (else the connection's default rule).
+    pub profile: Profile,
+    /// The PSA contract every ticket of this client carries.
+    pub contract_id: Option<String>,
+    pub refire: Refire,
 }
 
 /// Everything routing needs to know about one partner.
@@ -308,6 +421,8 @@ pub struct PartnerSettings {
     pub default_connection: Option<i64>,
     /// Client id (the producer's) → its mappings, at most one per connection.
     pub mappings: BTreeMap<String, Vec<Mapping>>,
+    /// The partner's event sets by id.
+    pub event_sets: BTreeMap<i64, EventSet>,
 }
 
 impl PartnerSettings {

@@ -2,7 +2,8 @@
 //!
 //! One delivery, one attempt:
 //! 1. read the group's open ticket (ours, from the database — never a PSA search);
-//! 2. ask the core for the plan (create, note, verify-then-note, nothing);
+//! 2. ask the core for the plan (create, note, verify-then-note, or — when the group's ticket
+//!    is closed — what the mapping's re-fire policy says: reopen it, note it, or create);
 //! 3. carry it out through the connector, re-planning once if the PSA says the ticket is
 //!    closed or gone;
 //! 4. record success, or schedule a retry (backoff, `Retry-After`), or declare it dead.
@@ -18,8 +19,9 @@ use std::time::Duration;
 use chrono::Utc;
 use psabridge_core::alerts;
 use psabridge_core::contact::{ContactSource, choose_contact};
-use psabridge_core::plan::{OpenTicket, Plan, after_closed, plan};
+use psabridge_core::plan::{ClosedTicket, OpenTicket, Plan, after_closed, plan};
 use psabridge_core::render::{TemplateContext, truncate};
+use psabridge_core::settings::Refire;
 use psabridge_psa::{Connector, NewNote, NewTicket, PsaError};
 use psabridge_store::from_millis;
 use psabridge_store::outbox::{Attempt, Delivery, Failure, Success};
@@ -373,8 +375,28 @@ async fn attempt(
         ticket_id: g.ticket_id.clone(),
         confirmed_open_at: from_millis(g.confirmed_open_at),
     });
+    // The group's last closed ticket matters only to a policy other than "a new ticket".
+    let last_closed = match (&group, route.refire) {
+        (None, Refire::Reopen { .. } | Refire::NoteOnly) => engine
+            .store
+            .last_closed_group(d.connection_id, &d.group_key)
+            .await
+            .map_err(store_err)?,
+        _ => None,
+    };
+    let closed = last_closed.as_ref().map(|c| ClosedTicket {
+        ticket_id: c.ticket_id.clone(),
+        closed_at: from_millis(c.closed_at),
+    });
     let trust = chrono::Duration::from_std(trust).unwrap_or(chrono::Duration::MAX);
-    let mut next = plan(action, open.as_ref(), Utc::now(), trust);
+    let mut next = plan(
+        action,
+        open.as_ref(),
+        closed.as_ref(),
+        route.refire,
+        Utc::now(),
+        trust,
+    );
     // A create that an earlier attempt may have sent must be looked up before anything else:
     // whatever the plan says now, that ticket may exist.
     if d.create_sent_at.is_some() {
@@ -442,6 +464,32 @@ async fn attempt(
             }));
         }
     }
+    // Likewise a note (and reopen) an earlier attempt may have sent to the closed ticket.
+    if d.note_sent_at.is_some()
+        && let (None, Some(c)) = (&group, &last_closed)
+    {
+        let reference = reference(&install_id(engine).await?, d.id);
+        if connector
+            .find_note_by_reference(&c.ticket_id, &reference)
+            .await?
+        {
+            let reopened = matches!(next, Plan::Reopen { .. });
+            run.summary.push(format!(
+                "found the note on ticket {} from an earlier attempt",
+                c.ticket_id
+            ));
+            return Ok(Some(Success {
+                psa_action: if reopened { "reopened" } else { "noted" },
+                ticket_id: Some(c.ticket_id.clone()),
+                ticket_number: c.ticket_number.clone(),
+                contact_id: None,
+                contact_source: None,
+                open_alerts: reopened
+                    .then(|| alerts::after_delivery(None, true, action, &alert, false).open)
+                    .flatten(),
+            }));
+        }
+    }
     let ctx_client = client_name(engine, &d.partner_id, &d.event.event.client).await;
     let ctx = TemplateContext {
         event: &d.event.event,
@@ -449,6 +497,7 @@ async fn attempt(
         client_name: ctx_client.as_deref(),
     };
     for _ in 0..3 {
+        let reopening = matches!(next, Plan::Reopen { .. });
         match next {
             Plan::Nothing { reason } => {
                 run.summary.push(reason.to_string());
@@ -485,7 +534,13 @@ async fn attempt(
                             if other.is_some() { "closed" } else { "gone" }
                         ));
                         close_group(engine, d, &ticket_id).await?;
-                        next = after_closed(action);
+                        // A closed ticket is one the re-fire policy may reopen or note; a
+                        // gone one is not.
+                        let closed = other.map(|_| ClosedTicket {
+                            ticket_id: ticket_id.clone(),
+                            closed_at: Utc::now(),
+                        });
+                        next = after_closed(action, closed.as_ref(), route.refire, Utc::now());
                     }
                 }
             }
@@ -544,9 +599,42 @@ async fn attempt(
                         run.summary
                             .push(format!("ticket {ticket_id} no longer exists"));
                         close_group(engine, d, &ticket_id).await?;
-                        next = after_closed(action);
+                        next = after_closed(action, None, route.refire, Utc::now());
                     }
                     Err(e) => return Err(e),
+                }
+            }
+            Plan::Reopen { ticket_id } | Plan::NoteClosed { ticket_id } => {
+                let reopen = reopening;
+                let number = last_closed
+                    .as_ref()
+                    .filter(|c| c.ticket_id == ticket_id)
+                    .and_then(|c| c.ticket_number.clone());
+                match note_closed_ticket(
+                    engine, owner, d, connector, run, &ctx, &route, &ticket_id, reopen,
+                )
+                .await?
+                {
+                    Sent::LeaseLost => return Ok(None),
+                    Sent::Done => {
+                        return Ok(Some(Success {
+                            psa_action: if reopen { "reopened" } else { "noted" },
+                            ticket_id: Some(ticket_id),
+                            ticket_number: number,
+                            contact_id: None,
+                            contact_source: None,
+                            open_alerts: reopen
+                                .then(|| {
+                                    alerts::after_delivery(None, true, action, &alert, false).open
+                                })
+                                .flatten(),
+                        }));
+                    }
+                    Sent::Gone => {
+                        run.summary
+                            .push(format!("ticket {ticket_id} no longer exists"));
+                        next = after_closed(action, None, route.refire, Utc::now());
+                    }
                 }
             }
             Plan::Create => {
@@ -558,7 +646,7 @@ async fn attempt(
                     description: ctx.ticket_description(),
                     fields: route.fields.clone(),
                     reference: reference(&install_id(engine).await?, d.id),
-                    contract_id: None,
+                    contract_id: route.contract_id.clone(),
                 };
                 if !engine
                     .store
@@ -590,6 +678,74 @@ async fn attempt(
         outcome_unknown: false,
         message: "the ticket kept changing state while we delivered; will try again".into(),
     })
+}
+
+/// How sending to a closed ticket went.
+enum Sent {
+    Done,
+    /// Another worker owns the delivery now; it will finish it.
+    LeaseLost,
+    /// The ticket no longer exists in the PSA.
+    Gone,
+}
+
+/// The re-fire policy's answer to an alert for a closed ticket: reopen it with the alert as
+/// the note (`reopen`), or only add the note. Marked "note sent" first, like any note, so
+/// that a retry looks for it before sending it again.
+#[allow(clippy::too_many_arguments)]
+async fn note_closed_ticket(
+    engine: &Engine,
+    owner: &str,
+    d: &Delivery,
+    connector: &dyn Connector,
+    run: &mut Run,
+    ctx: &TemplateContext<'_>,
+    route: &StoredRoute,
+    ticket_id: &str,
+    reopen: bool,
+) -> Result<Sent, PsaError> {
+    let reference = reference(&install_id(engine).await?, d.id);
+    let why = if reopen {
+        "The alert fired again soon after this ticket was closed, so PSA Bridge reopened it."
+    } else {
+        "The alert fired again after this ticket was closed; it stays closed (re-fire policy: note only)."
+    };
+    let note = NewNote {
+        title: truncate(&ctx.note_title(), 250),
+        text: format!(
+            "{why}\n\n{}\n\nPSA Bridge reference: {reference}",
+            ctx.ticket_description()
+        ),
+        reference,
+    };
+    if !engine
+        .store
+        .mark_note_sent(d.id, owner, now_ms())
+        .await
+        .map_err(store_err)?
+    {
+        return Ok(Sent::LeaseLost);
+    }
+    run.note_sent = true;
+    let sent = if reopen {
+        connector
+            .reopen_ticket(ticket_id, route.fields.get("status"), &note)
+            .await
+    } else {
+        connector.add_note(ticket_id, &note).await
+    };
+    match sent {
+        Ok(()) => {
+            run.summary.push(if reopen {
+                format!("closed ticket {ticket_id} reopened with a note (re-fire policy)")
+            } else {
+                format!("note added to closed ticket {ticket_id} (re-fire policy)")
+            });
+            Ok(Sent::Done)
+        }
+        Err(PsaError::NotFound(_)) => Ok(Sent::Gone),
+        Err(e) => Err(e),
+    }
 }
 
 async fn close_group(engine: &Engine, d: &Delivery, ticket_id: &str) -> Result<(), PsaError> {

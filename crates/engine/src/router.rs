@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use psabridge_core::routing::{Routing, route};
-use psabridge_core::settings::{PartnerSettings, TicketDefaults};
+use psabridge_core::settings::{PartnerSettings, Refire, TicketDefaults};
 use psabridge_store::StoreError;
 use psabridge_store::config::defaults_to_json;
 use psabridge_store::outbox::{NewDelivery, RoutingResult, StoredEvent};
@@ -86,6 +86,9 @@ fn decide(ev: &StoredEvent, settings: &PartnerSettings) -> RoutingResult {
                         "default_contact_id": r.default_contact_id,
                         "catch_all_contact_id": r.catch_all_contact_id,
                         "fields": defaults_to_json(&r.fields),
+                        "contract_id": r.contract_id,
+                        "refire": r.refire.mode(),
+                        "reopen_within_secs": r.refire.within_secs(),
                     }),
                 })
                 .collect(),
@@ -101,6 +104,8 @@ pub struct StoredRoute {
     pub default_contact_id: Option<String>,
     pub catch_all_contact_id: Option<String>,
     pub fields: TicketDefaults,
+    pub contract_id: Option<String>,
+    pub refire: Refire,
 }
 
 impl StoredRoute {
@@ -114,6 +119,15 @@ impl StoredRoute {
             fields: psabridge_store::config::defaults_from_json(
                 v.get("fields").unwrap_or(&serde_json::Value::Null),
             ),
+            contract_id: s("contract_id"),
+            // Routes stored before re-fire policies existed meant "a new ticket".
+            refire: Refire::from_parts(
+                v.get("refire")
+                    .and_then(|m| m.as_str())
+                    .unwrap_or("new_ticket"),
+                v.get("reopen_within_secs").and_then(|w| w.as_i64()),
+            )
+            .unwrap_or_default(),
         })
     }
 }

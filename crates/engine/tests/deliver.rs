@@ -13,8 +13,7 @@ use psabridge_core::settings::{CompanyContact, GroupingMode, PsaKind, TicketDefa
 use psabridge_engine::{ConnectorRegistry, Engine, EngineConfig};
 use psabridge_psa::{
     CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, Contract, NewNote,
-    NewTicket,
-    PsaError, PsaLists, TicketRef, TicketState, WebhookRegistration,
+    NewTicket, PsaError, PsaLists, TicketRef, TicketState, WebhookRegistration,
 };
 use psabridge_store::config::{MappingRow, NewConnection};
 use psabridge_store::ingest::Incoming;
@@ -346,6 +345,10 @@ async fn world(grouping: GroupingMode, config: EngineConfig) -> Result<World> {
                 default_contact_id: Some("1001".into()),
                 create_tickets: true,
                 mapped_at: 0,
+                event_set_id: None,
+                template_id: None,
+                contract_id: None,
+                refire: Default::default(),
             },
             Some("Acme"),
         )

@@ -478,6 +478,7 @@ async fn seed_partner(
                 &et.key,
                 &EventRule {
                     create_ticket: true,
+                    template: None,
                     fields,
                 },
             )
@@ -505,6 +506,10 @@ async fn seed_partner(
                         default_contact_id: contact,
                         create_tickets: true,
                         mapped_at: now(),
+                        event_set_id: None,
+                        template_id: None,
+                        contract_id: None,
+                        refire: Default::default(),
                     },
                     Some(name),
                 )

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use psabridge_core::secret::Secret;
 use psabridge_core::settings::{
-    CompanyContact, ConnectionSettings, EventRule, GroupingMode, Mapping, PartnerSettings, PsaKind,
-    TicketDefaults,
+    CompanyContact, ConnectionSettings, EventRule, EventSet, GroupingMode, Mapping,
+    PartnerSettings, Profile, PsaKind, Refire, TicketDefaults,
 };
 use serde_json::{Map, Value};
 use sqlx::Row;
@@ -89,6 +89,12 @@ pub struct MappingRow {
     pub default_contact_id: Option<String>,
     pub create_tickets: bool,
     pub mapped_at: Millis,
+    /// The mapping's own event set and template (`None`: the connection's default rule's).
+    pub event_set_id: Option<i64>,
+    pub template_id: Option<i64>,
+    /// The PSA contract the client's tickets carry.
+    pub contract_id: Option<String>,
+    pub refire: Refire,
 }
 
 /// `TicketDefaults` ⇄ JSON object keyed by ticket field name (`{"queue": "8"}`).
@@ -694,15 +700,18 @@ impl Store {
     ) -> Result<(), StoreError> {
         with_write!(self, pool => {
             sqlx::query(
-                "INSERT INTO event_rules (connection_id, event_type, create_ticket, fields) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (connection_id, event_type) DO UPDATE SET create_ticket = excluded.create_ticket, fields = excluded.fields",
+                "INSERT INTO event_rules (connection_id, event_type, create_ticket, fields, template_id) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (connection_id, event_type) DO UPDATE SET create_ticket = excluded.create_ticket, fields = excluded.fields, \
+                 template_id = excluded.template_id",
             )
             .bind(connection_id)
             .bind(event_type)
             .bind(rule.create_ticket)
             .bind(defaults_to_json(&rule.fields).to_string())
+            .bind(rule.template)
             .execute(pool)
-            .await?;
+            .await
+            .map_err(|e| StoreError::conflict_or(e, || "the template does not exist".to_string()))?;
         });
         Ok(())
     }
@@ -730,18 +739,19 @@ impl Store {
         connection_id: i64,
     ) -> Result<BTreeMap<String, EventRule>, StoreError> {
         with_read!(self, pool => {
-            let rows: Vec<(String, bool, String)> = sqlx::query_as(
-                "SELECT event_type, create_ticket, fields FROM event_rules WHERE connection_id = $1 ORDER BY event_type",
+            let rows: Vec<(String, bool, String, Option<i64>)> = sqlx::query_as(
+                "SELECT event_type, create_ticket, fields, template_id FROM event_rules WHERE connection_id = $1 ORDER BY event_type",
             )
             .bind(connection_id)
             .fetch_all(pool)
             .await?;
             rows.into_iter()
-                .map(|(t, create_ticket, fields)| {
+                .map(|(t, create_ticket, fields, template)| {
                     Ok((
                         t,
                         EventRule {
                             create_ticket,
+                            template,
                             fields: defaults_from_json(&parse_json(&fields, "rule fields")?),
                         },
                     ))
@@ -771,10 +781,13 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             sqlx::query(
-                "INSERT INTO mappings (connection_id, partner_id, client_id, company_id, default_contact_id, create_tickets, mapped_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                "INSERT INTO mappings (connection_id, partner_id, client_id, company_id, default_contact_id, create_tickets, mapped_at, \
+                 event_set_id, template_id, contract_id, refire, reopen_within_secs) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
                  ON CONFLICT (connection_id, client_id) DO UPDATE SET company_id = excluded.company_id, \
-                 default_contact_id = excluded.default_contact_id, create_tickets = excluded.create_tickets",
+                 default_contact_id = excluded.default_contact_id, create_tickets = excluded.create_tickets, \
+                 event_set_id = excluded.event_set_id, template_id = excluded.template_id, contract_id = excluded.contract_id, \
+                 refire = excluded.refire, reopen_within_secs = excluded.reopen_within_secs",
             )
             .bind(m.connection_id)
             .bind(partner)
@@ -783,6 +796,11 @@ impl Store {
             .bind(&m.default_contact_id)
             .bind(m.create_tickets)
             .bind(m.mapped_at)
+            .bind(m.event_set_id)
+            .bind(m.template_id)
+            .bind(&m.contract_id)
+            .bind(m.refire.mode())
+            .bind(m.refire.within_secs())
             .execute(&mut *tx)
             .await
             .map_err(|e| StoreError::conflict_or(e, || format!("connection {} does not exist", m.connection_id)))?;
@@ -813,7 +831,8 @@ impl Store {
     pub async fn mappings(&self, partner: &str) -> Result<Vec<MappingRow>, StoreError> {
         with_read!(self, pool => {
             let rows = sqlx::query(
-                "SELECT connection_id, client_id, company_id, default_contact_id, create_tickets, mapped_at \
+                "SELECT connection_id, client_id, company_id, default_contact_id, create_tickets, mapped_at, \
+                 event_set_id, template_id, contract_id, refire, reopen_within_secs \
                  FROM mappings WHERE partner_id = $1 ORDER BY client_id, connection_id",
             )
             .bind(partner)
@@ -828,6 +847,14 @@ impl Store {
                         default_contact_id: r.try_get("default_contact_id")?,
                         create_tickets: r.try_get("create_tickets")?,
                         mapped_at: r.try_get("mapped_at")?,
+                        event_set_id: r.try_get("event_set_id")?,
+                        template_id: r.try_get("template_id")?,
+                        contract_id: r.try_get("contract_id")?,
+                        refire: {
+                            let mode: String = r.try_get("refire")?;
+                            Refire::from_parts(&mode, r.try_get("reopen_within_secs")?)
+                                .ok_or_else(|| corrupt(format!("re-fire policy {mode}")))?
+                        },
                     })
                 })
                 .collect()
@@ -842,6 +869,16 @@ impl Store {
         let p = self.partner(partner).await?;
         let mut connections = Vec::new();
         for c in self.connections(Some(partner)).await? {
+            let default_profile = self
+                .integration_rules(c.id)
+                .await?
+                .into_iter()
+                .find(|r| r.is_default)
+                .map(|r| Profile {
+                    event_set: r.event_set_id,
+                    template: r.template_id,
+                })
+                .unwrap_or_default();
             connections.push(ConnectionSettings {
                 id: c.id,
                 kind: c.kind,
@@ -850,6 +887,13 @@ impl Store {
                 catch_all: c.catch_all,
                 defaults: c.defaults,
                 rules: self.rules(c.id).await?,
+                templates: self
+                    .templates(c.id)
+                    .await?
+                    .into_iter()
+                    .map(|t| (t.id, t.fields))
+                    .collect(),
+                default_profile,
             });
         }
         let mut mappings: BTreeMap<String, Vec<Mapping>> = BTreeMap::new();
@@ -859,12 +903,33 @@ impl Store {
                 company_id: m.company_id,
                 default_contact_id: m.default_contact_id,
                 create_tickets: m.create_tickets,
+                profile: Profile {
+                    event_set: m.event_set_id,
+                    template: m.template_id,
+                },
+                contract_id: m.contract_id,
+                refire: m.refire,
             });
         }
+        let event_sets = self
+            .event_sets(partner)
+            .await?
+            .into_iter()
+            .map(|s| {
+                (
+                    s.id,
+                    EventSet {
+                        name: s.name,
+                        event_types: s.event_types.into_iter().collect(),
+                    },
+                )
+            })
+            .collect();
         Ok(PartnerSettings {
             connections,
             default_connection: p.default_connection_id,
             mappings,
+            event_sets,
         })
     }
 }

@@ -46,6 +46,14 @@ where
     })
 }
 
+/// The most recent ticket of a group that has none open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedGroup {
+    pub ticket_id: String,
+    pub ticket_number: Option<String>,
+    pub closed_at: Millis,
+}
+
 const GROUP_COLUMNS: &str = "id, connection_id, group_key, ticket_id, ticket_number, opened_at, confirmed_open_at, notes, open_alerts";
 
 impl Store {
@@ -60,6 +68,33 @@ impl Store {
             let sql = format!("SELECT {GROUP_COLUMNS} FROM ticket_groups WHERE connection_id = $1 AND group_key = $2 AND state = 'open'");
             let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(connection_id).bind(group_key).fetch_optional(pool).await?;
             row.as_ref().map(group_from_row).transpose()
+        })
+    }
+
+    /// The group's most recently closed ticket (for the re-fire policy), if any.
+    pub async fn last_closed_group(
+        &self,
+        connection_id: i64,
+        group_key: &str,
+    ) -> Result<Option<ClosedGroup>, StoreError> {
+        with_read!(self, pool => {
+            let row = sqlx::query(
+                "SELECT ticket_id, ticket_number, closed_at FROM ticket_groups \
+                 WHERE connection_id = $1 AND group_key = $2 AND state = 'closed' \
+                 ORDER BY closed_at DESC, id DESC LIMIT 1",
+            )
+            .bind(connection_id)
+            .bind(group_key)
+            .fetch_optional(pool)
+            .await?;
+            row.map(|r| {
+                Ok(ClosedGroup {
+                    ticket_id: r.try_get("ticket_id")?,
+                    ticket_number: r.try_get("ticket_number")?,
+                    closed_at: r.try_get::<Option<i64>, _>("closed_at")?.unwrap_or_default(),
+                })
+            })
+            .transpose()
         })
     }
 

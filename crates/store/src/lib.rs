@@ -14,6 +14,7 @@
 //! - [`config`]: partners, API tokens, clients, PSA connections, event rules, mappings.
 //! - [`ingest`]: durable acceptance of events, batched into group commits.
 //! - [`outbox`]: routing accepted events into deliveries; claiming, finishing and retrying them.
+//! - [`profiles`]: event sets, templates, integration rules, copy settings, references.
 //! - [`groups`]: the group → open ticket table.
 //! - [`seal`]: encryption of secrets at rest.
 
@@ -24,6 +25,7 @@ mod error;
 pub mod groups;
 pub mod ingest;
 pub mod outbox;
+pub mod profiles;
 pub mod seal;
 pub mod testing;
 

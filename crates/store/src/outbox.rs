@@ -513,13 +513,32 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
+                ("reopened", Some(ticket)) => {
+                    // The re-fire policy reopened the group's closed ticket: its row is the
+                    // group's open one again.
+                    sqlx::query(
+                        "UPDATE ticket_groups SET state = 'open', closed_at = NULL, confirmed_open_at = $1, \
+                         notes = notes + 1, last_note_at = $1, open_alerts = $5 \
+                         WHERE id = (SELECT id FROM ticket_groups WHERE connection_id = $2 AND group_key = $3 \
+                                     AND ticket_id = $4 AND state = 'closed' ORDER BY id DESC LIMIT 1)",
+                    )
+                    .bind(now)
+                    .bind(d.connection_id)
+                    .bind(&d.group_key)
+                    .bind(ticket)
+                    .bind(alerts_json(&ok.open_alerts))
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 ("noted" | "closed", Some(ticket)) => {
+                    // (A note on a closed ticket, under the "note only" re-fire policy, is
+                    // counted on its closed row and leaves it closed.)
                     sqlx::query(
                         "UPDATE ticket_groups SET notes = notes + 1, last_note_at = $1, \
                          open_alerts = COALESCE($5, open_alerts), \
                          state = CASE WHEN $6 THEN 'closed' ELSE state END, \
                          closed_at = CASE WHEN $6 THEN $1 ELSE closed_at END \
-                         WHERE connection_id = $2 AND group_key = $3 AND ticket_id = $4 AND state = 'open'",
+                         WHERE connection_id = $2 AND group_key = $3 AND ticket_id = $4",
                     )
                     .bind(now)
                     .bind(d.connection_id)

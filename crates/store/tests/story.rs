@@ -128,6 +128,7 @@ async fn story(store: Store) -> Result<()> {
             "saas.too_many_downloads",
             &EventRule {
                 create_ticket: true,
+                template: None,
                 fields: TicketDefaults::from_pairs([("queue", "8")]),
             },
         )
@@ -142,6 +143,10 @@ async fn story(store: Store) -> Result<()> {
                 default_contact_id: Some("1001".into()),
                 create_tickets: true,
                 mapped_at: t0,
+                event_set_id: None,
+                template_id: None,
+                contract_id: None,
+                refire: Default::default(),
             },
             Some("Client One"),
         )

@@ -18,7 +18,9 @@ use axum::routing::{get, post, put};
 use psabridge_core::catalog::Catalog;
 use psabridge_core::event::FieldError;
 use psabridge_core::secret::Secret;
-use psabridge_core::settings::{CompanyContact, EventRule, GroupingMode, PsaKind, TicketDefaults};
+use psabridge_core::settings::{
+    CompanyContact, EventRule, GroupingMode, PsaKind, Refire, TicketDefaults,
+};
 use psabridge_engine::connect::{ConnectError, connect};
 use psabridge_psa::PsaError;
 use psabridge_store::config::{Connection, MappingRow, NewConnection, defaults_to_json};
@@ -82,6 +84,10 @@ pub fn routes() -> Router<AppState> {
             get(company_contacts),
         )
         .route(
+            "/api/v1/partners/{p}/connections/{id}/companies/{company}/contracts",
+            get(company_contracts),
+        )
+        .route(
             "/api/v1/partners/{p}/connections/{id}/groups",
             get(connection_groups),
         )
@@ -109,12 +115,12 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
 /// Parse a JSON body into `T`, naming the field of the first problem by its path.
-fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Problem> {
+pub(crate) fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Problem> {
     let value = parse_json(bytes)?;
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
@@ -127,11 +133,11 @@ fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Problem> {
     })
 }
 
-fn created(v: Value) -> Response {
+pub(crate) fn created(v: Value) -> Response {
     (StatusCode::CREATED, Json(v)).into_response()
 }
 
-fn valid_id(id: &str) -> bool {
+pub(crate) fn valid_id(id: &str) -> bool {
     (1..=100).contains(&id.len())
         && id
             .chars()
@@ -154,7 +160,7 @@ fn partner_view(p: &psabridge_store::config::Partner) -> Value {
 /// Record a change in the audit log. The views passed in are the API's own, which hold no
 /// secrets (only the names of the secrets that are set). A failure to record is logged; the
 /// change itself has already been made.
-async fn audit(
+pub(crate) async fn audit(
     s: &AppState,
     caller: &Caller,
     partner: Option<&str>,
@@ -439,6 +445,54 @@ struct MappingBody {
     create_tickets: bool,
     #[serde(default)]
     client_name: Option<String>,
+    /// The mapping's own event set and template (else the connection's default rule's).
+    #[serde(default)]
+    event_set: Option<i64>,
+    #[serde(default)]
+    template: Option<i64>,
+    /// The PSA contract every ticket of this client carries.
+    #[serde(default)]
+    contract: Option<String>,
+    #[serde(default)]
+    refire: Option<RefireBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefireBody {
+    mode: String,
+    #[serde(default)]
+    reopen_within_hours: Option<i64>,
+}
+
+/// The re-fire policy of a mapping body; the default is a new ticket (seed 001).
+fn refire_of(b: Option<&RefireBody>) -> Result<Refire, Problem> {
+    let Some(b) = b else {
+        return Ok(Refire::NewTicket);
+    };
+    let hours = b.reopen_within_hours;
+    match (b.mode.as_str(), hours) {
+        ("reopen", None) => Err(Problem::invalid(vec![FieldError::new(
+            "refire.reopen_within_hours",
+            "is required when mode is \"reopen\" (1 to 720)",
+        )])),
+        ("reopen", Some(h)) if !(1..=720).contains(&h) => {
+            Err(Problem::invalid(vec![FieldError::new(
+                "refire.reopen_within_hours",
+                format!("{h} is outside 1 to 720 hours"),
+            )]))
+        }
+        ("new_ticket" | "note_only", Some(_)) => Err(Problem::invalid(vec![FieldError::new(
+            "refire.reopen_within_hours",
+            "applies only when mode is \"reopen\"",
+        )])),
+        (mode, h) => Refire::from_parts(mode, h.map(|h| h * 3600)).ok_or_else(|| {
+            Problem::invalid(vec![FieldError::new(
+                "refire.mode",
+                format!("'{mode}' is not a re-fire mode (new_ticket, reopen, note_only)"),
+            )])
+        }),
+    }
 }
 
 fn yes() -> bool {
@@ -451,6 +505,51 @@ fn psa_problem(e: PsaError) -> Problem {
             Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "The PSA refused").detail(e.to_string())
         }
         _ => Problem::new(StatusCode::BAD_GATEWAY, "The PSA is unavailable").detail(e.to_string()),
+    }
+}
+
+/// Check that `contract` is an active contract of `company` in the PSA.
+async fn check_contract(
+    s: &AppState,
+    conn: &Connection,
+    company: &str,
+    contract: &str,
+) -> Result<(), Problem> {
+    let connector = s.engine.connectors.get(&s.store, conn).await.map_err(|e| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The connection is misconfigured",
+        )
+        .detail(e.to_string())
+    })?;
+    let contracts = connector.contracts(company).await.map_err(psa_problem)?;
+    match contracts.iter().find(|c| c.id == contract) {
+        Some(c) if c.active => Ok(()),
+        Some(c) => Err(Problem::invalid(vec![FieldError::new(
+            "contract",
+            format!(
+                "'{contract}' (\"{}\") is not an active contract of company '{company}'",
+                c.name
+            ),
+        )])),
+        None => {
+            let known: Vec<String> = contracts
+                .iter()
+                .filter(|c| c.active)
+                .map(|c| format!("{} \"{}\"", c.id, c.name))
+                .collect();
+            Err(Problem::invalid(vec![FieldError::new(
+                "contract",
+                format!(
+                    "'{contract}' is not a contract of company '{company}' (active: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            )]))
+        }
     }
 }
 
@@ -528,6 +627,29 @@ async fn put_mapping(
         )]));
     }
     let conn = s.store.connection(&p, conn_id).await?;
+    let refire = refire_of(b.refire.as_ref())?;
+    crate::profiles::check_profile(
+        &s,
+        &p,
+        conn_id,
+        b.event_set,
+        b.template,
+        ("event_set", "template"),
+    )
+    .await?;
+    let contract = b
+        .contract
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    if let Some(c) = contract
+        && !valid_id(c)
+    {
+        return Err(Problem::invalid(vec![FieldError::new(
+            "contract",
+            "must be the PSA's id of a contract",
+        )]));
+    }
     let company_ok =
         check_company_contact(&s, &conn, &b.company, b.default_contact.as_deref(), "").await;
     company_ok.map_err(|mut e| {
@@ -538,6 +660,9 @@ async fn put_mapping(
         }
         e
     })?;
+    if let Some(c) = contract {
+        check_contract(&s, &conn, &b.company, c).await?;
+    }
     let before = s
         .store
         .mappings(&p)
@@ -552,6 +677,10 @@ async fn put_mapping(
         default_contact_id: b.default_contact,
         create_tickets: b.create_tickets,
         mapped_at: now(),
+        event_set_id: b.event_set,
+        template_id: b.template,
+        contract_id: contract.map(str::to_string),
+        refire,
     };
     s.store
         .put_mapping(&p, &row, b.client_name.as_deref())
@@ -580,9 +709,13 @@ async fn put_mapping(
     Ok(Json(after))
 }
 
-fn mapping_view(m: &MappingRow) -> Value {
+pub(crate) fn mapping_view(m: &MappingRow) -> Value {
     json!({"client": m.client_id, "connection": m.connection_id, "company": m.company_id,
-           "default_contact": m.default_contact_id, "create_tickets": m.create_tickets, "mapped_at": time(m.mapped_at)})
+           "default_contact": m.default_contact_id, "create_tickets": m.create_tickets,
+           "event_set": m.event_set_id, "template": m.template_id, "contract": m.contract_id,
+           "refire": {"mode": m.refire.mode(), "reopen_within_hours": m.refire.within_secs().map(|s| s / 3600),
+                      "behaviour": m.refire.behaviour()},
+           "mapped_at": time(m.mapped_at)})
 }
 
 async fn delete_mapping(
@@ -912,7 +1045,7 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
 
 /// Read ticket fields from JSON, checking each name against the PSA's fields and each id
 /// against the PSA's lists.
-fn ticket_fields(
+pub(crate) fn ticket_fields(
     kind: PsaKind,
     raw: &Map<String, Value>,
     lists: Option<&Value>,
@@ -1005,7 +1138,7 @@ fn ticket_fields(
 /// ConnectWise status to its board, a HaloPSA agent to its team), after defaults and overrides
 /// are combined. A list item names its parent; an item belonging to several parents is listed
 /// once per parent.
-fn check_parents(
+pub(crate) fn check_parents(
     kind: PsaKind,
     fields: &TicketDefaults,
     lists: Option<&Value>,
@@ -1286,6 +1419,26 @@ async fn company_contacts(
     Ok(Json(json!({"contacts": contacts})))
 }
 
+/// The company's contracts in the PSA, to choose the one a mapping's tickets carry.
+async fn company_contracts(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((p, id, company)): Path<(String, i64, String)>,
+) -> Result<Json<Value>, Problem> {
+    caller.require_partner(&p)?;
+    let conn = s.store.connection(&p, id).await?;
+    let connector = s
+        .engine
+        .connectors
+        .get(&s.store, &conn)
+        .await
+        .map_err(Problem::internal)?;
+    let contracts = connector.contracts(&company).await.map_err(psa_problem)?;
+    Ok(Json(json!({"contracts": contracts.iter().map(|c| json!({
+        "id": c.id, "name": c.name, "active": c.active,
+    })).collect::<Vec<_>>()})))
+}
+
 async fn connection_groups(
     State(s): State<AppState>,
     caller: Caller,
@@ -1309,12 +1462,16 @@ async fn connection_groups(
 #[serde(deny_unknown_fields)]
 struct RuleBody {
     create_ticket: bool,
+    /// A whole template of the connection for this event type.
+    #[serde(default)]
+    template: Option<i64>,
     #[serde(default)]
     fields: Map<String, Value>,
 }
 
 fn rule_view(event_type: &str, r: &EventRule) -> Value {
-    json!({"event_type": event_type, "create_ticket": r.create_ticket, "fields": defaults_to_json(&r.fields)})
+    json!({"event_type": event_type, "create_ticket": r.create_ticket, "template": r.template,
+           "fields": defaults_to_json(&r.fields)})
 }
 
 async fn list_rules(
@@ -1330,7 +1487,7 @@ async fn list_rules(
     ))
 }
 
-fn check_event_type(catalog: &Catalog, t: &str) -> Result<(), Problem> {
+pub(crate) fn check_event_type(catalog: &Catalog, t: &str) -> Result<(), Problem> {
     if catalog.get(t).is_none() {
         return Err(Problem::invalid(vec![FieldError::new(
             "event_type",
@@ -1352,15 +1509,21 @@ async fn put_rule(
     let conn = s.store.connection(&p, id).await?;
     check_event_type(&s.catalog, &event_type)?;
     let b: RuleBody = body(&bytes)?;
+    crate::profiles::check_profile(&s, &p, id, None, b.template, ("", "template")).await?;
     let fields = ticket_fields(conn.kind, &b.fields, conn.lists.as_ref(), "fields.")?;
+    let mut combined = conn.defaults.clone();
+    if let Some(t) = b.template {
+        combined = combined.overlaid_with(&s.store.template(id, t).await?.fields, conn.kind);
+    }
     check_parents(
         conn.kind,
-        &conn.defaults.overlaid_with(&fields, conn.kind),
+        &combined.overlaid_with(&fields, conn.kind),
         conn.lists.as_ref(),
         "fields.",
     )?;
     let rule = EventRule {
         create_ticket: b.create_ticket,
+        template: b.template,
         fields,
     };
     let before = s

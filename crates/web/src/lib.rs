@@ -6,6 +6,7 @@
 //!
 //! - [`events`]: event ingestion (our JSON and CloudEvents) and the event record.
 //! - [`config_api`]: partners, tokens, clients, PSA connections, rules, mappings, deliveries.
+//! - [`profiles`]: event sets, templates, integration rules, copy settings.
 //! - [`hooks`]: signed ticket-change callouts from PSAs.
 //! - [`auth`]: bearer tokens and partner scope.
 //! - [`problem`]: `application/problem+json` errors that name each bad field.
@@ -15,6 +16,7 @@ pub mod config_api;
 pub mod events;
 pub mod hooks;
 pub mod problem;
+mod profiles;
 mod test_notification;
 mod views;
 
@@ -63,6 +65,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(events::routes())
         .merge(config_api::routes())
+        .merge(profiles::routes())
         .merge(hooks::routes())
         .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(health))
@@ -195,10 +198,27 @@ mod tests {
         "GET /api/v1/partners/{p}/connections/{id}/lists",
         "GET /api/v1/partners/{p}/connections/{id}/companies",
         "GET /api/v1/partners/{p}/connections/{id}/companies/{company}/contacts",
+        "GET /api/v1/partners/{p}/connections/{id}/companies/{company}/contracts",
         "GET /api/v1/partners/{p}/connections/{id}/groups",
         "GET /api/v1/partners/{p}/connections/{id}/rules",
         "PUT /api/v1/partners/{p}/connections/{id}/rules/{event_type}",
         "DELETE /api/v1/partners/{p}/connections/{id}/rules/{event_type}",
+        "GET /api/v1/partners/{p}/event-sets",
+        "POST /api/v1/partners/{p}/event-sets",
+        "GET /api/v1/partners/{p}/event-sets/{set}",
+        "PUT /api/v1/partners/{p}/event-sets/{set}",
+        "DELETE /api/v1/partners/{p}/event-sets/{set}",
+        "GET /api/v1/partners/{p}/connections/{id}/templates",
+        "POST /api/v1/partners/{p}/connections/{id}/templates",
+        "GET /api/v1/partners/{p}/connections/{id}/templates/{template}",
+        "PUT /api/v1/partners/{p}/connections/{id}/templates/{template}",
+        "DELETE /api/v1/partners/{p}/connections/{id}/templates/{template}",
+        "GET /api/v1/partners/{p}/connections/{id}/integration-rules",
+        "POST /api/v1/partners/{p}/connections/{id}/integration-rules",
+        "PUT /api/v1/partners/{p}/connections/{id}/integration-rules/{rule}",
+        "DELETE /api/v1/partners/{p}/connections/{id}/integration-rules/{rule}",
+        "POST /api/v1/partners/{p}/connections/{id}/integration-rules/{rule}/default",
+        "POST /api/v1/partners/{p}/connections/{id}/mappings/copy",
         "GET /api/v1/partners/{p}/deliveries",
         "GET /api/v1/partners/{p}/audit",
         "POST /api/v1/partners/{p}/clients/{client}/test-notification",
@@ -233,6 +253,7 @@ mod tests {
         let sources = [
             include_str!("events.rs"),
             include_str!("config_api.rs"),
+            include_str!("profiles.rs"),
             include_str!("hooks.rs"),
             include_str!("lib.rs"),
         ]
