@@ -369,9 +369,8 @@ impl Refire {
 fn human_duration(d: chrono::Duration) -> String {
     let s = d.num_seconds();
     let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
-    if s % 86_400 == 0 {
-        plural(s / 86_400, "day")
-    } else if s % 3600 == 0 {
+    // In hours, the unit the setting is given in.
+    if s % 3600 == 0 {
         plural(s / 3600, "hour")
     } else if s % 60 == 0 {
         plural(s / 60, "minute")
@@ -510,6 +509,27 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn refire_policies_round_trip_and_say_what_they_do() {
+        for r in [
+            Refire::NewTicket,
+            Refire::NoteOnly,
+            Refire::Reopen {
+                within: chrono::Duration::hours(24),
+            },
+        ] {
+            assert_eq!(Refire::from_parts(r.mode(), r.within_secs()), Some(r));
+        }
+        assert_eq!(Refire::from_parts("reopen", None), None);
+        assert_eq!(Refire::from_parts("reopen", Some(0)), None);
+        assert_eq!(Refire::from_parts("sometimes", None), None);
+        let r = Refire::Reopen {
+            within: chrono::Duration::hours(1),
+        };
+        assert!(r.behaviour().contains("less than 1 hour ago reopens"));
+        assert!(Refire::NoteOnly.behaviour().contains("stays closed"));
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod config;
 mod connector;
 mod faults;
 mod harness;
+mod profiles;
 mod spine;
 
 /// Run a scenario on SQLite and on PostgreSQL (skipped loudly without a server).
