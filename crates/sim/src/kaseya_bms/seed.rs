@@ -454,8 +454,8 @@ pub fn seeded(config: &Config) -> Db {
         ],
         work_types: vec![item(1, "Remote Support"), item(2, "Onsite Support")],
         contracts: vec![
-            contract(ACME_CONTRACT, ACME, "Managed Security", true, true, Some("2030-12-31T00:00:00")),
-            contract(45, ACME, "Block Hours 2025", false, false, Some("2025-12-31T00:00:00")),
+            contract(ACME_CONTRACT, ACME, "Managed Security", true, true, Some("2030-12-31T00:00:00Z")),
+            contract(45, ACME, "Block Hours 2025", false, false, Some("2025-12-31T00:00:00Z")),
             contract(OTHER_ACCOUNT_CONTRACT, 100, "Managed Services", true, true, None),
         ],
         tables,
