@@ -13,8 +13,7 @@ use psabridge_core::settings::{CompanyContact, GroupingMode, PsaKind, TicketDefa
 use psabridge_engine::{ConnectorRegistry, Engine, EngineConfig};
 use psabridge_psa::{
     CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, Contract, NewNote,
-    NewTicket,
-    PsaError, PsaLists, TicketRef, TicketState, WebhookRegistration,
+    NewTicket, PsaError, PsaLists, TicketRef, TicketState, WebhookRegistration,
 };
 use psabridge_store::config::{MappingRow, NewConnection};
 use psabridge_store::ingest::Incoming;

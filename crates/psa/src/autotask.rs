@@ -924,7 +924,8 @@ impl Connector for AutotaskConnector {
         let status = status.unwrap_or(STATUS_NEW);
         // As for a close: the reason first, then the status.
         self.add_note(ticket_id, note).await?;
-        let body = json!({"id": num("ticket", ticket_id)?, "status": num("reopen status", status)?});
+        let body =
+            json!({"id": num("ticket", ticket_id)?, "status": num("reopen status", status)?});
         self.call(Method::PATCH, "Tickets", "Tickets", Some(&body), true)
             .await?;
         Ok(())
@@ -1159,10 +1160,16 @@ mod tests {
             &c(json!(1), json!("2026-12-31T00:00:00Z")),
             today
         ));
-        assert!(contract_in_force(&c(json!(1), json!("2026-11-28T00:00:00")), today));
+        assert!(contract_in_force(
+            &c(json!(1), json!("2026-11-28T00:00:00")),
+            today
+        ));
         assert!(contract_in_force(&c(json!(1), Value::Null), today));
         assert!(!contract_in_force(&c(json!(0), json!("2026-12-31")), today));
-        assert!(!contract_in_force(&c(json!(1), json!("2026-11-27T23:59:59Z")), today));
+        assert!(!contract_in_force(
+            &c(json!(1), json!("2026-11-27T23:59:59Z")),
+            today
+        ));
         assert!(!contract_in_force(&json!({}), today));
     }
 

@@ -1331,10 +1331,14 @@ mod tests {
         for s in ["Cancelled", "Expired", "Inactive"] {
             assert!(!c(json!({"id": 1, "agreementStatus": s})).active, "{s}");
         }
-        assert!(c(json!({"id": 1, "cancelledFlag": false, "endDate": "2026-12-31T00:00:00Z"})).active);
+        assert!(
+            c(json!({"id": 1, "cancelledFlag": false, "endDate": "2026-12-31T00:00:00Z"})).active
+        );
         assert!(!c(json!({"id": 1, "cancelledFlag": true})).active);
         assert!(!c(json!({"id": 1, "endDate": "2026-01-31T00:00:00Z"})).active);
-        assert!(c(json!({"id": 1, "endDate": "2026-01-31T00:00:00Z", "noEndingDateFlag": true})).active);
+        assert!(
+            c(json!({"id": 1, "endDate": "2026-01-31T00:00:00Z", "noEndingDateFlag": true})).active
+        );
         assert_eq!(c(json!({"id": 9, "name": "Gold"})).name, "Gold");
         assert!(contract_of(&json!({"name": "no id"}), today).is_none());
     }

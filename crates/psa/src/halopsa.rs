@@ -562,8 +562,8 @@ fn contract_of(v: &Value) -> Option<Contract> {
         .map(str::trim)
         .find(|n| !n.is_empty())
         .map_or_else(|| format!("Contract {id}"), str::to_string);
-    let active = v.get("active").and_then(Value::as_bool) != Some(false)
-        && !field_bool(v, "expired");
+    let active =
+        v.get("active").and_then(Value::as_bool) != Some(false) && !field_bool(v, "expired");
     Some(Contract {
         id: id.to_string(),
         name,
@@ -1556,11 +1556,24 @@ mod tests {
 
     #[test]
     fn contracts_are_in_force_unless_inactive_or_expired() {
-        let c = contract_of(&json!({"id": 44.0, "client_id": 12, "ref": "MSA-1", "active": true, "expired": false}))
-            .unwrap();
-        assert_eq!((c.id.as_str(), c.name.as_str(), c.active), ("44", "MSA-1", true));
-        assert!(!contract_of(&json!({"id": 1, "ref": "x", "expired": true})).unwrap().active);
-        assert!(!contract_of(&json!({"id": 1, "ref": "x", "active": false})).unwrap().active);
+        let c = contract_of(
+            &json!({"id": 44.0, "client_id": 12, "ref": "MSA-1", "active": true, "expired": false}),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.id.as_str(), c.name.as_str(), c.active),
+            ("44", "MSA-1", true)
+        );
+        assert!(
+            !contract_of(&json!({"id": 1, "ref": "x", "expired": true}))
+                .unwrap()
+                .active
+        );
+        assert!(
+            !contract_of(&json!({"id": 1, "ref": "x", "active": false}))
+                .unwrap()
+                .active
+        );
         assert_eq!(contract_of(&json!({"id": 7})).unwrap().name, "Contract 7");
         assert!(contract_of(&json!({"ref": "no id"})).is_none());
     }

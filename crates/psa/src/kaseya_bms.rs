@@ -1585,7 +1585,10 @@ mod tests {
         let today = "2026-11-28";
         let c = |v: Value| contract_of(&v, today).unwrap();
         assert!(c(json!({"Id": 44, "Name": "MSA", "IsActive": true, "EndDate": null})).active);
-        assert_eq!(c(json!({"id": 44, "name": "MSA", "isActive": true})).name, "MSA");
+        assert_eq!(
+            c(json!({"id": 44, "name": "MSA", "isActive": true})).name,
+            "MSA"
+        );
         assert!(!c(json!({"id": 1, "isActive": false})).active);
         assert!(!c(json!({"id": 1, "isActive": true, "endDate": "2026-01-31T00:00:00"})).active);
         assert!(c(json!({"id": 1, "isActive": true, "endDate": "2026-11-28T00:00:00"})).active);

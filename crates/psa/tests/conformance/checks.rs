@@ -597,7 +597,8 @@ pub async fn contracts_of_a_company_are_listed(t: &Target) -> anyhow::Result<()>
         "every contract is named: {listed:?}"
     );
     ensure!(
-        !got.iter().any(|(id, _)| *id == f.str("other_company_contract_id").unwrap_or_default()),
+        !got.iter()
+            .any(|(id, _)| *id == f.str("other_company_contract_id").unwrap_or_default()),
         "another company's contract is not listed"
     );
     Ok(())
@@ -666,8 +667,12 @@ pub async fn a_closed_ticket_is_reopened_with_a_note(t: &Target) -> anyhow::Resu
     let c = t.connector(&[])?;
     // The PSA's own open status when none is given.
     let (ticket, _) = create(c.as_ref(), &f).await?;
-    c.close_ticket(&ticket.id, Some(&f.str("close_status")?), &note(&reference()))
-        .await?;
+    c.close_ticket(
+        &ticket.id,
+        Some(&f.str("close_status")?),
+        &note(&reference()),
+    )
+    .await?;
     ensure!(sim_ticket(t, &ticket.id).await?["closed"] == json!(true));
     let r = reference();
     c.reopen_ticket(&ticket.id, None, &note(&r)).await?;

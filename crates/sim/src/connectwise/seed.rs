@@ -111,9 +111,33 @@ impl Db {
     /// agreement that was cancelled, and one of company 3.
     fn seed_agreements(&mut self) {
         for (id, company, name, status, cancelled, start, end) in [
-            (ACME_AGREEMENT, ACME_ID, "Acme Managed Security", "Active", false, "2026-01-01T00:00:00Z", None),
-            (ACME_CANCELLED_AGREEMENT, ACME_ID, "Acme Block Hours 2025", "Cancelled", true, "2025-01-01T00:00:00Z", Some("2025-12-31T00:00:00Z")),
-            (OTHER_COMPANY_AGREEMENT, 3, "Managed Services", "Active", false, "2026-01-01T00:00:00Z", None),
+            (
+                ACME_AGREEMENT,
+                ACME_ID,
+                "Acme Managed Security",
+                "Active",
+                false,
+                "2026-01-01T00:00:00Z",
+                None,
+            ),
+            (
+                ACME_CANCELLED_AGREEMENT,
+                ACME_ID,
+                "Acme Block Hours 2025",
+                "Cancelled",
+                true,
+                "2025-01-01T00:00:00Z",
+                Some("2025-12-31T00:00:00Z"),
+            ),
+            (
+                OTHER_COMPANY_AGREEMENT,
+                3,
+                "Managed Services",
+                "Active",
+                false,
+                "2026-01-01T00:00:00Z",
+                None,
+            ),
         ] {
             let Some(c) = self.get(COMPANIES, company).cloned() else {
                 continue;

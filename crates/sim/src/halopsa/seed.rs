@@ -467,11 +467,35 @@ pub fn seed() -> Db {
 /// contract that expired, and one of another client (the first generated one, 20).
 fn seed_contracts(db: &mut Db) {
     for (id, client, reference, start, end, active) in [
-        (ids::ACME_CONTRACT, ids::ACME, "MSA-ACME-01", "2026-01-01T00:00:00Z", "2030-12-31T00:00:00Z", true),
-        (ids::ACME_EXPIRED_CONTRACT, ids::ACME, "BH-ACME-2025", "2025-01-01T00:00:00Z", "2025-12-31T00:00:00Z", false),
-        (ids::OTHER_CLIENT_CONTRACT, 20, "MSA-0020-01", "2026-01-01T00:00:00Z", "2030-12-31T00:00:00Z", true),
+        (
+            ids::ACME_CONTRACT,
+            ids::ACME,
+            "MSA-ACME-01",
+            "2026-01-01T00:00:00Z",
+            "2030-12-31T00:00:00Z",
+            true,
+        ),
+        (
+            ids::ACME_EXPIRED_CONTRACT,
+            ids::ACME,
+            "BH-ACME-2025",
+            "2025-01-01T00:00:00Z",
+            "2025-12-31T00:00:00Z",
+            false,
+        ),
+        (
+            ids::OTHER_CLIENT_CONTRACT,
+            20,
+            "MSA-0020-01",
+            "2026-01-01T00:00:00Z",
+            "2030-12-31T00:00:00Z",
+            true,
+        ),
     ] {
-        let client_name = db.get("Client", client).map(|c| c["name"].clone()).unwrap_or(Value::Null);
+        let client_name = db
+            .get("Client", client)
+            .map(|c| c["name"].clone())
+            .unwrap_or(Value::Null);
         db.put(
             "ClientContract",
             id,

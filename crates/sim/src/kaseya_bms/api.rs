@@ -799,7 +799,10 @@ fn ticket_input(db: &Db, config: &Config, body: &[u8]) -> Result<TicketInput, Fa
         e.push(format!("SLA with id {s} does not exist or is inactive."));
     }
     if let Some(k) = contract_id {
-        match (db.contracts.iter().find(|x| x.id == k), db.account(account_id)) {
+        match (
+            db.contracts.iter().find(|x| x.id == k),
+            db.account(account_id),
+        ) {
             (None, _) => e.push(format!("Contract with id {k} does not exist.")),
             (Some(x), Some(a)) if x.account_id != a.id => e.push(format!(
                 "Contract with id {k} does not belong to account '{}'.",
