@@ -43,7 +43,7 @@ async fn a_ticket_takes_only_a_contract_of_its_company() -> Result<()> {
         .control(Method::GET, &format!("tickets/{}", v["itemId"]), None)
         .await?;
     ensure!(
-        view["contract_id"] == ids::ACME_CONTRACT.to_string(),
+        view["contract_id"] == json!(ids::ACME_CONTRACT.to_string()),
         "{view}"
     );
     for (contract, says) in [
