@@ -8,7 +8,8 @@
 //! names case-insensitive, unknown ones ignored) and answer a bare JSON array with a `Link`
 //! header whose URLs end in `page=N`; `/count` answers `{"count": N}`. Creates answer 201,
 //! updates take JSON Patch (paths with or without a leading `/`), validation failures answer
-//! 400 with an `InvalidObject` body and its `errors[]`, and a token bucket per company and
+//! 400 with an `InvalidObject` body and its `errors[]` (a ticket's `agreement` must be one of
+//! its company's `finance/agreements`), and a token bucket per company and
 //! client id answers 429 with `Retry-After`.
 //!
 //! A control surface under `/_sim/` (no ConnectWise authentication, never faulted or limited)

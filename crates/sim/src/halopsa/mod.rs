@@ -4,10 +4,11 @@
 //! It serves the resource server (`/api/...`, paths and query names case-insensitive) and
 //! the authorisation server (`/auth/token`, OAuth2 client credentials with `?tenant=`),
 //! with anonymous discovery at `/api/authinfo`. Big entities (`Client`, `Site`, `Users`,
-//! `Tickets`, `Actions`) answer wrapped lists with `record_count`, paged with
+//! `Tickets`, `Actions`, `ClientContract`) answer wrapped lists with `record_count`, paged with
 //! `pageinate`/`page_size`/`page_no` or capped with `count`; setup lists (`Status`, `Team`,
 //! `Agent`, `TicketType`, `Category`, `Priority`, `SLA`, `Lookup`) answer bare arrays. POSTs
-//! take JSON arrays and create or update by `id`, answering an object for one element.
+//! take JSON arrays and create or update by `id`, answering an object for one element. A
+//! ticket's `contract_id` must be a `ClientContract` of its client (400 otherwise).
 //! `Site.client_id` and `Users.site_id` are written as floats (`12.0`), as the Swagger types
 //! them. Requests count against a rolling window (default 300 per 5 minutes) answered with
 //! 429 "Rate Limit Reached - …" and `Retry-After`.

@@ -10,7 +10,9 @@
 //! - service-desk tickets: create, list (`GET` with `Filter.X` query names), `POST search`
 //!   (same filters in a body), read, JSON-Patch update, notes (list, add), resolve;
 //! - lookups: queues, statuses, priorities, issue types and their sub-issue types, SLAs, work
-//!   types, and the generic `lookup/{tableName}` and `tenantlookup/{tableName}` tables.
+//!   types, and the generic `lookup/{tableName}` and `tenantlookup/{tableName}` tables;
+//! - `GET finance/contracts/lookup` (`AccountId`, `Ids`, `Name`, `ExcludeExpiredContracts`),
+//!   whose contracts a ticket's `ContractId` must come from (the ticket's account's).
 //!
 //! As the vendor does: every answer is the `{success, error, result}` envelope (with
 //! `totalRecords` on paged endpoints), errors included; output is camelCase while request

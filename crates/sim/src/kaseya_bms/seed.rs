@@ -460,7 +460,7 @@ pub fn seeded(config: &Config) -> Db {
                 "Managed Security",
                 true,
                 true,
-                Some("2030-12-31T00:00:00"),
+                Some("2030-12-31T00:00:00Z"),
             ),
             contract(
                 45,
@@ -468,7 +468,7 @@ pub fn seeded(config: &Config) -> Db {
                 "Block Hours 2025",
                 false,
                 false,
-                Some("2025-12-31T00:00:00"),
+                Some("2025-12-31T00:00:00Z"),
             ),
             contract(
                 OTHER_ACCOUNT_CONTRACT,

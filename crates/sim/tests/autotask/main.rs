@@ -5,6 +5,7 @@
 
 mod client_library;
 mod common;
+mod contracts;
 mod faults;
 mod limits;
 mod metadata;

@@ -1,6 +1,7 @@
 //! The ConnectWise simulator over real HTTP, called the way ConnectWise's public clients call
 //! the real API. Every test starts its own simulator on 127.0.0.1:0.
 
+mod agreements;
 mod auth;
 mod client_library;
 mod common;

@@ -181,6 +181,8 @@ async fn every_served_operation_answers_as_documented() -> Result<()> {
         .await?;
     r.collection("/service/sources", "service/sources").await?;
     r.collection("/system/members", "system/members").await?;
+    r.collection("/finance/agreements", "finance/agreements")
+        .await?;
 
     let all: BTreeSet<String> = r.doc.operations().into_iter().collect();
     let missed: Vec<_> = all.difference(&r.called).collect();

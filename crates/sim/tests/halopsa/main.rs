@@ -5,6 +5,7 @@
 mod auth;
 mod client_library;
 mod common;
+mod contracts;
 mod control;
 mod faults_and_limits;
 mod lists;

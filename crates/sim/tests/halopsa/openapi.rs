@@ -28,7 +28,7 @@ fn doc() -> Result<Doc> {
 }
 
 /// Each resource, its model, and the key of its list wrapper (None: a bare array).
-const RESOURCES: [(&str, &str, Option<&str>); 13] = [
+const RESOURCES: [(&str, &str, Option<&str>); 14] = [
     ("Tickets", "Faults", Some("tickets")),
     ("Actions", "Actions", Some("actions")),
     ("Client", "Area", Some("clients")),
@@ -42,6 +42,7 @@ const RESOURCES: [(&str, &str, Option<&str>); 13] = [
     ("TicketType", "RequestType", None),
     ("Category", "CategoryDetail", None),
     ("Lookup", "Lookup", None),
+    ("ClientContract", "ContractHeader", Some("contracts")),
 ];
 
 /// The document requires nothing of `Faults` and `Actions` (it lists no required properties

@@ -5,6 +5,7 @@
 
 mod auth;
 mod common;
+mod contracts;
 mod control;
 mod crm;
 mod faults;

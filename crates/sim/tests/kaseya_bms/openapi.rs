@@ -289,6 +289,10 @@ async fn every_served_operation_answers_as_documented() -> Result<()> {
             "GET /v2/system/tenantlookup/{tableName}",
             "/v2/system/tenantlookup/NoteType",
         ),
+        (
+            "GET /v2/finance/contracts/lookup",
+            "/v2/finance/contracts/lookup?AccountId=12&ExcludeExpiredContracts=false",
+        ),
     ] {
         let items = r.call(op, path, None).await?;
         ensure!(
