@@ -15,11 +15,13 @@
 //! - [`ingest`]: durable acceptance of events, batched into group commits.
 //! - [`outbox`]: routing accepted events into deliveries; claiming, finishing and retrying them.
 //! - [`groups`]: the group → open ticket table.
+//! - [`email`]: email settings per partner and event type.
 //! - [`seal`]: encryption of secrets at rest.
 
 pub mod audit;
 pub mod config;
 mod db;
+pub mod email;
 mod error;
 pub mod groups;
 pub mod ingest;
