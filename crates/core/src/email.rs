@@ -347,7 +347,11 @@ mod tests {
         assert_eq!(t.subject, "Too many downloads by Ann <a@b.co>");
         assert!(t.body.contains("Client: Acme"), "{}", t.body);
         assert!(t.body.contains("files: 12"), "{}", t.body);
-        assert!(t.body.contains("Event e1 (too_many_downloads)"), "{}", t.body);
+        assert!(
+            t.body.contains("Event e1 (too_many_downloads)"),
+            "{}",
+            t.body
+        );
         let r = render_email(
             &event("too_many_downloads", "resolve"),
             cat.get("too_many_downloads"),
