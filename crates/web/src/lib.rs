@@ -6,12 +6,14 @@
 //!
 //! - [`events`]: event ingestion (our JSON and CloudEvents) and the event record.
 //! - [`config_api`]: partners, tokens, clients, PSA connections, rules, mappings, deliveries.
+//! - [`email_settings`]: email on/off and recipients per event type.
 //! - [`hooks`]: signed ticket-change callouts from PSAs.
 //! - [`auth`]: bearer tokens and partner scope.
 //! - [`problem`]: `application/problem+json` errors that name each bad field.
 
 pub mod auth;
 pub mod config_api;
+pub mod email_settings;
 pub mod events;
 pub mod hooks;
 pub mod problem;
@@ -63,6 +65,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(events::routes())
         .merge(config_api::routes())
+        .merge(email_settings::routes())
         .merge(hooks::routes())
         .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(health))
@@ -204,6 +207,8 @@ mod tests {
         "POST /api/v1/partners/{p}/clients/{client}/test-notification",
         "POST /api/v1/partners/{p}/deliveries/retry",
         "POST /api/v1/partners/{p}/deliveries/{id}/retry",
+        "GET /api/v1/partners/{p}/email-settings",
+        "PUT /api/v1/partners/{p}/email-settings/{event_type}",
         "POST /hooks/autotask/{connection}",
         "GET /api/v1/openapi.json",
         "GET /healthz",
@@ -233,6 +238,7 @@ mod tests {
         let sources = [
             include_str!("events.rs"),
             include_str!("config_api.rs"),
+            include_str!("email_settings.rs"),
             include_str!("hooks.rs"),
             include_str!("lib.rs"),
         ]
