@@ -690,6 +690,16 @@ impl Store {
         partner: &str,
         f: &DeliveryFilter,
     ) -> Result<Vec<DeliveryView>, StoreError> {
+        self.list_deliveries_on_channel(partner, None, f).await
+    }
+
+    /// The delivery log of a partner, newest first, of one channel (`psa`, `email`) or all.
+    pub async fn list_deliveries_on_channel(
+        &self,
+        partner: &str,
+        channel: Option<&str>,
+        f: &DeliveryFilter,
+    ) -> Result<Vec<DeliveryView>, StoreError> {
         let mut cond = vec!["d.partner_id = $1".to_string()];
         let mut binds: Vec<Bind> = vec![Bind::Text(partner.to_string())];
         let mut add = |sql: &str, b: Bind| {
@@ -701,6 +711,9 @@ impl Store {
         }
         if let Some(c) = &f.client_id {
             add("e.client_id = ?", Bind::Text(c.clone()));
+        }
+        if let Some(c) = channel {
+            add("d.channel = ?", Bind::Text(c.to_string()));
         }
         if let Some(t) = &f.event_type {
             add("e.event_type = ?", Bind::Text(t.clone()));

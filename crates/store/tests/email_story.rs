@@ -151,6 +151,17 @@ async fn email_story(store: Store) -> Result<()> {
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].channel, "email");
     assert_eq!(log[0].last_error.as_deref(), Some("550 no such user"));
+    let all = DeliveryFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    for (channel, n) in [(Some("email"), 2), (Some("psa"), 2), (None, 4)] {
+        let list = store
+            .list_deliveries_on_channel("msp", channel, &all)
+            .await?;
+        assert_eq!(list.len(), n, "{channel:?}");
+        assert!(list.iter().all(|v| channel.is_none_or(|c| v.channel == c)));
+    }
     assert_eq!(store.retry_deliveries("msp", &[d.id], t0 + 5).await?, 1);
     let again = store
         .claim_deliveries("w2", t0 + 5, 60_000, 10, &[conn], 0)
