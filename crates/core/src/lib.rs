@@ -13,11 +13,13 @@
 //! - [`contact`]: which PSA contact a ticket is for.
 //! - [`retry`]: when a failed delivery is tried again, and when it is dead.
 //! - [`render`]: ticket titles, descriptions and notes, within each PSA's field limits.
+//! - [`email`]: which events are emailed, to whom, and the text (from the same templates).
 //! - [`secret`]: a string that never prints.
 
 pub mod alerts;
 pub mod catalog;
 pub mod contact;
+pub mod email;
 pub mod event;
 pub mod plan;
 pub mod render;

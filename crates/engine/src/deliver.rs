@@ -102,7 +102,7 @@ pub async fn run(engine: Engine, shutdown: CancellationToken) {
 }
 
 /// What an attempt did, for the log and the outcome.
-struct Run {
+pub(crate) struct Run {
     create_sent: bool,
     note_sent: bool,
     summary: Vec<String>,
@@ -110,6 +110,9 @@ struct Run {
 
 /// Deliver one claimed delivery and record what happened.
 pub async fn deliver_one(engine: &Engine, owner: &str, d: Delivery) {
+    if d.channel == psabridge_core::email::EMAIL_CHANNEL {
+        return crate::mail::deliver_email(engine, owner, d).await;
+    }
     let started = now_ms();
     // Without its connection or a connector, a delivery cannot go anywhere: dead, with why.
     let setup = async {
@@ -233,7 +236,7 @@ pub async fn deliver_one(engine: &Engine, owner: &str, d: Delivery) {
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn fail(
+pub(crate) async fn fail(
     engine: &Engine,
     owner: &str,
     d: &Delivery,
@@ -313,7 +316,7 @@ fn closing_note(body: &str, reference: &str) -> NewNote {
 }
 
 /// Keep a delivery whose event is older than the replay window, unsent, as `expired`.
-async fn expire(engine: &Engine, owner: &str, d: &Delivery, started: i64) {
+pub(crate) async fn expire(engine: &Engine, owner: &str, d: &Delivery, started: i64) {
     let hours = engine.config.replay_window.as_secs() / 3600;
     let error = format!(
         "not sent: the event is older than the replay window ({hours} h); replay it on purpose to send it"

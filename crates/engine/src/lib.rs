@@ -19,6 +19,7 @@ pub mod connect;
 pub mod connectors;
 mod contacts;
 pub mod deliver;
+pub mod mail;
 pub mod router;
 pub mod sweep;
 
@@ -64,6 +65,8 @@ pub struct EngineConfig {
     pub replay_window: Duration,
     /// A name for this node's claims (shows in the database as the lease owner).
     pub node_name: String,
+    /// The SMTP server of the email channel; `None`: email cannot be switched on.
+    pub smtp: Option<mail::SmtpConfig>,
 }
 
 impl Default for EngineConfig {
@@ -82,6 +85,7 @@ impl Default for EngineConfig {
             settle: Duration::from_secs(30),
             replay_window: Duration::from_secs(48 * 3600),
             node_name: format!("node-{}", std::process::id()),
+            smtp: None,
         }
     }
 }
@@ -125,6 +129,8 @@ pub struct Engine {
     work: Arc<tokio::sync::Notify>,
     /// The installation's id, read once (it prefixes our ticket references).
     install_id: Arc<tokio::sync::OnceCell<String>>,
+    /// Sends the email channel's deliveries (from `config.smtp`, or given by a test).
+    mailer: Option<Arc<dyn mail::Mailer>>,
 }
 
 impl Engine {
@@ -135,6 +141,7 @@ impl Engine {
         config: EngineConfig,
     ) -> Engine {
         Engine {
+            mailer: mail::mailer_of(config.smtp.as_ref()),
             store,
             connectors,
             catalog,
@@ -170,6 +177,17 @@ impl Engine {
         });
         tracker.spawn(router::run(self.clone(), shutdown.clone()));
         tracker.spawn(sweep::run(self.clone(), shutdown));
+    }
+
+    /// Send email through `mailer` instead of the configured SMTP server.
+    pub fn with_mailer(mut self, mailer: Arc<dyn mail::Mailer>) -> Engine {
+        self.mailer = Some(mailer);
+        self
+    }
+
+    /// Whether email can be sent (an SMTP server is configured).
+    pub fn can_email(&self) -> bool {
+        self.mailer.is_some()
     }
 
     /// Look for due work now (after deliveries were made due by hand).

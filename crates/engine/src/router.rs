@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use psabridge_core::email::{EMAIL_CHANNEL, EMAIL_CONNECTION_ID, EmailSettings, email_route};
 use psabridge_core::routing::{Routing, route};
 use psabridge_core::settings::{PartnerSettings, Refire, TicketDefaults};
 use psabridge_store::StoreError;
@@ -43,6 +44,7 @@ pub async fn route_once(engine: &Engine) -> Result<usize, StoreError> {
         return Ok(0);
     }
     let mut settings: HashMap<String, Option<PartnerSettings>> = HashMap::new();
+    let mut email: HashMap<String, EmailSettings> = HashMap::new();
     let mut decisions = Vec::with_capacity(events.len());
     for ev in events {
         if !settings.contains_key(&ev.partner_id) {
@@ -51,11 +53,17 @@ pub async fn route_once(engine: &Engine) -> Result<usize, StoreError> {
                 Err(StoreError::NotFound(_)) => None,
                 Err(e) => return Err(e),
             };
+            if s.is_some() {
+                email.insert(
+                    ev.partner_id.clone(),
+                    engine.store.email_settings(&ev.partner_id).await?,
+                );
+            }
             settings.insert(ev.partner_id.clone(), s);
         }
         let result = match settings.get(&ev.partner_id).and_then(Option::as_ref) {
             None => RoutingResult::Skip("the partner no longer exists".into()),
-            Some(s) => decide(&ev, s),
+            Some(s) => with_email(decide(&ev, s), &ev, email.get(&ev.partner_id)),
         };
         match &result {
             RoutingResult::Skip(_) => Stats::inc(&engine.stats.events_skipped),
@@ -78,6 +86,7 @@ fn decide(ev: &StoredEvent, settings: &PartnerSettings) -> RoutingResult {
             routes
                 .into_iter()
                 .map(|r| NewDelivery {
+                    channel: "psa",
                     connection_id: r.connection_id,
                     group_key: r.group_key.clone(),
                     route: json!({
@@ -93,6 +102,33 @@ fn decide(ev: &StoredEvent, settings: &PartnerSettings) -> RoutingResult {
                 })
                 .collect(),
         ),
+    }
+}
+
+/// Add the event's email, if its type is emailed: beside the PSA deliveries, or alone when
+/// the PSA side skipped it. It is recorded in the same transaction as they are.
+fn with_email(
+    result: RoutingResult,
+    ev: &StoredEvent,
+    email: Option<&EmailSettings>,
+) -> RoutingResult {
+    let Some(route) = email.and_then(|s| email_route(&ev.partner_id, &ev.event, s)) else {
+        return result;
+    };
+    let delivery = NewDelivery {
+        channel: EMAIL_CHANNEL,
+        connection_id: EMAIL_CONNECTION_ID,
+        group_key: route.group_key,
+        route: json!({
+            "recipients": route.recipients.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+        }),
+    };
+    match result {
+        RoutingResult::Deliver(mut list) => {
+            list.push(delivery);
+            RoutingResult::Deliver(list)
+        }
+        RoutingResult::Skip(_) => RoutingResult::Deliver(vec![delivery]),
     }
 }
 

@@ -40,6 +40,99 @@ pub struct RawSettings {
     pub catalog_file: Option<PathBuf>,
     #[serde(default)]
     pub engine: RawEngine,
+    /// The SMTP server of the email channel; without it, email cannot be switched on.
+    pub smtp: Option<RawSmtp>,
+}
+
+/// `[smtp]`: where email goes out.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawSmtp {
+    pub host: Option<String>,
+    /// Default: 25 without TLS, 587 with STARTTLS, 465 with TLS.
+    pub port: Option<u16>,
+    /// `none`, `starttls` (default) or `tls`.
+    pub tls: Option<String>,
+    pub username: Option<String>,
+    /// A secret: prefer `PSABRIDGE_SMTP__PASSWORD` to the file.
+    pub password: Option<psabridge_core::secret::Secret>,
+    /// The sender, `alerts@msp.example` or `PSA Bridge <alerts@msp.example>`.
+    pub from: Option<String>,
+    /// How long one SMTP command may take. Default 30.
+    pub timeout_secs: Option<u64>,
+}
+
+impl RawSmtp {
+    /// Check every setting of `[smtp]`, naming a bad one.
+    pub fn check(self) -> Result<psabridge_engine::mail::SmtpConfig> {
+        use psabridge_engine::mail::{SmtpConfig, SmtpConfigError, SmtpTls};
+        let host = self
+            .host
+            .filter(|h| !h.trim().is_empty())
+            .ok_or_else(|| anyhow!("smtp.host: required (the SMTP server's name)"))?;
+        let tls_text = self.tls.unwrap_or_else(|| "starttls".into());
+        let tls = SmtpTls::parse(&tls_text)
+            .ok_or_else(|| anyhow!("smtp.tls: '{tls_text}' is not one of none, starttls, tls"))?;
+        let port = match self.port {
+            Some(0) => bail!("smtp.port: must be from 1 to 65535"),
+            Some(p) => p,
+            None => match tls {
+                SmtpTls::None => 25,
+                SmtpTls::StartTls => 587,
+                SmtpTls::Tls => 465,
+            },
+        };
+        let from = self
+            .from
+            .ok_or_else(|| anyhow!("smtp.from: required (the sender address)"))?;
+        let timeout = match self.timeout_secs {
+            Some(0) => bail!("smtp.timeout_secs: must be at least 1"),
+            Some(t) => Duration::from_secs(t),
+            None => Duration::from_secs(30),
+        };
+        let config = SmtpConfig {
+            host,
+            port,
+            tls,
+            username: self.username,
+            password: self.password,
+            from,
+            timeout,
+        };
+        match config.check() {
+            Ok(_) => Ok(config),
+            Err(SmtpConfigError::From(f)) => {
+                bail!("smtp.from: '{f}' is not an email address")
+            }
+            Err(SmtpConfigError::Host(h)) => bail!("smtp.host: {h}"),
+            Err(SmtpConfigError::Credentials) => {
+                bail!("smtp.username and smtp.password: give both or neither")
+            }
+        }
+    }
+}
+
+/// An SMTP server given as a URL (for `demo --smtp-url`): `smtp://host:port` (no TLS),
+/// `smtp+starttls://…` or `smtps://…` (TLS), with `user:password@` if it needs a login.
+pub fn smtp_from_url(url: &str, from: &str) -> Result<psabridge_engine::mail::SmtpConfig> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| anyhow!("--smtp-url: '{url}' is not a URL ({e})"))?;
+    let tls = match parsed.scheme() {
+        "smtp" => "none",
+        "smtp+starttls" => "starttls",
+        "smtps" => "tls",
+        other => bail!("--smtp-url: scheme '{other}' is not smtp, smtp+starttls or smtps"),
+    };
+    let raw = RawSmtp {
+        host: parsed.host_str().map(str::to_string),
+        port: parsed.port(),
+        tls: Some(tls.into()),
+        username: (!parsed.username().is_empty()).then(|| parsed.username().to_string()),
+        password: parsed.password().map(psabridge_core::secret::Secret::new),
+        from: Some(from.to_string()),
+        timeout_secs: None,
+    };
+    raw.check().map_err(|e| anyhow!("--smtp-url: {e}"))
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -191,6 +284,7 @@ impl RawSettings {
         if let Some(n) = self.engine.node_name {
             engine.node_name = n;
         }
+        engine.smtp = self.smtp.map(RawSmtp::check).transpose()?;
         Ok(Settings {
             listen,
             store,
@@ -240,6 +334,58 @@ mod tests {
         r.public_url = Some("bridge.example.com".into());
         assert!(err(r).starts_with("public_url:"));
         assert!(raw(Some("sqlite://x.db")).check(true).is_ok());
+    }
+
+    #[test]
+    fn bad_smtp_settings_are_named() {
+        let smtp = |f: &dyn Fn(&mut RawSmtp)| {
+            let mut s = RawSmtp {
+                host: Some("mail.example.com".into()),
+                from: Some("alerts@msp.example".into()),
+                ..Default::default()
+            };
+            f(&mut s);
+            let mut r = raw(Some("sqlite://x.db"));
+            r.smtp = Some(s);
+            r.check(true).map(|s| s.engine.smtp)
+        };
+        let err =
+            |f: &dyn Fn(&mut RawSmtp)| smtp(f).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err(&|s| s.host = None).starts_with("smtp.host:"));
+        assert!(err(&|s| s.from = None).starts_with("smtp.from:"));
+        assert!(err(&|s| s.from = Some("bob@".into())).starts_with("smtp.from:"));
+        assert!(err(&|s| s.tls = Some("ssl".into())).starts_with("smtp.tls:"));
+        assert!(err(&|s| s.port = Some(0)).starts_with("smtp.port:"));
+        assert!(
+            err(&|s| s.username = Some("u".into())).starts_with("smtp.username and smtp.password")
+        );
+        let ok = smtp(&|_| {}).unwrap().unwrap();
+        assert_eq!(
+            (ok.port, ok.tls),
+            (587, psabridge_engine::mail::SmtpTls::StartTls)
+        );
+        assert!(
+            raw(Some("sqlite://x.db"))
+                .check(true)
+                .unwrap()
+                .engine
+                .smtp
+                .is_none()
+        );
+
+        let u = smtp_from_url("smtp://127.0.0.1:2525", "a@b.example").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.tls),
+            ("127.0.0.1", 2525, psabridge_engine::mail::SmtpTls::None)
+        );
+        let u = smtp_from_url("smtps://me:pw@mail.example.com", "a@b.example").unwrap();
+        assert_eq!((u.port, u.username.as_deref()), (465, Some("me")));
+        assert!(
+            smtp_from_url("http://x", "a@b.example")
+                .unwrap_err()
+                .to_string()
+                .starts_with("--smtp-url:")
+        );
     }
 
     #[test]

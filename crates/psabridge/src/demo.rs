@@ -42,6 +42,8 @@ pub struct DemoOptions {
     pub synchronous: psabridge_store::Synchronous,
     /// The PSAs to run a simulator and a demo partner for (empty: all four).
     pub psas: Vec<PsaKind>,
+    /// The SMTP server of the email channel (`--smtp-url`); without it email stays off.
+    pub smtp: Option<psabridge_engine::mail::SmtpConfig>,
 }
 
 /// A simulator the demo talks to: its own, or one running elsewhere.
@@ -133,6 +135,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     let engine_config = psabridge_engine::EngineConfig {
         sweep_interval: Duration::from_secs(15),
         sweep_age: Duration::from_secs(15),
+        smtp: opts.smtp.clone(),
         ..Default::default()
     };
     let running = app::start(

@@ -87,6 +87,13 @@ enum Command {
         /// four by default.
         #[arg(long, value_delimiter = ',')]
         psa: Vec<String>,
+        /// Send the email channel through this SMTP server: `smtp://127.0.0.1:2525` (no TLS),
+        /// `smtp+starttls://…`, `smtps://…`, with `user:password@` if needed.
+        #[arg(long)]
+        smtp_url: Option<String>,
+        /// The sender of the demo's emails.
+        #[arg(long, default_value = "PSA Bridge <psabridge@demo.example>")]
+        smtp_from: String,
     },
     /// Run a PSA simulator alone.
     Sim {
@@ -232,7 +239,12 @@ async fn run(command: Command) -> Result<()> {
             sim_hourly_limit,
             sqlite_synchronous,
             psa,
+            smtp_url,
+            smtp_from,
         } => {
+            let smtp = smtp_url
+                .map(|u| config::smtp_from_url(&u, &smtp_from))
+                .transpose()?;
             let psas = psa
                 .iter()
                 .map(|p| {
@@ -265,6 +277,7 @@ async fn run(command: Command) -> Result<()> {
                 database_url,
                 psa_requests_per_hour: Some(psa_requests_per_hour),
                 sim_hourly_limit,
+                smtp,
             })
             .await
         }

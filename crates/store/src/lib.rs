@@ -16,11 +16,13 @@
 //! - [`outbox`]: routing accepted events into deliveries; claiming, finishing and retrying them.
 //! - [`profiles`]: event sets, templates, integration rules, copy settings, references.
 //! - [`groups`]: the group → open ticket table.
+//! - [`email`]: email settings per partner and event type.
 //! - [`seal`]: encryption of secrets at rest.
 
 pub mod audit;
 pub mod config;
 mod db;
+pub mod email;
 mod error;
 pub mod groups;
 pub mod ingest;

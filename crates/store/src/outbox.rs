@@ -33,6 +33,9 @@ pub struct StoredEvent {
 /// A delivery to create for a routed event.
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
+    /// `psa`, or `email` (connection id 0, a group key unique per event: see
+    /// `psabridge_core::email`).
+    pub channel: &'static str,
     pub connection_id: i64,
     pub group_key: String,
     /// The route as JSON: company, contacts, ticket fields (see the engine).
@@ -51,6 +54,8 @@ pub enum RoutingResult {
 pub struct Delivery {
     pub id: i64,
     pub partner_id: String,
+    /// `psa` or `email`: which sender carries it out.
+    pub channel: String,
     pub connection_id: i64,
     pub group_key: String,
     pub route: Value,
@@ -308,7 +313,7 @@ impl Store {
                     b.push_bind(ev.pk)
                         .push_bind(ev.partner_id.clone())
                         .push_bind(d.connection_id)
-                        .push_bind("psa")
+                        .push_bind(d.channel)
                         .push_bind(d.group_key.clone())
                         .push_bind(d.route.to_string())
                         .push_bind("pending")
@@ -388,7 +393,7 @@ impl Store {
     async fn deliveries_by_ids(&self, ids: &[i64]) -> Result<Vec<Delivery>, StoreError> {
         let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
         let sql = format!(
-            "SELECT d.id AS d_id, d.connection_id, d.group_key, d.route, d.attempts, d.create_sent_at, d.note_sent_at, d.replayed_at, {EVENT_COLUMNS} \
+            "SELECT d.id AS d_id, d.channel, d.connection_id, d.group_key, d.route, d.attempts, d.create_sent_at, d.note_sent_at, d.replayed_at, {EVENT_COLUMNS} \
              FROM deliveries d JOIN events e ON e.pk = d.event_pk WHERE d.id IN ({list}) ORDER BY d.id"
         );
         with_read!(self, pool => {
@@ -400,6 +405,7 @@ impl Store {
                     Ok(Delivery {
                         id: r.try_get("d_id")?,
                         partner_id: event.partner_id.clone(),
+                        channel: r.try_get("channel")?,
                         connection_id: r.try_get("connection_id")?,
                         group_key: r.try_get("group_key")?,
                         route: serde_json::from_str(&route).map_err(|e| corrupt(format!("route: {e}")))?,
@@ -703,6 +709,16 @@ impl Store {
         partner: &str,
         f: &DeliveryFilter,
     ) -> Result<Vec<DeliveryView>, StoreError> {
+        self.list_deliveries_on_channel(partner, None, f).await
+    }
+
+    /// The delivery log of a partner, newest first, of one channel (`psa`, `email`) or all.
+    pub async fn list_deliveries_on_channel(
+        &self,
+        partner: &str,
+        channel: Option<&str>,
+        f: &DeliveryFilter,
+    ) -> Result<Vec<DeliveryView>, StoreError> {
         let mut cond = vec!["d.partner_id = $1".to_string()];
         let mut binds: Vec<Bind> = vec![Bind::Text(partner.to_string())];
         let mut add = |sql: &str, b: Bind| {
@@ -714,6 +730,9 @@ impl Store {
         }
         if let Some(c) = &f.client_id {
             add("e.client_id = ?", Bind::Text(c.clone()));
+        }
+        if let Some(c) = channel {
+            add("d.channel = ?", Bind::Text(c.to_string()));
         }
         if let Some(t) = &f.event_type {
             add("e.event_type = ?", Bind::Text(t.clone()));

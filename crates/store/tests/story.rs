@@ -207,6 +207,7 @@ async fn story(store: Store) -> Result<()> {
             (
                 e.clone(),
                 RoutingResult::Deliver(vec![NewDelivery {
+                    channel: "psa",
                     connection_id: conn,
                     group_key: format!("client:c1|user:{user}"),
                     route: json!({"company_id": "100"}),
@@ -447,6 +448,7 @@ async fn concurrent_claims(store: Store) -> Result<()> {
             (
                 e,
                 RoutingResult::Deliver(vec![NewDelivery {
+                    channel: "psa",
                     connection_id: conn,
                     group_key: format!("g{}", i % 50),
                     route: json!({}),

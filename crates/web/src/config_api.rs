@@ -1585,6 +1585,8 @@ struct DeliveryQuery {
     client: Option<String>,
     event_type: Option<String>,
     connection: Option<i64>,
+    /// `psa` or `email`.
+    channel: Option<String>,
     since: Option<String>,
     until: Option<String>,
     before: Option<i64>,
@@ -1646,7 +1648,18 @@ async fn list_deliveries(
         before_id: q.before,
         limit,
     };
-    let list = s.store.list_deliveries(&p, &filter).await?;
+    if let Some(c) = q.channel.as_deref()
+        && !matches!(c, "psa" | "email")
+    {
+        return Err(Problem::invalid(vec![FieldError::new(
+            "channel",
+            format!("'{c}' is not a channel (psa, email)"),
+        )]));
+    }
+    let list = s
+        .store
+        .list_deliveries_on_channel(&p, q.channel.as_deref(), &filter)
+        .await?;
     let next = (list.len() as i64 == limit)
         .then(|| list.last().map(|d| d.id))
         .flatten();

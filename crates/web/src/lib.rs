@@ -7,12 +7,14 @@
 //! - [`events`]: event ingestion (our JSON and CloudEvents) and the event record.
 //! - [`config_api`]: partners, tokens, clients, PSA connections, rules, mappings, deliveries.
 //! - [`profiles`]: event sets, templates, integration rules, copy settings.
+//! - [`email_settings`]: email on/off and recipients per event type.
 //! - [`hooks`]: signed ticket-change callouts from PSAs.
 //! - [`auth`]: bearer tokens and partner scope.
 //! - [`problem`]: `application/problem+json` errors that name each bad field.
 
 pub mod auth;
 pub mod config_api;
+pub mod email_settings;
 pub mod events;
 pub mod hooks;
 pub mod problem;
@@ -66,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .merge(events::routes())
         .merge(config_api::routes())
         .merge(profiles::routes())
+        .merge(email_settings::routes())
         .merge(hooks::routes())
         .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(health))
@@ -224,6 +227,8 @@ mod tests {
         "POST /api/v1/partners/{p}/clients/{client}/test-notification",
         "POST /api/v1/partners/{p}/deliveries/retry",
         "POST /api/v1/partners/{p}/deliveries/{id}/retry",
+        "GET /api/v1/partners/{p}/email-settings",
+        "PUT /api/v1/partners/{p}/email-settings/{event_type}",
         "POST /hooks/autotask/{connection}",
         "GET /api/v1/openapi.json",
         "GET /healthz",
@@ -254,6 +259,7 @@ mod tests {
             include_str!("events.rs"),
             include_str!("config_api.rs"),
             include_str!("profiles.rs"),
+            include_str!("email_settings.rs"),
             include_str!("hooks.rs"),
             include_str!("lib.rs"),
         ]

@@ -196,11 +196,23 @@ pub struct Product {
     pub kind: PsaKind,
     pub sim_url: String,
     pub http: reqwest::Client,
+    /// More `demo` flags (e.g. `--smtp-url`), on every launch.
+    pub extra_args: Vec<String>,
 }
 
 impl Product {
     /// Start a fresh product on `db`. `None` when `db` is PostgreSQL and no server is configured.
     pub async fn start(sim: &Sim, db: Db, test: &str) -> Result<Option<Product>> {
+        Product::start_with(sim, db, test, &[]).await
+    }
+
+    /// [`Product::start`] with more `demo` flags.
+    pub async fn start_with(
+        sim: &Sim,
+        db: Db,
+        test: &str,
+        extra_args: &[&str],
+    ) -> Result<Option<Product>> {
         let tmp = tempfile::tempdir()?;
         let (db_url, pg) = match db {
             Db::Sqlite => (None, None),
@@ -224,6 +236,7 @@ impl Product {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()?,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
         p.launch()?;
         Ok(Some(p))
@@ -256,6 +269,7 @@ impl Product {
         if let Some(u) = &self.db_url {
             cmd.args(["--database-url", u]);
         }
+        cmd.args(&self.extra_args);
         let mut child = cmd.spawn()?;
         read_until(&mut child, Duration::from_secs(60), |l| {
             l.contains("demo is running")

@@ -3,6 +3,7 @@
 
 mod config;
 mod connector;
+mod email;
 mod faults;
 mod harness;
 mod profiles;
