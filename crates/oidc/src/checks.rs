@@ -183,8 +183,14 @@ mod tests {
     #[test]
     fn state_must_be_present_and_equal() {
         assert_eq!(check_state("abc", Some("abc")), Ok(()));
-        assert_eq!(check_state("abc", Some("abd")), Err(OidcError::StateMismatch));
-        assert_eq!(check_state("abc", Some("ab")), Err(OidcError::StateMismatch));
+        assert_eq!(
+            check_state("abc", Some("abd")),
+            Err(OidcError::StateMismatch)
+        );
+        assert_eq!(
+            check_state("abc", Some("ab")),
+            Err(OidcError::StateMismatch)
+        );
         assert_eq!(check_state("abc", None), Err(OidcError::StateMismatch));
         // An empty stored state (a corrupted pending login) never matches, not even "".
         assert_eq!(check_state("", Some("")), Err(OidcError::StateMismatch));
@@ -216,7 +222,10 @@ mod tests {
             check_callback_issuer(iss, true, Some("https://idp.example/")),
             Err(OidcError::IssuerMismatch)
         );
-        assert_eq!(check_callback_issuer(iss, true, None), Err(OidcError::IssuerMissing));
+        assert_eq!(
+            check_callback_issuer(iss, true, None),
+            Err(OidcError::IssuerMissing)
+        );
         assert_eq!(check_callback_issuer(iss, false, None), Ok(()));
     }
 
@@ -224,9 +233,15 @@ mod tests {
     fn pending_login_lives_ten_minutes() {
         let created = t(1_000_000);
         assert_eq!(check_pending_fresh(created, created), Ok(()));
-        assert_eq!(check_pending_fresh(created, created + Duration::minutes(10)), Ok(()));
         assert_eq!(
-            check_pending_fresh(created, created + Duration::minutes(10) + Duration::seconds(1)),
+            check_pending_fresh(created, created + Duration::minutes(10)),
+            Ok(())
+        );
+        assert_eq!(
+            check_pending_fresh(
+                created,
+                created + Duration::minutes(10) + Duration::seconds(1)
+            ),
             Err(OidcError::PendingExpired)
         );
         assert_eq!(
@@ -239,7 +254,10 @@ mod tests {
     fn azp_must_be_us_when_present() {
         assert_eq!(check_authorized_party("portal", None), Ok(()));
         assert_eq!(check_authorized_party("portal", Some("portal")), Ok(()));
-        assert_eq!(check_authorized_party("portal", Some("other")), Err(OidcError::WrongAudience));
+        assert_eq!(
+            check_authorized_party("portal", Some("other")),
+            Err(OidcError::WrongAudience)
+        );
     }
 
     #[test]
@@ -292,7 +310,10 @@ mod tests {
             f(&mut c);
             check_logout_claims(&c, now).unwrap_err()
         };
-        assert!(matches!(refused(&|c| c.events = None), OidcError::NotALogoutToken(_)));
+        assert!(matches!(
+            refused(&|c| c.events = None),
+            OidcError::NotALogoutToken(_)
+        ));
         assert!(matches!(
             refused(&|c| c.events = Some(json!({"http://other/event": {}}))),
             OidcError::NotALogoutToken(_)
@@ -301,7 +322,10 @@ mod tests {
             refused(&|c| c.events = Some(json!({ BACKCHANNEL_LOGOUT_EVENT: "yes" }))),
             OidcError::NotALogoutToken(_)
         ));
-        assert!(matches!(refused(&|c| c.nonce = Some(json!("n"))), OidcError::NotALogoutToken(_)));
+        assert!(matches!(
+            refused(&|c| c.nonce = Some(json!("n"))),
+            OidcError::NotALogoutToken(_)
+        ));
         assert!(matches!(
             refused(&|c| {
                 c.sub = None;
@@ -309,19 +333,34 @@ mod tests {
             }),
             OidcError::NotALogoutToken(_)
         ));
-        assert!(matches!(refused(&|c| c.jti = None), OidcError::NotALogoutToken(_)));
-        assert!(matches!(refused(&|c| c.iat = None), OidcError::NotALogoutToken(_)));
-        assert!(matches!(refused(&|c| c.iat = Some(1_000_200)), OidcError::InvalidClaims(_)));
+        assert!(matches!(
+            refused(&|c| c.jti = None),
+            OidcError::NotALogoutToken(_)
+        ));
+        assert!(matches!(
+            refused(&|c| c.iat = None),
+            OidcError::NotALogoutToken(_)
+        ));
+        assert!(matches!(
+            refused(&|c| c.iat = Some(1_000_200)),
+            OidcError::InvalidClaims(_)
+        ));
     }
 
     #[test]
     fn logout_token_expiry() {
         let c = logout_claims();
         assert!(check_logout_claims(&c, t(1_000_120 + 60)).is_ok());
-        assert_eq!(check_logout_claims(&c, t(1_000_120 + 61)), Err(OidcError::Expired));
+        assert_eq!(
+            check_logout_claims(&c, t(1_000_120 + 61)),
+            Err(OidcError::Expired)
+        );
         let mut c = logout_claims();
         c.exp = None;
-        assert_eq!(check_logout_claims(&c, t(1_000_000 + 120 + 61)), Err(OidcError::Expired));
+        assert_eq!(
+            check_logout_claims(&c, t(1_000_000 + 120 + 61)),
+            Err(OidcError::Expired)
+        );
     }
 
     #[test]
@@ -330,6 +369,9 @@ mod tests {
         let mut seen = HashSet::new();
         assert_eq!(ensure_logout_not_replayed(&r, &seen), Ok(()));
         seen.insert(r.jti.clone());
-        assert_eq!(ensure_logout_not_replayed(&r, &seen), Err(OidcError::LogoutReplayed));
+        assert_eq!(
+            ensure_logout_not_replayed(&r, &seen),
+            Err(OidcError::LogoutReplayed)
+        );
     }
 }

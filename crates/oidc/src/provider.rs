@@ -148,8 +148,12 @@ type Metadata = ProviderMetadata<
     CoreSubjectIdentifierType,
 >;
 
-type OurIdToken =
-    IdToken<SessionClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
+type OurIdToken = IdToken<
+    SessionClaims,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
 
 type OurTokenResponse = StandardTokenResponse<
     IdTokenFields<
@@ -374,7 +378,11 @@ impl Provider {
 
     /// UserInfo as raw JSON, so that claims some providers send in odd shapes (string booleans)
     /// can be coerced rather than refused.
-    async fn fetch_user_info(&self, endpoint: &str, access_token: &str) -> Result<Value, OidcError> {
+    async fn fetch_user_info(
+        &self,
+        endpoint: &str,
+        access_token: &str,
+    ) -> Result<Value, OidcError> {
         let response = self
             .http
             .get(endpoint)
@@ -417,7 +425,10 @@ impl Provider {
         {
             return Err(OidcError::NotALogoutToken(format!("typ is {typ}")));
         }
-        if matches!(header.alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+        if matches!(
+            header.alg,
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+        ) {
             return Err(OidcError::BadSignature(
                 "symmetric algorithms are not accepted".into(),
             ));
