@@ -25,19 +25,23 @@
 //   the tests is on 127.0.0.1, which the guard refuses as a special-use address;
 // - conformIdTokenClaims is off unless OP_SCOPE_CLAIMS_IN_ID_TOKEN=0, so that scope claims are
 //   in the ID token when asked for.
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { generateKeyPair, randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { promisify } from 'node:util';
 
 import Provider from 'oidc-provider';
 
-function freshSigningKey() {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+// The asynchronous key generation on purpose: Node 20's generateKeyPairSync can deadlock when a
+// garbage collection runs while the key is exported (seen here: the main thread waits forever on
+// the KeyGenJob mutex).
+async function freshSigningKey() {
+  const { privateKey } = await promisify(generateKeyPair)('rsa', { modulusLength: 2048 });
   return { ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), alg: 'RS256', use: 'sig' };
 }
 
 if (process.argv[2] === '--generate-key') {
-  writeFileSync(process.argv[3], JSON.stringify(freshSigningKey()), { mode: 0o600 });
+  writeFileSync(process.argv[3], JSON.stringify(await freshSigningKey()), { mode: 0o600 });
   process.exit(0);
 }
 
@@ -56,7 +60,7 @@ const clients = jsonEnv('OP_CLIENTS', []);
 const accounts = new Map(jsonEnv('OP_ACCOUNTS', []).map((a) => [a.sub, a]));
 const signingKey = process.env.OP_SIGNING_KEY
   ? JSON.parse(readFileSync(process.env.OP_SIGNING_KEY, 'utf8'))
-  : freshSigningKey();
+  : await freshSigningKey();
 const idTokenTtl = Number(process.env.OP_ID_TOKEN_TTL || 600);
 const scopeClaimsInIdToken = process.env.OP_SCOPE_CLAIMS_IN_ID_TOKEN !== '0';
 

@@ -92,7 +92,9 @@ pub struct VerifiedIdentity {
     pub issuer: String,
     pub subject: String,
     pub email: Option<String>,
-    /// True only for a JSON `true` or a "true"/"True" string from the provider.
+    /// True only for a JSON `true` or a "true"/"True" string from the provider. (Inside the
+    /// ID token itself only `true`/"true" parse; a token with another string there is refused as
+    /// malformed, which fails closed. UserInfo, where such providers put it, accepts any case.)
     pub email_verified: bool,
     pub name: Option<String>,
     /// The provider's session id, to match a later back-channel logout by `sid`.
@@ -420,8 +422,11 @@ impl Provider {
         use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 
         let header = decode_header(jwt).map_err(|e| OidcError::MalformedToken(e.to_string()))?;
+        // Explicit typing is recommended by the spec, and older providers send "JWT"; what
+        // tells a logout token from an ID token is checked in the claims (event, no nonce).
         if let Some(typ) = &header.typ
             && !typ.eq_ignore_ascii_case("logout+jwt")
+            && !typ.eq_ignore_ascii_case("JWT")
         {
             return Err(OidcError::NotALogoutToken(format!("typ is {typ}")));
         }

@@ -107,6 +107,21 @@ async fn a_bad_state_is_refused_before_the_code_is_used() -> Result<()> {
 }
 
 #[tokio::test]
+async fn a_refusal_by_the_provider_is_reported_with_its_error() -> Result<()> {
+    skip_without_provider!();
+    let (_op, receiver, provider) = standard().await?;
+    let (url, pending) = provider.begin_login(Utc::now());
+    let callback = cancel_login(&browser(), &url, &format!("{}/callback", receiver.base)).await?;
+    ensure!(callback.code.is_none(), "{callback:?}");
+    let r = provider.finish_login(&pending, &callback, Utc::now()).await;
+    ensure!(
+        matches!(r, Err(OidcError::ProviderError { ref error, .. }) if error == "access_denied"),
+        "{r:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_nonce_from_another_attempt_is_refused() -> Result<()> {
     skip_without_provider!();
     let (_op, receiver, provider) = standard().await?;

@@ -79,18 +79,27 @@ macro_rules! skip_without_provider {
 }
 
 pub fn generate_key(path: &std::path::Path) -> Result<()> {
-    let out = Command::new("node")
+    let mut child = Command::new("node")
         .arg("provider.mjs")
         .arg("--generate-key")
         .arg(path)
         .current_dir(provider_dir())
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "key generation failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            ensure!(status.success(), "key generation failed: {status}");
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("key generation did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 pub fn start_op(options: &OpOptions) -> Result<Op> {
@@ -148,9 +157,15 @@ pub fn start_op(options: &OpOptions) -> Result<Op> {
         issuer: String::new(),
         stderr,
     };
-    match rx.recv_timeout(Duration::from_secs(30)) {
+    match rx.recv_timeout(Duration::from_secs(60)) {
         Ok(issuer) => op.issuer = issuer,
-        Err(_) => bail!("the provider did not start:\n{}", op.stderr()),
+        Err(e) => {
+            let status = op.child.try_wait();
+            bail!(
+                "the provider did not start ({e}; process: {status:?}):\n{}",
+                op.stderr()
+            )
+        }
     }
     Ok(op)
 }
@@ -325,6 +340,25 @@ pub async fn log_in(
     login: &str,
     redirect_prefix: &str,
 ) -> Result<CallbackParams> {
+    drive(browser, authorization_url, Some(login), redirect_prefix).await
+}
+
+/// Like [`log_in`], but the user cancels on the login page ("abort" of the dev interactions):
+/// the provider answers the client with `error=access_denied`.
+pub async fn cancel_login(
+    browser: &reqwest::Client,
+    authorization_url: &url::Url,
+    redirect_prefix: &str,
+) -> Result<CallbackParams> {
+    drive(browser, authorization_url, None, redirect_prefix).await
+}
+
+async fn drive(
+    browser: &reqwest::Client,
+    authorization_url: &url::Url,
+    login: Option<&str>,
+    redirect_prefix: &str,
+) -> Result<CallbackParams> {
     let mut next = authorization_url.clone();
     let mut form: Option<Vec<(String, String)>> = None;
     for _ in 0..20 {
@@ -352,6 +386,10 @@ pub async fn log_in(
             html.contains("name=\"prompt\" value=\"login\""),
             "unexpected page at {next}: {html}"
         );
+        let Some(login) = login else {
+            next = next.join(&format!("{}/abort", next.path()))?;
+            continue;
+        };
         let (action, mut fields) = form_of(&html).context("login form")?;
         fields.push(("login".into(), login.into()));
         fields.push(("password".into(), "any password".into()));
