@@ -414,6 +414,8 @@ impl Provider {
     /// asymmetric algorithm, `iss` is this provider, `aud` is this client, then the shape checks
     /// of [`check_logout_claims`](crate::checks) (event, no nonce, `sub` or `sid`, `iat`, `exp`,
     /// `jti`). Replay is checked by the caller with [`crate::ensure_logout_not_replayed`].
+    /// The endpoint that receives the token answers 200 with `Cache-Control: no-store` once it
+    /// has ended the sessions, and 400 when this refuses the token (spec §2.8).
     pub fn verify_logout_token(
         &self,
         jwt: &str,
