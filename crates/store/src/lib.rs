@@ -16,12 +16,14 @@
 //! - [`outbox`]: routing accepted events into deliveries; claiming, finishing and retrying them.
 //! - [`groups`]: the group → open ticket table.
 //! - [`seal`]: encryption of secrets at rest.
+//! - [`identity`]: people who log in, roles per partner, sessions, TOTP and login failures.
 
 pub mod audit;
 pub mod config;
 mod db;
 mod error;
 pub mod groups;
+pub mod identity;
 pub mod ingest;
 pub mod outbox;
 pub mod seal;
