@@ -39,6 +39,13 @@ pub fn secret_base32(secret: &[u8]) -> String {
     Secret::from(secret).to_base32()
 }
 
+/// The raw secret from its base32 form (as stored, sealed).
+pub fn secret_from_base32(base32: &str) -> Result<Vec<u8>, TotpError> {
+    Secret::try_from_base32(base32)
+        .map(|s| s.as_ref().to_vec())
+        .map_err(|_| TotpError::BadSecret)
+}
+
 fn totp(secret: &[u8], account: &str, issuer: &str) -> Result<Totp, TotpError> {
     let mut builder = Builder::new()
         .with_algorithm(Algorithm::SHA1)
@@ -163,6 +170,11 @@ mod tests {
             secret_base32(RFC_SHA1_SEED),
             "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
         );
+        assert_eq!(
+            secret_from_base32("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ").unwrap(),
+            RFC_SHA1_SEED
+        );
+        assert_eq!(secret_from_base32("not base32!"), Err(TotpError::BadSecret));
     }
 
     #[test]

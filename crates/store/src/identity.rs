@@ -667,6 +667,23 @@ impl Store {
         Ok(())
     }
 
+    /// The person a setup link is for, without using it (to check the new password first).
+    pub async fn password_setup_user(
+        &self,
+        token_hash: &str,
+        now: Millis,
+    ) -> Result<Option<i64>, StoreError> {
+        with_read!(self, pool => {
+            Ok(sqlx::query_scalar(
+                "SELECT user_id FROM password_setup_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
+            )
+            .bind(token_hash)
+            .bind(now)
+            .fetch_optional(pool)
+            .await?)
+        })
+    }
+
     /// Use a setup link: the person it is for, once, before it expires.
     pub async fn use_password_setup(
         &self,

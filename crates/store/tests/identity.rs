@@ -173,7 +173,9 @@ async fn accounts(store: Store, dir: Option<&std::path::Path>) -> Result<()> {
         .create_password_setup(ann, "setup", now + 1000)
         .await?;
     store.create_password_setup(ann, "late", now + 1000).await?;
+    assert_eq!(store.password_setup_user("setup", now).await?, Some(ann));
     assert_eq!(store.use_password_setup("setup", now).await?, Some(ann));
+    assert_eq!(store.password_setup_user("setup", now).await?, None);
     assert_eq!(store.use_password_setup("setup", now).await?, None);
     assert_eq!(store.use_password_setup("late", now + 1000).await?, None);
 
