@@ -1075,9 +1075,71 @@ async fn remove_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// docs/permissions.md, generated from [`psabridge_identity::roles::MATRIX`] and
+/// [`crate::ROUTES`]; a test keeps the file equal to this.
+pub fn permissions_markdown() -> String {
+    let roles_of = |p: Permission| {
+        Role::ALL
+            .into_iter()
+            .filter(|r| allows(*r, p))
+            .map(Role::label)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = String::from(
+        "# Roles and permissions\n\n\
+         <!-- Generated from the code (crates/identity/src/roles.rs and ROUTES in \
+         crates/web/src/lib.rs); a test fails when this file differs. Regenerate with \
+         `PSABRIDGE_WRITE_DOCS=1 cargo test -p psabridge-web --lib permissions`. -->\n\n\
+         A person has one role at each partner they belong to (a person may belong to several \
+         partners). Every route is checked in one place (`accounts::enforce`) against the table \
+         below; a person who is not a member of a partner gets 404 for all of its routes, as \
+         if it did not exist. API tokens are not people: a partner token acts for its partner \
+         and a vendor token for every partner, with full access within that scope.\n\n\
+         ## The matrix\n\n",
+    );
+    out.push_str(&psabridge_identity::roles::matrix_markdown());
+    out.push_str(
+        "\nThere is exactly one Primary per partner. The Primary cannot be removed, \
+         deactivated or demoted; they hand Primary to another active member \
+         (`PATCH …/users/{user}` with `role: primary`), and become a Security Admin.\n\n\
+         ## Routes\n\n| Route | Who may call it |\n|---|---|\n",
+    );
+    for (route, access) in crate::ROUTES {
+        let who = match access {
+            Access::Public => "anyone (the route authenticates on its own, if at all)".to_string(),
+            Access::Session => "any logged-in person, for their own account".to_string(),
+            Access::Partner(p) => format!("`{}` at `{{p}}`: {}", p.as_str(), roles_of(*p)),
+            Access::Acting(p) => format!(
+                "`{}` at the partner chosen at login: {}",
+                p.as_str(),
+                roles_of(*p)
+            ),
+            Access::TokenOnly => "API tokens only".to_string(),
+        };
+        out.push_str(&format!("| `{route}` | {who} |\n"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn permissions_doc_is_generated_from_the_code() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/permissions.md");
+        let expected = permissions_markdown();
+        if std::env::var_os("PSABRIDGE_WRITE_DOCS").is_some() {
+            std::fs::write(path, &expected).expect("write docs/permissions.md");
+        }
+        let actual = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            actual == expected,
+            "docs/permissions.md differs from the code; regenerate it with \
+             PSABRIDGE_WRITE_DOCS=1 cargo test -p psabridge-web --lib permissions"
+        );
+    }
 
     #[test]
     fn path_parameters_are_read_by_template_position() {
