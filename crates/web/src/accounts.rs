@@ -486,7 +486,25 @@ fn login_failed() -> Problem {
     Problem::unauthorized("the email, password or code is wrong")
 }
 
+/// Login and password setup take JSON only: a cross-site HTML form cannot send that without
+/// the browser asking first (CORS), so another site cannot log a visitor into its own account.
+fn require_json(headers: &HeaderMap) -> Result<(), Problem> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    if json {
+        Ok(())
+    } else {
+        Err(
+            Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")
+                .detail("send the body as application/json"),
+        )
+    }
+}
+
 async fn login(State(s): State<AppState>, req: Request) -> Result<Response, Problem> {
+    require_json(req.headers())?;
     let address = client_address(req.extensions());
     let bytes = axum::body::to_bytes(req.into_body(), 64 * 1024)
         .await
@@ -796,7 +814,12 @@ async fn totp_confirm(
 
 // ---- password setup -----------------------------------------------------------------------
 
-async fn set_password(State(s): State<AppState>, body: Bytes) -> Result<StatusCode, Problem> {
+async fn set_password(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, Problem> {
+    require_json(&headers)?;
     let body = body_json(&body)?;
     let token = string_field(&body, "token", true)?.unwrap_or_default();
     let password = string_field(&body, "password", true)?.unwrap_or_default();

@@ -263,6 +263,17 @@ async fn login_with_password_and_totp(s: &Server) -> Result<()> {
     );
     assert_eq!(v1["detail"], v2["detail"]);
     assert!(l1.is_none());
+    // Only JSON (a cross-site form cannot log a visitor in).
+    let r = s
+        .http
+        .post(format!("{}/api/v1/auth/login", s.url))
+        .header("content-type", "text/plain")
+        .body(format!(
+            r#"{{"email":"ann@msp-a.test","password":"{PASSWORD}"}}"#
+        ))
+        .send()
+        .await?;
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     // A missing field is named.
     let (st, v, _) = s.try_login(json!({"email": "ann@msp-a.test"})).await?;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
