@@ -130,6 +130,18 @@ fn user_from(t: UserTuple) -> User {
     }
 }
 
+/// id, email, name, role, membership deactivated, person deactivated, TOTP on, password set.
+type MemberTuple = (
+    i64,
+    String,
+    String,
+    String,
+    Option<i64>,
+    Option<i64>,
+    bool,
+    bool,
+);
+
 const SESSION_COLUMNS: &str = "id, user_id, partner_id, auth_method, idp_sid, csrf_token, client_address, \
      created_at, last_seen_at, expires_at";
 
@@ -391,7 +403,7 @@ impl Store {
 
     async fn members(&self, partner: &str, user: Option<i64>) -> Result<Vec<Member>, StoreError> {
         with_read!(self, pool => {
-            let rows: Vec<(i64, String, String, String, Option<i64>, Option<i64>, bool, bool)> = sqlx::query_as(
+            let rows: Vec<MemberTuple> = sqlx::query_as(
                 "SELECT u.id, u.email, u.name, m.role, m.deactivated_at, u.deactivated_at, \
                         u.totp_secret IS NOT NULL, u.password_hash IS NOT NULL \
                  FROM memberships m JOIN users u ON u.id = m.user_id \
@@ -490,12 +502,11 @@ impl Store {
             if done.rows_affected() == 0 {
                 return Err(StoreError::NotFound(format!("user {user}")));
             }
-            let ended = if active {
+            if active {
                 0
             } else {
                 revoke_all_sessions!(&mut *tx, user, now)
-            };
-            ended
+            }
         });
         Ok(ended)
     }
