@@ -56,7 +56,20 @@ pub async fn start(
     let tracker = TaskTracker::new();
     engine.spawn(shutdown.clone(), &tracker);
     let addr = listener.local_addr()?;
-    let app = psabridge_web::router(psabridge_web::AppState::new(engine.clone(), public_url));
+    let mut state = psabridge_web::AppState::new(engine.clone(), public_url.clone());
+    // Session cookies are Secure, except for a plain-http service on the loopback interface
+    // (the demo), where browsers and clients would otherwise not send them back.
+    let plain_http_loopback = addr.ip().is_loopback()
+        && public_url
+            .as_deref()
+            .is_none_or(|u| u.starts_with("http://"));
+    state.accounts = Arc::new(psabridge_web::accounts::AccountsConfig {
+        secure_cookies: !plain_http_loopback,
+        ..Default::default()
+    });
+    let app = psabridge_web::router(state)
+        // The client address, for login throttling and the audit log.
+        .into_make_service_with_connect_info::<SocketAddr>();
     let stop = shutdown.clone();
     tracker.spawn(async move {
         if let Err(e) = axum::serve(listener, app)

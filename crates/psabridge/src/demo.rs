@@ -336,6 +336,7 @@ async fn seed(
         partners.push(p);
     }
     let first = partners.first().cloned().context("no PSA to run")?;
+    let login = seed_primary_user(store, first["id"].as_str().unwrap_or_default()).await?;
     Ok(json!({
         "api_url": api_url,
         "vendor_token": vendor_token,
@@ -349,7 +350,28 @@ async fn seed(
         "partners": partners,
         "event_types": catalog.iter().map(|t| t.key.clone()).collect::<Vec<_>>(),
         "simulators": simulators_json(described),
+        "login": login,
     }))
+}
+
+/// One person to log in as: the Primary user of the first demo partner, with a random
+/// password (kept, like the tokens, in the private demo.json and printed at start).
+async fn seed_primary_user(store: &Store, partner: &str) -> Result<Value> {
+    let email = format!("primary@{partner}.example");
+    let password = psabridge_identity::secret_token::new_token()[..24].to_string();
+    let hash = {
+        let password = password.clone();
+        tokio::task::spawn_blocking(move || {
+            psabridge_identity::password::PasswordHashing::PRODUCTION.hash(&password)
+        })
+        .await??
+    };
+    let user = store.create_user(&email, "Demo Primary", now()).await?;
+    store.set_password_hash(user, &hash).await?;
+    store
+        .add_membership(user, partner, "primary", now())
+        .await?;
+    Ok(json!({"email": email, "password": password, "partner": partner}))
 }
 
 fn simulators_json(described: &BTreeMap<PsaKind, Value>) -> Value {
@@ -609,6 +631,13 @@ fn print_welcome(info: &Value, demo_file: &Path) {
             info["simulators"][psa]["base_url"]
                 .as_str()
                 .unwrap_or_default()
+        );
+    }
+    if let Some(email) = info["login"]["email"].as_str() {
+        println!(
+            "  Log in:     {email} / {}  (Primary of {}; POST {api}/api/v1/auth/login)",
+            info["login"]["password"].as_str().unwrap_or_default(),
+            info["login"]["partner"].as_str().unwrap_or_default()
         );
     }
     println!(

@@ -18,6 +18,7 @@
 //! - [`groups`]: the group → open ticket table.
 //! - [`email`]: email settings per partner and event type.
 //! - [`seal`]: encryption of secrets at rest.
+//! - [`identity`]: people who log in, roles per partner, sessions, TOTP and login failures.
 
 pub mod audit;
 pub mod config;
@@ -25,6 +26,7 @@ mod db;
 pub mod email;
 mod error;
 pub mod groups;
+pub mod identity;
 pub mod ingest;
 pub mod outbox;
 pub mod profiles;

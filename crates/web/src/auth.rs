@@ -86,6 +86,11 @@ impl Actor {
     pub fn token(id: i64, name: &str) -> Actor {
         Actor(format!("token:{id} {name:?}"))
     }
+
+    /// A logged-in person (`user:5 "ann@example.com"`).
+    pub fn user(id: i64, email: &str) -> Actor {
+        Actor(format!("user:{id} {email:?}"))
+    }
 }
 
 impl Caller {
@@ -120,10 +125,17 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, Problem> {
+        // A logged-in person, resolved and checked against the permission matrix by
+        // `accounts::enforce`, which only sets this when no bearer token was sent.
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| Problem::unauthorized("send `Authorization: Bearer <token>`"))?;
+            .ok_or_else(|| {
+                Problem::unauthorized("send `Authorization: Bearer <token>` or log in")
+            })?;
         let token = header
             .to_str()
             .ok()

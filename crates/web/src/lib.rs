@@ -9,9 +9,11 @@
 //! - [`profiles`]: event sets, templates, integration rules, copy settings.
 //! - [`email_settings`]: email on/off and recipients per event type.
 //! - [`hooks`]: signed ticket-change callouts from PSAs.
+//! - [`accounts`]: people: login, sessions, TOTP, users per partner, the permission middleware.
 //! - [`auth`]: bearer tokens and partner scope.
 //! - [`problem`]: `application/problem+json` errors that name each bad field.
 
+pub mod accounts;
 pub mod auth;
 pub mod config_api;
 pub mod email_settings;
@@ -34,6 +36,9 @@ use psabridge_core::catalog::Catalog;
 use psabridge_engine::Engine;
 use psabridge_store::Store;
 
+use accounts::Access;
+use psabridge_identity::Permission;
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -44,6 +49,8 @@ pub struct AppState {
     pub partners: Arc<events::PartnerCache>,
     /// Where PSAs can reach this service (for webhooks); `None` when they cannot.
     pub public_url: Option<String>,
+    /// Sessions, cookies, password hashing, throttling and the clock for logins.
+    pub accounts: Arc<accounts::AccountsConfig>,
 }
 
 impl AppState {
@@ -55,8 +62,257 @@ impl AppState {
             tokens: Arc::new(auth::TokenCache::new(Duration::from_secs(10))),
             partners: Arc::new(events::PartnerCache::new()),
             public_url,
+            accounts: Arc::new(accounts::AccountsConfig::default()),
         }
     }
+}
+
+/// Every route of the router, as `METHOD path`, with who may call it. The permission
+/// middleware ([`accounts::enforce`]) looks routes up here; openapi.json must document exactly
+/// these routes; and a test fails if a route in the sources is missing here.
+pub const ROUTES: &[(&str, Access)] = &[
+    ("POST /api/v1/events", Access::TokenOnly),
+    (
+        "GET /api/v1/events/{id}",
+        Access::Acting(Permission::ViewDeliveries),
+    ),
+    (
+        "GET /api/v1/event-types",
+        Access::Acting(Permission::ViewSettings),
+    ),
+    ("POST /api/v1/partners", Access::TokenOnly),
+    (
+        "GET /api/v1/partners",
+        Access::Acting(Permission::ViewSettings),
+    ),
+    (
+        "GET /api/v1/partners/{p}",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "PATCH /api/v1/partners/{p}",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    ("POST /api/v1/tokens", Access::TokenOnly),
+    (
+        "POST /api/v1/partners/{p}/tokens",
+        Access::Partner(Permission::ManageTokens),
+    ),
+    (
+        "DELETE /api/v1/partners/{p}/tokens/{id}",
+        Access::Partner(Permission::ManageTokens),
+    ),
+    (
+        "GET /api/v1/partners/{p}/clients",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "GET /api/v1/partners/{p}/clients/{client}",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "PUT /api/v1/partners/{p}/clients/{client}",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "PUT /api/v1/partners/{p}/clients/{client}/mappings/{connection}",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "DELETE /api/v1/partners/{p}/clients/{client}/mappings/{connection}",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "GET /api/v1/partners/{p}/mappings",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "POST /api/v1/partners/{p}/connections",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "GET /api/v1/partners/{p}/connections",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "GET /api/v1/partners/{p}/connections/{id}",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "PATCH /api/v1/partners/{p}/connections/{id}",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "DELETE /api/v1/partners/{p}/connections/{id}",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "POST /api/v1/partners/{p}/connections/{id}/connect",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "GET /api/v1/partners/{p}/connections/{id}/lists",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "GET /api/v1/partners/{p}/connections/{id}/companies",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "GET /api/v1/partners/{p}/connections/{id}/companies/{company}/contacts",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "GET /api/v1/partners/{p}/connections/{id}/groups",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "GET /api/v1/partners/{p}/connections/{id}/rules",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "PUT /api/v1/partners/{p}/connections/{id}/rules/{event_type}",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "DELETE /api/v1/partners/{p}/connections/{id}/rules/{event_type}",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "GET /api/v1/partners/{p}/connections/{id}/companies/{company}/contracts",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "GET /api/v1/partners/{p}/event-sets",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "POST /api/v1/partners/{p}/event-sets",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "GET /api/v1/partners/{p}/event-sets/{set}",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "PUT /api/v1/partners/{p}/event-sets/{set}",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "DELETE /api/v1/partners/{p}/event-sets/{set}",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "GET /api/v1/partners/{p}/connections/{id}/templates",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "POST /api/v1/partners/{p}/connections/{id}/templates",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "GET /api/v1/partners/{p}/connections/{id}/templates/{template}",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "PUT /api/v1/partners/{p}/connections/{id}/templates/{template}",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "DELETE /api/v1/partners/{p}/connections/{id}/templates/{template}",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "GET /api/v1/partners/{p}/connections/{id}/integration-rules",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "POST /api/v1/partners/{p}/connections/{id}/integration-rules",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "PUT /api/v1/partners/{p}/connections/{id}/integration-rules/{rule}",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "DELETE /api/v1/partners/{p}/connections/{id}/integration-rules/{rule}",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "POST /api/v1/partners/{p}/connections/{id}/integration-rules/{rule}/default",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "POST /api/v1/partners/{p}/connections/{id}/mappings/copy",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "GET /api/v1/partners/{p}/email-settings",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "PUT /api/v1/partners/{p}/email-settings/{event_type}",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "GET /api/v1/partners/{p}/deliveries",
+        Access::Partner(Permission::ViewDeliveries),
+    ),
+    (
+        "GET /api/v1/partners/{p}/audit",
+        Access::Partner(Permission::ViewAudit),
+    ),
+    (
+        "POST /api/v1/partners/{p}/clients/{client}/test-notification",
+        Access::Partner(Permission::OperateDeliveries),
+    ),
+    (
+        "POST /api/v1/partners/{p}/deliveries/retry",
+        Access::Partner(Permission::OperateDeliveries),
+    ),
+    (
+        "POST /api/v1/partners/{p}/deliveries/{id}/retry",
+        Access::Partner(Permission::OperateDeliveries),
+    ),
+    ("POST /hooks/autotask/{connection}", Access::Public),
+    ("GET /api/v1/openapi.json", Access::Public),
+    ("GET /healthz", Access::Public),
+    ("GET /metrics", Access::Public),
+    ("POST /api/v1/auth/login", Access::Public),
+    ("POST /api/v1/auth/password", Access::Public),
+    ("POST /api/v1/auth/logout", Access::Session),
+    ("GET /api/v1/auth/session", Access::Session),
+    ("GET /api/v1/auth/sessions", Access::Session),
+    ("DELETE /api/v1/auth/sessions/{id}", Access::Session),
+    ("POST /api/v1/auth/totp/enroll", Access::Session),
+    ("POST /api/v1/auth/totp/confirm", Access::Session),
+    (
+        "GET /api/v1/partners/{p}/users",
+        Access::Partner(Permission::ViewUsers),
+    ),
+    (
+        "POST /api/v1/partners/{p}/users",
+        Access::Partner(Permission::ManageUsers),
+    ),
+    (
+        "PATCH /api/v1/partners/{p}/users/{user}",
+        Access::Partner(Permission::ManageUsers),
+    ),
+    (
+        "DELETE /api/v1/partners/{p}/users/{user}",
+        Access::Partner(Permission::ManageUsers),
+    ),
+];
+
+/// Who may call the route `METHOD path` (the path as routed, with `{…}` parameters).
+pub fn access_of(method: &str, path: &str) -> Option<Access> {
+    ROUTES
+        .iter()
+        .find(|(r, _)| {
+            r.split_once(' ')
+                .is_some_and(|(m, p)| m == method && p == path)
+        })
+        .map(|(_, a)| *a)
 }
 
 /// The OpenAPI document of this API.
@@ -70,9 +326,15 @@ pub fn router(state: AppState) -> Router {
         .merge(profiles::routes())
         .merge(email_settings::routes())
         .merge(hooks::routes())
+        .merge(accounts::routes())
         .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
+        // Every route above passes the permission check; unrouted requests get 404 without it.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            accounts::enforce,
+        ))
         // 1000 events of a few KB each; larger bodies are refused before parsing.
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
@@ -173,68 +435,6 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
 
 #[cfg(test)]
 mod tests {
-    /// Every route of the router, as `METHOD path`. Adding a route without documenting it in
-    /// openapi.json (and here) fails this test.
-    const ROUTES: &[&str] = &[
-        "POST /api/v1/events",
-        "GET /api/v1/events/{id}",
-        "GET /api/v1/event-types",
-        "POST /api/v1/partners",
-        "GET /api/v1/partners",
-        "GET /api/v1/partners/{p}",
-        "PATCH /api/v1/partners/{p}",
-        "POST /api/v1/tokens",
-        "POST /api/v1/partners/{p}/tokens",
-        "DELETE /api/v1/partners/{p}/tokens/{id}",
-        "GET /api/v1/partners/{p}/clients",
-        "GET /api/v1/partners/{p}/clients/{client}",
-        "PUT /api/v1/partners/{p}/clients/{client}",
-        "PUT /api/v1/partners/{p}/clients/{client}/mappings/{connection}",
-        "DELETE /api/v1/partners/{p}/clients/{client}/mappings/{connection}",
-        "GET /api/v1/partners/{p}/mappings",
-        "POST /api/v1/partners/{p}/connections",
-        "GET /api/v1/partners/{p}/connections",
-        "GET /api/v1/partners/{p}/connections/{id}",
-        "PATCH /api/v1/partners/{p}/connections/{id}",
-        "DELETE /api/v1/partners/{p}/connections/{id}",
-        "POST /api/v1/partners/{p}/connections/{id}/connect",
-        "GET /api/v1/partners/{p}/connections/{id}/lists",
-        "GET /api/v1/partners/{p}/connections/{id}/companies",
-        "GET /api/v1/partners/{p}/connections/{id}/companies/{company}/contacts",
-        "GET /api/v1/partners/{p}/connections/{id}/companies/{company}/contracts",
-        "GET /api/v1/partners/{p}/connections/{id}/groups",
-        "GET /api/v1/partners/{p}/connections/{id}/rules",
-        "PUT /api/v1/partners/{p}/connections/{id}/rules/{event_type}",
-        "DELETE /api/v1/partners/{p}/connections/{id}/rules/{event_type}",
-        "GET /api/v1/partners/{p}/event-sets",
-        "POST /api/v1/partners/{p}/event-sets",
-        "GET /api/v1/partners/{p}/event-sets/{set}",
-        "PUT /api/v1/partners/{p}/event-sets/{set}",
-        "DELETE /api/v1/partners/{p}/event-sets/{set}",
-        "GET /api/v1/partners/{p}/connections/{id}/templates",
-        "POST /api/v1/partners/{p}/connections/{id}/templates",
-        "GET /api/v1/partners/{p}/connections/{id}/templates/{template}",
-        "PUT /api/v1/partners/{p}/connections/{id}/templates/{template}",
-        "DELETE /api/v1/partners/{p}/connections/{id}/templates/{template}",
-        "GET /api/v1/partners/{p}/connections/{id}/integration-rules",
-        "POST /api/v1/partners/{p}/connections/{id}/integration-rules",
-        "PUT /api/v1/partners/{p}/connections/{id}/integration-rules/{rule}",
-        "DELETE /api/v1/partners/{p}/connections/{id}/integration-rules/{rule}",
-        "POST /api/v1/partners/{p}/connections/{id}/integration-rules/{rule}/default",
-        "POST /api/v1/partners/{p}/connections/{id}/mappings/copy",
-        "GET /api/v1/partners/{p}/deliveries",
-        "GET /api/v1/partners/{p}/audit",
-        "POST /api/v1/partners/{p}/clients/{client}/test-notification",
-        "POST /api/v1/partners/{p}/deliveries/retry",
-        "POST /api/v1/partners/{p}/deliveries/{id}/retry",
-        "GET /api/v1/partners/{p}/email-settings",
-        "PUT /api/v1/partners/{p}/email-settings/{event_type}",
-        "POST /hooks/autotask/{connection}",
-        "GET /api/v1/openapi.json",
-        "GET /healthz",
-        "GET /metrics",
-    ];
-
     #[test]
     fn the_openapi_document_describes_every_route_and_nothing_else() {
         let doc: serde_json::Value =
@@ -247,7 +447,7 @@ mod tests {
             }
         }
         documented.sort();
-        let mut routes: Vec<String> = ROUTES.iter().map(|s| s.to_string()).collect();
+        let mut routes: Vec<String> = super::ROUTES.iter().map(|(r, _)| r.to_string()).collect();
         routes.sort();
         assert_eq!(documented, routes);
     }
@@ -261,15 +461,65 @@ mod tests {
             include_str!("profiles.rs"),
             include_str!("email_settings.rs"),
             include_str!("hooks.rs"),
+            include_str!("accounts.rs"),
             include_str!("lib.rs"),
         ]
         .concat();
-        for r in ROUTES {
+        for (r, _) in super::ROUTES {
             let path = r.split_once(' ').map(|x| x.1).unwrap_or_default();
             assert!(
                 sources.contains(&format!("\"{path}\"")),
                 "{path} is not routed"
             );
+        }
+    }
+
+    #[test]
+    fn every_routed_path_has_a_permission_entry() {
+        // A route added to the router without an entry in ROUTES would be refused by the
+        // middleware at run time; this makes it fail here first.
+        let sources = [
+            include_str!("events.rs"),
+            include_str!("config_api.rs"),
+            include_str!("hooks.rs"),
+            include_str!("accounts.rs"),
+            include_str!("lib.rs"),
+        ]
+        .concat();
+        let mut routed = 0;
+        for piece in sources.split(".route(").skip(1) {
+            let Some(path) = piece
+                .trim_start()
+                .strip_prefix('"')
+                .and_then(|p| p.split('"').next())
+                .filter(|p| p.starts_with('/'))
+            else {
+                continue;
+            };
+            routed += 1;
+            assert!(
+                super::ROUTES
+                    .iter()
+                    .any(|(r, _)| r.split_once(' ').is_some_and(|(_, p)| p == path)),
+                "{path} is routed but has no entry in ROUTES"
+            );
+        }
+        assert!(routed >= 30, "found only {routed} routes in the sources");
+        // Each entry is unique.
+        let mut seen = std::collections::HashSet::new();
+        for (r, _) in super::ROUTES {
+            assert!(seen.insert(*r), "{r} is listed twice");
+        }
+    }
+
+    #[test]
+    fn reads_need_only_read_permissions_and_writes_never_do() {
+        use super::Access;
+        for (r, access) in super::ROUTES {
+            let method = r.split(' ').next().unwrap_or_default();
+            if let Access::Partner(p) | Access::Acting(p) = access {
+                assert_eq!(p.is_read_only(), method == "GET", "{r} needs {p:?}");
+            }
         }
     }
 }
