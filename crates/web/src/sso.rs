@@ -37,8 +37,8 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::accounts::{
-    audit_account, body_json, client_address, invalid, memberships_view, partner_ids,
-    string_field, user_view, verify_password,
+    audit_account, body_json, client_address, invalid, memberships_view, partner_ids, string_field,
+    user_view, verify_password,
 };
 use crate::auth::Caller;
 use crate::problem::Problem;
@@ -77,7 +77,10 @@ impl SsoConfig {
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/partners/{p}/sso", get(get_settings).put(put_settings))
+        .route(
+            "/api/v1/partners/{p}/sso",
+            get(get_settings).put(put_settings),
+        )
         .route(
             "/api/v1/partners/{p}/sso/exemptions",
             get(list_exemptions).post(add_exemption),
@@ -90,7 +93,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/auth/sso/callback", get(callback))
         .route("/api/v1/auth/sso/choose", get(choices).post(choose))
         .route("/api/v1/auth/sso/confirm", post(confirm))
-        .route("/api/v1/auth/sso/backchannel-logout", post(backchannel_logout))
+        .route(
+            "/api/v1/auth/sso/backchannel-logout",
+            post(backchannel_logout),
+        )
 }
 
 // ---- helpers ------------------------------------------------------------------------------
@@ -126,8 +132,9 @@ fn browser_hash(s: &AppState, headers: &HeaderMap) -> Result<String, Problem> {
     cookie_value(headers, browser_cookie_name(s))
         .map(token_hash)
         .ok_or_else(|| {
-            Problem::new(StatusCode::BAD_REQUEST, "No login in progress")
-                .detail("this browser has no login through the identity provider in progress; start again")
+            Problem::new(StatusCode::BAD_REQUEST, "No login in progress").detail(
+                "this browser has no login through the identity provider in progress; start again",
+            )
         })
 }
 
@@ -475,8 +482,7 @@ pub(crate) async fn enforce_local_login(
     // With several partners, only those that require the IdP care about the exemption.
     let mut concerned = Vec::new();
     for m in active {
-        if s
-            .store
+        if s.store
             .sso_settings(&m.partner_id)
             .await?
             .is_some_and(|x| x.require_idp)
@@ -510,10 +516,12 @@ pub(crate) async fn enforce_local_login(
     )
     .await?;
     let idp = settings.map(|x| x.issuer).unwrap_or_default();
-    Err(Problem::forbidden(&format!(
-        "Your company requires Log in with {idp}"
-    ))
-    .with("sso_start", json!(format!("/api/v1/auth/sso/{}/start", only.partner_id))))
+    Err(
+        Problem::forbidden(&format!("Your company requires Log in with {idp}")).with(
+            "sso_start",
+            json!(format!("/api/v1/auth/sso/{}/start", only.partner_id)),
+        ),
+    )
 }
 
 // ---- the login ----------------------------------------------------------------------------
@@ -529,8 +537,11 @@ async fn start(
         )));
     };
     let provider = provider_of(&s, &settings).await.map_err(|e| {
-        Problem::new(StatusCode::BAD_GATEWAY, "The identity provider is unreachable")
-            .detail(e.to_string())
+        Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "The identity provider is unreachable",
+        )
+        .detail(e.to_string())
     })?;
     let now = now_ms(&s);
     let (url, pending) = provider.begin_login(now_utc(&s));
@@ -584,9 +595,11 @@ async fn sso_failure(
         Some(after),
     )
     .await?;
-    Err(Problem::new(status, "Login through the identity provider failed")
-        .detail(message)
-        .with("reason", json!(reason)))
+    Err(
+        Problem::new(status, "Login through the identity provider failed")
+            .detail(message)
+            .with("reason", json!(reason)),
+    )
 }
 
 async fn callback(
@@ -618,7 +631,10 @@ async fn callback(
     };
     let now = now_ms(&s);
     let state_hash = token_hash(callback.state.as_deref().unwrap_or_default());
-    let Some((partner, payload)) = s.store.take_pending_login(&state_hash, &browser, now).await?
+    let Some((partner, payload)) = s
+        .store
+        .take_pending_login(&state_hash, &browser, now)
+        .await?
     else {
         // Unknown, already used, expired, or started in another browser.
         let e = OidcError::StateMismatch;
@@ -903,10 +919,9 @@ fn next_step(s: &AppState, step: &str, body: Value) -> Response {
     let mut resp = match &s.sso.portal_url {
         Some(portal) => {
             let mut r = StatusCode::SEE_OTHER.into_response();
-            if let Ok(v) = HeaderValue::from_str(&format!(
-                "{}/sso/{step}",
-                portal.trim_end_matches('/')
-            )) {
+            if let Ok(v) =
+                HeaderValue::from_str(&format!("{}/sso/{step}", portal.trim_end_matches('/')))
+            {
                 r.headers_mut().insert(header::LOCATION, v);
             }
             r
@@ -1006,7 +1021,9 @@ async fn choices(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<V
         .sso_continuation(&browser, "choose", now_ms(&s))
         .await?
     else {
-        return Err(Problem::not_found("a partner choice waiting for this browser"));
+        return Err(Problem::not_found(
+            "a partner choice waiting for this browser",
+        ));
     };
     let openable = openable_partners(&s, c.user_id, &c.issuer).await?;
     Ok(Json(json!({"partners": memberships_view(&openable)})))
@@ -1022,19 +1039,22 @@ async fn choose(State(s): State<AppState>, req: Request) -> Result<Response, Pro
     let partner = string_field(&body, "partner", true)?.unwrap_or_default();
     let now = now_ms(&s);
     let Some(c) = s.store.sso_continuation(&browser, "choose", now).await? else {
-        return Err(Problem::not_found("a partner choice waiting for this browser"));
+        return Err(Problem::not_found(
+            "a partner choice waiting for this browser",
+        ));
     };
     let openable = openable_partners(&s, c.user_id, &c.issuer).await?;
     if !openable.iter().any(|m| m.partner_id == partner) {
         return Err(invalid("partner", "is not one of the partners offered"));
     }
-    if s
-        .store
+    if s.store
         .take_sso_continuation(&browser, "choose", now)
         .await?
         .is_none()
     {
-        return Err(Problem::not_found("a partner choice waiting for this browser"));
+        return Err(Problem::not_found(
+            "a partner choice waiting for this browser",
+        ));
     }
     let Some(user) = s.store.user_by_id(c.user_id).await?.filter(|u| u.active) else {
         return Err(Problem::forbidden("this account is deactivated"));
@@ -1060,7 +1080,9 @@ async fn confirm(State(s): State<AppState>, req: Request) -> Result<Response, Pr
     let code = string_field(&body, "totp_code", true)?.unwrap_or_default();
     let now = now_ms(&s);
     let Some(c) = s.store.sso_continuation(&browser, "confirm", now).await? else {
-        return Err(Problem::not_found("a link confirmation waiting for this browser"));
+        return Err(Problem::not_found(
+            "a link confirmation waiting for this browser",
+        ));
     };
     let Some(user) = s.store.user_by_id(c.user_id).await? else {
         return Err(Problem::not_found("the account to confirm"));
@@ -1115,13 +1137,14 @@ async fn confirm(State(s): State<AppState>, req: Request) -> Result<Response, Pr
         .await?;
         return Err(Problem::unauthorized("the password or code is wrong"));
     }
-    if s
-        .store
+    if s.store
         .take_sso_continuation(&browser, "confirm", now)
         .await?
         .is_none()
     {
-        return Err(Problem::not_found("a link confirmation waiting for this browser"));
+        return Err(Problem::not_found(
+            "a link confirmation waiting for this browser",
+        ));
     }
     s.store.clear_login_failures(&user.email).await?;
     s.store
@@ -1189,7 +1212,11 @@ async fn backchannel_logout(State(s): State<AppState>, req: Request) -> Result<R
         Err(Problem::new(StatusCode::BAD_REQUEST, "Logout token refused").detail(e.to_string()))
     };
     let Some((iss, aud)) = unverified_issuer_and_audience(&token) else {
-        return refuse(&[], OidcError::MalformedToken("not a JWT with iss and aud".into())).await;
+        return refuse(
+            &[],
+            OidcError::MalformedToken("not a JWT with iss and aud".into()),
+        )
+        .await;
     };
     let mut settings = None;
     for p in s.store.partners_with_issuer(&iss).await? {
@@ -1218,7 +1245,8 @@ async fn backchannel_logout(State(s): State<AppState>, req: Request) -> Result<R
         .remember_logout_token(
             &request.issuer,
             &request.jti,
-            psabridge_store::millis(request.expires_at),
+            // Kept as long as the token would still verify (its expiry plus the clock skew).
+            psabridge_store::millis(request.expires_at + psabridge_oidc::CLOCK_SKEW),
             now,
         )
         .await?
