@@ -14,7 +14,9 @@ async fn sso(store: Store, dir: Option<&std::path::Path>) -> Result<()> {
     store.create_partner("msp-a", "MSP A", now).await?;
     store.create_partner("msp-b", "MSP B", now).await?;
     let ann = store.create_user("ann@example.com", "Ann", now).await?;
-    store.add_membership(ann, "msp-a", "technician", now).await?;
+    store
+        .add_membership(ann, "msp-a", "technician", now)
+        .await?;
 
     // Settings: none until written; creating needs the secret; an edit without it keeps it.
     assert!(store.sso_settings("msp-a").await?.is_none());
@@ -234,16 +236,17 @@ async fn sso(store: Store, dir: Option<&std::path::Path>) -> Result<()> {
     store
         .link_identity("https://idp.example", "sub-ann", ann, now)
         .await?;
-    let session = |hash: &'static str, method: &'static str, sid: Option<&'static str>| NewSession {
-        id_hash: hash,
-        user_id: ann,
-        partner_id: Some("msp-a"),
-        auth_method: method,
-        idp_sid: sid,
-        csrf_token: "csrf",
-        client_address: None,
-        expires_at: now + 3_600_000,
-    };
+    let session =
+        |hash: &'static str, method: &'static str, sid: Option<&'static str>| NewSession {
+            id_hash: hash,
+            user_id: ann,
+            partner_id: Some("msp-a"),
+            auth_method: method,
+            idp_sid: sid,
+            csrf_token: "csrf",
+            client_address: None,
+            expires_at: now + 3_600_000,
+        };
     store
         .create_session(&session("h1", "idp", Some("sid-1")), now)
         .await?;

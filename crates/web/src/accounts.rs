@@ -468,7 +468,11 @@ fn session_view(s: &Session, current: Option<i64>) -> Value {
     })
 }
 
-pub(crate) async fn verify_password(hashing: PasswordHashing, password: String, hash: Option<String>) -> bool {
+pub(crate) async fn verify_password(
+    hashing: PasswordHashing,
+    password: String,
+    hash: Option<String>,
+) -> bool {
     tokio::task::spawn_blocking(move || match hash {
         Some(h) => hashing.verify(&password, &h),
         None => {
