@@ -53,8 +53,11 @@ pub struct SsoConfig {
     /// How long a login may stay at the provider, and a chooser or confirmation wait.
     pub login_lifetime: Duration,
     /// Discovered providers per partner, with the settings they were discovered for.
-    providers: Mutex<HashMap<String, (i64, String, Arc<Provider>)>>,
+    providers: Mutex<HashMap<String, CachedProvider>>,
 }
+
+/// A discovered provider and the settings (`updated_at`, issuer) it was discovered with.
+type CachedProvider = (i64, String, Arc<Provider>);
 
 impl Default for SsoConfig {
     fn default() -> Self {
