@@ -63,7 +63,7 @@ fn op_accounts() -> Value {
 }
 
 impl World {
-    async fn start(pg: bool) -> Result<Option<World>> {
+    async fn start(pg: bool, portal_url: Option<&str>) -> Result<Option<World>> {
         let keys = KeyRing::parse(&KeyRing::generate_key()).unwrap();
         let (store, dir, db) = if pg {
             let Some(admin) = pg_url_or_skip("sso over HTTP") else {
@@ -95,6 +95,9 @@ impl World {
             hashing: PasswordHashing::FAST_INSECURE,
             ..Default::default()
         });
+        state.sso = Arc::new(psabridge_web::sso::SsoConfig::with_portal_url(
+            portal_url.map(str::to_owned),
+        ));
         let app = psabridge_web::router(state.clone())
             .into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -948,13 +951,62 @@ async fn run(pg: bool) -> Result<()> {
         eprintln!("\n*** {why} ***\n");
         return Ok(());
     }
-    let Some(w) = World::start(pg).await? else {
+    let Some(w) = World::start(pg, None).await? else {
         return Ok(());
     };
     let result = story(&w).await;
     if result.is_err() {
         eprintln!("provider stderr:\n{}", w.op.stderr());
     }
+    w.stop().await;
+    result
+}
+
+/// With a portal configured, the callback redirects there (with the session cookie), and a
+/// step that needs the person (the chooser) redirects to the portal's page for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sso_redirects_to_the_portal_when_one_is_set() -> Result<()> {
+    if let Some(why) = support::unavailable() {
+        eprintln!("\n*** {why} ***\n");
+        return Ok(());
+    }
+    const PORTAL: &str = "https://portal.example";
+    let w = World::start(false, Some(PORTAL)).await?.context("sqlite")?;
+    let result = async {
+        w.person("tech@a.test", "msp-a", "technician", false)
+            .await?;
+        w.person("multi@a.test", "msp-a", "technician", false)
+            .await?;
+        w.person("multi@a.test", "msp-b", "read_only", false)
+            .await?;
+        for p in ["msp-a", "msp-b"] {
+            let (st, v) = w
+                .vendor(
+                    Method::PUT,
+                    &format!("/api/v1/partners/{p}/sso"),
+                    Some(w.settings(false, None, false)),
+                )
+                .await?;
+            ensure!(st == StatusCode::OK, "{st} {v}");
+        }
+        let browser = support::browser();
+        let cb = w.through_provider(&browser, "msp-a", "tech").await?;
+        let r = browser.get(cb).send().await?;
+        ensure!(r.status() == StatusCode::SEE_OTHER, "{}", r.status());
+        ensure!(r.headers()["location"] == PORTAL);
+        let me = browser
+            .get(format!("{}/api/v1/auth/session", w.url))
+            .send()
+            .await?;
+        ensure!(me.status() == StatusCode::OK, "no session: {}", me.status());
+        let browser = support::browser();
+        let cb = w.through_provider(&browser, "msp-a", "multi").await?;
+        let r = browser.get(cb).send().await?;
+        ensure!(r.status() == StatusCode::SEE_OTHER);
+        ensure!(r.headers()["location"] == format!("{PORTAL}/sso/choose").as_str());
+        Ok(())
+    }
+    .await;
     w.stop().await;
     result
 }
