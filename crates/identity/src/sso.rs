@@ -29,6 +29,9 @@ pub struct Candidate {
     pub roles: Vec<Role>,
     /// The person has a password and a confirmed TOTP authenticator, so can prove the account.
     pub can_prove_account: bool,
+    /// The person is a member of the partner whose provider vouched for the identity. Only
+    /// then is the account in scope: another partner's provider must not claim it.
+    pub member_of_partner: bool,
 }
 
 impl Candidate {
@@ -96,6 +99,9 @@ pub enum LinkDenial {
     SeveralAccounts,
     /// The account needs confirming but has no password and TOTP to confirm with.
     CannotProveAccount,
+    /// The email is an account of other partners only: this partner's provider may neither
+    /// link it nor create a second account with it (its administrator adds the person).
+    OutsidePartner,
 }
 
 impl LinkDenial {
@@ -109,6 +115,7 @@ impl LinkDenial {
             LinkDenial::Deactivated => "deactivated",
             LinkDenial::SeveralAccounts => "several_accounts",
             LinkDenial::CannotProveAccount => "cannot_prove_account",
+            LinkDenial::OutsidePartner => "outside_partner",
         }
     }
 
@@ -129,6 +136,9 @@ impl LinkDenial {
             LinkDenial::SeveralAccounts => "several accounts have this email address",
             LinkDenial::CannotProveAccount => {
                 "this account must be confirmed with its password and TOTP code, and has none"
+            }
+            LinkDenial::OutsidePartner => {
+                "this email belongs to an account of another partner; ask an administrator to add you"
             }
         }
     }
@@ -166,7 +176,9 @@ pub fn decide_link(
             }
         }
         [one] => {
-            if !one.active {
+            if !one.member_of_partner {
+                LinkDecision::Deny(LinkDenial::OutsidePartner)
+            } else if !one.active {
                 LinkDecision::Deny(LinkDenial::Deactivated)
             } else if email.verified && !one.is_privileged() {
                 LinkDecision::Link(one.user_id)
@@ -331,6 +343,7 @@ mod tests {
             active: true,
             roles: roles.to_vec(),
             can_prove_account: true,
+            member_of_partner: true,
         }
     }
 
@@ -426,6 +439,16 @@ mod tests {
                 LinkDecision::Deny(LinkDenial::PrivilegedDefaultRole)
             );
         }
+    }
+
+    #[test]
+    fn another_partners_account_is_out_of_scope() {
+        let mut elsewhere = account(7, &[Role::ReadOnly]);
+        elsewhere.member_of_partner = false;
+        assert_eq!(
+            decide_link(&verified("a@x.test"), &[elsewhere], JIT_READ_ONLY),
+            LinkDecision::Deny(LinkDenial::OutsidePartner)
+        );
     }
 
     #[test]
@@ -525,13 +548,17 @@ mod tests {
             any::<bool>(),
             prop::collection::vec(any_role(), 0..4),
             any::<bool>(),
+            any::<bool>(),
         )
-            .prop_map(|(user_id, active, roles, can_prove_account)| Candidate {
-                user_id,
-                active,
-                roles,
-                can_prove_account,
-            })
+            .prop_map(
+                |(user_id, active, roles, can_prove_account, member_of_partner)| Candidate {
+                    user_id,
+                    active,
+                    roles,
+                    can_prove_account,
+                    member_of_partner,
+                },
+            )
     }
 
     proptest! {
@@ -553,11 +580,13 @@ mod tests {
                     prop_assert_eq!(candidates.len(), 1);
                     prop_assert_eq!(candidates[0].user_id, id);
                     prop_assert!(candidates[0].active && !candidates[0].is_privileged());
+                    prop_assert!(candidates[0].member_of_partner);
                 }
                 LinkDecision::ConfirmWithPassword(id) => {
                     prop_assert_eq!(candidates.len(), 1);
                     prop_assert_eq!(candidates[0].user_id, id);
                     prop_assert!(candidates[0].active && candidates[0].can_prove_account);
+                    prop_assert!(candidates[0].member_of_partner);
                 }
                 LinkDecision::Provision(role) => {
                     prop_assert!(candidates.is_empty() && verified && enabled);

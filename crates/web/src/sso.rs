@@ -708,18 +708,16 @@ async fn callback(
             };
             let mut candidates = Vec::new();
             if let Some(u) = &existing {
-                let roles = s
-                    .store
-                    .memberships_of(u.id)
-                    .await?
-                    .iter()
-                    .filter_map(|m| Role::parse(&m.role))
-                    .collect();
+                let of_user = s.store.memberships_of(u.id).await?;
                 candidates.push(Candidate {
                     user_id: u.id,
                     active: u.active,
-                    roles,
+                    roles: of_user
+                        .iter()
+                        .filter_map(|m| Role::parse(&m.role))
+                        .collect(),
                     can_prove_account: u.password_hash.is_some() && u.totp_enabled,
+                    member_of_partner: of_user.iter().any(|m| m.partner_id == partner),
                 });
             }
             let provisioning = Provisioning {

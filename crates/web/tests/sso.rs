@@ -59,6 +59,7 @@ fn op_accounts() -> Value {
         acc("newtech", "newtech@b.test", json!(true)),
         acc("nojit", "nojit@c.test", json!(true)),
         acc("unverified-new", "unverified-new@a.test", json!(false)),
+        acc("elsewhere", "elsewhere@a.test", json!(true)),
     ])
 }
 
@@ -739,6 +740,22 @@ async fn story(w: &World) -> Result<()> {
         w.audited("msp-c", "auth.sso_failed", |a| a["reason"]
             == "provisioning_off")
             .await?
+    );
+    // Another partner's account is out of scope: msp-c's provider may not claim it.
+    w.person("elsewhere@a.test", "msp-b", "read_only", false)
+        .await?;
+    let (st, v) = w
+        .idp_login(&support::browser(), "msp-c", "elsewhere")
+        .await?;
+    ensure!(
+        st == StatusCode::FORBIDDEN && v["reason"] == "outside_partner",
+        "elsewhere: {st} {v}"
+    );
+    ensure!(
+        w.store
+            .user_of_identity(&w.op.issuer, "elsewhere")
+            .await?
+            .is_none()
     );
     let (st, v) = w
         .idp_login(&support::browser(), "msp-a", "unverified-new")
