@@ -10,11 +10,13 @@
 //! - [`recovery`]: single-use recovery codes, stored hashed.
 //! - [`throttle`]: how long a login attempt must wait after failures.
 //! - [`secret_token`]: random tokens (sessions, CSRF, password setup) and their stored hash.
+//! - [`sso`]: "Log in with the IdP": linking, enforcement and the require switch.
 
 pub mod password;
 pub mod recovery;
 pub mod roles;
 pub mod secret_token;
+pub mod sso;
 pub mod throttle;
 pub mod totp;
 

@@ -19,6 +19,7 @@
 //! - [`email`]: email settings per partner and event type.
 //! - [`seal`]: encryption of secrets at rest.
 //! - [`identity`]: people who log in, roles per partner, sessions, TOTP and login failures.
+//! - [`sso`]: each partner's OpenID provider, exemptions, logins in flight, logout tokens seen.
 
 pub mod audit;
 pub mod config;
@@ -31,6 +32,7 @@ pub mod ingest;
 pub mod outbox;
 pub mod profiles;
 pub mod seal;
+pub mod sso;
 pub mod testing;
 
 pub use db::{Engine, Store, StoreOptions, Synchronous, redact_url};

@@ -84,7 +84,7 @@ impl Default for AccountsConfig {
 }
 
 impl AccountsConfig {
-    fn cookie_name(&self) -> &'static str {
+    pub(crate) fn cookie_name(&self) -> &'static str {
         if self.secure_cookies {
             "__Host-psab_session"
         } else {
@@ -92,7 +92,7 @@ impl AccountsConfig {
         }
     }
 
-    fn cookie(&self, value: &str, max_age: u64) -> HeaderValue {
+    pub(crate) fn cookie(&self, value: &str, max_age: u64) -> HeaderValue {
         let secure = if self.secure_cookies { "; Secure" } else { "" };
         HeaderValue::from_str(&format!(
             "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
@@ -185,7 +185,7 @@ pub fn routes() -> Router<AppState> {
 
 // ---- the permission middleware ------------------------------------------------------------
 
-fn session_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn session_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -361,7 +361,7 @@ async fn authorize(s: &AppState, req: &mut Request) -> Result<(), Problem> {
 
 // ---- helpers ------------------------------------------------------------------------------
 
-fn body_json(bytes: &Bytes) -> Result<serde_json::Map<String, Value>, Problem> {
+pub(crate) fn body_json(bytes: &Bytes) -> Result<serde_json::Map<String, Value>, Problem> {
     match parse_json(bytes)? {
         Value::Object(m) => Ok(m),
         _ => Err(Problem::invalid(vec![
@@ -371,7 +371,7 @@ fn body_json(bytes: &Bytes) -> Result<serde_json::Map<String, Value>, Problem> {
 }
 
 /// A string member of the body; `None` when absent or null; 422 naming the field otherwise.
-fn string_field(
+pub(crate) fn string_field(
     body: &serde_json::Map<String, Value>,
     name: &str,
     required: bool,
@@ -392,11 +392,11 @@ fn string_field(
     }
 }
 
-fn invalid(field: &str, problem: &str) -> Problem {
+pub(crate) fn invalid(field: &str, problem: &str) -> Problem {
     Problem::invalid(vec![psabridge_core::event::FieldError::new(field, problem)])
 }
 
-fn client_address(parts_ext: &axum::http::Extensions) -> String {
+pub(crate) fn client_address(parts_ext: &axum::http::Extensions) -> String {
     parts_ext
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string())
@@ -405,7 +405,7 @@ fn client_address(parts_ext: &axum::http::Extensions) -> String {
 
 /// Record an account event once per partner the person belongs to (so that each partner's
 /// audit log shows its staff's logins), or once vendor-wide if they belong to none.
-async fn audit_account(
+pub(crate) async fn audit_account(
     s: &AppState,
     partners: &[String],
     actor: &str,
@@ -437,11 +437,11 @@ async fn audit_account(
     Ok(())
 }
 
-fn partner_ids(memberships: &[Membership]) -> Vec<String> {
+pub(crate) fn partner_ids(memberships: &[Membership]) -> Vec<String> {
     memberships.iter().map(|m| m.partner_id.clone()).collect()
 }
 
-fn memberships_view(memberships: &[Membership]) -> Value {
+pub(crate) fn memberships_view(memberships: &[Membership]) -> Value {
     Value::Array(
         memberships
             .iter()
@@ -451,7 +451,7 @@ fn memberships_view(memberships: &[Membership]) -> Value {
     )
 }
 
-fn user_view(u: &User) -> Value {
+pub(crate) fn user_view(u: &User) -> Value {
     json!({"id": u.id, "email": u.email, "name": u.name, "totp_enabled": u.totp_enabled})
 }
 
@@ -468,7 +468,11 @@ fn session_view(s: &Session, current: Option<i64>) -> Value {
     })
 }
 
-async fn verify_password(hashing: PasswordHashing, password: String, hash: Option<String>) -> bool {
+pub(crate) async fn verify_password(
+    hashing: PasswordHashing,
+    password: String,
+    hash: Option<String>,
+) -> bool {
     tokio::task::spawn_blocking(move || match hash {
         Some(h) => hashing.verify(&password, &h),
         None => {
@@ -633,6 +637,8 @@ async fn login(State(s): State<AppState>, req: Request) -> Result<Response, Prob
             "this account is deactivated or belongs to no partner",
         ));
     }
+    // "Require login with the IdP": refuses a non-exempt person here (audited).
+    crate::sso::enforce_local_login(&s, &user, &active).await?;
     let partner = match wanted_partner {
         Some(p) if active.iter().any(|m| m.partner_id == p) => Some(p),
         Some(_) => return Err(invalid("partner", "you are not a member of this partner")),

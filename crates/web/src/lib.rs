@@ -10,6 +10,8 @@
 //! - [`email_settings`]: email on/off and recipients per event type.
 //! - [`hooks`]: signed ticket-change callouts from PSAs.
 //! - [`accounts`]: people: login, sessions, TOTP, users per partner, the permission middleware.
+//! - [`sso`]: "Log in with the IdP": provider settings, login, linking, chooser, JIT,
+//!   "Require login with the IdP" and back-channel logout.
 //! - [`auth`]: bearer tokens and partner scope.
 //! - [`problem`]: `application/problem+json` errors that name each bad field.
 
@@ -21,6 +23,7 @@ pub mod events;
 pub mod hooks;
 pub mod problem;
 mod profiles;
+pub mod sso;
 mod test_notification;
 mod views;
 
@@ -51,6 +54,8 @@ pub struct AppState {
     pub public_url: Option<String>,
     /// Sessions, cookies, password hashing, throttling and the clock for logins.
     pub accounts: Arc<accounts::AccountsConfig>,
+    /// Logins through identity providers: the portal URL and the discovered providers.
+    pub sso: Arc<sso::SsoConfig>,
 }
 
 impl AppState {
@@ -63,6 +68,7 @@ impl AppState {
             partners: Arc::new(events::PartnerCache::new()),
             public_url,
             accounts: Arc::new(accounts::AccountsConfig::default()),
+            sso: Arc::new(sso::SsoConfig::default()),
         }
     }
 }
@@ -302,6 +308,33 @@ pub const ROUTES: &[(&str, Access)] = &[
         "DELETE /api/v1/partners/{p}/users/{user}",
         Access::Partner(Permission::ManageUsers),
     ),
+    // "Log in with the IdP" (sso.rs): settings and exemptions are Security Admin business.
+    (
+        "GET /api/v1/partners/{p}/sso",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "PUT /api/v1/partners/{p}/sso",
+        Access::Partner(Permission::ManageUsers),
+    ),
+    (
+        "GET /api/v1/partners/{p}/sso/exemptions",
+        Access::Partner(Permission::ViewUsers),
+    ),
+    (
+        "POST /api/v1/partners/{p}/sso/exemptions",
+        Access::Partner(Permission::ManageUsers),
+    ),
+    (
+        "DELETE /api/v1/partners/{p}/sso/exemptions/{user}",
+        Access::Partner(Permission::ManageUsers),
+    ),
+    ("GET /api/v1/auth/sso/{p}/start", Access::Public),
+    ("GET /api/v1/auth/sso/callback", Access::Public),
+    ("GET /api/v1/auth/sso/choose", Access::Public),
+    ("POST /api/v1/auth/sso/choose", Access::Public),
+    ("POST /api/v1/auth/sso/confirm", Access::Public),
+    ("POST /api/v1/auth/sso/backchannel-logout", Access::Public),
 ];
 
 /// Who may call the route `METHOD path` (the path as routed, with `{…}` parameters).
@@ -327,6 +360,7 @@ pub fn router(state: AppState) -> Router {
         .merge(email_settings::routes())
         .merge(hooks::routes())
         .merge(accounts::routes())
+        .merge(sso::routes())
         .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
@@ -462,6 +496,7 @@ mod tests {
             include_str!("email_settings.rs"),
             include_str!("hooks.rs"),
             include_str!("accounts.rs"),
+            include_str!("sso.rs"),
             include_str!("lib.rs"),
         ]
         .concat();
@@ -483,6 +518,7 @@ mod tests {
             include_str!("config_api.rs"),
             include_str!("hooks.rs"),
             include_str!("accounts.rs"),
+            include_str!("sso.rs"),
             include_str!("lib.rs"),
         ]
         .concat();
