@@ -19,6 +19,7 @@
 //! - [`email`]: email settings per partner and event type.
 //! - [`seal`]: encryption of secrets at rest.
 //! - [`identity`]: people who log in, roles per partner, sessions, TOTP and login failures.
+//! - [`scim`]: SCIM tokens and provisioned members; `deprovision`, the identity provider's off switch.
 
 pub mod audit;
 pub mod config;
@@ -30,6 +31,7 @@ pub mod identity;
 pub mod ingest;
 pub mod outbox;
 pub mod profiles;
+pub mod scim;
 pub mod seal;
 pub mod testing;
 
