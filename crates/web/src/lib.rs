@@ -10,6 +10,7 @@
 //! - [`email_settings`]: email on/off and recipients per event type.
 //! - [`hooks`]: signed ticket-change callouts from PSAs.
 //! - [`accounts`]: people: login, sessions, TOTP, users per partner, the permission middleware.
+//! - [`scim`]: SCIM 2.0 provisioning and deprovisioning per partner, and its token.
 //! - [`auth`]: bearer tokens and partner scope.
 //! - [`problem`]: `application/problem+json` errors that name each bad field.
 
@@ -21,6 +22,7 @@ pub mod events;
 pub mod hooks;
 pub mod problem;
 mod profiles;
+pub mod scim;
 mod test_notification;
 mod views;
 
@@ -302,6 +304,26 @@ pub const ROUTES: &[(&str, Access)] = &[
         "DELETE /api/v1/partners/{p}/users/{user}",
         Access::Partner(Permission::ManageUsers),
     ),
+    (
+        "POST /api/v1/partners/{p}/scim/token",
+        Access::Partner(Permission::ManageUsers),
+    ),
+    (
+        "DELETE /api/v1/partners/{p}/scim/token",
+        Access::Partner(Permission::ManageUsers),
+    ),
+    // SCIM: the partner's SCIM token, checked by each handler (crates/web/src/scim.rs).
+    ("GET /scim/v2/{p}/ServiceProviderConfig", Access::Public),
+    ("GET /scim/v2/{p}/ResourceTypes", Access::Public),
+    ("GET /scim/v2/{p}/ResourceTypes/{id}", Access::Public),
+    ("GET /scim/v2/{p}/Schemas", Access::Public),
+    ("GET /scim/v2/{p}/Schemas/{id}", Access::Public),
+    ("GET /scim/v2/{p}/Users", Access::Public),
+    ("POST /scim/v2/{p}/Users", Access::Public),
+    ("GET /scim/v2/{p}/Users/{id}", Access::Public),
+    ("PUT /scim/v2/{p}/Users/{id}", Access::Public),
+    ("PATCH /scim/v2/{p}/Users/{id}", Access::Public),
+    ("DELETE /scim/v2/{p}/Users/{id}", Access::Public),
 ];
 
 /// Who may call the route `METHOD path` (the path as routed, with `{…}` parameters).
@@ -327,6 +349,7 @@ pub fn router(state: AppState) -> Router {
         .merge(email_settings::routes())
         .merge(hooks::routes())
         .merge(accounts::routes())
+        .merge(scim::routes())
         .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
@@ -462,6 +485,7 @@ mod tests {
             include_str!("email_settings.rs"),
             include_str!("hooks.rs"),
             include_str!("accounts.rs"),
+            include_str!("scim.rs"),
             include_str!("lib.rs"),
         ]
         .concat();
@@ -483,6 +507,7 @@ mod tests {
             include_str!("config_api.rs"),
             include_str!("hooks.rs"),
             include_str!("accounts.rs"),
+            include_str!("scim.rs"),
             include_str!("lib.rs"),
         ]
         .concat();
