@@ -66,6 +66,9 @@ impl PatchVerb {
 /// Attributes the server owns: a client can neither set nor remove them.
 const SERVER_OWNED: [&str; 3] = ["id", "meta", "schemas"];
 
+/// Attributes every user has (the schema marks them required): `remove` on them is refused.
+const ALWAYS_PRESENT: [&str; 2] = ["userName", "active"];
+
 /// Strip a leading core-schema URN from a path or attribute name (`urn:…:User:userName`).
 fn without_core_urn(path: &str) -> &str {
     path.strip_prefix(USER_SCHEMA)
@@ -224,6 +227,12 @@ pub fn apply_patch(
             refuse_server_owned(&name)?;
             let key = key_of(resource, &name);
             match verb {
+                PatchVerb::Remove if ALWAYS_PRESENT.iter().any(|a| a.eq_ignore_ascii_case(&name)) => {
+                    return Err(ScimError::bad(
+                        "invalidValue",
+                        format!("{name} is required and cannot be removed (send active false to deactivate)"),
+                    ));
+                }
                 PatchVerb::Remove => {
                     resource.remove(&key);
                 }
@@ -522,6 +531,10 @@ mod tests {
         apply_patch(&mut u, "remove", Some("displayname"), None).unwrap();
         assert!(!u.contains_key("displayName"));
         assert!(apply_patch(&mut u, "remove", None, None).is_err());
+        let err = apply_patch(&mut u, "Remove", Some("active"), None).unwrap_err();
+        assert_eq!(err.scim_type, Some("invalidValue"));
+        assert!(apply_patch(&mut u, "remove", Some("userName"), None).is_err());
+        assert_eq!(u["active"], json!(true));
         assert!(apply_patch(&mut u, "replace", Some("id"), Some(json!("x"))).is_err());
         assert!(apply_patch(&mut u, "move", Some("active"), Some(json!(true))).is_err());
     }

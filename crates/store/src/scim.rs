@@ -42,6 +42,14 @@ pub struct ScimUserInput<'a> {
     pub attributes: &'a Value,
 }
 
+/// The result of [`Store::scim_create_user`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScimCreated {
+    pub user_id: i64,
+    /// The person was already a member and is now managed by the identity provider.
+    pub adopted: bool,
+}
+
 /// How a list is narrowed (one `eq` filter).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScimLookup {
@@ -150,8 +158,10 @@ impl Store {
     // ---- SCIM users -----------------------------------------------------------------------
 
     /// Provision a member: the person (found by email, or created) joins the partner with
-    /// `role`, inactive if `active` is false. Conflict if the userName is taken at this
-    /// partner or the person is already a member. Returns the user id.
+    /// `role`, inactive if `active` is false. A person who is already a member (added in the
+    /// product before the identity provider was connected) is adopted, keeping their role and
+    /// state, so the identity provider can later deprovision them. Conflict if the userName
+    /// is taken at this partner or the person is already provisioned.
     pub async fn scim_create_user(
         &self,
         partner: &str,
@@ -159,10 +169,10 @@ impl Store {
         role: Role,
         active: bool,
         now: Millis,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<ScimCreated, StoreError> {
         let attributes = input.attributes.to_string();
         let email = input.email.trim();
-        let user_id = with_tx!(self, tx => {
+        let created = with_tx!(self, tx => {
             let taken: Option<i64> = sqlx::query_scalar(
                 "SELECT user_id FROM scim_users WHERE partner_id = $1 AND user_name_key = $2",
             )
@@ -177,6 +187,19 @@ impl Store {
                 .bind(email_key(email))
                 .fetch_optional(&mut *tx)
                 .await?;
+            let member = match existing {
+                None => false,
+                Some(id) => {
+                    let role: Option<String> = sqlx::query_scalar(
+                        "SELECT role FROM memberships WHERE partner_id = $1 AND user_id = $2",
+                    )
+                    .bind(partner)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    role.is_some()
+                }
+            };
             let user_id = match existing {
                 Some(id) => id,
                 None => sqlx::query_scalar(
@@ -189,17 +212,20 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?,
             };
-            sqlx::query(
-                "INSERT INTO memberships (user_id, partner_id, role, deactivated_at, created_at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(user_id)
-            .bind(partner)
-            .bind(role.as_str())
-            .bind(if active { None } else { Some(now) })
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StoreError::conflict_or(e, || format!("'{email}' is already a member of '{partner}'")))?;
+            // A member the identity provider did not create (added in the product before
+            // SCIM was set up) is adopted as is: role and state unchanged.
+            if !member {
+                sqlx::query(
+                    "INSERT INTO memberships (user_id, partner_id, role, deactivated_at, created_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(user_id)
+                .bind(partner)
+                .bind(role.as_str())
+                .bind(if active { None } else { Some(now) })
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
             sqlx::query(
                 "INSERT INTO scim_users (partner_id, user_id, user_name, user_name_key, external_id, email_key, \
                  attributes, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
@@ -214,10 +240,10 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await
-            .map_err(|e| StoreError::conflict_or(e, || format!("userName '{}' is taken", input.user_name)))?;
-            user_id
+            .map_err(|e| StoreError::conflict_or(e, || format!("'{email}' is already provisioned at '{partner}'")))?;
+            ScimCreated { user_id, adopted: member }
         });
-        Ok(user_id)
+        Ok(created)
     }
 
     /// One provisioned member of a partner.

@@ -320,6 +320,8 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("GET /scim/v2/{p}/Schemas/{id}", Access::Public),
     ("GET /scim/v2/{p}/Users", Access::Public),
     ("POST /scim/v2/{p}/Users", Access::Public),
+    ("POST /scim/v2/{p}/Users/.search", Access::Public),
+    ("POST /scim/v2/{p}/.search", Access::Public),
     ("GET /scim/v2/{p}/Users/{id}", Access::Public),
     ("PUT /scim/v2/{p}/Users/{id}", Access::Public),
     ("PATCH /scim/v2/{p}/Users/{id}", Access::Public),
@@ -358,6 +360,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             accounts::enforce,
         ))
+        // Unrouted paths: 404 (a SCIM error under /scim/).
+        .fallback(scim::fallback)
         // 1000 events of a few KB each; larger bodies are refused before parsing.
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())

@@ -55,6 +55,8 @@ pub fn routes() -> Router<AppState> {
         .route("/scim/v2/{p}/Schemas", get(schemas))
         .route("/scim/v2/{p}/Schemas/{id}", get(schema))
         .route("/scim/v2/{p}/Users", get(list_users).post(create_user))
+        .route("/scim/v2/{p}/Users/.search", post(search_users))
+        .route("/scim/v2/{p}/.search", post(search_users))
         .route(
             "/scim/v2/{p}/Users/{id}",
             get(get_user)
@@ -148,6 +150,16 @@ fn scim_json(status: StatusCode, body: &Value) -> Response {
 }
 
 type ScimResult<T> = Result<T, ScimProblem>;
+
+/// What the router answers for a path no route matches: under `/scim/`, a SCIM error;
+/// elsewhere the plain 404 as before.
+pub async fn fallback(uri: axum::http::Uri) -> Response {
+    let path = uri.path();
+    if !path.starts_with("/scim/") {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    ScimProblem::new(StatusCode::NOT_FOUND, None, format!("{path} not found")).into_response()
+}
 
 // ---- authentication -----------------------------------------------------------------------
 
@@ -375,7 +387,8 @@ fn user_schema(base: &str) -> Value {
                 attribute("type", "string", false, false, None),
                 attribute("primary", "boolean", false, false, None),
             ])),
-            attribute("active", "boolean", false, false, None),
+            // Every member has a state: required, so it can be replaced but not removed.
+            attribute("active", "boolean", false, true, None),
         ],
         "meta": {"resourceType": "Schema", "location": format!("{base}/Schemas/{USER_SCHEMA}")},
     })
@@ -504,6 +517,38 @@ fn integer_parameter(name: &str, v: &Option<String>) -> ScimResult<Option<i64>> 
         .transpose()
 }
 
+/// A search by POST (RFC 7644 §3.4.3), at `/Users/.search` or at the root: Users are the only
+/// resource type, so a search of every type is a search of Users.
+#[derive(Debug, Default, Deserialize)]
+struct SearchRequest {
+    filter: Option<String>,
+    #[serde(rename = "startIndex")]
+    start_index: Option<i64>,
+    count: Option<i64>,
+    attributes: Option<Vec<String>>,
+    #[serde(rename = "excludedAttributes")]
+    excluded_attributes: Option<Vec<String>>,
+}
+
+async fn search_users(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(p): Path<String>,
+    body: Bytes,
+) -> ScimResult<Response> {
+    authenticate(&s, &headers, &p).await?;
+    let r: SearchRequest = serde_json::from_slice(&body)
+        .map_err(|e| ScimProblem::bad("invalidSyntax", format!("not a SearchRequest: {e}")))?;
+    let q = ListQuery {
+        filter: r.filter,
+        start_index: r.start_index.map(|v| v.to_string()),
+        count: r.count.map(|v| v.to_string()),
+        attributes: r.attributes.map(|a| a.join(",")),
+        excluded_attributes: r.excluded_attributes.map(|a| a.join(",")),
+    };
+    users_page(&s, &headers, &p, q).await
+}
+
 async fn list_users(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -511,6 +556,10 @@ async fn list_users(
     Query(q): Query<ListQuery>,
 ) -> ScimResult<Response> {
     authenticate(&s, &headers, &p).await?;
+    users_page(&s, &headers, &p, q).await
+}
+
+async fn users_page(s: &AppState, headers: &HeaderMap, p: &str, q: ListQuery) -> ScimResult<Response> {
     let lookup = match q.filter.as_deref().filter(|f| !f.trim().is_empty()) {
         None => None,
         Some(f) => Some(match lookup_of(&parse_filter(f)?)? {
@@ -524,8 +573,8 @@ async fn list_users(
     let start = integer_parameter("startIndex", &q.start_index)?;
     let count = integer_parameter("count", &q.count)?;
     let (offset, limit) = page(start, count, MAX_RESULTS);
-    let (total, users) = s.store.scim_users(&p, lookup.as_ref(), offset, limit).await?;
-    let base = base_url(&s, &headers, &p);
+    let (total, users) = s.store.scim_users(p, lookup.as_ref(), offset, limit).await?;
+    let base = base_url(s, headers, p);
     let projection = Projection {
         attributes: q.attributes,
         excluded_attributes: q.excluded_attributes,
@@ -728,16 +777,22 @@ async fn create_user(
     };
     // Provisioned people start Read-only; a Primary or Security Admin grants more in the
     // product. An identity provider never grants a privileged role.
-    let id = s
+    let created = s
         .store
         .scim_create_user(&p, &input, Role::ReadOnly, incoming.active.unwrap_or(true), now)
         .await?;
+    let id = created.user_id;
     let user = s
         .store
         .scim_user(&p, id)
         .await?
         .ok_or_else(|| ScimProblem::not_found(&id.to_string()))?;
-    audit(&s, &p, "scim.user.create", id, None, Some(&audit_view(&user))).await?;
+    let action = if created.adopted {
+        "scim.user.adopt"
+    } else {
+        "scim.user.create"
+    };
+    audit(&s, &p, action, id, None, Some(&audit_view(&user))).await?;
     let base = base_url(&s, &headers, &p);
     let location = format!("{base}/Users/{id}");
     let mut response = scim_json(StatusCode::CREATED, &user_view(&user, &base));
