@@ -165,7 +165,10 @@ fn parse_patch_path(path: &str) -> Result<PatchPath, ScimError> {
 }
 
 fn refuse_server_owned(attribute: &str) -> Result<(), ScimError> {
-    if SERVER_OWNED.iter().any(|a| a.eq_ignore_ascii_case(attribute)) {
+    if SERVER_OWNED
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(attribute))
+    {
         return Err(ScimError::bad(
             "mutability",
             format!("{attribute} is set by the server"),
@@ -177,10 +180,14 @@ fn refuse_server_owned(attribute: &str) -> Result<(), ScimError> {
 fn element_matches(element: &Value, filter_attribute: &str, filter_value: &str) -> bool {
     element
         .as_object()
-        .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(filter_attribute)))
+        .and_then(|o| {
+            o.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(filter_attribute))
+        })
         .is_some_and(|(_, v)| match v {
             Value::String(s) => s.eq_ignore_ascii_case(filter_value),
-            other => other.to_string() == filter_value,
+            Value::Bool(b) => filter_value.parse::<bool>().ok() == Some(*b),
+            _ => false,
         })
 }
 
@@ -227,10 +234,14 @@ pub fn apply_patch(
             refuse_server_owned(&name)?;
             let key = key_of(resource, &name);
             match verb {
-                PatchVerb::Remove if ALWAYS_PRESENT.iter().any(|a| a.eq_ignore_ascii_case(&name)) => {
+                PatchVerb::Remove
+                    if ALWAYS_PRESENT.iter().any(|a| a.eq_ignore_ascii_case(&name)) =>
+                {
                     return Err(ScimError::bad(
                         "invalidValue",
-                        format!("{name} is required and cannot be removed (send active false to deactivate)"),
+                        format!(
+                            "{name} is required and cannot be removed (send active false to deactivate)"
+                        ),
                     ));
                 }
                 PatchVerb::Remove => {
@@ -420,7 +431,9 @@ pub fn lookup_of(filter: &Filter) -> Result<Lookup, ScimError> {
         "id" => Ok(Lookup::Id(value)),
         _ => Err(ScimError::bad(
             "invalidFilter",
-            format!("filtering on {attribute} is not supported (userName, externalId, emails.value, id)"),
+            format!(
+                "filtering on {attribute} is not supported (userName, externalId, emails.value, id)"
+            ),
         )),
     }
 }
@@ -428,9 +441,13 @@ pub fn lookup_of(filter: &Filter) -> Result<Lookup, ScimError> {
 /// Why an identity provider may not deprovision a member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum DeprovisionRefusal {
-    #[error("the Primary user cannot be deactivated or removed by the identity provider; hand Primary to another member first")]
+    #[error(
+        "the Primary user cannot be deactivated or removed by the identity provider; hand Primary to another member first"
+    )]
     Primary,
-    #[error("the last active Security Admin cannot be deactivated or removed by the identity provider; make another member Security Admin first")]
+    #[error(
+        "the last active Security Admin cannot be deactivated or removed by the identity provider; make another member Security Admin first"
+    )]
     LastSecurityAdmin,
 }
 
@@ -510,7 +527,10 @@ mod tests {
             Some(json!("home@x.test")),
         )
         .unwrap();
-        assert_eq!(u["emails"][1], json!({"type": "home", "value": "home@x.test"}));
+        assert_eq!(
+            u["emails"][1],
+            json!({"type": "home", "value": "home@x.test"})
+        );
         apply_patch(&mut u, "remove", Some("emails[type eq \"home\"]"), None).unwrap();
         assert_eq!(u["emails"].as_array().unwrap().len(), 1);
     }
@@ -545,7 +565,13 @@ mod tests {
         let work = json!([{"value": "alice@msp-a.test", "type": "work", "primary": true}]);
         apply_patch(&mut u, "add", Some("emails"), Some(work.clone())).unwrap();
         assert_eq!(u["emails"], work);
-        apply_patch(&mut u, "add", Some("emails"), Some(json!([{"value": "b@c.d"}]))).unwrap();
+        apply_patch(
+            &mut u,
+            "add",
+            Some("emails"),
+            Some(json!([{"value": "b@c.d"}])),
+        )
+        .unwrap();
         assert_eq!(u["emails"].as_array().unwrap().len(), 2);
     }
 
@@ -556,7 +582,10 @@ mod tests {
             f("userName eq \"alice@msp-a.test\""),
             Lookup::UserName("alice@msp-a.test".into())
         );
-        assert_eq!(f("externalId eq \"00u1\""), Lookup::ExternalId("00u1".into()));
+        assert_eq!(
+            f("externalId eq \"00u1\""),
+            Lookup::ExternalId("00u1".into())
+        );
         assert_eq!(
             f("emails[type eq \"work\"].value eq \"a@b.c\""),
             Lookup::Email("a@b.c".into())
@@ -572,7 +601,10 @@ mod tests {
 
     #[test]
     fn the_primary_and_the_last_security_admin_are_protected() {
-        assert_eq!(may_deprovision(Role::Primary, 5), Err(DeprovisionRefusal::Primary));
+        assert_eq!(
+            may_deprovision(Role::Primary, 5),
+            Err(DeprovisionRefusal::Primary)
+        );
         assert_eq!(
             may_deprovision(Role::SecurityAdmin, 0),
             Err(DeprovisionRefusal::LastSecurityAdmin)

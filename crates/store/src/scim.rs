@@ -96,7 +96,8 @@ fn scim_user_from(t: ScimUserTuple) -> Result<ScimUser, StoreError> {
         user_id: t.0,
         user_name: t.1,
         external_id: t.2,
-        attributes: serde_json::from_str(&t.3).map_err(|e| corrupt(format!("scim attributes: {e}")))?,
+        attributes: serde_json::from_str(&t.3)
+            .map_err(|e| corrupt(format!("scim attributes: {e}")))?,
         active: t.4,
         role: t.5,
         created_at: t.6,
@@ -146,7 +147,10 @@ impl Store {
     }
 
     /// The partner a SCIM token (by hash) belongs to.
-    pub async fn partner_of_scim_token(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
+    pub async fn partner_of_scim_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<String>, StoreError> {
         with_read!(self, pool => {
             Ok(sqlx::query_scalar("SELECT partner_id FROM scim_tokens WHERE token_hash = $1")
                 .bind(token_hash)
@@ -247,8 +251,14 @@ impl Store {
     }
 
     /// One provisioned member of a partner.
-    pub async fn scim_user(&self, partner: &str, user: i64) -> Result<Option<ScimUser>, StoreError> {
-        let (_, mut rows) = self.scim_users(partner, Some(&ScimLookup::UserId(user)), 0, 1).await?;
+    pub async fn scim_user(
+        &self,
+        partner: &str,
+        user: i64,
+    ) -> Result<Option<ScimUser>, StoreError> {
+        let (_, mut rows) = self
+            .scim_users(partner, Some(&ScimLookup::UserId(user)), 0, 1)
+            .await?;
         Ok(rows.pop())
     }
 
@@ -262,13 +272,17 @@ impl Store {
     ) -> Result<(i64, Vec<ScimUser>), StoreError> {
         let (condition, text, id) = match lookup {
             None => ("$2 IS NULL AND $3 IS NULL", None, None),
-            Some(ScimLookup::UserName(v)) => {
-                ("s.user_name_key = $2 AND $3 IS NULL", Some(user_name_key(v)), None)
-            }
+            Some(ScimLookup::UserName(v)) => (
+                "s.user_name_key = $2 AND $3 IS NULL",
+                Some(user_name_key(v)),
+                None,
+            ),
             Some(ScimLookup::ExternalId(v)) => {
                 ("s.external_id = $2 AND $3 IS NULL", Some(v.clone()), None)
             }
-            Some(ScimLookup::Email(v)) => ("s.email_key = $2 AND $3 IS NULL", Some(email_key(v)), None),
+            Some(ScimLookup::Email(v)) => {
+                ("s.email_key = $2 AND $3 IS NULL", Some(email_key(v)), None)
+            }
             Some(ScimLookup::UserId(v)) => ("$2 IS NULL AND s.user_id = $3", None, Some(*v)),
         };
         let from = format!(

@@ -176,7 +176,11 @@ async fn authenticate(s: &AppState, headers: &HeaderMap, p: &str) -> ScimResult<
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|h| h.get(..7).filter(|b| b.eq_ignore_ascii_case("bearer ")).map(|_| &h[7..]))
+        .and_then(|h| {
+            h.get(..7)
+                .filter(|b| b.eq_ignore_ascii_case("bearer "))
+                .map(|_| &h[7..])
+        })
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(unauthorized)?;
@@ -349,7 +353,13 @@ async fn resource_type(
 }
 
 /// One attribute definition of a schema (RFC 7643 §7).
-fn attribute(name: &str, kind: &str, multi: bool, required: bool, sub: Option<Vec<Value>>) -> Value {
+fn attribute(
+    name: &str,
+    kind: &str,
+    multi: bool,
+    required: bool,
+    sub: Option<Vec<Value>>,
+) -> Value {
     let mut a = json!({
         "name": name,
         "type": kind,
@@ -559,7 +569,12 @@ async fn list_users(
     users_page(&s, &headers, &p, q).await
 }
 
-async fn users_page(s: &AppState, headers: &HeaderMap, p: &str, q: ListQuery) -> ScimResult<Response> {
+async fn users_page(
+    s: &AppState,
+    headers: &HeaderMap,
+    p: &str,
+    q: ListQuery,
+) -> ScimResult<Response> {
     let lookup = match q.filter.as_deref().filter(|f| !f.trim().is_empty()) {
         None => None,
         Some(f) => Some(match lookup_of(&parse_filter(f)?)? {
@@ -573,7 +588,10 @@ async fn users_page(s: &AppState, headers: &HeaderMap, p: &str, q: ListQuery) ->
     let start = integer_parameter("startIndex", &q.start_index)?;
     let count = integer_parameter("count", &q.count)?;
     let (offset, limit) = page(start, count, MAX_RESULTS);
-    let (total, users) = s.store.scim_users(p, lookup.as_ref(), offset, limit).await?;
+    let (total, users) = s
+        .store
+        .scim_users(p, lookup.as_ref(), offset, limit)
+        .await?;
     let base = base_url(s, headers, p);
     let projection = Projection {
         attributes: q.attributes,
@@ -606,7 +624,10 @@ async fn get_user(
         .await?
         .ok_or_else(|| ScimProblem::not_found(&id))?;
     let base = base_url(&s, &headers, &p);
-    Ok(scim_json(StatusCode::OK, &projection.apply(user_view(&user, &base))))
+    Ok(scim_json(
+        StatusCode::OK,
+        &projection.apply(user_view(&user, &base)),
+    ))
 }
 
 /// A User resource as sent, split into what the store keeps apart.
@@ -622,13 +643,23 @@ impl Incoming {
     /// The address the person logs in with: the primary email, else the work email, else
     /// the first, else the userName.
     fn email(&self) -> String {
-        let emails = self.attributes["emails"].as_array().cloned().unwrap_or_default();
+        let emails = self.attributes["emails"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let value_of = |e: &Value| e["value"].as_str().map(str::to_string);
         emails
             .iter()
-            .find(|e| e["primary"].as_bool() == Some(true) || coerce_bool(&e["primary"]) == Some(true))
+            .find(|e| {
+                e["primary"].as_bool() == Some(true) || coerce_bool(&e["primary"]) == Some(true)
+            })
             .and_then(value_of)
-            .or_else(|| emails.iter().find(|e| e["type"] == "work").and_then(value_of))
+            .or_else(|| {
+                emails
+                    .iter()
+                    .find(|e| e["type"] == "work")
+                    .and_then(value_of)
+            })
             .or_else(|| emails.first().and_then(value_of))
             .filter(|e| !e.trim().is_empty())
             .unwrap_or_else(|| self.user_name.clone())
@@ -637,11 +668,14 @@ impl Incoming {
     /// The person's name as shown in the product.
     fn display_name(&self) -> String {
         let a = &self.attributes;
-        let joined = [a["name"]["givenName"].as_str(), a["name"]["familyName"].as_str()]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" ");
+        let joined = [
+            a["name"]["givenName"].as_str(),
+            a["name"]["familyName"].as_str(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
         a["displayName"]
             .as_str()
             .or(a["name"]["formatted"].as_str())
@@ -657,7 +691,10 @@ fn parse_user(body: &[u8]) -> ScimResult<Incoming> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ScimProblem::bad("invalidSyntax", format!("the body is not JSON: {e}")))?;
     let Value::Object(mut r) = value else {
-        return Err(ScimProblem::bad("invalidSyntax", "the body must be a JSON object"));
+        return Err(ScimProblem::bad(
+            "invalidSyntax",
+            "the body must be a JSON object",
+        ));
     };
     // Attribute names are case-insensitive; strip a core-schema URN prefix on keys.
     let mut attributes = Map::new();
@@ -683,18 +720,29 @@ fn incoming_from(mut attributes: Map<String, Value>) -> ScimResult<Incoming> {
     };
     let user_name = match take("userName") {
         Some(Value::String(u)) if !u.trim().is_empty() => u.trim().to_string(),
-        Some(_) => return Err(ScimProblem::bad("invalidValue", "userName must be a non-empty string")),
+        Some(_) => {
+            return Err(ScimProblem::bad(
+                "invalidValue",
+                "userName must be a non-empty string",
+            ));
+        }
         None => return Err(ScimProblem::bad("invalidValue", "userName is required")),
     };
     let external_id = match take("externalId") {
         None | Some(Value::Null) => None,
         Some(Value::String(x)) => Some(x),
-        Some(_) => return Err(ScimProblem::bad("invalidValue", "externalId must be a string")),
+        Some(_) => {
+            return Err(ScimProblem::bad(
+                "invalidValue",
+                "externalId must be a string",
+            ));
+        }
     };
     let active = match take("active") {
         None | Some(Value::Null) => None,
         Some(v) => Some(
-            coerce_bool(&v).ok_or_else(|| ScimProblem::bad("invalidValue", "active must be a boolean"))?,
+            coerce_bool(&v)
+                .ok_or_else(|| ScimProblem::bad("invalidValue", "active must be a boolean"))?,
         ),
     };
     for server_owned in ["id", "meta", "schemas", "password"] {
@@ -779,7 +827,13 @@ async fn create_user(
     // product. An identity provider never grants a privileged role.
     let created = s
         .store
-        .scim_create_user(&p, &input, Role::ReadOnly, incoming.active.unwrap_or(true), now)
+        .scim_create_user(
+            &p,
+            &input,
+            Role::ReadOnly,
+            incoming.active.unwrap_or(true),
+            now,
+        )
         .await?;
     let id = created.user_id;
     let user = s

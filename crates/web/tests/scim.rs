@@ -117,7 +117,11 @@ impl Server {
             .json(&json!({"email": email, "password": PASSWORD}))
             .send()
             .await?;
-        ensure!(r.status() == StatusCode::OK, "login of {email}: {}", r.status());
+        ensure!(
+            r.status() == StatusCode::OK,
+            "login of {email}: {}",
+            r.status()
+        );
         let cookie = r
             .headers()
             .get("set-cookie")
@@ -126,7 +130,10 @@ impl Server {
             .unwrap_or_default()
             .to_string();
         let body: Value = r.json().await?;
-        Ok((cookie, body["csrf_token"].as_str().unwrap_or_default().to_string()))
+        Ok((
+            cookie,
+            body["csrf_token"].as_str().unwrap_or_default().to_string(),
+        ))
     }
 
     /// Whether a session cookie still works.
@@ -167,15 +174,17 @@ impl Server {
             .bearer_auth(token)
             .header("accept", SCIM_JSON);
         if let Some(b) = body {
-            rb = rb
-                .header("content-type", SCIM_JSON)
-                .body(b.to_string());
+            rb = rb.header("content-type", SCIM_JSON).body(b.to_string());
         }
         let r = rb.send().await?;
         let status = r.status();
         let headers = r.headers().clone();
         let text = r.text().await?;
-        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null), headers))
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+            headers,
+        ))
     }
 
     async fn audit_actions(&self, partner: &str) -> Result<Vec<String>> {
@@ -221,8 +230,8 @@ on_both!(tokens_and_scopes);
 /// `scim2 --url … test` from clients/scim-python/.venv (installed by ./scripts/test) must
 /// exit 0: every check of scim2-tester passes.
 async fn scim_compliance_tester(s: &Server) -> Result<()> {
-    let scim2 = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../clients/scim-python/.venv/bin/scim2");
+    let scim2 =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../clients/scim-python/.venv/bin/scim2");
     if !scim2.exists() {
         eprintln!(
             "SKIPPED (SCIM tester): {} is missing; run ./scripts/test (or create the venv from \
@@ -244,23 +253,34 @@ async fn scim_compliance_tester(s: &Server) -> Result<()> {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
-        bail!(
-            "scim2 test failed ({}):\n{stdout}\n{stderr}",
-            out.status
-        );
+        bail!("scim2 test failed ({}):\n{stdout}\n{stderr}", out.status);
     }
-    ensure!(stdout.contains("SUCCESS"), "no check ran:\n{stdout}\n{stderr}");
+    ensure!(
+        stdout.contains("SUCCESS"),
+        "no check ran:\n{stdout}\n{stderr}"
+    );
     // The tester cleans up what it created; the audit log saw it all.
     let actions = s.audit_actions("msp-a").await?;
-    ensure!(actions.iter().any(|a| a == "scim.user.create"), "{actions:?}");
-    ensure!(actions.iter().any(|a| a == "scim.user.update"), "{actions:?}");
-    ensure!(actions.iter().any(|a| a == "user.deprovision.remove"), "{actions:?}");
+    ensure!(
+        actions.iter().any(|a| a == "scim.user.create"),
+        "{actions:?}"
+    );
+    ensure!(
+        actions.iter().any(|a| a == "scim.user.update"),
+        "{actions:?}"
+    );
+    ensure!(
+        actions.iter().any(|a| a == "user.deprovision.remove"),
+        "{actions:?}"
+    );
     Ok(())
 }
 
 /// A provisioned person who can also log in with a password (to hold a session).
 async fn provision(s: &Server, token: &str, body: Value) -> Result<(String, Value)> {
-    let (status, v, headers) = s.scim(token, Method::POST, "msp-a/Users", Some(body)).await?;
+    let (status, v, headers) = s
+        .scim(token, Method::POST, "msp-a/Users", Some(body))
+        .await?;
     ensure!(status == StatusCode::CREATED, "create: {status} {v}");
     ensure!(
         headers
@@ -275,7 +295,8 @@ async fn provision(s: &Server, token: &str, body: Value) -> Result<(String, Valu
         .unwrap_or_default();
     let id = v["id"].as_str().unwrap_or_default().to_string();
     ensure!(
-        location.ends_with(&format!("/scim/v2/msp-a/Users/{id}")) && v["meta"]["location"] == location,
+        location.ends_with(&format!("/scim/v2/msp-a/Users/{id}"))
+            && v["meta"]["location"] == location,
         "Location {location} and meta {v}"
     );
     ensure!(v["meta"]["resourceType"] == "User" && v["meta"]["created"].is_string());
@@ -283,7 +304,11 @@ async fn provision(s: &Server, token: &str, body: Value) -> Result<(String, Valu
 }
 
 async fn give_password(s: &Server, email: &str) -> Result<()> {
-    let u = s.store.user_by_email(email).await?.expect("provisioned person");
+    let u = s
+        .store
+        .user_by_email(email)
+        .await?
+        .expect("provisioned person");
     let hash = PasswordHashing::FAST_INSECURE.hash(PASSWORD)?;
     s.store.set_password_hash(u.id, &hash).await?;
     Ok(())
@@ -322,13 +347,24 @@ async fn okta_replay(s: &Server) -> Result<()> {
     )
     .await?;
     ensure!(created["active"] == true && created["userName"] == "alice@msp-a.test");
-    ensure!(created.get("password").is_none(), "a password came back: {created}");
+    ensure!(
+        created.get("password").is_none(),
+        "a password came back: {created}"
+    );
     // The lookup now finds her, in any case.
     let lookup_upper = "msp-a/Users?filter=userName%20eq%20%22ALICE%40msp-a.test%22";
     let (_, v, _) = s.scim(&t, Method::GET, lookup_upper, None).await?;
-    ensure!(v["totalResults"] == 1 && v["Resources"][0]["id"] == id, "{v}");
+    ensure!(
+        v["totalResults"] == 1 && v["Resources"][0]["id"] == id,
+        "{v}"
+    );
     let (_, v, _) = s
-        .scim(&t, Method::GET, "msp-a/Users?filter=externalId%20eq%20%2200u1abcd%22", None)
+        .scim(
+            &t,
+            Method::GET,
+            "msp-a/Users?filter=externalId%20eq%20%2200u1abcd%22",
+            None,
+        )
         .await?;
     ensure!(v["totalResults"] == 1, "{v}");
     let (_, v, _) = s
@@ -356,8 +392,13 @@ async fn okta_replay(s: &Server) -> Result<()> {
             Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "Alice@msp-a.test"})),
         )
         .await?;
-    ensure!(status == StatusCode::CONFLICT && v["scimType"] == "uniqueness", "{status} {v}");
-    ensure!(v["schemas"][0] == "urn:ietf:params:scim:api:messages:2.0:Error" && v["status"] == "409");
+    ensure!(
+        status == StatusCode::CONFLICT && v["scimType"] == "uniqueness",
+        "{status} {v}"
+    );
+    ensure!(
+        v["schemas"][0] == "urn:ietf:params:scim:api:messages:2.0:Error" && v["status"] == "409"
+    );
     // Alice logs in; Okta's OIN deactivation (no path, object value) ends her session.
     give_password(s, "alice@msp-a.test").await?;
     let (cookie, _) = s.login("alice@msp-a.test").await?;
@@ -367,16 +408,29 @@ async fn okta_replay(s: &Server) -> Result<()> {
             &t,
             Method::PATCH,
             &format!("msp-a/Users/{id}"),
-            Some(json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                        "Operations":[{"op":"replace","value":{"active":false}}]})),
+            Some(
+                json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                        "Operations":[{"op":"replace","value":{"active":false}}]}),
+            ),
         )
         .await?;
-    ensure!(status == StatusCode::OK && v["active"] == false, "{status} {v}");
-    ensure!(v["userName"] == "alice@msp-a.test" && v["displayName"] == "Alice Anders", "{v}");
-    ensure!(!s.session_alive(&cookie).await?, "the session survived deactivation");
+    ensure!(
+        status == StatusCode::OK && v["active"] == false,
+        "{status} {v}"
+    );
+    ensure!(
+        v["userName"] == "alice@msp-a.test" && v["displayName"] == "Alice Anders",
+        "{v}"
+    );
+    ensure!(
+        !s.session_alive(&cookie).await?,
+        "the session survived deactivation"
+    );
     let member = s.store.member("msp-a", id.parse()?).await?.expect("kept");
     ensure!(!member.active, "{member:?}");
-    let (_, v, _) = s.scim(&t, Method::GET, &format!("msp-a/Users/{id}"), None).await?;
+    let (_, v, _) = s
+        .scim(&t, Method::GET, &format!("msp-a/Users/{id}"), None)
+        .await?;
     ensure!(v["active"] == false, "{v}");
     // She can no longer log in to msp-a.
     let r = s
@@ -385,7 +439,10 @@ async fn okta_replay(s: &Server) -> Result<()> {
         .json(&json!({"email": "alice@msp-a.test", "password": PASSWORD}))
         .send()
         .await?;
-    ensure!(r.status() != StatusCode::OK, "a deactivated member logged in");
+    ensure!(
+        r.status() != StatusCode::OK,
+        "a deactivated member logged in"
+    );
     // Okta AIW: PUT of the full user, reactivating then deactivating.
     let full = |active: bool| {
         json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": id,
@@ -395,19 +452,46 @@ async fn okta_replay(s: &Server) -> Result<()> {
                "active": active})
     };
     let (status, v, _) = s
-        .scim(&t, Method::PUT, &format!("msp-a/Users/{id}"), Some(full(true)))
+        .scim(
+            &t,
+            Method::PUT,
+            &format!("msp-a/Users/{id}"),
+            Some(full(true)),
+        )
         .await?;
-    ensure!(status == StatusCode::OK && v["active"] == true, "{status} {v}");
+    ensure!(
+        status == StatusCode::OK && v["active"] == true,
+        "{status} {v}"
+    );
     ensure!(v.get("displayName").is_none(), "PUT replaces: {v}");
     let (cookie, _) = s.login("alice@msp-a.test").await?;
     let (status, v, _) = s
-        .scim(&t, Method::PUT, &format!("msp-a/Users/{id}"), Some(full(false)))
+        .scim(
+            &t,
+            Method::PUT,
+            &format!("msp-a/Users/{id}"),
+            Some(full(false)),
+        )
         .await?;
-    ensure!(status == StatusCode::OK && v["active"] == false, "{status} {v}");
-    ensure!(!s.session_alive(&cookie).await?, "the session survived the PUT");
+    ensure!(
+        status == StatusCode::OK && v["active"] == false,
+        "{status} {v}"
+    );
+    ensure!(
+        !s.session_alive(&cookie).await?,
+        "the session survived the PUT"
+    );
     let actions = s.audit_actions("msp-a").await?;
-    for a in ["scim.token.create", "scim.user.create", "scim.user.update", "user.deprovision.deactivate"] {
-        ensure!(actions.iter().any(|x| x == a), "{a} not audited: {actions:?}");
+    for a in [
+        "scim.token.create",
+        "scim.user.create",
+        "scim.user.update",
+        "user.deprovision.deactivate",
+    ] {
+        ensure!(
+            actions.iter().any(|x| x == a),
+            "{a} not audited: {actions:?}"
+        );
     }
     Ok(())
 }
@@ -443,58 +527,106 @@ async fn entra_replay(s: &Server) -> Result<()> {
                             {"op":"Add","path":"emails[type eq \"work\"].value","value":"bob@msp-a.test"}]})),
         )
         .await?;
-    ensure!(status == StatusCode::OK && v["displayName"] == "Bob B. Brown", "{status} {v}");
-    ensure!(s.session_alive(&cookie).await?, "an attribute update ended the session");
+    ensure!(
+        status == StatusCode::OK && v["displayName"] == "Bob B. Brown",
+        "{status} {v}"
+    );
+    ensure!(
+        s.session_alive(&cookie).await?,
+        "an attribute update ended the session"
+    );
     // Entra's soft delete: capitalised op, string boolean.
     let (status, v, _) = s
         .scim(
             &t,
             Method::PATCH,
             &format!("msp-a/Users/{id}"),
-            Some(json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                        "Operations":[{"op":"Replace","path":"active","value":"False"}]})),
+            Some(
+                json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                        "Operations":[{"op":"Replace","path":"active","value":"False"}]}),
+            ),
         )
         .await?;
-    ensure!(status == StatusCode::OK && v["active"] == false, "{status} {v}");
-    ensure!(!s.session_alive(&cookie).await?, "the session survived the soft delete");
+    ensure!(
+        status == StatusCode::OK && v["active"] == false,
+        "{status} {v}"
+    );
+    ensure!(
+        !s.session_alive(&cookie).await?,
+        "the session survived the soft delete"
+    );
     // Restored from the recycle bin.
     let (status, v, _) = s
         .scim(
             &t,
             Method::PATCH,
             &format!("msp-a/Users/{id}"),
-            Some(json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                        "Operations":[{"op":"Replace","path":"active","value":"True"}]})),
+            Some(
+                json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                        "Operations":[{"op":"Replace","path":"active","value":"True"}]}),
+            ),
         )
         .await?;
-    ensure!(status == StatusCode::OK && v["active"] == true, "{status} {v}");
+    ensure!(
+        status == StatusCode::OK && v["active"] == true,
+        "{status} {v}"
+    );
     let (cookie, _) = s.login("bob@msp-a.test").await?;
     // Hard delete 30 days later: 204, the membership is gone with the session; again: 404.
-    let (status, _, _) = s.scim(&t, Method::DELETE, &format!("msp-a/Users/{id}"), None).await?;
+    let (status, _, _) = s
+        .scim(&t, Method::DELETE, &format!("msp-a/Users/{id}"), None)
+        .await?;
     ensure!(status == StatusCode::NO_CONTENT, "{status}");
-    ensure!(!s.session_alive(&cookie).await?, "the session survived the delete");
+    ensure!(
+        !s.session_alive(&cookie).await?,
+        "the session survived the delete"
+    );
     ensure!(s.store.member("msp-a", id.parse()?).await?.is_none());
-    let (status, v, _) = s.scim(&t, Method::DELETE, &format!("msp-a/Users/{id}"), None).await?;
-    ensure!(status == StatusCode::NOT_FOUND && v["status"] == "404", "{status} {v}");
-    let (status, _, _) = s.scim(&t, Method::GET, &format!("msp-a/Users/{id}"), None).await?;
+    let (status, v, _) = s
+        .scim(&t, Method::DELETE, &format!("msp-a/Users/{id}"), None)
+        .await?;
+    ensure!(
+        status == StatusCode::NOT_FOUND && v["status"] == "404",
+        "{status} {v}"
+    );
+    let (status, _, _) = s
+        .scim(&t, Method::GET, &format!("msp-a/Users/{id}"), None)
+        .await?;
     ensure!(status == StatusCode::NOT_FOUND);
     // An unsupported filter is a SCIM error, not a wrong answer.
     let (status, v, _) = s
-        .scim(&t, Method::GET, "msp-a/Users?filter=displayName%20co%20%22Bob%22", None)
+        .scim(
+            &t,
+            Method::GET,
+            "msp-a/Users?filter=displayName%20co%20%22Bob%22",
+            None,
+        )
         .await?;
-    ensure!(status == StatusCode::BAD_REQUEST && v["scimType"] == "invalidFilter", "{status} {v}");
+    ensure!(
+        status == StatusCode::BAD_REQUEST && v["scimType"] == "invalidFilter",
+        "{status} {v}"
+    );
     let actions = s.audit_actions("msp-a").await?;
-    ensure!(actions.iter().any(|a| a == "user.deprovision.remove"), "{actions:?}");
+    ensure!(
+        actions.iter().any(|a| a == "user.deprovision.remove"),
+        "{actions:?}"
+    );
     Ok(())
 }
 
 async fn primary_and_last_security_admin_are_protected(s: &Server) -> Result<()> {
     s.person("owner@msp-a.test", "msp-a", "primary").await?;
-    s.person("sec@msp-a.test", "msp-a", "security_admin").await?;
+    s.person("sec@msp-a.test", "msp-a", "security_admin")
+        .await?;
     let t = s.scim_token("msp-a").await?;
     let (owner_cookie, _) = s.login("owner@msp-a.test").await?;
     // The identity provider pushes the existing members: they are adopted, roles kept.
-    let (owner, v) = provision(s, &t, json!({"userName": "owner@msp-a.test", "active": true})).await?;
+    let (owner, v) = provision(
+        s,
+        &t,
+        json!({"userName": "owner@msp-a.test", "active": true}),
+    )
+    .await?;
     ensure!(v["active"] == true, "{v}");
     let (sec, _) = provision(s, &t, json!({"userName": "sec@msp-a.test"})).await?;
     ensure!(s.store.member("msp-a", owner.parse()?).await?.unwrap().role == "primary");
@@ -502,11 +634,24 @@ async fn primary_and_last_security_admin_are_protected(s: &Server) -> Result<()>
                             "Operations":[{"op":"Replace","path":"active","value":"False"}]});
     for id in [&owner, &sec] {
         let (status, v, _) = s
-            .scim(&t, Method::PATCH, &format!("msp-a/Users/{id}"), Some(deactivate.clone()))
+            .scim(
+                &t,
+                Method::PATCH,
+                &format!("msp-a/Users/{id}"),
+                Some(deactivate.clone()),
+            )
             .await?;
         ensure!(status == StatusCode::FORBIDDEN, "{status} {v}");
-        ensure!(v["detail"].as_str().unwrap_or_default().contains("identity provider"), "{v}");
-        let (status, _, _) = s.scim(&t, Method::DELETE, &format!("msp-a/Users/{id}"), None).await?;
+        ensure!(
+            v["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("identity provider"),
+            "{v}"
+        );
+        let (status, _, _) = s
+            .scim(&t, Method::DELETE, &format!("msp-a/Users/{id}"), None)
+            .await?;
         ensure!(status == StatusCode::FORBIDDEN, "{status}");
         ensure!(s.store.member("msp-a", id.parse()?).await?.unwrap().active);
     }
@@ -519,19 +664,35 @@ async fn primary_and_last_security_admin_are_protected(s: &Server) -> Result<()>
         )
         .await?;
     ensure!(status == StatusCode::FORBIDDEN, "{status} {v}");
-    ensure!(s.session_alive(&owner_cookie).await?, "the Primary lost their session");
+    ensure!(
+        s.session_alive(&owner_cookie).await?,
+        "the Primary lost their session"
+    );
     let actions = s.audit_actions("msp-a").await?;
     ensure!(
-        actions.iter().any(|a| a == "user.deprovision.deactivate.refused")
-            && actions.iter().any(|a| a == "user.deprovision.remove.refused"),
+        actions
+            .iter()
+            .any(|a| a == "user.deprovision.deactivate.refused")
+            && actions
+                .iter()
+                .any(|a| a == "user.deprovision.remove.refused"),
         "{actions:?}"
     );
     // With a second Security Admin, the first may go.
-    s.person("sec2@msp-a.test", "msp-a", "security_admin").await?;
-    let (status, v, _) = s
-        .scim(&t, Method::PATCH, &format!("msp-a/Users/{sec}"), Some(deactivate))
+    s.person("sec2@msp-a.test", "msp-a", "security_admin")
         .await?;
-    ensure!(status == StatusCode::OK && v["active"] == false, "{status} {v}");
+    let (status, v, _) = s
+        .scim(
+            &t,
+            Method::PATCH,
+            &format!("msp-a/Users/{sec}"),
+            Some(deactivate),
+        )
+        .await?;
+    ensure!(
+        status == StatusCode::OK && v["active"] == false,
+        "{status} {v}"
+    );
     Ok(())
 }
 
@@ -564,12 +725,14 @@ async fn tokens_and_scopes(s: &Server) -> Result<()> {
     // A new token replaces the old one.
     let second = s.scim_token("msp-a").await?;
     let (status, v, _) = s.scim(&first, Method::GET, "msp-a/Users", None).await?;
-    ensure!(status == StatusCode::UNAUTHORIZED && v["status"] == "401", "{status} {v}");
+    ensure!(
+        status == StatusCode::UNAUTHORIZED && v["status"] == "401",
+        "{status} {v}"
+    );
     // The token is stored hashed: the plain text is nowhere in the database.
     ensure!(
         s.store.partner_of_scim_token(&second).await?.is_none()
-            && s
-                .store
+            && s.store
                 .partner_of_scim_token(&psabridge_identity::secret_token::token_hash(&second))
                 .await?
                 .as_deref()
@@ -578,7 +741,9 @@ async fn tokens_and_scopes(s: &Server) -> Result<()> {
     // msp-a's token does not open msp-b; API tokens and logins do not open SCIM.
     let (status, _, _) = s.scim(&second, Method::GET, "msp-b/Users", None).await?;
     ensure!(status == StatusCode::UNAUTHORIZED, "{status}");
-    let (status, _, _) = s.scim(&s.vendor_token, Method::GET, "msp-a/Users", None).await?;
+    let (status, _, _) = s
+        .scim(&s.vendor_token, Method::GET, "msp-a/Users", None)
+        .await?;
     ensure!(status == StatusCode::UNAUTHORIZED, "{status}");
     let r = s
         .http
@@ -596,8 +761,13 @@ async fn tokens_and_scopes(s: &Server) -> Result<()> {
         .await?;
     ensure!(r.status() == StatusCode::UNAUTHORIZED, "{}", r.status());
     // Discovery answers with the token and refuses writes.
-    let (status, v, _) = s.scim(&second, Method::GET, "msp-a/ServiceProviderConfig", None).await?;
-    ensure!(status == StatusCode::OK && v["patch"]["supported"] == true, "{v}");
+    let (status, v, _) = s
+        .scim(&second, Method::GET, "msp-a/ServiceProviderConfig", None)
+        .await?;
+    ensure!(
+        status == StatusCode::OK && v["patch"]["supported"] == true,
+        "{v}"
+    );
     let (status, _, _) = s
         .scim(&second, Method::POST, "msp-a/Schemas", Some(json!({})))
         .await?;
@@ -613,6 +783,9 @@ async fn tokens_and_scopes(s: &Server) -> Result<()> {
     let (status, _, _) = s.scim(&second, Method::GET, "msp-a/Users", None).await?;
     ensure!(status == StatusCode::UNAUTHORIZED, "{status}");
     let actions = s.audit_actions("msp-a").await?;
-    ensure!(actions.iter().any(|a| a == "scim.token.revoke"), "{actions:?}");
+    ensure!(
+        actions.iter().any(|a| a == "scim.token.revoke"),
+        "{actions:?}"
+    );
     Ok(())
 }
