@@ -222,24 +222,35 @@ macro_rules! on_both {
 }
 
 on_both!(scim_compliance_tester);
+on_both!(scim_sanity_probe);
 on_both!(okta_replay);
 on_both!(entra_replay);
 on_both!(primary_and_last_security_admin_are_protected);
 on_both!(tokens_and_scopes);
 
+/// A program of clients/scim-python/.venv, or `None` after saying loudly that the test is
+/// skipped.
+fn tester(program: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../clients/scim-python/.venv/bin")
+        .join(program);
+    if path.exists() {
+        return Some(path);
+    }
+    eprintln!(
+        "SKIPPED (SCIM tester): {} is missing; run ./scripts/test (or create the venv from \
+         clients/scim-python/requirements.txt) to run the SCIM compliance testers",
+        path.display()
+    );
+    None
+}
+
 /// `scim2 --url … test` from clients/scim-python/.venv (installed by ./scripts/test) must
 /// exit 0: every check of scim2-tester passes.
 async fn scim_compliance_tester(s: &Server) -> Result<()> {
-    let scim2 =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../clients/scim-python/.venv/bin/scim2");
-    if !scim2.exists() {
-        eprintln!(
-            "SKIPPED (SCIM tester): {} is missing; run ./scripts/test (or create the venv from \
-             clients/scim-python/requirements.txt) to run the SCIM compliance tester",
-            scim2.display()
-        );
+    let Some(scim2) = tester("scim2") else {
         return Ok(());
-    }
+    };
     let token = s.scim_token("msp-a").await?;
     let url = format!("{}/scim/v2/msp-a", s.url);
     let out = tokio::process::Command::new(&scim2)
@@ -271,6 +282,43 @@ async fn scim_compliance_tester(s: &Server) -> Result<()> {
     );
     ensure!(
         actions.iter().any(|a| a == "user.deprovision.remove"),
+        "{actions:?}"
+    );
+    Ok(())
+}
+
+/// `scim-sanity probe` (the stricter CRUD lifecycle: POST → GET → PUT → PATCH active=false →
+/// DELETE → 404, search, errors) must exit 0 on Users.
+async fn scim_sanity_probe(s: &Server) -> Result<()> {
+    let Some(probe) = tester("scim-sanity") else {
+        return Ok(());
+    };
+    let token = s.scim_token("msp-a").await?;
+    let url = format!("{}/scim/v2/msp-a", s.url);
+    // scim-sanity takes the token only on its command line; it is a throwaway of this test.
+    let out = tokio::process::Command::new(&probe)
+        .args(["probe", &url, "--token", &token, "--i-accept-side-effects"])
+        .args(["--resource", "User"])
+        .env("NO_COLOR", "1")
+        .kill_on_drop(true)
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!(
+            "scim-sanity probe failed ({}):\n{stdout}\n{stderr}",
+            out.status
+        );
+    }
+    ensure!(
+        stdout.contains("passed"),
+        "no check ran:\n{stdout}\n{stderr}"
+    );
+    eprintln!("{stdout}");
+    let actions = s.audit_actions("msp-a").await?;
+    ensure!(
+        actions.iter().any(|a| a == "user.deprovision.deactivate"),
         "{actions:?}"
     );
     Ok(())
