@@ -216,6 +216,11 @@ pub fn apply_patch(
         };
         for (name, v) in attributes {
             let name = without_core_urn(&name).to_string();
+            // `{"name.givenName": "A"}` or `{"emails[type eq \"work\"].value": …}`: a path as a key.
+            if name.contains(['.', '[']) {
+                apply_patch(resource, op, Some(&name), Some(v))?;
+                continue;
+            }
             refuse_server_owned(&name)?;
             let v = normalised(&name, v)?;
             if verb == PatchVerb::Replace {
@@ -497,6 +502,24 @@ mod tests {
         apply_patch(&mut u, "replace", None, Some(json!({"active": false}))).unwrap();
         assert_eq!(u["active"], json!(false));
         assert_eq!(u["userName"], json!("alice@msp-a.test"));
+    }
+
+    #[test]
+    fn paths_as_keys_of_a_pathless_value() {
+        let mut u = user();
+        apply_patch(
+            &mut u,
+            "replace",
+            None,
+            Some(
+                json!({"name.givenName": "Alice", "emails[type eq \"work\"].value": "a@x.test",
+                        "urn:ietf:params:scim:schemas:core:2.0:User:displayName": "A"}),
+            ),
+        )
+        .unwrap();
+        assert_eq!(u["name"]["givenName"], json!("Alice"));
+        assert_eq!(u["emails"][0]["value"], json!("a@x.test"));
+        assert_eq!(u["displayName"], json!("A"));
     }
 
     #[test]
