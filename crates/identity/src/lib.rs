@@ -9,12 +9,14 @@
 //! - [`totp`]: RFC 6238 codes with ±1 step skew and replay protection.
 //! - [`recovery`]: single-use recovery codes, stored hashed.
 //! - [`throttle`]: how long a login attempt must wait after failures.
+//! - [`scim`]: SCIM 2.0 PATCH, filters, the identity providers' quirks, who may be deprovisioned.
 //! - [`secret_token`]: random tokens (sessions, CSRF, password setup) and their stored hash.
 //! - [`sso`]: "Log in with the IdP": linking, enforcement and the require switch.
 
 pub mod password;
 pub mod recovery;
 pub mod roles;
+pub mod scim;
 pub mod secret_token;
 pub mod sso;
 pub mod throttle;

@@ -20,6 +20,7 @@
 //! - [`seal`]: encryption of secrets at rest.
 //! - [`identity`]: people who log in, roles per partner, sessions, TOTP and login failures.
 //! - [`sso`]: each partner's OpenID provider, exemptions, logins in flight, logout tokens seen.
+//! - [`scim`]: SCIM tokens and provisioned members; `deprovision`, the identity provider's off switch.
 
 pub mod audit;
 pub mod config;
@@ -31,6 +32,7 @@ pub mod identity;
 pub mod ingest;
 pub mod outbox;
 pub mod profiles;
+pub mod scim;
 pub mod seal;
 pub mod sso;
 pub mod testing;

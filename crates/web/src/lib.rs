@@ -12,6 +12,7 @@
 //! - [`accounts`]: people: login, sessions, TOTP, users per partner, the permission middleware.
 //! - [`sso`]: "Log in with the IdP": provider settings, login, linking, chooser, JIT,
 //!   "Require login with the IdP" and back-channel logout.
+//! - [`scim`]: SCIM 2.0 provisioning and deprovisioning per partner, and its token.
 //! - [`auth`]: bearer tokens and partner scope.
 //! - [`problem`]: `application/problem+json` errors that name each bad field.
 
@@ -23,6 +24,7 @@ pub mod events;
 pub mod hooks;
 pub mod problem;
 mod profiles;
+pub mod scim;
 pub mod sso;
 mod test_notification;
 mod views;
@@ -335,6 +337,28 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("POST /api/v1/auth/sso/choose", Access::Public),
     ("POST /api/v1/auth/sso/confirm", Access::Public),
     ("POST /api/v1/auth/sso/backchannel-logout", Access::Public),
+    (
+        "POST /api/v1/partners/{p}/scim/token",
+        Access::Partner(Permission::ManageUsers),
+    ),
+    (
+        "DELETE /api/v1/partners/{p}/scim/token",
+        Access::Partner(Permission::ManageUsers),
+    ),
+    // SCIM: the partner's SCIM token, checked by each handler (crates/web/src/scim.rs).
+    ("GET /scim/v2/{p}/ServiceProviderConfig", Access::Public),
+    ("GET /scim/v2/{p}/ResourceTypes", Access::Public),
+    ("GET /scim/v2/{p}/ResourceTypes/{id}", Access::Public),
+    ("GET /scim/v2/{p}/Schemas", Access::Public),
+    ("GET /scim/v2/{p}/Schemas/{id}", Access::Public),
+    ("GET /scim/v2/{p}/Users", Access::Public),
+    ("POST /scim/v2/{p}/Users", Access::Public),
+    ("POST /scim/v2/{p}/Users/.search", Access::Public),
+    ("POST /scim/v2/{p}/.search", Access::Public),
+    ("GET /scim/v2/{p}/Users/{id}", Access::Public),
+    ("PUT /scim/v2/{p}/Users/{id}", Access::Public),
+    ("PATCH /scim/v2/{p}/Users/{id}", Access::Public),
+    ("DELETE /scim/v2/{p}/Users/{id}", Access::Public),
 ];
 
 /// Who may call the route `METHOD path` (the path as routed, with `{…}` parameters).
@@ -361,6 +385,7 @@ pub fn router(state: AppState) -> Router {
         .merge(hooks::routes())
         .merge(accounts::routes())
         .merge(sso::routes())
+        .merge(scim::routes())
         .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
@@ -369,6 +394,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             accounts::enforce,
         ))
+        // Unrouted paths: 404 (a SCIM error under /scim/).
+        .fallback(scim::fallback)
         // 1000 events of a few KB each; larger bodies are refused before parsing.
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
@@ -497,6 +524,7 @@ mod tests {
             include_str!("hooks.rs"),
             include_str!("accounts.rs"),
             include_str!("sso.rs"),
+            include_str!("scim.rs"),
             include_str!("lib.rs"),
         ]
         .concat();
@@ -519,6 +547,7 @@ mod tests {
             include_str!("hooks.rs"),
             include_str!("accounts.rs"),
             include_str!("sso.rs"),
+            include_str!("scim.rs"),
             include_str!("lib.rs"),
         ]
         .concat();
