@@ -9,11 +9,13 @@
 //! - [`totp`]: RFC 6238 codes with ±1 step skew and replay protection.
 //! - [`recovery`]: single-use recovery codes, stored hashed.
 //! - [`throttle`]: how long a login attempt must wait after failures.
+//! - [`scopes`]: scopes of API tokens and the permissions each grants.
 //! - [`secret_token`]: random tokens (sessions, CSRF, password setup) and their stored hash.
 
 pub mod password;
 pub mod recovery;
 pub mod roles;
+pub mod scopes;
 pub mod secret_token;
 pub mod throttle;
 pub mod totp;
