@@ -85,7 +85,10 @@ pub const SCOPES: [(Scope, &str, &[Need], &str); 9] = [
     (
         Scope::UsersWrite,
         "users:write",
-        &[Need::Permission(P::ViewUsers), Need::Permission(P::ManageUsers)],
+        &[
+            Need::Permission(P::ViewUsers),
+            Need::Permission(P::ManageUsers),
+        ],
         "add people, change roles, deactivate or remove people",
     ),
     (
@@ -189,7 +192,10 @@ pub type ScopeErrors = Vec<(usize, String)>;
 
 /// Check the scope names asked for a new token against what the creator may hand out
 /// (`grantable`). Every bad entry is named by its index; the result keeps table order.
-pub fn parse_requested(requested: &[String], grantable: &[Scope]) -> Result<Vec<Scope>, ScopeErrors> {
+pub fn parse_requested(
+    requested: &[String],
+    grantable: &[Scope],
+) -> Result<Vec<Scope>, ScopeErrors> {
     let mut errors = Vec::new();
     let mut scopes = Vec::new();
     for (i, name) in requested.iter().enumerate() {
@@ -271,7 +277,10 @@ mod tests {
 
     #[test]
     fn read_scopes_grant_only_reading() {
-        for s in Scope::ALL.into_iter().filter(|s| s.as_str().ends_with(":read")) {
+        for s in Scope::ALL
+            .into_iter()
+            .filter(|s| s.as_str().ends_with(":read"))
+        {
             for p in Permission::ALL {
                 if s.grants(Need::Permission(p)) {
                     assert!(p.is_read_only(), "{s} grants {p:?}");
@@ -283,10 +292,16 @@ mod tests {
     #[test]
     fn missing_scope_names_the_narrowest() {
         let need = Need::Permission(Permission::ViewSettings);
-        assert_eq!(missing_scope(&[Scope::EventsWrite], need), Some(Scope::SettingsRead));
+        assert_eq!(
+            missing_scope(&[Scope::EventsWrite], need),
+            Some(Scope::SettingsRead)
+        );
         assert_eq!(missing_scope(&[Scope::SettingsWrite], need), None);
         assert_eq!(
-            missing_scope(&[Scope::SettingsRead], Need::Permission(Permission::ManageSettings)),
+            missing_scope(
+                &[Scope::SettingsRead],
+                Need::Permission(Permission::ManageSettings)
+            ),
             Some(Scope::SettingsWrite)
         );
     }
@@ -295,10 +310,10 @@ mod tests {
     fn stored_form_round_trips_in_table_order() {
         let s = [Scope::TokensWrite, Scope::EventsWrite, Scope::EventsWrite];
         assert_eq!(to_stored(&s), "events:write tokens:write");
-        assert_eq!(parse_stored("events:write gone:scope tokens:write"), vec![
-            Scope::EventsWrite,
-            Scope::TokensWrite
-        ]);
+        assert_eq!(
+            parse_stored("events:write gone:scope tokens:write"),
+            vec![Scope::EventsWrite, Scope::TokensWrite]
+        );
     }
 
     #[test]
@@ -320,7 +335,11 @@ mod tests {
         let errors = parse_requested(&asked, &grantable).unwrap_err();
         assert_eq!(errors.len(), 2);
         assert_eq!(errors[0].0, 1);
-        assert!(errors[0].1.starts_with("'foo' is not a scope (known: events:write, "));
+        assert!(
+            errors[0]
+                .1
+                .starts_with("'foo' is not a scope (known: events:write, ")
+        );
         assert_eq!(errors[1].0, 2);
         assert!(parse_requested(&[], &grantable).is_err());
         assert_eq!(
