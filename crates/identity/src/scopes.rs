@@ -243,6 +243,7 @@ pub fn scopes_markdown() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::Strategy;
 
     #[test]
     fn names_round_trip_and_table_lists_each_scope_once() {
@@ -365,6 +366,54 @@ mod tests {
         assert!(!Scope::SettingsWrite.within_role(Role::SecurityAdmin));
         assert!(Scope::SettingsRead.within_role(Role::ReadOnly));
         assert!(!Scope::EventsWrite.within_role(Role::Technician));
+    }
+
+    proptest::proptest! {
+        /// Whatever is asked, what comes back is within what the creator may grant, or every
+        /// refusal names an index that was asked.
+        #[test]
+        fn requested_scopes_never_exceed_the_grantable(
+            asked in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(Scope::ALL.map(Scope::as_str).to_vec()).prop_map(String::from),
+                    "[a-z:]{0,16}",
+                ],
+                0..12,
+            ),
+            grantable_mask in 0u16..512,
+        ) {
+            let grantable: Vec<Scope> = Scope::ALL
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| grantable_mask & (1 << i) != 0)
+                .map(|(_, s)| s)
+                .collect();
+            match parse_requested(&asked, &grantable) {
+                Ok(scopes) => {
+                    proptest::prop_assert!(!scopes.is_empty());
+                    for s in &scopes {
+                        proptest::prop_assert!(grantable.contains(s));
+                        proptest::prop_assert!(asked.iter().any(|a| a == s.as_str()));
+                    }
+                }
+                Err(errors) => {
+                    proptest::prop_assert!(!errors.is_empty());
+                    for (i, _) in errors {
+                        proptest::prop_assert!(i < asked.len().max(1));
+                    }
+                }
+            }
+        }
+
+        /// The stored form reads back as the same set, whatever the order and repeats.
+        #[test]
+        fn stored_form_round_trips(picks in proptest::collection::vec(0usize..9, 0..20)) {
+            let scopes: Vec<Scope> = picks.iter().map(|i| Scope::ALL[*i]).collect();
+            let back = parse_stored(&to_stored(&scopes));
+            for s in Scope::ALL {
+                proptest::prop_assert_eq!(scopes.contains(&s), back.contains(&s));
+            }
+        }
     }
 
     #[test]

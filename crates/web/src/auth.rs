@@ -305,6 +305,70 @@ mod tests {
     }
 
     #[test]
+    fn use_and_refusal_are_written_at_most_once_a_minute_per_token() {
+        let cache = TokenCache::new(Duration::from_secs(10));
+        assert!(cache.due(1, false));
+        assert!(
+            !cache.due(1, false),
+            "a second use within the minute writes nothing"
+        );
+        assert!(cache.due(2, false), "each token has its own minute");
+        assert!(cache.due(1, true), "a refusal is counted apart from a use");
+        assert!(!cache.due(1, true));
+        // After the minute, the next use is written again.
+        cache
+            .written
+            .lock()
+            .unwrap()
+            .insert((1, false), Instant::now() - LAST_USED_RESOLUTION);
+        assert!(cache.due(1, false));
+    }
+
+    #[test]
+    fn token_only_routes_name_their_scope() {
+        let grant = TokenGrant {
+            id: 1,
+            scopes: vec![Scope::SettingsRead],
+        };
+        assert_eq!(
+            grant.lacks(token_only_need("POST /api/v1/events")),
+            Some("events:write".to_string())
+        );
+        assert_eq!(grant.lacks(token_only_need("GET /api/v1/tokens")), None);
+        // An unlisted token-only route needs every scope.
+        assert_eq!(token_only_need("POST /api/v1/somewhere"), None);
+        assert_eq!(grant.lacks(None), Some("events:write".to_string()));
+        let all = TokenGrant {
+            id: 2,
+            scopes: Scope::ALL.to_vec(),
+        };
+        assert_eq!(all.lacks(None), None);
+    }
+
+    #[test]
+    fn every_token_only_route_names_its_scope() {
+        // Unlisted, a token-only route would need every scope: safe, but surely not meant.
+        for (route, access) in crate::ROUTES {
+            if *access == crate::accounts::Access::TokenOnly {
+                assert!(
+                    token_only_need(route).is_some(),
+                    "{route} is token-only but not in TOKEN_ONLY_NEEDS"
+                );
+            }
+        }
+        for (route, _) in TOKEN_ONLY_NEEDS {
+            assert_eq!(
+                crate::ROUTES
+                    .iter()
+                    .find(|(r, _)| r == route)
+                    .map(|(_, a)| *a),
+                Some(crate::accounts::Access::TokenOnly),
+                "{route}"
+            );
+        }
+    }
+
+    #[test]
     fn scope() {
         let actor = Actor::token(1, "t");
         let p = Caller(Principal::Partner("acme".into()), actor.clone());
