@@ -47,6 +47,9 @@ pub struct NewToken<'a> {
     pub created_by_user: Option<i64>,
 }
 
+/// partner, id, name, scopes, expires_at: a live token's row.
+type LiveTokenRow = (Option<String>, i64, String, String, Option<i64>);
+
 /// A token as authentication needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenAuth {
@@ -409,7 +412,7 @@ impl Store {
     /// that the answer can say when it expired).
     pub async fn live_token(&self, token_hash: &str) -> Result<Option<TokenAuth>, StoreError> {
         with_read!(self, pool => {
-            let row: Option<(Option<String>, i64, String, String, Option<i64>)> = sqlx::query_as(
+            let row: Option<LiveTokenRow> = sqlx::query_as(
                 "SELECT partner_id, id, name, scopes, expires_at FROM api_tokens \
                  WHERE token_hash = $1 AND revoked_at IS NULL",
             )
