@@ -138,8 +138,14 @@ impl Server {
         Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
     }
 
-    async fn vendor(&self, method: Method, path: &str, body: Option<Value>) -> Result<(StatusCode, Value)> {
-        self.call(As::Token(&self.vendor_token), method, path, body).await
+    async fn vendor(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(StatusCode, Value)> {
+        self.call(As::Token(&self.vendor_token), method, path, body)
+            .await
     }
 
     /// A new token made by `who` at `path`; returns (id, secret).
@@ -198,7 +204,11 @@ impl Server {
 
     async fn audit_actions(&self, partner: &str) -> Result<Vec<(String, String, String)>> {
         let (st, v) = self
-            .vendor(Method::GET, &format!("/api/v1/partners/{partner}/audit"), None)
+            .vendor(
+                Method::GET,
+                &format!("/api/v1/partners/{partner}/audit"),
+                None,
+            )
             .await?;
         assert_eq!(st, StatusCode::OK, "{v}");
         Ok(v["entries"]
@@ -306,7 +316,10 @@ async fn each_scope_route_by_route(s: &Server) -> Result<()> {
             }
         }
     }
-    assert!(allowed_somewhere >= 40, "only {allowed_somewhere} allowed calls");
+    assert!(
+        allowed_somewhere >= 40,
+        "only {allowed_somewhere} allowed calls"
+    );
     Ok(())
 }
 
@@ -322,7 +335,12 @@ async fn partner_tokens_by_scope(s: &Server) -> Result<()> {
         .await?;
     let event = json!({"id": "e1", "client": "c1", "type": "a"});
     let (st, v) = s
-        .call(As::Token(&ingest), Method::POST, "/api/v1/events", Some(event))
+        .call(
+            As::Token(&ingest),
+            Method::POST,
+            "/api/v1/events",
+            Some(event),
+        )
         .await?;
     assert_eq!(st, StatusCode::ACCEPTED, "{v}");
     for (method, path) in [
@@ -347,11 +365,21 @@ async fn partner_tokens_by_scope(s: &Server) -> Result<()> {
         )
         .await?;
     let (st, v) = s
-        .call(As::Token(&reader), Method::GET, "/api/v1/partners/msp-a", None)
+        .call(
+            As::Token(&reader),
+            Method::GET,
+            "/api/v1/partners/msp-a",
+            None,
+        )
         .await?;
     assert_eq!(st, StatusCode::OK, "{v}");
     let (st, v) = s
-        .call(As::Token(&reader), Method::GET, "/api/v1/partners/msp-a/clients", None)
+        .call(
+            As::Token(&reader),
+            Method::GET,
+            "/api/v1/partners/msp-a/clients",
+            None,
+        )
         .await?;
     assert_eq!(st, StatusCode::OK, "{v}");
     let (st, v) = s
@@ -363,7 +391,13 @@ async fn partner_tokens_by_scope(s: &Server) -> Result<()> {
         )
         .await?;
     assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
-    assert!(v["detail"].as_str().unwrap_or_default().contains("settings:write"), "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("settings:write"),
+        "{v}"
+    );
     let (st, v) = s
         .call(
             As::Token(&reader),
@@ -373,14 +407,30 @@ async fn partner_tokens_by_scope(s: &Server) -> Result<()> {
         )
         .await?;
     assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
-    assert!(v["detail"].as_str().unwrap_or_default().contains("events:write"), "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("events:write"),
+        "{v}"
+    );
     // Scopes do not widen the partner: the reader still cannot see another partner.
     let (st, _) = s
-        .call(As::Token(&reader), Method::GET, "/api/v1/partners/msp-b", None)
+        .call(
+            As::Token(&reader),
+            Method::GET,
+            "/api/v1/partners/msp-b",
+            None,
+        )
         .await?;
     assert_eq!(st, StatusCode::NOT_FOUND);
     let (_, v) = s
-        .call(As::Token(&reader), Method::GET, "/api/v1/partners/msp-a/clients/c1", None)
+        .call(
+            As::Token(&reader),
+            Method::GET,
+            "/api/v1/partners/msp-a/clients/c1",
+            None,
+        )
         .await?;
     assert_eq!(v["name"], "Client 1", "the refused change changed nothing");
     Ok(())
@@ -407,10 +457,19 @@ async fn bad_scopes_and_expiry_requests_are_named(s: &Server) -> Result<()> {
 
     for (body, path) in [
         (json!({"name": "t", "scopes": []}), "scopes[0]"),
-        (json!({"name": "t", "expires_in_days": 0}), "expires_in_days"),
-        (json!({"name": "t", "expires_in_days": 100000}), "expires_in_days"),
+        (
+            json!({"name": "t", "expires_in_days": 0}),
+            "expires_in_days",
+        ),
+        (
+            json!({"name": "t", "expires_in_days": 100000}),
+            "expires_in_days",
+        ),
         (json!({"name": "t", "expires_at": "tomorrow"}), "expires_at"),
-        (json!({"name": "t", "expires_at": "2001-01-01T00:00:00Z"}), "expires_at"),
+        (
+            json!({"name": "t", "expires_at": "2001-01-01T00:00:00Z"}),
+            "expires_at",
+        ),
         (
             json!({"name": "t", "expires_in_days": 1, "expires_at": "2099-01-01T00:00:00Z"}),
             "expires_at",
@@ -418,7 +477,11 @@ async fn bad_scopes_and_expiry_requests_are_named(s: &Server) -> Result<()> {
         (json!({"name": ""}), "name"),
     ] {
         let (st, v) = s
-            .vendor(Method::POST, "/api/v1/partners/msp-a/tokens", Some(body.clone()))
+            .vendor(
+                Method::POST,
+                "/api/v1/partners/msp-a/tokens",
+                Some(body.clone()),
+            )
             .await?;
         assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {v}");
         assert_eq!(v["errors"][0]["path"], path, "{body}: {v}");
@@ -455,11 +518,20 @@ async fn bad_scopes_and_expiry_requests_are_named(s: &Server) -> Result<()> {
 
     // Omitted scopes: every scope (as before scopes existed), and the answer says so.
     let (st, v) = s
-        .vendor(Method::POST, "/api/v1/partners/msp-a/tokens", Some(json!({"name": "all"})))
+        .vendor(
+            Method::POST,
+            "/api/v1/partners/msp-a/tokens",
+            Some(json!({"name": "all"})),
+        )
         .await?;
     assert_eq!(st, StatusCode::CREATED, "{v}");
     assert_eq!(v["scopes"].as_array().map(Vec::len), Some(Scope::ALL.len()));
-    assert!(v["note"].as_str().unwrap_or_default().contains("every scope"));
+    assert!(
+        v["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("every scope")
+    );
     assert_eq!(v["expires_at"], Value::Null);
     assert_eq!(v["created_by"], Value::Null);
     Ok(())
@@ -487,7 +559,12 @@ async fn expiry_last_use_and_revocation(s: &Server) -> Result<()> {
     assert!(listed.get("token").is_none() && listed.get("token_hash").is_none());
 
     let (st, v) = s
-        .call(As::Token(&token), Method::GET, "/api/v1/partners/msp-a", None)
+        .call(
+            As::Token(&token),
+            Method::GET,
+            "/api/v1/partners/msp-a",
+            None,
+        )
         .await?;
     assert_eq!(st, StatusCode::OK, "{v}");
     let listed = s.listed(list, id).await?;
@@ -505,7 +582,12 @@ async fn expiry_last_use_and_revocation(s: &Server) -> Result<()> {
         .clock
         .advance(Duration::from_secs(2 * 24 * 3600 + 1));
     let (st, v) = s
-        .call(As::Token(&token), Method::GET, "/api/v1/partners/msp-a", None)
+        .call(
+            As::Token(&token),
+            Method::GET,
+            "/api/v1/partners/msp-a",
+            None,
+        )
         .await?;
     assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
     let expires_at = listed["expires_at"].as_str().context("expires_at")?;
@@ -534,7 +616,12 @@ async fn expiry_last_use_and_revocation(s: &Server) -> Result<()> {
         )
         .await?;
     let (st, _) = s
-        .call(As::Token(&rtoken), Method::GET, "/api/v1/partners/msp-a", None)
+        .call(
+            As::Token(&rtoken),
+            Method::GET,
+            "/api/v1/partners/msp-a",
+            None,
+        )
         .await?;
     assert_eq!(st, StatusCode::OK);
     let (st, v) = s
@@ -542,7 +629,12 @@ async fn expiry_last_use_and_revocation(s: &Server) -> Result<()> {
         .await?;
     assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
     let (st, v) = s
-        .call(As::Token(&rtoken), Method::GET, "/api/v1/partners/msp-a", None)
+        .call(
+            As::Token(&rtoken),
+            Method::GET,
+            "/api/v1/partners/msp-a",
+            None,
+        )
         .await?;
     assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
     assert_eq!(s.listed(list, rid).await?["status"], "revoked");
@@ -586,7 +678,12 @@ async fn tokens_of_people(s: &Server) -> Result<()> {
     assert_eq!(v["errors"][0]["path"], "scopes[1]");
     // … and by default gets what the role allows.
     let (st, v) = s
-        .call(As::Person(&carl), Method::POST, list, Some(json!({"name": "carl's"})))
+        .call(
+            As::Person(&carl),
+            Method::POST,
+            list,
+            Some(json!({"name": "carl's"})),
+        )
         .await?;
     assert_eq!(st, StatusCode::CREATED, "{v}");
     let carl_token = v["token"].as_str().context("token")?.to_string();
@@ -599,18 +696,31 @@ async fn tokens_of_people(s: &Server) -> Result<()> {
         .collect();
     assert!(scopes.contains(&"settings:write") && scopes.contains(&"events:write"));
     assert!(!scopes.contains(&"users:write"), "{scopes:?}");
-    assert_eq!(v["created_by"], json!({"user": carl_id, "email": "carl@msp-a.test"}));
+    assert_eq!(
+        v["created_by"],
+        json!({"user": carl_id, "email": "carl@msp-a.test"})
+    );
     // A read-only person may not make tokens at all (the matrix).
     let rita = s.login("rita@msp-a.test").await?;
     let (st, _) = s
-        .call(As::Person(&rita), Method::POST, list, Some(json!({"name": "r"})))
+        .call(
+            As::Person(&rita),
+            Method::POST,
+            list,
+            Some(json!({"name": "r"})),
+        )
         .await?;
     assert_eq!(st, StatusCode::FORBIDDEN);
     let _ = reader_id;
 
     // Carl's token works (and is now cached) until Ann deactivates Carl: then at once.
     let (st, _) = s
-        .call(As::Token(&carl_token), Method::GET, "/api/v1/partners/msp-a", None)
+        .call(
+            As::Token(&carl_token),
+            Method::GET,
+            "/api/v1/partners/msp-a",
+            None,
+        )
         .await?;
     assert_eq!(st, StatusCode::OK);
     let (st, v) = s
@@ -623,7 +733,12 @@ async fn tokens_of_people(s: &Server) -> Result<()> {
         .await?;
     assert_eq!(st, StatusCode::OK, "{v}");
     let (st, v) = s
-        .call(As::Token(&carl_token), Method::GET, "/api/v1/partners/msp-a", None)
+        .call(
+            As::Token(&carl_token),
+            Method::GET,
+            "/api/v1/partners/msp-a",
+            None,
+        )
         .await?;
     assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
     let listed = s.listed(list, carl_token_id).await?;
@@ -640,14 +755,23 @@ async fn tokens_of_people(s: &Server) -> Result<()> {
         .await?;
     assert_eq!(st, StatusCode::OK);
     let (st, _) = s
-        .call(As::Token(&carl_token), Method::GET, "/api/v1/partners/msp-a", None)
+        .call(
+            As::Token(&carl_token),
+            Method::GET,
+            "/api/v1/partners/msp-a",
+            None,
+        )
         .await?;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
 
     // Removing Dave from the partner revokes his tokens.
     let dave = s.login("dave@msp-a.test").await?;
     let (dave_token_id, dave_token) = s
-        .token(As::Person(&dave), list, json!({"name": "dave's", "scopes": ["events:write"]}))
+        .token(
+            As::Person(&dave),
+            list,
+            json!({"name": "dave's", "scopes": ["events:write"]}),
+        )
         .await?;
     let (st, _) = s
         .call(
@@ -683,7 +807,9 @@ async fn tokens_of_people(s: &Server) -> Result<()> {
     assert_eq!(s.listed(list, eve_token_id).await?["status"], "revoked");
     assert_eq!(s.listed(list, ann_token_id).await?["status"], "active");
     assert_eq!(s.store.revoke_tokens_of_user(eve_id, None, now).await?, 0);
-    let (st, _) = s.vendor(Method::GET, "/api/v1/partners/msp-a", None).await?;
+    let (st, _) = s
+        .vendor(Method::GET, "/api/v1/partners/msp-a", None)
+        .await?;
     assert_eq!(st, StatusCode::OK, "the vendor's token is nobody's");
 
     let audit = s.audit_actions("msp-a").await?;
