@@ -302,8 +302,9 @@ struct NewToken {
 const MAX_TOKEN_DAYS: i64 = 3650;
 
 /// What the creator of a token may put in it: a token passes on at most its own scopes; a
-/// person at most what their role at the partner allows; the vendor's CLI-made tokens hold
-/// every scope. Returns the scopes and the person who is creating it, if a person.
+/// person at most what their role at the partner allows; a caller who is neither (no route
+/// lets one through the permission middleware) nothing. Returns the scopes and the person who
+/// is creating it, if a person.
 fn grantable_scopes(
     caller_grant: Option<&TokenGrant>,
     person: Option<&SessionUser>,
@@ -324,7 +325,7 @@ fn grantable_scopes(
             .collect();
         return (scopes, Some(person.user.id));
     }
-    (Scope::ALL.to_vec(), None)
+    (Vec::new(), None)
 }
 
 fn token_view(t: &TokenRow, now: i64) -> Value {
