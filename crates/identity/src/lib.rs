@@ -10,6 +10,7 @@
 //! - [`recovery`]: single-use recovery codes, stored hashed.
 //! - [`throttle`]: how long a login attempt must wait after failures.
 //! - [`scim`]: SCIM 2.0 PATCH, filters, the identity providers' quirks, who may be deprovisioned.
+//! - [`scopes`]: scopes of API tokens and the permissions each grants.
 //! - [`secret_token`]: random tokens (sessions, CSRF, password setup) and their stored hash.
 //! - [`sso`]: "Log in with the IdP": linking, enforcement and the require switch.
 
@@ -17,6 +18,7 @@ pub mod password;
 pub mod recovery;
 pub mod roles;
 pub mod scim;
+pub mod scopes;
 pub mod secret_token;
 pub mod sso;
 pub mod throttle;

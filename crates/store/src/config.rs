@@ -33,6 +33,66 @@ pub enum Principal {
     Partner(String),
 }
 
+/// A token to store: its hash, never the token.
+#[derive(Debug, Clone)]
+pub struct NewToken<'a> {
+    pub token_hash: &'a str,
+    /// `None`: vendor-wide.
+    pub partner: Option<&'a str>,
+    pub name: &'a str,
+    /// Scope names separated by spaces (`psabridge_identity::scopes::to_stored`).
+    pub scopes: &'a str,
+    pub expires_at: Option<Millis>,
+    /// The person who made it while logged in.
+    pub created_by_user: Option<i64>,
+}
+
+/// partner, id, name, scopes, expires_at: a live token's row.
+type LiveTokenRow = (Option<String>, i64, String, String, Option<i64>);
+
+/// A token as authentication needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenAuth {
+    pub principal: Principal,
+    pub id: i64,
+    pub name: String,
+    pub scopes: String,
+    pub expires_at: Option<Millis>,
+}
+
+/// A token as the token list shows it (never the secret nor its hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    pub id: i64,
+    pub partner_id: Option<String>,
+    pub name: String,
+    pub scopes: String,
+    pub created_at: Millis,
+    pub created_by_user: Option<i64>,
+    pub created_by_email: Option<String>,
+    pub expires_at: Option<Millis>,
+    pub last_used_at: Option<Millis>,
+    pub revoked_at: Option<Millis>,
+}
+
+/// Revoke the live tokens a person made, at one partner (`Some`) or everywhere (`None`), on
+/// any executor (a pool or the transaction of a deactivation). Evaluates to the count.
+macro_rules! revoke_tokens_of_user {
+    ($executor:expr, $user:expr, $partner:expr, $now:expr) => {
+        sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE created_by_user = $2 AND revoked_at IS NULL \
+             AND ($3 IS NULL OR partner_id = $3)",
+        )
+        .bind($now)
+        .bind($user)
+        .bind($partner)
+        .execute($executor)
+        .await?
+        .rows_affected()
+    };
+}
+pub(crate) use revoke_tokens_of_user;
+
 /// A client of a partner, with its mapping status for the client list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Client {
@@ -320,6 +380,113 @@ impl Store {
             }
         });
         Ok(())
+    }
+
+    /// Store a token with its scopes, expiry and maker (the caller keeps the token itself and
+    /// shows it once).
+    pub async fn create_scoped_token(
+        &self,
+        t: &NewToken<'_>,
+        now: Millis,
+    ) -> Result<i64, StoreError> {
+        with_write!(self, pool => {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO api_tokens (token_hash, partner_id, name, created_at, scopes, expires_at, created_by_user) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            )
+            .bind(t.token_hash)
+            .bind(t.partner)
+            .bind(t.name)
+            .bind(now)
+            .bind(t.scopes)
+            .bind(t.expires_at)
+            .bind(t.created_by_user)
+            .fetch_one(pool)
+            .await
+            .map_err(|e| StoreError::conflict_or(e, || "partner or user not found for the token".into()))?;
+            Ok(id)
+        })
+    }
+
+    /// What authentication needs of a token that is not revoked (expired ones included, so
+    /// that the answer can say when it expired).
+    pub async fn live_token(&self, token_hash: &str) -> Result<Option<TokenAuth>, StoreError> {
+        with_read!(self, pool => {
+            let row: Option<LiveTokenRow> = sqlx::query_as(
+                "SELECT partner_id, id, name, scopes, expires_at FROM api_tokens \
+                 WHERE token_hash = $1 AND revoked_at IS NULL",
+            )
+            .bind(token_hash)
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.map(|(p, id, name, scopes, expires_at)| TokenAuth {
+                principal: p.map_or(Principal::Vendor, Principal::Partner),
+                id,
+                name,
+                scopes,
+                expires_at,
+            }))
+        })
+    }
+
+    /// The tokens of a partner (`Some`) or the vendor-wide ones (`None`), newest first,
+    /// revoked ones included. Never the hash.
+    pub async fn tokens(&self, partner: Option<&str>) -> Result<Vec<TokenRow>, StoreError> {
+        with_read!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT t.id, t.partner_id, t.name, t.scopes, t.created_at, t.created_by_user, u.email, \
+                 t.expires_at, t.last_used_at, t.revoked_at \
+                 FROM api_tokens t LEFT JOIN users u ON u.id = t.created_by_user \
+                 WHERE ($1 IS NULL AND t.partner_id IS NULL) OR t.partner_id = $1 ORDER BY t.id DESC",
+            )
+            .bind(partner)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(TokenRow {
+                        id: r.try_get(0)?,
+                        partner_id: r.try_get(1)?,
+                        name: r.try_get(2)?,
+                        scopes: r.try_get(3)?,
+                        created_at: r.try_get(4)?,
+                        created_by_user: r.try_get(5)?,
+                        created_by_email: r.try_get(6)?,
+                        expires_at: r.try_get(7)?,
+                        last_used_at: r.try_get(8)?,
+                        revoked_at: r.try_get(9)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(StoreError::from)
+        })
+    }
+
+    /// Record that a token was used. Callers write this at most once a minute per token, not
+    /// on every request.
+    pub async fn touch_token(&self, id: i64, now: Millis) -> Result<(), StoreError> {
+        with_write!(self, pool => {
+            sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(id)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Revoke every live token a person made (at one partner, or everywhere), on its own.
+    /// Deactivation and removal do the same inside their own transaction.
+    pub async fn revoke_tokens_of_user(
+        &self,
+        user: i64,
+        partner: Option<&str>,
+        now: Millis,
+    ) -> Result<u64, StoreError> {
+        let revoked = with_write!(self, pool => {
+            revoke_tokens_of_user!(pool, user, partner, now)
+        });
+        Ok(revoked)
     }
 
     // ---- clients --------------------------------------------------------------------------

@@ -482,7 +482,7 @@ impl Store {
     }
 
     /// Deactivate (or reactivate) a membership. Deactivating ends every session of the
-    /// person at once, in the same transaction. Returns the number of sessions ended.
+    /// person, and revokes the API tokens they made for this partner, in the same transaction. Returns the number of sessions ended.
     pub async fn set_member_active(
         &self,
         partner: &str,
@@ -505,13 +505,15 @@ impl Store {
             if active {
                 0
             } else {
+                crate::config::revoke_tokens_of_user!(&mut *tx, user, Some(partner), now);
                 revoke_all_sessions!(&mut *tx, user, now)
             }
         });
         Ok(ended)
     }
 
-    /// Remove a person from a partner, ending their sessions.
+    /// Remove a person from a partner, ending their sessions and revoking the API tokens they
+    /// made for this partner.
     pub async fn remove_membership(
         &self,
         partner: &str,
@@ -527,13 +529,15 @@ impl Store {
             if done.rows_affected() == 0 {
                 return Err(StoreError::NotFound(format!("user {user}")));
             }
+            crate::config::revoke_tokens_of_user!(&mut *tx, user, Some(partner), now);
             revoke_all_sessions!(&mut *tx, user, now);
         });
         Ok(())
     }
 
     /// Deactivate a person everywhere (all memberships stay, the person cannot log in) and
-    /// end every session, in one transaction. For deprovisioning.
+    /// end every session and revoke every API token they made, in one transaction. For
+    /// deprovisioning.
     pub async fn deactivate_user(&self, user: i64, now: Millis) -> Result<u64, StoreError> {
         let ended = with_tx!(self, tx => {
             let done = sqlx::query("UPDATE users SET deactivated_at = $1 WHERE id = $2")
@@ -544,6 +548,7 @@ impl Store {
             if done.rows_affected() == 0 {
                 return Err(StoreError::NotFound(format!("user {user}")));
             }
+            crate::config::revoke_tokens_of_user!(&mut *tx, user, None::<&str>, now);
             revoke_all_sessions!(&mut *tx, user, now)
         });
         Ok(ended)

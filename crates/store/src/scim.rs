@@ -80,8 +80,12 @@ impl DeprovisionAction {
 /// The result of [`Store::deprovision`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Deprovisioned {
-    /// Done; this many sessions were ended.
-    Done { sessions_ended: u64 },
+    /// Done; this many sessions were ended and API tokens (made by the person for this
+    /// partner) revoked.
+    Done {
+        sessions_ended: u64,
+        tokens_revoked: u64,
+    },
     /// Refused (and audited as refused): the member is the partner's break-glass account.
     Refused(DeprovisionRefusal),
 }
@@ -412,12 +416,15 @@ impl Store {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                    Deprovisioned::Done { sessions_ended: ended }
+                    // And the API tokens the person made for this partner.
+                    let tokens = crate::config::revoke_tokens_of_user!(&mut *tx, user, Some(partner), now);
+                    Deprovisioned::Done { sessions_ended: ended, tokens_revoked: tokens }
                 }
             };
             let after = match outcome {
-                Deprovisioned::Done { sessions_ended } => serde_json::json!({
+                Deprovisioned::Done { sessions_ended, tokens_revoked } => serde_json::json!({
                     "role": role.as_str(), "reason": reason, "sessions_ended": sessions_ended,
+                    "tokens_revoked": tokens_revoked,
                 }),
                 Deprovisioned::Refused(refusal) => serde_json::json!({
                     "role": role.as_str(), "reason": reason, "refused": refusal.to_string(),

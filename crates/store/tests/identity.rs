@@ -236,6 +236,89 @@ async fn accounts(store: Store, dir: Option<&std::path::Path>) -> Result<()> {
     Ok(())
 }
 
+/// An identity provider's deprovisioning takes the person's sessions and the API tokens they
+/// made for that partner with it, in one transaction; their tokens elsewhere stay.
+async fn deprovisioning_revokes_tokens(store: Store) -> Result<()> {
+    use psabridge_store::config::NewToken;
+    use psabridge_store::scim::{DeprovisionAction, Deprovisioned};
+    let now = 1_800_000_000_000i64;
+    store.create_partner("msp-t", "MSP T", now).await?;
+    store.create_partner("msp-u", "MSP U", now).await?;
+    let dan = store.create_user("dan@example.com", "Dan", now).await?;
+    store.add_membership(dan, "msp-t", "admin", now).await?;
+    store.add_membership(dan, "msp-u", "admin", now).await?;
+    let token = |hash: &'static str, partner: &'static str| NewToken {
+        token_hash: hash,
+        partner: Some(partner),
+        name: "made by dan",
+        scopes: "settings:read",
+        expires_at: None,
+        created_by_user: Some(dan),
+    };
+    store
+        .create_scoped_token(&token("hash-t", "msp-t"), now)
+        .await?;
+    store
+        .create_scoped_token(&token("hash-u", "msp-u"), now)
+        .await?;
+    assert!(store.principal_of_token("hash-t").await?.is_some());
+    let done = store
+        .deprovision(
+            "msp-t",
+            dan,
+            DeprovisionAction::Deactivate,
+            "scim",
+            "test",
+            now + 1,
+        )
+        .await?;
+    assert!(
+        matches!(
+            done,
+            Deprovisioned::Done {
+                tokens_revoked: 1,
+                ..
+            }
+        ),
+        "{done:?}"
+    );
+    assert!(store.principal_of_token("hash-t").await?.is_none());
+    assert!(
+        store.principal_of_token("hash-u").await?.is_some(),
+        "a token for another partner stays"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deprovisioning_revokes_tokens_on_sqlite() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = Store::open(
+        &StoreOptions::new(url),
+        KeyRing::parse(&KeyRing::generate_key()).unwrap(),
+    )
+    .await?;
+    deprovisioning_revokes_tokens(store).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deprovisioning_revokes_tokens_on_postgres() -> Result<()> {
+    let Some(admin) = pg_url_or_skip("deprovisioning_revokes_tokens_on_postgres") else {
+        return Ok(());
+    };
+    let db = TestDatabase::create(&admin).await?;
+    let store = Store::open(
+        &StoreOptions::new(&db.url),
+        KeyRing::parse(&KeyRing::generate_key()).unwrap(),
+    )
+    .await?;
+    let result = deprovisioning_revokes_tokens(store.clone()).await;
+    store.close().await;
+    db.drop_database().await;
+    result
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_on_sqlite() -> Result<()> {
     let dir = tempfile::tempdir()?;

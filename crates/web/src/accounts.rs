@@ -6,8 +6,8 @@
 //! credentials, and only then policy (deactivated, no membership), so that a failure never
 //! says whether an email has an account.
 //!
-//! Bearer-token requests are left as they were: the middleware does not touch them and each
-//! handler checks the token's partner scope. A request with a session cookie (and no bearer
+//! A bearer-token request is checked here against the same [`Access`] entry through the
+//! token's scopes (`psabridge_identity::scopes`); each handler still checks the token's partner. A request with a session cookie (and no bearer
 //! token) is resolved here into a [`Caller`] for the partner it acts on, with that partner's
 //! role checked against the route's [`Access`] entry in [`crate::ROUTES`].
 
@@ -25,6 +25,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use psabridge_identity::password::PasswordHashing;
+use psabridge_identity::scopes::Need;
 use psabridge_identity::secret_token::{constant_time_eq, new_token, token_hash};
 use psabridge_identity::throttle::{Decision, Failures, Policy};
 use psabridge_identity::{Permission, Role, allows, recovery, totp};
@@ -290,8 +291,28 @@ async fn authorize(s: &AppState, req: &mut Request) -> Result<(), Problem> {
             "{method} {template} has no entry in the permission table"
         )));
     };
-    if access == Access::Public || req.headers().contains_key(header::AUTHORIZATION) {
-        // Bearer tokens keep their own checks in each handler.
+    if access == Access::Public {
+        return Ok(());
+    }
+    if req.headers().contains_key(header::AUTHORIZATION) {
+        if access == Access::Session {
+            // A person's own account: the handler refuses tokens.
+            return Ok(());
+        }
+        // A token: its scopes decide, against the same entry (handlers still check its
+        // partner).
+        let (caller, grant) = crate::auth::authenticate_bearer(s, req.headers()).await?;
+        let need = match access {
+            Access::Partner(p) | Access::Acting(p) => Some(Need::Permission(p)),
+            _ => crate::auth::token_only_need(&format!("{lookup} {template}")),
+        };
+        if let Some(scope) = grant.lacks(need) {
+            return Err(Problem::forbidden(&format!(
+                "the token lacks the scope {scope} needed for {method} {template}"
+            )));
+        }
+        req.extensions_mut().insert(caller);
+        req.extensions_mut().insert(grant);
         return Ok(());
     }
     let cookie = session_cookie(req.headers(), s.accounts.cookie_name()).map(str::to_string);
@@ -1055,6 +1076,8 @@ async fn patch_user(
     }
     if let Some(active) = active {
         s.store.set_member_active(&p, user_id, active, now).await?;
+        // Deactivation revoked the person's tokens: forget them on this node at once.
+        s.tokens.clear();
     }
     let after = s
         .store
@@ -1095,6 +1118,7 @@ async fn remove_user(
     }
     let now = s.accounts.clock.now_ms();
     s.store.remove_membership(&p, user_id, now).await?;
+    s.tokens.clear();
     s.store
         .record_audit(
             &NewAuditEntry {
@@ -1124,14 +1148,14 @@ pub fn permissions_markdown() -> String {
     };
     let mut out = String::from(
         "# Roles and permissions\n\n\
-         <!-- Generated from the code (crates/identity/src/roles.rs and ROUTES in \
+         <!-- Generated from the code (crates/identity/src/roles.rs, scopes.rs and ROUTES in \
          crates/web/src/lib.rs); a test fails when this file differs. Regenerate with \
          `PSABRIDGE_WRITE_DOCS=1 cargo test -p psabridge-web --lib permissions`. -->\n\n\
          A person has one role at each partner they belong to (a person may belong to several \
          partners). Every route is checked in one place (`accounts::enforce`) against the table \
          below; a person who is not a member of a partner gets 404 for all of its routes, as \
          if it did not exist. API tokens are not people: a partner token acts for its partner \
-         and a vendor token for every partner, with full access within that scope.\n\n\
+         and a vendor token for every partner, each within its scopes (below).\n\n\
          ## The matrix\n\n",
     );
     out.push_str(&psabridge_identity::roles::matrix_markdown());
@@ -1151,10 +1175,31 @@ pub fn permissions_markdown() -> String {
                 p.as_str(),
                 roles_of(*p)
             ),
-            Access::TokenOnly => "API tokens only".to_string(),
+            Access::TokenOnly => match crate::auth::token_only_need(route) {
+                Some(need) => format!(
+                    "API tokens only, with `{}`",
+                    psabridge_identity::scopes::missing_scope(&[], need)
+                        .map_or("every scope", |s| s.as_str())
+                ),
+                None => "API tokens only, with every scope".to_string(),
+            },
         };
         out.push_str(&format!("| `{route}` | {who} |\n"));
     }
+    out.push_str(
+        "\n## Scopes of API tokens\n\n\
+         A token holds scopes instead of a role. It may call a route when one of its scopes \
+         grants the permission of the route's entry above (token-only routes name their \
+         scope); otherwise it gets 403 naming the scope it lacks. A token made without \
+         `scopes` holds every scope its creator may grant (tokens made before scopes existed \
+         hold them all). A token never gets more than its creator: a token passes on at most \
+         its own scopes, a person at most what their role allows (`events:write` needs \
+         `manage_settings`). A token made by a logged-in person is revoked when that person \
+         is deactivated or removed. An expired token gets 401 saying when it expired. A \
+         revoked token stops working at once on the node that revoked it and within 10 \
+         seconds on the others (their token cache).\n\n",
+    );
+    out.push_str(&psabridge_identity::scopes::scopes_markdown());
     out
 }
 

@@ -8,13 +8,13 @@
 
 use std::collections::BTreeMap;
 
-use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use axum::{Extension, Json};
 use psabridge_core::catalog::Catalog;
 use psabridge_core::event::FieldError;
 use psabridge_core::secret::Secret;
@@ -22,15 +22,20 @@ use psabridge_core::settings::{
     CompanyContact, EventRule, GroupingMode, PsaKind, Refire, TicketDefaults,
 };
 use psabridge_engine::connect::{ConnectError, connect};
+use psabridge_identity::Role;
+use psabridge_identity::scopes::{Scope, parse_requested, parse_stored, to_stored};
 use psabridge_psa::PsaError;
-use psabridge_store::config::{Connection, MappingRow, NewConnection, defaults_to_json};
+use psabridge_store::config::{
+    Connection, MappingRow, NewConnection, NewToken as NewTokenRow, TokenRow, defaults_to_json,
+};
 use psabridge_store::outbox::DeliveryFilter;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
-use crate::auth::{Caller, new_token, token_hash};
+use crate::accounts::SessionUser;
+use crate::auth::{Caller, TokenGrant, new_token, token_hash};
 use crate::problem::{Problem, parse_json};
 use crate::views::{self, opt_time, time};
 
@@ -41,8 +46,14 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/partners/{p}",
             get(get_partner).patch(patch_partner),
         )
-        .route("/api/v1/tokens", post(create_vendor_token))
-        .route("/api/v1/partners/{p}/tokens", post(create_partner_token))
+        .route(
+            "/api/v1/tokens",
+            post(create_vendor_token).get(list_vendor_tokens),
+        )
+        .route(
+            "/api/v1/partners/{p}/tokens",
+            post(create_partner_token).get(list_partner_tokens),
+        )
         .route(
             "/api/v1/partners/{p}/tokens/{id}",
             axum::routing::delete(revoke_token),
@@ -281,27 +292,152 @@ async fn patch_partner(
 #[serde(deny_unknown_fields)]
 struct NewToken {
     name: String,
+    /// Omitted: every scope the creator may grant (what tokens could do before scopes).
+    scopes: Option<Vec<String>>,
+    expires_in_days: Option<i64>,
+    expires_at: Option<String>,
+}
+
+/// The longest a token may be made to last by `expires_in_days` (10 years).
+const MAX_TOKEN_DAYS: i64 = 3650;
+
+/// What the creator of a token may put in it: a token passes on at most its own scopes; a
+/// person at most what their role at the partner allows; a caller who is neither (no route
+/// lets one through the permission middleware) nothing. Returns the scopes and the person who
+/// is creating it, if a person.
+fn grantable_scopes(
+    caller_grant: Option<&TokenGrant>,
+    person: Option<&SessionUser>,
+    partner: Option<&str>,
+) -> (Vec<Scope>, Option<i64>) {
+    if let Some(grant) = caller_grant {
+        return (grant.scopes.clone(), None);
+    }
+    if let Some(person) = person {
+        let role = person
+            .memberships
+            .iter()
+            .find(|m| Some(m.partner_id.as_str()) == partner)
+            .and_then(|m| Role::parse(&m.role));
+        let scopes = Scope::ALL
+            .into_iter()
+            .filter(|s| role.is_some_and(|r| s.within_role(r)))
+            .collect();
+        return (scopes, Some(person.user.id));
+    }
+    (Vec::new(), None)
+}
+
+fn token_view(t: &TokenRow, now: i64) -> Value {
+    let status = if t.revoked_at.is_some() {
+        "revoked"
+    } else if t.expires_at.is_some_and(|at| at <= now) {
+        "expired"
+    } else {
+        "active"
+    };
+    json!({
+        "id": t.id,
+        "name": t.name,
+        "partner": t.partner_id,
+        "scopes": parse_stored(&t.scopes).iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        "created_at": time(t.created_at),
+        "created_by": t.created_by_user.map(|id| json!({"user": id, "email": t.created_by_email})),
+        "expires_at": opt_time(t.expires_at),
+        "last_used_at": opt_time(t.last_used_at),
+        "revoked_at": opt_time(t.revoked_at),
+        "status": status,
+    })
 }
 
 async fn issue_token(
     s: &AppState,
     caller: &Caller,
+    who: (Option<&TokenGrant>, Option<&SessionUser>),
     partner: Option<&str>,
     bytes: &Bytes,
 ) -> Result<Response, Problem> {
     let t: NewToken = body(bytes)?;
+    let now = s.accounts.clock.now_ms();
+    let mut errors = Vec::new();
     if t.name.trim().is_empty() || t.name.len() > 100 {
-        return Err(Problem::invalid(vec![FieldError::new(
-            "name",
-            "must be 1 to 100 characters",
-        )]));
+        errors.push(FieldError::new("name", "must be 1 to 100 characters"));
+    }
+    let (grantable, created_by_user) = grantable_scopes(who.0, who.1, partner);
+    let scopes = match &t.scopes {
+        None => grantable.clone(),
+        Some(asked) => match parse_requested(asked, &grantable) {
+            Ok(scopes) => scopes,
+            Err(bad) => {
+                for (i, problem) in bad {
+                    errors.push(FieldError::new(format!("scopes[{i}]"), problem));
+                }
+                Vec::new()
+            }
+        },
+    };
+    if t.scopes.is_none() && scopes.is_empty() {
+        errors.push(FieldError::new("scopes", "the creator may grant no scope"));
+    }
+    let expires_at = match (t.expires_in_days, &t.expires_at) {
+        (Some(_), Some(_)) => {
+            errors.push(FieldError::new(
+                "expires_at",
+                "give expires_in_days or expires_at, not both",
+            ));
+            None
+        }
+        (Some(days), None) if !(1..=MAX_TOKEN_DAYS).contains(&days) => {
+            errors.push(FieldError::new(
+                "expires_in_days",
+                format!("must be 1 to {MAX_TOKEN_DAYS}"),
+            ));
+            None
+        }
+        (Some(days), None) => Some(now + days * 24 * 3600 * 1000),
+        (None, Some(at)) => match chrono::DateTime::parse_from_rfc3339(at) {
+            Ok(at) if at.timestamp_millis() > now => Some(at.timestamp_millis()),
+            Ok(_) => {
+                errors.push(FieldError::new("expires_at", "must be in the future"));
+                None
+            }
+            Err(_) => {
+                errors.push(FieldError::new(
+                    "expires_at",
+                    "must be an RFC 3339 time (2030-01-31T00:00:00Z)",
+                ));
+                None
+            }
+        },
+        (None, None) => None,
+    };
+    if !errors.is_empty() {
+        return Err(Problem::invalid(errors));
     }
     let token = new_token();
+    let stored_scopes = to_stored(&scopes);
     let id = s
         .store
-        .create_token(&token_hash(&token), partner, t.name.trim(), now())
+        .create_scoped_token(
+            &NewTokenRow {
+                token_hash: &token_hash(&token),
+                partner,
+                name: t.name.trim(),
+                scopes: &stored_scopes,
+                expires_at,
+                created_by_user,
+            },
+            now,
+        )
         .await?;
-    let view = json!({"id": id, "name": t.name.trim(), "partner": partner});
+    let row = s
+        .store
+        .tokens(partner)
+        .await?
+        .into_iter()
+        .find(|r| r.id == id)
+        .ok_or_else(|| Problem::internal(format!("token {id} vanished")))?;
+    let view = token_view(&row, now);
     audit(
         s,
         caller,
@@ -312,30 +448,79 @@ async fn issue_token(
         Some(&view),
     )
     .await;
-    Ok(created(
-        json!({"id": id, "name": t.name.trim(), "partner": partner, "token": token,
-                      "note": "the token is shown once; store it now"}),
-    ))
+    let mut shown = view;
+    shown["token"] = json!(token);
+    shown["note"] = json!(if t.scopes.is_none() {
+        "the token is shown once; store it now. No scopes were asked for, so it holds every \
+         scope its creator may grant"
+    } else {
+        "the token is shown once; store it now"
+    });
+    Ok(created(shown))
+}
+
+async fn list_vendor_tokens(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, Problem> {
+    caller.require_vendor()?;
+    let now = s.accounts.clock.now_ms();
+    let tokens: Vec<Value> = s
+        .store
+        .tokens(None)
+        .await?
+        .iter()
+        .map(|t| token_view(t, now))
+        .collect();
+    Ok(Json(json!({"tokens": tokens})))
+}
+
+async fn list_partner_tokens(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(p): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    caller.require_partner(&p)?;
+    s.store.partner(&p).await?;
+    let now = s.accounts.clock.now_ms();
+    let tokens: Vec<Value> = s
+        .store
+        .tokens(Some(&p))
+        .await?
+        .iter()
+        .map(|t| token_view(t, now))
+        .collect();
+    Ok(Json(json!({"tokens": tokens})))
 }
 
 async fn create_vendor_token(
     State(s): State<AppState>,
     caller: Caller,
+    grant: Option<Extension<TokenGrant>>,
     bytes: Bytes,
 ) -> Result<Response, Problem> {
     caller.require_vendor()?;
-    issue_token(&s, &caller, None, &bytes).await
+    issue_token(&s, &caller, (grant.as_deref(), None), None, &bytes).await
 }
 
 async fn create_partner_token(
     State(s): State<AppState>,
     caller: Caller,
+    grant: Option<Extension<TokenGrant>>,
+    person: Option<Extension<SessionUser>>,
     Path(p): Path<String>,
     bytes: Bytes,
 ) -> Result<Response, Problem> {
     caller.require_partner(&p)?;
     s.store.partner(&p).await?;
-    issue_token(&s, &caller, Some(&p), &bytes).await
+    issue_token(
+        &s,
+        &caller,
+        (grant.as_deref(), person.as_deref()),
+        Some(&p),
+        &bytes,
+    )
+    .await
 }
 
 async fn revoke_token(
@@ -344,7 +529,9 @@ async fn revoke_token(
     Path((p, id)): Path<(String, i64)>,
 ) -> Result<StatusCode, Problem> {
     caller.require_partner(&p)?;
-    s.store.revoke_token(id, Some(&p), now()).await?;
+    s.store
+        .revoke_token(id, Some(&p), s.accounts.clock.now_ms())
+        .await?;
     s.tokens.clear();
     audit(
         &s,

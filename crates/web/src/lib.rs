@@ -102,6 +102,11 @@ pub const ROUTES: &[(&str, Access)] = &[
         Access::Partner(Permission::ManageSettings),
     ),
     ("POST /api/v1/tokens", Access::TokenOnly),
+    ("GET /api/v1/tokens", Access::TokenOnly),
+    (
+        "GET /api/v1/partners/{p}/tokens",
+        Access::Partner(Permission::ViewSettings),
+    ),
     (
         "POST /api/v1/partners/{p}/tokens",
         Access::Partner(Permission::ManageTokens),

@@ -882,6 +882,8 @@ async fn update_user(
             if let Deprovisioned::Refused(why) = outcome {
                 return Err(refused(why.to_string()));
             }
+            // The person's tokens were revoked with the deactivation: stop them on this node now.
+            s.tokens.clear();
         }
         Some(true) if !before.active => {
             s.store
@@ -1007,6 +1009,9 @@ async fn delete_user(
         .await?;
     match outcome {
         Deprovisioned::Refused(why) => Err(refused(why.to_string())),
-        Deprovisioned::Done { .. } => Ok(StatusCode::NO_CONTENT),
+        Deprovisioned::Done { .. } => {
+            s.tokens.clear();
+            Ok(StatusCode::NO_CONTENT)
+        }
     }
 }
