@@ -4,102 +4,19 @@
 //! deactivated or removed, their sessions ended, and the Primary user and the last Security
 //! Admin untouched.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Result, bail, ensure};
-use psabridge_core::catalog::Catalog;
-use psabridge_engine::{ConnectorRegistry, Engine, EngineConfig};
 use psabridge_identity::password::PasswordHashing;
-use psabridge_store::seal::KeyRing;
-use psabridge_store::testing::{TestDatabase, pg_url_or_skip};
-use psabridge_store::{Store, StoreOptions};
-use psabridge_web::AppState;
-use psabridge_web::accounts::AccountsConfig;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-const CATALOG: &str = "[[event_type]]\nkey = \"a\"\nname = \"Alert A\"\ncategory = \"X\"\n";
-const PASSWORD: &str = "correct horse battery staple";
+mod common;
+use common::{PASSWORD, Server};
+
 const SCIM_JSON: &str = "application/scim+json";
 
-struct Server {
-    url: String,
-    _state: AppState,
-    store: Store,
-    http: reqwest::Client,
-    vendor_token: String,
-    _dir: Option<tempfile::TempDir>,
-    pg: Option<TestDatabase>,
-}
-
 impl Server {
-    async fn start(pg: bool) -> Result<Option<Server>> {
-        let keys = KeyRing::parse(&KeyRing::generate_key()).unwrap();
-        let (store, dir, db) = if pg {
-            let Some(admin) = pg_url_or_skip("SCIM over HTTP") else {
-                return Ok(None);
-            };
-            let db = TestDatabase::create(&admin).await?;
-            let store = Store::open(&StoreOptions::new(&db.url), keys).await?;
-            (store, None, Some(db))
-        } else {
-            let dir = tempfile::tempdir()?;
-            let url = format!("sqlite://{}", dir.path().join("t.db").display());
-            (
-                Store::open(&StoreOptions::new(url), keys).await?,
-                Some(dir),
-                None,
-            )
-        };
-        let engine = Engine::new(
-            store.clone(),
-            ConnectorRegistry::new(),
-            Arc::new(Catalog::parse(CATALOG)?),
-            EngineConfig::default(),
-        );
-        let mut state = AppState::new(engine, None);
-        state.accounts = Arc::new(AccountsConfig {
-            secure_cookies: false,
-            hashing: PasswordHashing::FAST_INSECURE,
-            ..Default::default()
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let app = psabridge_web::router(state.clone())
-            .into_make_service_with_connect_info::<SocketAddr>();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        let vendor_token = psabridge_web::auth::new_token();
-        store
-            .create_token(
-                &psabridge_web::auth::token_hash(&vendor_token),
-                None,
-                "vendor",
-                0,
-            )
-            .await?;
-        let now = state.accounts.clock.now_ms();
-        store.create_partner("msp-a", "MSP A", now).await?;
-        store.create_partner("msp-b", "MSP B", now).await?;
-        Ok(Some(Server {
-            url: format!("http://{addr}"),
-            _state: state,
-            store,
-            http: reqwest::Client::new(),
-            vendor_token,
-            _dir: dir,
-            pg: db,
-        }))
-    }
-
-    async fn stop(self) {
-        self.store.close().await;
-        if let Some(db) = self.pg {
-            db.drop_database().await;
-        }
-    }
-
     /// A person with a password and a role at `partner`.
     async fn person(&self, email: &str, partner: &str, role: &str) -> Result<i64> {
         let id = self.store.create_user(email, email, 0).await?;
@@ -203,14 +120,16 @@ macro_rules! on_both {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() -> anyhow::Result<()> {
-                let s = super::Server::start(false).await?.expect("sqlite");
+                let s = super::Server::start(false, "SCIM over HTTP")
+                    .await?
+                    .expect("sqlite");
                 let r = super::$name(&s).await;
                 s.stop().await;
                 r
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() -> anyhow::Result<()> {
-                let Some(s) = super::Server::start(true).await? else {
+                let Some(s) = super::Server::start(true, "SCIM over HTTP").await? else {
                     return Ok(());
                 };
                 let r = super::$name(&s).await;

@@ -2,36 +2,19 @@
 //! bad scopes named, expiry, last use, revocation, tokens tied to the person who made them,
 //! and the audit of all of it.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use psabridge_core::catalog::Catalog;
-use psabridge_engine::{ConnectorRegistry, Engine, EngineConfig};
 use psabridge_identity::password::PasswordHashing;
 use psabridge_identity::scopes::{Need, Scope, missing_scope};
-use psabridge_store::seal::KeyRing;
-use psabridge_store::testing::{TestDatabase, pg_url_or_skip};
-use psabridge_store::{Store, StoreOptions};
-use psabridge_web::accounts::{Access, AccountsConfig};
+use psabridge_web::ROUTES;
+use psabridge_web::accounts::Access;
 use psabridge_web::auth::token_only_need;
-use psabridge_web::{AppState, ROUTES};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-const CATALOG: &str = "[[event_type]]\nkey = \"a\"\nname = \"Alert A\"\ncategory = \"X\"\n";
-const PASSWORD: &str = "correct horse battery staple";
-
-struct Server {
-    url: String,
-    state: AppState,
-    store: Store,
-    http: reqwest::Client,
-    vendor_token: String,
-    _dir: Option<tempfile::TempDir>,
-    pg: Option<TestDatabase>,
-}
+mod common;
+use common::{PASSWORD, Server};
 
 /// A logged-in person: the cookie and CSRF token a browser would hold.
 struct Login {
@@ -46,73 +29,6 @@ enum As<'a> {
 }
 
 impl Server {
-    async fn start(pg: bool) -> Result<Option<Server>> {
-        let keys = KeyRing::parse(&KeyRing::generate_key()).unwrap();
-        let (store, dir, db) = if pg {
-            let Some(admin) = pg_url_or_skip("scoped tokens over HTTP") else {
-                return Ok(None);
-            };
-            let db = TestDatabase::create(&admin).await?;
-            let store = Store::open(&StoreOptions::new(&db.url), keys).await?;
-            (store, None, Some(db))
-        } else {
-            let dir = tempfile::tempdir()?;
-            let url = format!("sqlite://{}", dir.path().join("t.db").display());
-            (
-                Store::open(&StoreOptions::new(url), keys).await?,
-                Some(dir),
-                None,
-            )
-        };
-        let engine = Engine::new(
-            store.clone(),
-            ConnectorRegistry::new(),
-            Arc::new(Catalog::parse(CATALOG)?),
-            EngineConfig::default(),
-        );
-        let mut state = AppState::new(engine, None);
-        state.accounts = Arc::new(AccountsConfig {
-            secure_cookies: false,
-            hashing: PasswordHashing::FAST_INSECURE,
-            ..Default::default()
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let app = psabridge_web::router(state.clone())
-            .into_make_service_with_connect_info::<SocketAddr>();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        // Made as before scopes existed (the CLI's way): it holds every scope.
-        let vendor_token = psabridge_web::auth::new_token();
-        store
-            .create_token(
-                &psabridge_web::auth::token_hash(&vendor_token),
-                None,
-                "vendor",
-                0,
-            )
-            .await?;
-        let now = state.accounts.clock.now_ms();
-        store.create_partner("msp-a", "MSP A", now).await?;
-        store.create_partner("msp-b", "MSP B", now).await?;
-        store.put_client("msp-a", "c1", "Client 1", now).await?;
-        Ok(Some(Server {
-            url: format!("http://{addr}"),
-            state,
-            store,
-            http: reqwest::Client::new(),
-            vendor_token,
-            _dir: dir,
-            pg: db,
-        }))
-    }
-
-    async fn stop(self) {
-        self.store.close().await;
-        if let Some(db) = self.pg {
-            db.drop_database().await;
-        }
-    }
-
     async fn call(
         &self,
         who: As<'_>,
@@ -231,14 +147,16 @@ macro_rules! on_both {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() -> anyhow::Result<()> {
-                let s = super::Server::start(false).await?.expect("sqlite");
+                let s = super::Server::start(false, "scoped tokens over HTTP")
+                    .await?
+                    .expect("sqlite");
                 let r = super::$name(&s).await;
                 s.stop().await;
                 r
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() -> anyhow::Result<()> {
-                let Some(s) = super::Server::start(true).await? else {
+                let Some(s) = super::Server::start(true, "scoped tokens over HTTP").await? else {
                     return Ok(());
                 };
                 let r = super::$name(&s).await;

@@ -1,0 +1,106 @@
+//! The API under test, shared by the accounts, tokens and SCIM tests: the real router on a
+//! random port over a fresh SQLite file or PostgreSQL database, a vendor token, and two
+//! partners (`msp-a`, `msp-b`, each with client `c1`). Each test file adds its own helpers
+//! in its own `impl Server` block.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Result;
+use psabridge_core::catalog::Catalog;
+use psabridge_engine::{ConnectorRegistry, Engine, EngineConfig};
+use psabridge_identity::password::PasswordHashing;
+use psabridge_store::seal::KeyRing;
+use psabridge_store::testing::{TestDatabase, pg_url_or_skip};
+use psabridge_store::{Store, StoreOptions};
+use psabridge_web::AppState;
+use psabridge_web::accounts::AccountsConfig;
+
+pub const CATALOG: &str = "[[event_type]]\nkey = \"a\"\nname = \"Alert A\"\ncategory = \"X\"\n";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct Server {
+    pub url: String,
+    pub state: AppState,
+    pub store: Store,
+    pub http: reqwest::Client,
+    pub vendor_token: String,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<TestDatabase>,
+}
+
+impl Server {
+    /// Start on PostgreSQL (`pg`) or SQLite; `None` when PostgreSQL is wanted but not
+    /// configured (the skip is reported under `what`).
+    pub async fn start(pg: bool, what: &str) -> Result<Option<Server>> {
+        let keys = KeyRing::parse(&KeyRing::generate_key()).unwrap();
+        let (store, dir, db) = if pg {
+            let Some(admin) = pg_url_or_skip(what) else {
+                return Ok(None);
+            };
+            let db = TestDatabase::create(&admin).await?;
+            let store = Store::open(&StoreOptions::new(&db.url), keys).await?;
+            (store, None, Some(db))
+        } else {
+            let dir = tempfile::tempdir()?;
+            let url = format!("sqlite://{}", dir.path().join("t.db").display());
+            (
+                Store::open(&StoreOptions::new(url), keys).await?,
+                Some(dir),
+                None,
+            )
+        };
+        let engine = Engine::new(
+            store.clone(),
+            ConnectorRegistry::new(),
+            Arc::new(Catalog::parse(CATALOG)?),
+            EngineConfig::default(),
+        );
+        let mut state = AppState::new(engine, None);
+        state.accounts = Arc::new(AccountsConfig {
+            secure_cookies: false,
+            hashing: PasswordHashing::FAST_INSECURE,
+            ..Default::default()
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let app = psabridge_web::router(state.clone())
+            .into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        // Made as the CLI makes it, before scopes existed: it holds every scope.
+        let vendor_token = psabridge_web::auth::new_token();
+        store
+            .create_token(
+                &psabridge_web::auth::token_hash(&vendor_token),
+                None,
+                "vendor",
+                0,
+            )
+            .await?;
+        let now = state.accounts.clock.now_ms();
+        for p in ["msp-a", "msp-b"] {
+            store
+                .create_partner(p, &p.to_uppercase().replace('-', " "), now)
+                .await?;
+            store.put_client(p, "c1", "Client 1", now).await?;
+        }
+        Ok(Some(Server {
+            url: format!("http://{addr}"),
+            state,
+            store,
+            http: reqwest::Client::new(),
+            vendor_token,
+            _dir: dir,
+            pg: db,
+        }))
+    }
+
+    pub async fn stop(self) {
+        self.store.close().await;
+        if let Some(db) = self.pg {
+            db.drop_database().await;
+        }
+    }
+}
