@@ -473,10 +473,23 @@ async fn scenario_economy(args: &BenchArgs) -> Result<Value> {
         metric("psabridge_tickets_created_total"),
         metric("psabridge_notes_added_total"),
     );
+    // Where the requests went (whole run, set-up included), for explaining anything above 1.
+    let stats = get_json(&http, &format!("{}/_sim/stats", sut.sim_url), None).await?;
+    let by_endpoint = stats.get("by_endpoint").cloned().unwrap_or(Value::Null);
+    // (Each simulator names its breakdowns: by endpoint, by outcome or status.)
+    for (key, m) in stats
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| v.as_object().map(|m| (k, m)))
+    {
+        let list: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!("  {key}: {}", list.join(", "));
+    }
     Ok(
         json!({"scenario": "economy", "events": n, "deliveries": delivered, "psa_requests": calls,
               "psa_requests_per_delivered_event": (per_event * 1000.0).round() / 1000.0,
-              "tickets_completed_by_test": completed}),
+              "tickets_completed_by_test": completed, "requests_by_endpoint": by_endpoint}),
     )
 }
 
