@@ -117,6 +117,12 @@ enum Command {
         /// A name to recognise the token by.
         #[arg(long, default_value = "cli")]
         name: String,
+        /// Comma-separated scopes (e.g. `events:write`); without it the token holds every scope.
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// Days until the token expires; without it, it does not.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
     },
     /// Measure throughput, latency, PSA economy and memory (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
@@ -366,6 +372,8 @@ async fn run(command: Command) -> Result<()> {
             config,
             partner,
             name,
+            scopes,
+            expires_in_days,
         } => {
             let settings = config::load(config.as_deref())?.check(false)?;
             let store = psabridge_store::Store::open(&settings.store, settings.keys).await?;
@@ -375,13 +383,35 @@ async fn run(command: Command) -> Result<()> {
                     .await
                     .with_context(|| format!("--partner: no partner '{p}'"))?;
             }
+            use psabridge_identity::scopes::{self, Scope};
+            let chosen = if scopes.is_empty() {
+                Scope::ALL.to_vec()
+            } else {
+                scopes::parse_requested(&scopes, &Scope::ALL).map_err(|errors| {
+                    let (i, why) = &errors[0];
+                    anyhow::anyhow!("--scopes: entry {}: {why}", i + 1)
+                })?
+            };
+            let now = chrono::Utc::now().timestamp_millis();
+            let expires_at = match expires_in_days {
+                Some(0) => anyhow::bail!("--expires-in-days: must be at least 1"),
+                Some(d) => Some(now + i64::from(d) * 86_400_000),
+                None => None,
+            };
             let token = psabridge_web::auth::new_token();
+            let hash = psabridge_web::auth::token_hash(&token);
+            let stored = scopes::to_stored(&chosen);
             store
-                .create_token(
-                    &psabridge_web::auth::token_hash(&token),
-                    partner.as_deref(),
-                    &name,
-                    chrono::Utc::now().timestamp_millis(),
+                .create_scoped_token(
+                    &psabridge_store::config::NewToken {
+                        token_hash: &hash,
+                        partner: partner.as_deref(),
+                        name: &name,
+                        scopes: &stored,
+                        expires_at,
+                        created_by_user: None,
+                    },
+                    now,
                 )
                 .await?;
             println!("{token}");
