@@ -500,7 +500,8 @@ async fn attempt(
         client_name: ctx_client.as_deref(),
     };
     for _ in 0..3 {
-        let reopening = matches!(next, Plan::Reopen { .. });
+        // (Known before `match` takes `next` apart.)
+        let reopen = matches!(next, Plan::Reopen { .. });
         match next {
             Plan::Nothing { reason } => {
                 run.summary.push(reason.to_string());
@@ -548,15 +549,7 @@ async fn attempt(
                 }
             }
             Plan::Note { ticket_id } => {
-                let reference = reference(&install_id(engine).await?, d.id);
-                let note = NewNote {
-                    title: truncate(&ctx.note_title(), 250),
-                    text: format!(
-                        "{}\n\nPSA Bridge reference: {reference}",
-                        ctx.ticket_description()
-                    ),
-                    reference,
-                };
+                let note = alert_note(&ctx, reference(&install_id(engine).await?, d.id), None);
                 if !engine
                     .store
                     .mark_note_sent(d.id, owner, now_ms())
@@ -608,7 +601,6 @@ async fn attempt(
                 }
             }
             Plan::Reopen { ticket_id } | Plan::NoteClosed { ticket_id } => {
-                let reopen = reopening;
                 let number = last_closed
                     .as_ref()
                     .filter(|c| c.ticket_id == ticket_id)
@@ -683,6 +675,20 @@ async fn attempt(
     })
 }
 
+/// The note of one alert: its title and description from the catalog templates, after an
+/// optional reason, and our reference (which a retry searches for).
+fn alert_note(ctx: &TemplateContext<'_>, reference: String, why: Option<&str>) -> NewNote {
+    let preface = why.map(|w| format!("{w}\n\n")).unwrap_or_default();
+    NewNote {
+        title: truncate(&ctx.note_title(), 250),
+        text: format!(
+            "{preface}{}\n\nPSA Bridge reference: {reference}",
+            ctx.ticket_description()
+        ),
+        reference,
+    }
+}
+
 /// How sending to a closed ticket went.
 enum Sent {
     Done,
@@ -707,20 +713,12 @@ async fn note_closed_ticket(
     ticket_id: &str,
     reopen: bool,
 ) -> Result<Sent, PsaError> {
-    let reference = reference(&install_id(engine).await?, d.id);
     let why = if reopen {
         "The alert fired again soon after this ticket was closed, so PSA Bridge reopened it."
     } else {
         "The alert fired again after this ticket was closed; it stays closed (re-fire policy: note only)."
     };
-    let note = NewNote {
-        title: truncate(&ctx.note_title(), 250),
-        text: format!(
-            "{why}\n\n{}\n\nPSA Bridge reference: {reference}",
-            ctx.ticket_description()
-        ),
-        reference,
-    };
+    let note = alert_note(ctx, reference(&install_id(engine).await?, d.id), Some(why));
     if !engine
         .store
         .mark_note_sent(d.id, owner, now_ms())

@@ -1696,12 +1696,23 @@ async fn put_rule(
     let conn = s.store.connection(&p, id).await?;
     check_event_type(&s.catalog, &event_type)?;
     let b: RuleBody = body(&bytes)?;
-    crate::profiles::check_profile(&s, &p, id, None, b.template, ("", "template")).await?;
-    let fields = ticket_fields(conn.kind, &b.fields, conn.lists.as_ref(), "fields.")?;
     let mut combined = conn.defaults.clone();
     if let Some(t) = b.template {
-        combined = combined.overlaid_with(&s.store.template(id, t).await?.fields, conn.kind);
+        // One read: the template must be this connection's, and its fields are checked below.
+        let template = match s.store.template(id, t).await {
+            Err(psabridge_store::StoreError::NotFound(_)) => {
+                return Err(Problem::invalid(vec![FieldError::new(
+                    "template",
+                    format!(
+                        "{t} is not a template of connection {id} (GET …/connections/{id}/templates lists them)"
+                    ),
+                )]));
+            }
+            other => other?,
+        };
+        combined = combined.overlaid_with(&template.fields, conn.kind);
     }
+    let fields = ticket_fields(conn.kind, &b.fields, conn.lists.as_ref(), "fields.")?;
     check_parents(
         conn.kind,
         &combined.overlaid_with(&fields, conn.kind),
