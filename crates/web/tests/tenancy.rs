@@ -91,7 +91,12 @@ impl Server {
         Ok((st, v))
     }
 
-    async fn as_vendor(&self, method: Method, path: &str, body: Value) -> Result<(StatusCode, Value)> {
+    async fn as_vendor(
+        &self,
+        method: Method,
+        path: &str,
+        body: Value,
+    ) -> Result<(StatusCode, Value)> {
         let r = self
             .http
             .request(method, format!("{}{path}", self.url))
@@ -328,7 +333,12 @@ async fn a_partner_cannot_take_over_or_learn_of_another_partners_person(s: &Serv
     // Dave is not a member of A until he accepts: A's lists do not show him, and A cannot act
     // on his standing by his id.
     let (st, v) = s
-        .send(Method::GET, "/api/v1/partners/msp-a/users", Some(&ann), None)
+        .send(
+            Method::GET,
+            "/api/v1/partners/msp-a/users",
+            Some(&ann),
+            None,
+        )
         .await?;
     ensure!(st == StatusCode::OK, "{st} {v}");
     ensure!(
@@ -399,7 +409,10 @@ async fn a_partner_cannot_take_over_or_learn_of_another_partners_person(s: &Serv
                 })),
             )
             .await?;
-        ensure!(st == StatusCode::NOT_FOUND, "A's SCIM deactivates Dave: {st}");
+        ensure!(
+            st == StatusCode::NOT_FOUND,
+            "A's SCIM deactivates Dave: {st}"
+        );
     }
     let (st, v) = s
         .scim(
@@ -413,7 +426,12 @@ async fn a_partner_cannot_take_over_or_learn_of_another_partners_person(s: &Serv
 
     // A's audit log says what A did, nothing about Dave's standing.
     let (st, v) = s
-        .send(Method::GET, "/api/v1/partners/msp-a/audit?limit=1000", Some(&ann), None)
+        .send(
+            Method::GET,
+            "/api/v1/partners/msp-a/audit?limit=1000",
+            Some(&ann),
+            None,
+        )
         .await?;
     ensure!(st == StatusCode::OK, "{st} {v}");
     let text = v.to_string();
@@ -432,18 +450,32 @@ async fn deactivation_at_a_ends_only_what_belongs_to_a(s: &Server) -> Result<()>
     let ann = s.login("ann@msp-a.test", json!({})).await?;
 
     for how in ["deactivate", "remove", "scim-deactivate", "scim-delete"] {
-        let at_a = s.login("dave@both.test", json!({"partner": "msp-a"})).await?;
-        let at_b = s.login("dave@both.test", json!({"partner": "msp-b"})).await?;
+        let at_a = s
+            .login("dave@both.test", json!({"partner": "msp-a"}))
+            .await?;
+        let at_b = s
+            .login("dave@both.test", json!({"partner": "msp-b"}))
+            .await?;
         // A session opened for A acts at A only.
         let (st, v) = s
-            .send(Method::GET, "/api/v1/partners/msp-b/users", Some(&at_a), None)
+            .send(
+                Method::GET,
+                "/api/v1/partners/msp-b/users",
+                Some(&at_a),
+                None,
+            )
             .await?;
         ensure!(
             st == StatusCode::NOT_FOUND,
             "a session for A acted at B: {st} {v}"
         );
         let (st, _) = s
-            .send(Method::GET, "/api/v1/partners/msp-a/users", Some(&at_a), None)
+            .send(
+                Method::GET,
+                "/api/v1/partners/msp-a/users",
+                Some(&at_a),
+                None,
+            )
             .await?;
         ensure!(st == StatusCode::OK);
         // Dave's API token at B.
@@ -507,7 +539,12 @@ async fn deactivation_at_a_ends_only_what_belongs_to_a(s: &Server) -> Result<()>
         ensure!(!s.alive(&at_a).await?, "{how}: the session for A survived");
         ensure!(s.alive(&at_b).await?, "{how}: the session at B ended");
         let (st, v) = s
-            .send(Method::GET, "/api/v1/partners/msp-b/users", Some(&at_b), None)
+            .send(
+                Method::GET,
+                "/api/v1/partners/msp-b/users",
+                Some(&at_b),
+                None,
+            )
             .await?;
         ensure!(st == StatusCode::OK, "{how}: B refused Dave: {st} {v}");
         let r = s
@@ -516,9 +553,14 @@ async fn deactivation_at_a_ends_only_what_belongs_to_a(s: &Server) -> Result<()>
             .bearer_auth(&b_token)
             .send()
             .await?;
-        ensure!(r.status() == StatusCode::OK, "{how}: Dave's B token: {}", r.status());
+        ensure!(
+            r.status() == StatusCode::OK,
+            "{how}: Dave's B token: {}",
+            r.status()
+        );
         // He still logs in to B.
-        s.login("dave@both.test", json!({"partner": "msp-b"})).await?;
+        s.login("dave@both.test", json!({"partner": "msp-b"}))
+            .await?;
         // And his standing at B is untouched.
         let members = s.store.members_of("msp-b").await?;
         let at_b_now = members
@@ -533,7 +575,9 @@ async fn deactivation_at_a_ends_only_what_belongs_to_a(s: &Server) -> Result<()>
                 s.store.set_member_active("msp-a", dave, true, 0).await?;
             }
             _ => {
-                s.store.add_membership(dave, "msp-a", "technician", 0).await?;
+                s.store
+                    .add_membership(dave, "msp-a", "technician", 0)
+                    .await?;
             }
         }
     }
@@ -566,7 +610,10 @@ async fn a_refused_add_leaves_no_person_behind(s: &Server) -> Result<()> {
         .await?;
     ensure!(st == StatusCode::CONFLICT, "{st} {v}");
     let members = s.store.members_of("msp-a").await?;
-    ensure!(members.len() == 1 && members[0].role == "primary", "{members:?}");
+    ensure!(
+        members.len() == 1 && members[0].role == "primary",
+        "{members:?}"
+    );
     Ok(())
 }
 
@@ -584,7 +631,10 @@ async fn an_attacker_cannot_lock_a_person_out(s: &Server) -> Result<()> {
     let (st, v, _) = s.try_login_from(&anns_laptop, right.clone()).await?;
     ensure!(st == StatusCode::OK, "{st} {v}");
     let (st, v, _) = s
-        .try_login_from(&office, json!({"email": "carl@msp-a.test", "password": PASSWORD}))
+        .try_login_from(
+            &office,
+            json!({"email": "carl@msp-a.test", "password": PASSWORD}),
+        )
         .await?;
     ensure!(st == StatusCode::OK, "{st} {v}");
 
@@ -634,7 +684,10 @@ async fn an_attacker_cannot_lock_a_person_out(s: &Server) -> Result<()> {
     let mut with_code = right.clone();
     with_code["totp_code"] = json!(code(&secret, now()));
     let (st, v, _) = s.try_login_from(&anns_laptop, with_code).await?;
-    ensure!(st == StatusCode::OK, "Ann locked out of her laptop: {st} {v}");
+    ensure!(
+        st == StatusCode::OK,
+        "Ann locked out of her laptop: {st} {v}"
+    );
     s.state
         .accounts
         .clock
@@ -663,9 +716,15 @@ async fn an_attacker_cannot_lock_a_person_out(s: &Server) -> Result<()> {
         );
     }
     let (st, v, _) = s
-        .try_login_from(&office, json!({"email": "carl@msp-a.test", "password": PASSWORD}))
+        .try_login_from(
+            &office,
+            json!({"email": "carl@msp-a.test", "password": PASSWORD}),
+        )
         .await?;
-    ensure!(st == StatusCode::OK, "Carl is locked out by a neighbour: {st} {v}");
+    ensure!(
+        st == StatusCode::OK,
+        "Carl is locked out by a neighbour: {st} {v}"
+    );
     Ok(())
 }
 
@@ -695,16 +754,27 @@ async fn scim_lists_the_partners_existing_members(s: &Server) -> Result<()> {
         .iter()
         .filter_map(|r| r["userName"].as_str())
         .collect();
-    ensure!(names.contains(&"bob@msp-a.test") && !names.contains(&"bea@msp-b.test"), "{names:?}");
+    ensure!(
+        names.contains(&"bob@msp-a.test") && !names.contains(&"bea@msp-b.test"),
+        "{names:?}"
+    );
     // Filters find them too, by userName and by email; B's people are not found.
     for filter in [
         "userName%20eq%20%22BOB%40msp-a.test%22",
         "emails.value%20eq%20%22bob%40msp-a.test%22",
     ] {
         let (st, v) = s
-            .scim(&t, Method::GET, &format!("msp-a/Users?filter={filter}"), None)
+            .scim(
+                &t,
+                Method::GET,
+                &format!("msp-a/Users?filter={filter}"),
+                None,
+            )
             .await?;
-        ensure!(st == StatusCode::OK && v["totalResults"] == 1, "{filter}: {st} {v}");
+        ensure!(
+            st == StatusCode::OK && v["totalResults"] == 1,
+            "{filter}: {st} {v}"
+        );
         ensure!(v["Resources"][0]["id"] == bob.to_string(), "{v}");
         ensure!(v["Resources"][0]["active"] == true, "{v}");
     }
@@ -754,7 +824,12 @@ async fn names_and_emails_have_length_limits(s: &Server) -> Result<()> {
         ),
     ] {
         let (st, v) = s
-            .send(Method::POST, "/api/v1/partners/msp-a/users", Some(&ann), Some(body))
+            .send(
+                Method::POST,
+                "/api/v1/partners/msp-a/users",
+                Some(&ann),
+                Some(body),
+            )
             .await?;
         ensure!(st == StatusCode::UNPROCESSABLE_ENTITY, "{field}: {st}");
         ensure!(v["errors"][0]["path"] == field, "{v}");
@@ -765,10 +840,15 @@ async fn names_and_emails_have_length_limits(s: &Server) -> Result<()> {
             Method::POST,
             "/api/v1/partners/msp-a/users",
             Some(&ann),
-            Some(json!({"email": format!("{}@example.test", "y".repeat(250)), "role": "read_only"})),
+            Some(
+                json!({"email": format!("{}@example.test", "y".repeat(250)), "role": "read_only"}),
+            ),
         )
         .await?;
-    ensure!(st == StatusCode::UNPROCESSABLE_ENTITY, "a 265-character email: {st} {v}");
+    ensure!(
+        st == StatusCode::UNPROCESSABLE_ENTITY,
+        "a 265-character email: {st} {v}"
+    );
     // SCIM: a 2 MB displayName is refused too.
     let t = s.scim_token("msp-a").await?;
     let (st, v) = s
