@@ -250,21 +250,91 @@ async fn a_partner_cannot_take_over_or_learn_of_another_partners_person(s: &Serv
     let ann = s.login("ann@msp-a.test", json!({})).await?;
     let bea = s.login("bea@msp-b.test", json!({})).await?;
 
-    // B adds Dave (new to the product) as an Admin.
+    // B adds Dave (new to the product) as an Admin: an invitation, emailed to Dave, and
+    // nothing for B to use. Inviting again revokes the first link.
+    let invite_dave = json!({"email": "dave@msp-b.test", "name": "Dave Bee", "role": "admin"});
     let (st, v) = s
         .send(
             Method::POST,
             "/api/v1/partners/msp-b/users",
             Some(&bea),
-            Some(json!({"email": "dave@msp-b.test", "name": "Dave Bee", "role": "admin"})),
+            Some(invite_dave.clone()),
         )
         .await?;
-    ensure!(st.is_success(), "B adds Dave: {st} {v}");
+    ensure!(st == StatusCode::ACCEPTED, "B adds Dave: {st} {v}");
+    ensure!(
+        v["delivery"] == "emailed" && v["invitation"]["status"] == "pending",
+        "{v}"
+    );
+    ensure!(!v.to_string().contains("token"), "B got a credential: {v}");
+    let first_link = s
+        .mail
+        .token_for("dave@msp-b.test")
+        .context("the first email")?;
+    ensure!(
+        s.store.user_by_email("dave@msp-b.test").await?.is_none(),
+        "a person row before Dave accepted"
+    );
+    let (st, _) = s
+        .send(
+            Method::POST,
+            "/api/v1/partners/msp-b/users",
+            Some(&bea),
+            Some(invite_dave),
+        )
+        .await?;
+    ensure!(st == StatusCode::ACCEPTED);
+    let second_link = s
+        .mail
+        .token_for("dave@msp-b.test")
+        .context("the second email")?;
+    ensure!(first_link != second_link);
+    let (st, v) = s
+        .send(
+            Method::POST,
+            "/api/v1/auth/password",
+            None,
+            Some(json!({"token": first_link, "password": PASSWORD})),
+        )
+        .await?;
+    ensure!(
+        st == StatusCode::UNPROCESSABLE_ENTITY && v["errors"][0]["path"] == "token",
+        "the first link still works: {st} {v}"
+    );
+    let (st, v) = s
+        .send(
+            Method::POST,
+            "/api/v1/auth/password",
+            None,
+            Some(json!({"token": second_link, "password": PASSWORD})),
+        )
+        .await?;
+    ensure!(
+        st == StatusCode::NO_CONTENT,
+        "Dave accepts with the link: {st} {v}"
+    );
+    let (st, _) = s
+        .send(
+            Method::POST,
+            "/api/v1/auth/password",
+            None,
+            Some(json!({"token": second_link, "password": "another long password"})),
+        )
+        .await?;
+    ensure!(
+        st == StatusCode::UNPROCESSABLE_ENTITY,
+        "the link is single-use"
+    );
+    let dave_at_b = s.login("dave@msp-b.test", json!({})).await?;
+    ensure!(dave_at_b.body["partner"] == "msp-b", "{:?}", dave_at_b.body);
+    ensure!(dave_at_b.body["memberships"][0]["role"] == "admin");
     let dave_id = s
         .store
         .user_by_email("dave@msp-b.test")
         .await?
         .map(|u| u.id);
+    ensure!(dave_id.is_some());
+    let mails_before = s.mail.to("dave@msp-b.test").len();
 
     // A adds Dave's address, and an address nobody has: the same status and the same shape.
     let (st_dave, v_dave) = s
@@ -424,6 +494,29 @@ async fn a_partner_cannot_take_over_or_learn_of_another_partners_person(s: &Serv
         .await?;
     ensure!(st == StatusCode::OK && v["totalResults"] == 0, "{st} {v}");
 
+    // A's invitation reached Dave without a link (he has a password): only he can accept.
+    let to_dave = s.mail.to("dave@msp-b.test");
+    ensure!(
+        to_dave.len() > mails_before,
+        "A's invitation was not emailed"
+    );
+    ensure!(
+        s.mail.token_for("dave@msp-b.test").is_none(),
+        "an invitation to an account with a password carries a password link"
+    );
+    let (st, v) = s
+        .send(
+            Method::GET,
+            "/api/v1/partners/msp-a/invitations",
+            Some(&ann),
+            None,
+        )
+        .await?;
+    ensure!(st == StatusCode::OK, "{st} {v}");
+    let pending = v["invitations"].as_array().context("invitations")?;
+    ensure!(pending.len() == 2, "{v}");
+    ensure!(!v.to_string().contains("Dave Bee"), "{v}");
+
     // A's audit log says what A did, nothing about Dave's standing.
     let (st, v) = s
         .send(
@@ -438,6 +531,73 @@ async fn a_partner_cannot_take_over_or_learn_of_another_partners_person(s: &Serv
     for leak in ["Dave Bee", "password_set", "totp_enabled", "\"admin\""] {
         ensure!(!text.contains(leak), "A's audit log holds {leak}: {text}");
     }
+
+    // Dave, logged in as himself, sees A's invitation and accepts it.
+    let (st, v) = s
+        .send(
+            Method::GET,
+            "/api/v1/auth/invitations",
+            Some(&dave_at_b),
+            None,
+        )
+        .await?;
+    ensure!(st == StatusCode::OK, "{st} {v}");
+    let mine = v["invitations"].as_array().context("invitations")?;
+    ensure!(mine.len() == 1 && mine[0]["partner"] == "msp-a", "{v}");
+    let id = mine[0]["id"].as_i64().context("id")?;
+    // Nobody else can accept it for him.
+    let (st, _) = s
+        .send(
+            Method::POST,
+            &format!("/api/v1/auth/invitations/{id}/accept"),
+            Some(&ann),
+            None,
+        )
+        .await?;
+    ensure!(
+        st == StatusCode::NOT_FOUND,
+        "Ann accepted Dave's invitation: {st}"
+    );
+    let (st, v) = s
+        .send(
+            Method::POST,
+            &format!("/api/v1/auth/invitations/{id}/accept"),
+            Some(&dave_at_b),
+            None,
+        )
+        .await?;
+    ensure!(st == StatusCode::OK && v["partner"] == "msp-a", "{st} {v}");
+    let at_a = s.store.member("msp-a", dave_id.unwrap_or_default()).await?;
+    ensure!(
+        at_a.as_ref()
+            .is_some_and(|m| m.role == "read_only" && m.active),
+        "{at_a:?}"
+    );
+    // His session for B still reaches B only; he opens A by logging in for it.
+    let (st, _) = s
+        .send(
+            Method::GET,
+            "/api/v1/partners/msp-a/users",
+            Some(&dave_at_b),
+            None,
+        )
+        .await?;
+    ensure!(
+        st == StatusCode::NOT_FOUND,
+        "a session for B acted at A: {st}"
+    );
+    let dave_at_a = s
+        .login("dave@msp-b.test", json!({"partner": "msp-a"}))
+        .await?;
+    let (st, _) = s
+        .send(
+            Method::GET,
+            "/api/v1/partners/msp-a/users",
+            Some(&dave_at_a),
+            None,
+        )
+        .await?;
+    ensure!(st == StatusCode::OK);
     Ok(())
 }
 
@@ -614,6 +774,16 @@ async fn a_refused_add_leaves_no_person_behind(s: &Server) -> Result<()> {
         members.len() == 1 && members[0].role == "primary",
         "{members:?}"
     );
+    // An accepted add writes no person either, until the person accepts.
+    let (st, v) = s
+        .as_vendor(
+            Method::POST,
+            "/api/v1/partners/msp-a/users",
+            json!({"email": "later@nowhere.test", "role": "technician"}),
+        )
+        .await?;
+    ensure!(st == StatusCode::ACCEPTED, "{st} {v}");
+    ensure!(s.store.user_by_email("later@nowhere.test").await?.is_none());
     Ok(())
 }
 
@@ -693,6 +863,13 @@ async fn an_attacker_cannot_lock_a_person_out(s: &Server) -> Result<()> {
         .clock
         .advance(std::time::Duration::from_secs(30));
     let hotel = client_from("127.0.0.5");
+    // From there, the password alone is not checked: the code is asked for first (the same
+    // answer for any email under attack, existing or not).
+    let (st, v, _) = s.try_login_from(&hotel, right.clone()).await?;
+    ensure!(
+        st == StatusCode::UNAUTHORIZED && v["second_factor_required"] == true,
+        "{st} {v}"
+    );
     let mut with_code = right.clone();
     with_code["totp_code"] = json!(code(&secret, now()));
     let (st, v, _) = s.try_login_from(&hotel, with_code).await?;
@@ -725,6 +902,20 @@ async fn an_attacker_cannot_lock_a_person_out(s: &Server) -> Result<()> {
         st == StatusCode::OK,
         "Carl is locked out by a neighbour: {st} {v}"
     );
+    // Someone new at that office waits, minutes at most.
+    s.person("newbie@msp-a.test", "msp-a", "read_only").await?;
+    let (st, v, headers) = s
+        .call(
+            &office,
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": "newbie@msp-a.test", "password": PASSWORD})),
+        )
+        .await?;
+    ensure!(st == StatusCode::TOO_MANY_REQUESTS, "{st} {v}");
+    let retry: u64 = headers["retry-after"].to_str()?.parse()?;
+    ensure!((1..=300).contains(&retry), "{retry}");
     Ok(())
 }
 
