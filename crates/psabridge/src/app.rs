@@ -32,6 +32,8 @@ impl Running {
 }
 
 /// Open the store (migrating it) and start the API on `listener` and the engine beside it.
+/// Account emails (invitations) go through `account_mailer`, else the `[smtp]` server of
+/// `engine_config`, else nowhere (the operator issues links with `psabridge invite`).
 pub async fn start(
     store_options: &psabridge_store::StoreOptions,
     keys: KeyRing,
@@ -39,6 +41,7 @@ pub async fn start(
     engine_config: EngineConfig,
     listener: TcpListener,
     public_url: Option<String>,
+    account_mailer: Option<Arc<dyn psabridge_engine::mail::Mailer>>,
 ) -> Result<Running> {
     let store = Store::open(store_options, keys).await.with_context(|| {
         format!(
@@ -65,6 +68,7 @@ pub async fn start(
             .is_none_or(|u| u.starts_with("http://"));
     state.accounts = Arc::new(psabridge_web::accounts::AccountsConfig {
         secure_cookies: !plain_http_loopback,
+        mailer: account_mailer,
         ..Default::default()
     });
     let app = psabridge_web::router(state)
