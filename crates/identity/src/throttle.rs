@@ -168,6 +168,34 @@ impl Policy {
     }
 }
 
+/// The client of a request that reached us from `peer`: `peer` itself, unless it is one of
+/// the operator's `trusted` proxies; then the right-most address of `X-Forwarded-For` that is
+/// not a trusted proxy (everything left of it may have been written by the client). An entry
+/// that is not an address stops the walk at the last hop that could be trusted.
+pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let mut client = peer;
+    if !is_trusted(&client) {
+        return client;
+    }
+    let hops = forwarded_for
+        .iter()
+        .flat_map(|h| h.split(','))
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .collect::<Vec<_>>();
+    for hop in hops.into_iter().rev() {
+        let Ok(ip) = hop.parse::<IpAddr>() else {
+            return client;
+        };
+        client = ip;
+        if !is_trusted(&client) {
+            return client;
+        }
+    }
+    client
+}
+
 /// The key an address is throttled under: an IPv4 address as is (an IPv4-mapped IPv6 one as
 /// IPv4), an IPv6 address by its /64 network, since one client holds a whole /64.
 pub fn address_key(ip: IpAddr) -> String {
@@ -277,6 +305,42 @@ mod tests {
         assert_eq!(k("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
         assert_eq!(k("2001:db8:1:2:ffff::1"), k("2001:db8:1:2::9"));
         assert_ne!(k("2001:db8:1:2::1"), k("2001:db8:1:3::1"));
+    }
+
+    #[test]
+    fn the_client_behind_trusted_proxies_is_the_right_most_untrusted_hop() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        // Not through a trusted proxy: the header is the client's own writing, ignored.
+        assert_eq!(
+            client_ip(ip("198.51.100.9"), &["1.2.3.4"], &trusted),
+            ip("198.51.100.9")
+        );
+        // Through the proxy: the address it saw, not what the client prepended.
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), &["6.6.6.6, 203.0.113.7"], &trusted),
+            ip("203.0.113.7")
+        );
+        // Two trusted hops, over two headers.
+        assert_eq!(
+            client_ip(
+                ip("10.0.0.2"),
+                &["6.6.6.6, 203.0.113.7", "10.0.0.3"],
+                &trusted
+            ),
+            ip("203.0.113.7")
+        );
+        // No header, or garbage: the last hop that could be trusted.
+        assert_eq!(client_ip(ip("10.0.0.2"), &[], &trusted), ip("10.0.0.2"));
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), &["203.0.113.7, unknown"], &trusted),
+            ip("10.0.0.2")
+        );
+        // Nothing trusted: the peer, always.
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), &["203.0.113.7"], &[]),
+            ip("10.0.0.2")
+        );
     }
 
     fn failures() -> impl Strategy<Value = Failures> {

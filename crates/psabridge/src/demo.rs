@@ -158,7 +158,10 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         engine_config,
         listener,
         Some(api_url.clone()),
-        account_mailer,
+        app::PeopleOptions {
+            account_mailer,
+            ..Default::default()
+        },
     )
     .await?;
 

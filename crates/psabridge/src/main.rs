@@ -261,7 +261,10 @@ async fn run(command: Command) -> Result<()> {
                 settings.engine,
                 listener,
                 settings.public_url,
-                None,
+                app::PeopleOptions {
+                    trusted_proxies: settings.trusted_proxies,
+                    ..Default::default()
+                },
             )
             .await?;
             tracing::info!(addr = %running.addr, "PSA Bridge is serving");

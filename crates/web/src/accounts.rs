@@ -74,6 +74,9 @@ pub struct AccountsConfig {
     /// Where account emails (invitations) go; `None`: the `[smtp]` server if there is one.
     /// The demo writes them to a folder.
     pub mailer: Option<std::sync::Arc<dyn psabridge_engine::mail::Mailer>>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (for throttling, sessions and
+    /// the audit log). Empty: the peer address is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for AccountsConfig {
@@ -87,6 +90,7 @@ impl Default for AccountsConfig {
             throttle: Policy::DEFAULT,
             clock: Clock::default(),
             mailer: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -278,6 +282,21 @@ pub async fn enforce(State(s): State<AppState>, mut req: Request, next: Next) ->
 }
 
 async fn authorize(s: &AppState, req: &mut Request) -> Result<(), Problem> {
+    if let Some(peer) = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+    {
+        let forwarded: Vec<&str> = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let ip =
+            psabridge_identity::throttle::client_ip(peer, &forwarded, &s.accounts.trusted_proxies);
+        req.extensions_mut().insert(ClientIp(ip));
+    }
     let Some(template) = req
         .extensions()
         .get::<MatchedPath>()
@@ -437,18 +456,28 @@ pub(crate) fn invalid(field: &str, problem: &str) -> Problem {
     Problem::invalid(vec![psabridge_core::event::FieldError::new(field, problem)])
 }
 
+/// The client of a request, behind the operator's trusted proxies: put in the request's
+/// extensions by [`enforce`] before anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub std::net::IpAddr);
+
+fn client_ip(parts_ext: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    parts_ext
+        .get::<ClientIp>()
+        .map(|c| c.0)
+        .or_else(|| parts_ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()))
+}
+
 /// The key failed logins from this client are counted under (an IPv6 client by its /64).
 pub(crate) fn throttle_key(parts_ext: &axum::http::Extensions) -> String {
-    parts_ext
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| psabridge_identity::throttle::address_key(c.0.ip()))
+    client_ip(parts_ext)
+        .map(psabridge_identity::throttle::address_key)
         .unwrap_or_else(|| "unknown".into())
 }
 
 pub(crate) fn client_address(parts_ext: &axum::http::Extensions) -> String {
-    parts_ext
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+    client_ip(parts_ext)
+        .map(|ip| ip.to_string())
         .unwrap_or_else(|| "unknown".into())
 }
 

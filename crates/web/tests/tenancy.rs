@@ -919,6 +919,75 @@ async fn an_attacker_cannot_lock_a_person_out(s: &Server) -> Result<()> {
     Ok(())
 }
 
+/// Behind a trusted reverse proxy, throttling sees the clients, not the proxy: one client's
+/// failures do not throttle another's login, and a client cannot pick its address by writing
+/// `X-Forwarded-For` itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_clients_are_told_apart() -> Result<()> {
+    let s = Server::start_configured(false, "tenancy over HTTP", |a| {
+        a.trusted_proxies = vec!["127.0.0.1/32".parse().expect("net")];
+    })
+    .await?
+    .expect("sqlite");
+    let r = async {
+        s.person("ann@msp-a.test", "msp-a", "primary").await?;
+        let proxy = client_from("127.0.0.1");
+        let via = |client: &str, body: Value| {
+            proxy
+                .post(format!("{}/api/v1/auth/login", s.url))
+                .header("x-forwarded-for", client)
+                .json(&body)
+                .send()
+        };
+        let wrong = json!({"email": "ann@msp-a.test", "password": "wrong password!"});
+        let mut throttled = false;
+        for _ in 0..8 {
+            throttled |=
+                via("203.0.113.66", wrong.clone()).await?.status() == StatusCode::TOO_MANY_REQUESTS;
+        }
+        ensure!(throttled, "the attacker behind the proxy was not slowed");
+        let r = via(
+            "198.51.100.7",
+            json!({"email": "ann@msp-a.test", "password": PASSWORD}),
+        )
+        .await?;
+        ensure!(
+            r.status() == StatusCode::OK,
+            "Ann, another client: {}",
+            r.status()
+        );
+        // Not through the proxy: a made-up header changes nothing (127.0.0.9 is not trusted).
+        let direct = client_from("127.0.0.9");
+        let mut throttled = false;
+        for i in 0..8 {
+            let r = direct
+                .post(format!("{}/api/v1/auth/login", s.url))
+                .header("x-forwarded-for", format!("192.0.2.{i}"))
+                .json(&wrong)
+                .send()
+                .await?;
+            throttled |= r.status() == StatusCode::TOO_MANY_REQUESTS;
+        }
+        ensure!(
+            throttled,
+            "a client escaped throttling with X-Forwarded-For"
+        );
+        // The audit log names the real client.
+        let entries = s.store.audit_log("msp-a", None, 500).await?;
+        ensure!(
+            entries.iter().any(|e| e
+                .after
+                .as_ref()
+                .is_some_and(|a| a.to_string().contains("198.51.100.7"))),
+            "the audit log does not name the client"
+        );
+        Ok(())
+    }
+    .await;
+    s.stop().await;
+    r
+}
+
 /// The code an authenticator app would show, computed independently with totp-rs.
 fn code(secret_base32: &str, at: u64) -> String {
     let secret = totp_rs::Secret::try_from_base32(secret_base32).unwrap();

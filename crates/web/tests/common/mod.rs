@@ -77,6 +77,15 @@ impl Server {
     /// Start on PostgreSQL (`pg`) or SQLite; `None` when PostgreSQL is wanted but not
     /// configured (the skip is reported under `what`).
     pub async fn start(pg: bool, what: &str) -> Result<Option<Server>> {
+        Server::start_configured(pg, what, |_| {}).await
+    }
+
+    /// [`Server::start`], with the accounts settings changed by `configure`.
+    pub async fn start_configured(
+        pg: bool,
+        what: &str,
+        configure: impl FnOnce(&mut AccountsConfig),
+    ) -> Result<Option<Server>> {
         let keys = KeyRing::parse(&KeyRing::generate_key()).unwrap();
         let (store, dir, db) = if pg {
             let Some(admin) = pg_url_or_skip(what) else {
@@ -102,12 +111,14 @@ impl Server {
         );
         let mut state = AppState::new(engine, None);
         let mail = Arc::new(MailCatcher::default());
-        state.accounts = Arc::new(AccountsConfig {
+        let mut accounts = AccountsConfig {
             secure_cookies: false,
             hashing: PasswordHashing::FAST_INSECURE,
             mailer: Some(mail.clone()),
             ..Default::default()
-        });
+        };
+        configure(&mut accounts);
+        state.accounts = Arc::new(accounts);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let app = psabridge_web::router(state.clone())
