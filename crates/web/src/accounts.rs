@@ -1257,7 +1257,12 @@ pub fn permissions_markdown() -> String {
          A person has one role at each partner they belong to (a person may belong to several \
          partners). Every route is checked in one place (`accounts::enforce`) against the table \
          below; a person who is not a member of a partner gets 404 for all of its routes, as \
-         if it did not exist. API tokens are not people: a partner token acts for its partner \
+         if it did not exist. A session acts only at the partner it was opened for (a login \
+         with `partner`, the person's only partner, or an identity provider's login); only a \
+         password login of a person of several partners who named none acts at each of them. \
+         A partner adds a person by invitation (`POST …/users`), which the person accepts \
+         themselves; deactivating or removing a member ends only that partner's membership, \
+         sessions and tokens. API tokens are not people: a partner token acts for its partner \
          and a vendor token for every partner, each within its scopes (below).\n\n\
          ## The matrix\n\n",
     );
