@@ -1035,7 +1035,10 @@ async fn scim_lists_the_partners_existing_members(s: &Server) -> Result<()> {
             st == StatusCode::OK && v["totalResults"] == 1,
             "{filter}: {st} {v}"
         );
-        ensure!(v["Resources"][0]["id"] == bob.to_string(), "{v}");
+        ensure!(
+            v["Resources"][0]["id"].as_str() == Some(bob.to_string().as_str()),
+            "{v}"
+        );
         ensure!(v["Resources"][0]["active"] == true, "{v}");
     }
     let (_, v) = s
