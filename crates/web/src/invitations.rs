@@ -105,14 +105,16 @@ fn mailer(s: &AppState) -> Option<Arc<dyn Mailer>> {
 }
 
 /// How the person sets their password with `token`: the portal's page when there is one,
-/// else the API call.
+/// else the API call. Lines stay short so that mail transport does not fold the token.
 fn link_text(s: &AppState, token: &str) -> String {
     match &s.sso.portal_url {
         Some(portal) => format!("{}/invitation#token={token}", portal.trim_end_matches('/')),
         None => {
             let base = s.public_url.as_deref().unwrap_or("").trim_end_matches('/');
             format!(
-                "POST {base}/api/v1/auth/password with the JSON body\n  {{\"token\": \"{token}\", \"password\": \"<your new password>\"}}"
+                "  POST {base}/api/v1/auth/password\n  with the JSON body\n  \
+                 {{\"token\": \"<the token>\", \"password\": \"<your new password>\"}}\n\n\
+                 The token:\n  {token}"
             )
         }
     }
@@ -130,24 +132,25 @@ pub fn invitation_email(
 ) -> (String, String) {
     let subject = format!("You are invited to {partner_name} on PSA Bridge");
     let opening = format!(
-        "You have been invited to join {partner_name} on PSA Bridge as {}.\n\n",
+        "You have been invited to join {partner_name}\non PSA Bridge as {}.\n\n",
         role.label()
     );
+    let until = expires.format("%Y-%m-%d %H:%M UTC");
     let how = match invitee {
         Invitee::NoAccount | Invitee::NoPassword => format!(
-            "To accept, choose your password:\n\n{link}\n\nThe link works once, until {}.\n",
-            expires.format("%Y-%m-%d %H:%M UTC")
+            "To accept, choose your password:\n\n{link}\n\n\
+             The token works once, until {until}.\n"
         ),
         Invitee::Account => format!(
-            "You already have an account. To accept, log in with your password and accept \
-             invitation {invitation_id} (GET /api/v1/auth/invitations, then POST \
-             /api/v1/auth/invitations/{invitation_id}/accept), or decline it the same way. \
-             It stands until {}.\n",
-            expires.format("%Y-%m-%d %H:%M UTC")
+            "You already have an account. To accept, log in with your\n\
+             password and accept invitation {invitation_id}:\n  \
+             GET /api/v1/auth/invitations\n  \
+             POST /api/v1/auth/invitations/{invitation_id}/accept\n\
+             (or .../decline). It stands until {until}.\n"
         ),
     };
     let closing =
-        "\nIf you did not expect this, ignore this email: nothing changes until you accept.\n";
+        "\nIf you did not expect this, ignore this email:\nnothing changes until you accept.\n";
     (subject, format!("{opening}{how}{closing}"))
 }
 
@@ -427,5 +430,15 @@ mod tests {
         let (_, body) = invitation_email("MSP A", Role::Admin, Invitee::Account, 7, "LINK-123", at);
         assert!(!body.contains("LINK-123"), "{body}");
         assert!(body.contains("/api/v1/auth/invitations/7/accept"), "{body}");
+        // Short lines: mail transport never folds the token.
+        let (_, body) = invitation_email(
+            "MSP A",
+            Role::Admin,
+            Invitee::NoAccount,
+            7,
+            &format!("  POST /x\n\nThe token:\n  {}", "a".repeat(64)),
+            at,
+        );
+        assert!(body.lines().all(|l| l.len() <= 76), "{body}");
     }
 }

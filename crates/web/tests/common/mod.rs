@@ -52,9 +52,9 @@ impl MailCatcher {
     /// The link token in the latest email to `address`, if it has one.
     pub fn token_for(&self, address: &str) -> Option<String> {
         let mail = self.to(address).pop()?;
-        let start = mail.body.find("\"token\": \"")? + "\"token\": \"".len();
-        let rest = &mail.body[start..];
-        Some(rest[..rest.find('"')?].to_string())
+        let mut lines = mail.body.lines();
+        lines.find(|l| l.trim() == "The token:")?;
+        Some(lines.next()?.trim().to_string())
     }
 }
 
