@@ -185,6 +185,11 @@ impl Engine {
         self
     }
 
+    /// The mailer email goes through, if any (account emails use it too).
+    pub fn mailer(&self) -> Option<Arc<dyn mail::Mailer>> {
+        self.mailer.clone()
+    }
+
     /// Whether email can be sent (an SMTP server is configured).
     pub fn can_email(&self) -> bool {
         self.mailer.is_some()

@@ -202,6 +202,94 @@ impl Mailer for SmtpMailer {
     }
 }
 
+/// A mailer that writes each email as an `.eml` file into a directory instead of sending it:
+/// for the demo (its data directory's `mail/`), where no SMTP server exists but a person must
+/// still be able to read the invitation sent to them. Files are readable by their owner only:
+/// an invitation holds a single-use link.
+pub struct DirMailer {
+    dir: std::path::PathBuf,
+    from: Mailbox,
+    domain: String,
+    written: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for DirMailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirMailer")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DirMailer {
+    /// Write into `dir` (created if missing), as `from`.
+    pub fn new(
+        dir: impl Into<std::path::PathBuf>,
+        from: &str,
+    ) -> Result<DirMailer, SmtpConfigError> {
+        let from: Mailbox = from
+            .parse()
+            .map_err(|_| SmtpConfigError::From(from.to_string()))?;
+        Ok(DirMailer {
+            dir: dir.into(),
+            domain: from.email.domain().to_string(),
+            from,
+            written: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// Where the files go.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+}
+
+#[async_trait]
+impl Mailer for DirMailer {
+    async fn send(&self, mail: &OutgoingMail) -> Result<(), MailError> {
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .subject(mail.subject.clone())
+            .message_id(Some(mail.message_id.clone()));
+        for r in &mail.recipients {
+            let to: Mailbox = r
+                .parse()
+                .map_err(|_| MailError::Permanent(format!("'{r}' is not an email address")))?;
+            builder = builder.to(to);
+        }
+        let message = builder
+            .header(ContentType::TEXT_PLAIN)
+            .body(mail.body.clone())
+            .map_err(|e| MailError::Permanent(format!("the email cannot be made: {e}")))?;
+        let n = self
+            .written
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!(
+            "{}-{n}.eml",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
+        );
+        let path = self.dir.join(name);
+        let bytes = message.formatted();
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write;
+            std::fs::create_dir_all(&dir)?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            options.open(&path)?.write_all(&bytes)
+        })
+        .await
+        .map_err(|e| MailError::Transient(e.to_string()))?
+        .map_err(|e| MailError::Transient(format!("writing the email: {e}")))
+    }
+
+    fn sender_domain(&self) -> &str {
+        &self.domain
+    }
+}
+
 /// Deliver one claimed email delivery and record what happened.
 pub(crate) async fn deliver_email(engine: &Engine, owner: &str, d: Delivery) {
     let started = now_ms();
@@ -324,7 +412,7 @@ async fn prepare(
 }
 
 /// Build the mailer of an SMTP configuration, if there is one.
-pub(crate) fn mailer_of(config: Option<&SmtpConfig>) -> Option<Arc<dyn Mailer>> {
+pub fn mailer_of(config: Option<&SmtpConfig>) -> Option<Arc<dyn Mailer>> {
     let c = config?;
     match SmtpMailer::new(c) {
         Ok(m) => Some(Arc::new(m)),
@@ -394,6 +482,39 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, MailError::Transient(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_dir_mailer_writes_each_email_as_a_private_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = DirMailer::new(dir.path().join("mail"), "PSA Bridge <p@demo.example>").unwrap();
+        assert_eq!(m.sender_domain(), "demo.example");
+        for _ in 0..2 {
+            m.send(&OutgoingMail {
+                recipients: vec!["dave@x.test".into()],
+                subject: "You are invited".into(),
+                body: "the link".into(),
+                message_id: "<1@demo.example>".into(),
+            })
+            .await
+            .unwrap();
+        }
+        let files: Vec<_> = std::fs::read_dir(dir.path().join("mail"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 2);
+        let text = std::fs::read_to_string(&files[0]).unwrap();
+        assert!(
+            text.contains("To: dave@x.test") && text.contains("the link"),
+            "{text}"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
     }
 
     proptest! {

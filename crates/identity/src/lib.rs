@@ -8,13 +8,15 @@
 //! - [`password`]: Argon2id hashing and the password rules.
 //! - [`totp`]: RFC 6238 codes with ±1 step skew and replay protection.
 //! - [`recovery`]: single-use recovery codes, stored hashed.
-//! - [`throttle`]: how long a login attempt must wait after failures.
+//! - [`throttle`]: whether a login attempt is checked, needs its code first, or waits.
+//! - [`people`]: length limits on a person's name and email.
 //! - [`scim`]: SCIM 2.0 PATCH, filters, the identity providers' quirks, who may be deprovisioned.
 //! - [`scopes`]: scopes of API tokens and the permissions each grants.
 //! - [`secret_token`]: random tokens (sessions, CSRF, password setup) and their stored hash.
 //! - [`sso`]: "Log in with the IdP": linking, enforcement and the require switch.
 
 pub mod password;
+pub mod people;
 pub mod recovery;
 pub mod roles;
 pub mod scim;

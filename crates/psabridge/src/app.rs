@@ -31,6 +31,16 @@ impl Running {
     }
 }
 
+/// How people reach the API, beyond the defaults.
+#[derive(Default)]
+pub struct PeopleOptions {
+    /// Where account emails (invitations) go; `None`: the `[smtp]` server of the engine's
+    /// configuration, else nowhere (the operator issues links with `psabridge invite`).
+    pub account_mailer: Option<Arc<dyn psabridge_engine::mail::Mailer>>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
 /// Open the store (migrating it) and start the API on `listener` and the engine beside it.
 pub async fn start(
     store_options: &psabridge_store::StoreOptions,
@@ -39,6 +49,7 @@ pub async fn start(
     engine_config: EngineConfig,
     listener: TcpListener,
     public_url: Option<String>,
+    people: PeopleOptions,
 ) -> Result<Running> {
     let store = Store::open(store_options, keys).await.with_context(|| {
         format!(
@@ -65,6 +76,8 @@ pub async fn start(
             .is_none_or(|u| u.starts_with("http://"));
     state.accounts = Arc::new(psabridge_web::accounts::AccountsConfig {
         secure_cookies: !plain_http_loopback,
+        mailer: people.account_mailer,
+        trusted_proxies: people.trusted_proxies,
         ..Default::default()
     });
     let app = psabridge_web::router(state)

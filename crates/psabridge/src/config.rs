@@ -40,8 +40,13 @@ pub struct RawSettings {
     pub catalog_file: Option<PathBuf>,
     #[serde(default)]
     pub engine: RawEngine,
-    /// The SMTP server of the email channel; without it, email cannot be switched on.
+    /// The SMTP server of the email channel and of invitations; without it, email cannot
+    /// be switched on and invitations are not sent (`psabridge invite` prints their link).
     pub smtp: Option<RawSmtp>,
+    /// Reverse proxies (addresses or networks, `10.0.0.0/8`) whose `X-Forwarded-For` names
+    /// the client, for login throttling, sessions and the audit log. Default: none (the
+    /// peer is the client). Behind a proxy, list it: otherwise every client shares its address.
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// `[smtp]`: where email goes out.
@@ -153,6 +158,7 @@ pub struct Settings {
     pub public_url: Option<String>,
     pub catalog: Catalog,
     pub engine: psabridge_engine::EngineConfig,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The catalog shipped with the binary.
@@ -285,6 +291,23 @@ impl RawSettings {
             engine.node_name = n;
         }
         engine.smtp = self.smtp.map(RawSmtp::check).transpose()?;
+        let trusted_proxies = self
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let t = t.trim();
+                t.parse::<ipnet::IpNet>()
+                    .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        anyhow!(
+                            "trusted_proxies: entry {} is not an address or network like 10.0.0.0/8",
+                            i + 1
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Settings {
             listen,
             store,
@@ -292,6 +315,7 @@ impl RawSettings {
             public_url: self.public_url.map(|u| u.trim_end_matches('/').to_string()),
             catalog,
             engine,
+            trusted_proxies,
         })
     }
 }
@@ -334,6 +358,25 @@ mod tests {
         r.public_url = Some("bridge.example.com".into());
         assert!(err(r).starts_with("public_url:"));
         assert!(raw(Some("sqlite://x.db")).check(true).is_ok());
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        let with = |list: &[&str]| {
+            let mut r = RawSettings {
+                database_url: Some("sqlite://x.db".into()),
+                ..Default::default()
+            };
+            r.trusted_proxies = Some(list.iter().map(|s| s.to_string()).collect());
+            r.check(false)
+        };
+        let ok = with(&["10.0.0.0/8", "127.0.0.1", "::1"]).unwrap();
+        assert_eq!(ok.trusted_proxies.len(), 3);
+        let err = with(&["10.0.0.0/8", "proxy.local"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.starts_with("trusted_proxies: entry 2"), "{err}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -42,8 +43,11 @@ pub struct DemoOptions {
     pub synchronous: psabridge_store::Synchronous,
     /// The PSAs to run a simulator and a demo partner for (empty: all four).
     pub psas: Vec<PsaKind>,
-    /// The SMTP server of the email channel (`--smtp-url`); without it email stays off.
+    /// The SMTP server of the email channel (`--smtp-url`); without it email stays off, and
+    /// emails to people (invitations) are written to `<data_dir>/mail` instead.
     pub smtp: Option<psabridge_engine::mail::SmtpConfig>,
+    /// The sender of the demo's emails.
+    pub smtp_from: String,
 }
 
 /// A simulator the demo talks to: its own, or one running elsewhere.
@@ -138,6 +142,15 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         smtp: opts.smtp.clone(),
         ..Default::default()
     };
+    // Without an SMTP server, account emails (invitations and their links) are written to
+    // the data directory, so a person invited in the demo can still read theirs.
+    let account_mailer: Option<Arc<dyn psabridge_engine::mail::Mailer>> = match &opts.smtp {
+        Some(_) => None,
+        None => Some(Arc::new(
+            psabridge_engine::mail::DirMailer::new(opts.data_dir.join("mail"), &opts.smtp_from)
+                .map_err(|e| anyhow::anyhow!("--smtp-from: {e}"))?,
+        )),
+    };
     let running = app::start(
         &store_options,
         keys,
@@ -145,6 +158,10 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         engine_config,
         listener,
         Some(api_url.clone()),
+        app::PeopleOptions {
+            account_mailer,
+            ..Default::default()
+        },
     )
     .await?;
 
@@ -153,7 +170,11 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         .map(|(k, h)| (*k, sims::describe(*k, &h.base_url())))
         .collect();
     let demo_file = opts.data_dir.join("demo.json");
-    let info = match seeded(&running.store).await? {
+    let mail_dir = opts
+        .smtp
+        .is_none()
+        .then(|| opts.data_dir.join("mail").display().to_string());
+    let mut info = match seeded(&running.store).await? {
         false => {
             seed(
                 &running,
@@ -175,6 +196,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
             .await?
         }
     };
+    info["mail_dir"] = json!(mail_dir);
     write_private(&demo_file, &serde_json::to_string_pretty(&info)?)?;
 
     print_welcome(&info, &demo_file);
@@ -335,8 +357,12 @@ async fn seed(
         .with_context(|| format!("seeding the {} demo partner", kind.display_name()))?;
         partners.push(p);
     }
+    // A Primary user for each partner, so that two partners (tenants) can be tried side by side.
+    for p in &mut partners {
+        p["login"] = seed_primary_user(store, p["id"].as_str().unwrap_or_default()).await?;
+    }
     let first = partners.first().cloned().context("no PSA to run")?;
-    let login = seed_primary_user(store, first["id"].as_str().unwrap_or_default()).await?;
+    let login = first["login"].clone();
     Ok(json!({
         "api_url": api_url,
         "vendor_token": vendor_token,
@@ -614,6 +640,7 @@ async fn refresh(
     }
     info["api_url"] = json!(api_url);
     info["simulators"] = simulators_json(described);
+
     Ok(info)
 }
 
@@ -639,6 +666,9 @@ fn print_welcome(info: &Value, demo_file: &Path) {
             info["login"]["password"].as_str().unwrap_or_default(),
             info["login"]["partner"].as_str().unwrap_or_default()
         );
+    }
+    if let Some(dir) = info["mail_dir"].as_str() {
+        println!("  Emails to people (invitations): written to {dir}");
     }
     println!(
         "  Everything a script needs (tokens, URLs, credentials): {}",

@@ -6,6 +6,8 @@
 //! - `migrate` — apply database migrations and exit;
 //! - `keygen`  — print a new secret-sealing key;
 //! - `token`   — issue an API token (the first vendor token comes from here);
+//! - `invite`  — invite a person to a partner and print the link (no email server needed);
+//! - `password-link` — print a one-time link to set an existing person's password;
 //! - `bench`   — measure ingestion, PSA economy, latency and memory (BENCHMARKS.md);
 //! - `openapi` — print the API's OpenAPI document.
 
@@ -124,6 +126,42 @@ enum Command {
         #[arg(long)]
         expires_in_days: Option<u32>,
     },
+    /// Invite a person (by email) to a partner and print the invitation's link, once. For an
+    /// installation without an email server: the operator, who is trusted across partners,
+    /// hands the link to the person. Inviting again replaces the invitation and revokes its
+    /// earlier link. An address whose account has a password gets no link: the person logs in
+    /// and accepts.
+    Invite {
+        #[arg(long, env = "PSABRIDGE_CONFIG")]
+        config: Option<PathBuf>,
+        /// The partner the person is invited to.
+        #[arg(long)]
+        partner: String,
+        /// The person's email address.
+        #[arg(long)]
+        email: String,
+        /// primary, security_admin, admin, technician or read_only.
+        #[arg(long, default_value = "read_only")]
+        role: String,
+        /// The name of a person who has no account yet.
+        #[arg(long)]
+        name: Option<String>,
+        /// Days until the invitation and its link expire.
+        #[arg(long, default_value_t = 7)]
+        expires_in_days: u32,
+    },
+    /// Print a one-time link to set the password of an existing person (account recovery).
+    /// It revokes the person's earlier links; using it ends their sessions.
+    PasswordLink {
+        #[arg(long, env = "PSABRIDGE_CONFIG")]
+        config: Option<PathBuf>,
+        /// The person's email address.
+        #[arg(long)]
+        email: String,
+        /// Hours until the link expires.
+        #[arg(long, default_value_t = 24)]
+        expires_in_hours: u32,
+    },
     /// Measure throughput, latency, PSA economy and memory (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
     /// Print the OpenAPI document of the HTTP API.
@@ -223,6 +261,10 @@ async fn run(command: Command) -> Result<()> {
                 settings.engine,
                 listener,
                 settings.public_url,
+                app::PeopleOptions {
+                    trusted_proxies: settings.trusted_proxies,
+                    ..Default::default()
+                },
             )
             .await?;
             tracing::info!(addr = %running.addr, "PSA Bridge is serving");
@@ -251,6 +293,7 @@ async fn run(command: Command) -> Result<()> {
             let smtp = smtp_url
                 .map(|u| config::smtp_from_url(&u, &smtp_from))
                 .transpose()?;
+            let smtp_from_for_demo = smtp_from.clone();
             let psas = psa
                 .iter()
                 .map(|p| {
@@ -284,6 +327,7 @@ async fn run(command: Command) -> Result<()> {
                 psa_requests_per_hour: Some(psa_requests_per_hour),
                 sim_hourly_limit,
                 smtp,
+                smtp_from: smtp_from_for_demo,
             })
             .await
         }
@@ -414,6 +458,126 @@ async fn run(command: Command) -> Result<()> {
                     now,
                 )
                 .await?;
+            println!("{token}");
+            store.close().await;
+            Ok(())
+        }
+        Command::Invite {
+            config,
+            partner,
+            email,
+            role,
+            name,
+            expires_in_days,
+        } => {
+            let settings = config::load(config.as_deref())?.check(false)?;
+            let email = email.trim().to_string();
+            if email.chars().count() > psabridge_identity::people::EMAIL_MAX_CHARS {
+                anyhow::bail!("--email: at most 254 characters");
+            }
+            psabridge_core::email::parse_address(&email)
+                .map_err(|why| anyhow::anyhow!("--email: not an email address ({why})"))?;
+            let role = psabridge_identity::Role::parse(&role).with_context(|| {
+                format!(
+                    "--role: '{role}' is not one of primary, security_admin, admin, technician, read_only"
+                )
+            })?;
+            let name = name
+                .map(|n| psabridge_identity::people::clean_name(&n))
+                .filter(|n| !n.is_empty());
+            if expires_in_days == 0 {
+                anyhow::bail!("--expires-in-days: must be at least 1");
+            }
+            let store = psabridge_store::Store::open(&settings.store, settings.keys).await?;
+            store
+                .partner(&partner)
+                .await
+                .with_context(|| format!("--partner: no partner '{partner}'"))?;
+            let now = chrono::Utc::now().timestamp_millis();
+            let token = psabridge_identity::secret_token::new_token();
+            let (invitation, invitee) = store
+                .invite(
+                    &psabridge_store::invitations::NewInvitation {
+                        partner_id: &partner,
+                        email: &email,
+                        name: name.as_deref(),
+                        role: role.as_str(),
+                        token_hash: &psabridge_identity::secret_token::token_hash(&token),
+                        invited_by: "cli",
+                        expires_at: now + i64::from(expires_in_days) * 86_400_000,
+                    },
+                    now,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            store
+                .record_audit(
+                    &psabridge_store::audit::NewAuditEntry {
+                        partner_id: Some(&partner),
+                        actor: "cli",
+                        action: "user.invite",
+                        target: &format!("invitation:{}", invitation.id),
+                        before: None,
+                        after: Some(&serde_json::json!({
+                            "email": invitation.email, "role": invitation.role, "delivery": "cli",
+                        })),
+                    },
+                    now,
+                )
+                .await?;
+            use psabridge_store::invitations::Invitee;
+            let out = match invitee {
+                Invitee::NoAccount | Invitee::NoPassword => serde_json::json!({
+                    "invitation": invitation.id,
+                    "token": token,
+                    "use": "POST /api/v1/auth/password with {\"token\": \"<token>\", \"password\": \"<a new password>\"}: sets the password and accepts",
+                }),
+                Invitee::Account => serde_json::json!({
+                    "invitation": invitation.id,
+                    "note": "this address has an account with a password: the person logs in and accepts (GET /api/v1/auth/invitations, then POST /api/v1/auth/invitations/{id}/accept)",
+                }),
+            };
+            println!("{out}");
+            store.close().await;
+            Ok(())
+        }
+        Command::PasswordLink {
+            config,
+            email,
+            expires_in_hours,
+        } => {
+            let settings = config::load(config.as_deref())?.check(false)?;
+            if expires_in_hours == 0 {
+                anyhow::bail!("--expires-in-hours: must be at least 1");
+            }
+            let store = psabridge_store::Store::open(&settings.store, settings.keys).await?;
+            let user = store.user_by_email(&email).await?.with_context(|| {
+                format!("--email: no person has the address '{}'", email.trim())
+            })?;
+            let now = chrono::Utc::now().timestamp_millis();
+            let token = psabridge_identity::secret_token::new_token();
+            store
+                .create_password_setup(
+                    user.id,
+                    &psabridge_identity::secret_token::token_hash(&token),
+                    now + i64::from(expires_in_hours) * 3_600_000,
+                )
+                .await?;
+            for m in store.memberships_of(user.id).await? {
+                store
+                    .record_audit(
+                        &psabridge_store::audit::NewAuditEntry {
+                            partner_id: Some(&m.partner_id),
+                            actor: "cli",
+                            action: "user.password_link",
+                            target: &format!("user:{}", user.id),
+                            before: None,
+                            after: None,
+                        },
+                        now,
+                    )
+                    .await?;
+            }
             println!("{token}");
             store.close().await;
             Ok(())

@@ -28,6 +28,24 @@ macro_rules! revoke_all_sessions {
     };
 }
 
+/// End the sessions of `$user` scoped to `$partner` through `$executor`: what deactivating or
+/// removing a membership ends. Sessions for other partners, and person-wide ones (which stop
+/// acting at the partner as soon as the membership is gone), are left alone.
+macro_rules! revoke_partner_sessions {
+    ($executor:expr, $user:expr, $partner:expr, $now:expr) => {
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND partner_id = $3 AND revoked_at IS NULL",
+        )
+        .bind($now)
+        .bind($user)
+        .bind($partner)
+        .execute($executor)
+        .await?
+        .rows_affected()
+    };
+}
+pub(crate) use revoke_partner_sessions;
+
 fn totp_aad(user: i64) -> String {
     format!("user/{user}/totp_secret")
 }
@@ -73,6 +91,8 @@ pub struct Member {
 pub struct NewSession<'a> {
     pub id_hash: &'a str,
     pub user_id: i64,
+    /// The one partner the session acts at; `None`: every active membership of the person
+    /// (only a password login of a person of several partners who chose none).
     pub partner_id: Option<&'a str>,
     pub auth_method: &'a str,
     pub idp_sid: Option<&'a str>,
@@ -86,6 +106,8 @@ pub struct NewSession<'a> {
 pub struct Session {
     pub id: i64,
     pub user_id: i64,
+    /// The scope: the one partner the session acts at, or `None` for every active
+    /// membership of the person.
     pub partner_id: Option<String>,
     pub auth_method: String,
     pub idp_sid: Option<String>,
@@ -101,6 +123,27 @@ pub struct Session {
 pub struct FailureCount {
     pub count: i64,
     pub last_at: Millis,
+}
+
+/// What throttling looks at for one login attempt (see `psabridge_identity::throttle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoginFacts {
+    /// Failures of the email from this address.
+    pub pair: FailureCount,
+    /// Failures of the email from every address.
+    pub account: FailureCount,
+    /// Failures from this address on every email.
+    pub address: FailureCount,
+    /// The email logged in from this address since the time asked about.
+    pub known_address: bool,
+}
+
+/// Since when each count of [`Store::login_facts`] looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginWindows {
+    pub pair_and_address_since: Millis,
+    pub account_since: Millis,
+    pub known_since: Millis,
 }
 
 const USER_COLUMNS: &str = "id, email, name, password_hash, totp_secret IS NOT NULL AS totp_enabled, \
@@ -481,8 +524,10 @@ impl Store {
         Ok(())
     }
 
-    /// Deactivate (or reactivate) a membership. Deactivating ends every session of the
-    /// person, and revokes the API tokens they made for this partner, in the same transaction. Returns the number of sessions ended.
+    /// Deactivate (or reactivate) a membership. Deactivating ends the person's sessions for
+    /// this partner and revokes the API tokens they made for it, in the same transaction;
+    /// their standing, sessions and tokens at other partners are untouched. Returns the
+    /// number of sessions ended.
     pub async fn set_member_active(
         &self,
         partner: &str,
@@ -506,14 +551,14 @@ impl Store {
                 0
             } else {
                 crate::config::revoke_tokens_of_user!(&mut *tx, user, Some(partner), now);
-                revoke_all_sessions!(&mut *tx, user, now)
+                revoke_partner_sessions!(&mut *tx, user, partner, now)
             }
         });
         Ok(ended)
     }
 
-    /// Remove a person from a partner, ending their sessions and revoking the API tokens they
-    /// made for this partner.
+    /// Remove a person from a partner, ending their sessions for this partner and revoking
+    /// the API tokens they made for it (nothing of theirs at other partners).
     pub async fn remove_membership(
         &self,
         partner: &str,
@@ -530,7 +575,7 @@ impl Store {
                 return Err(StoreError::NotFound(format!("user {user}")));
             }
             crate::config::revoke_tokens_of_user!(&mut *tx, user, Some(partner), now);
-            revoke_all_sessions!(&mut *tx, user, now);
+            revoke_partner_sessions!(&mut *tx, user, partner, now);
         });
         Ok(())
     }
@@ -666,18 +711,24 @@ impl Store {
 
     // ---- password setup links -------------------------------------------------------------
 
+    /// Issue a password setup link for a person (the operator's CLI). It replaces the
+    /// person's unused links: a second link revokes the first.
     pub async fn create_password_setup(
         &self,
         user: i64,
         token_hash: &str,
         expires_at: Millis,
     ) -> Result<(), StoreError> {
-        with_write!(self, pool => {
+        with_tx!(self, tx => {
+            sqlx::query("DELETE FROM password_setup_tokens WHERE user_id = $1 AND used_at IS NULL")
+                .bind(user)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("INSERT INTO password_setup_tokens (token_hash, user_id, expires_at) VALUES ($1, $2, $3)")
                 .bind(token_hash)
                 .bind(user)
                 .bind(expires_at)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
         });
         Ok(())
@@ -780,39 +831,78 @@ impl Store {
         Ok(())
     }
 
-    /// Failures since `since`, for the email typed and for the client address.
-    pub async fn login_failures(
+    /// What throttling needs to know about an attempt on `email` from `address` (its
+    /// throttling key): the failures of the pair, of the email, of the address, and whether
+    /// the email logged in from the address recently.
+    pub async fn login_facts(
         &self,
         email: &str,
-        client_address: &str,
-        since: Millis,
-    ) -> Result<(FailureCount, FailureCount), StoreError> {
+        address: &str,
+        w: LoginWindows,
+    ) -> Result<LoginFacts, StoreError> {
+        let key = email_key(email);
         with_read!(self, pool => {
-            let by_email: (i64, Option<i64>) = sqlx::query_as(
-                "SELECT COUNT(*), MAX(at) FROM login_failures WHERE email_key = $1 AND at >= $2",
-            )
-            .bind(email_key(email))
-            .bind(since)
-            .fetch_one(pool)
-            .await?;
-            let by_address: (i64, Option<i64>) = sqlx::query_as(
-                "SELECT COUNT(*), MAX(at) FROM login_failures WHERE client_address = $1 AND at >= $2",
-            )
-            .bind(client_address)
-            .bind(since)
-            .fetch_one(pool)
-            .await?;
+            let count = |sql: &'static str, a: Option<String>, b: Option<String>, since: Millis| {
+                sqlx::query_as::<_, (i64, Option<i64>)>(sql)
+                    .bind(a)
+                    .bind(b)
+                    .bind(since)
+                    .fetch_one(pool)
+            };
             let f = |(count, last): (i64, Option<i64>)| FailureCount { count, last_at: last.unwrap_or(0) };
-            Ok((f(by_email), f(by_address)))
+            let pair = count(
+                "SELECT COUNT(*), MAX(at) FROM login_failures WHERE email_key = $1 AND client_address = $2 AND at >= $3",
+                Some(key.clone()), Some(address.to_string()), w.pair_and_address_since,
+            ).await?;
+            let account = count(
+                "SELECT COUNT(*), MAX(at) FROM login_failures WHERE email_key = $1 AND $2 IS NULL AND at >= $3",
+                Some(key.clone()), None, w.account_since,
+            ).await?;
+            let by_address = count(
+                "SELECT COUNT(*), MAX(at) FROM login_failures WHERE $1 IS NULL AND client_address = $2 AND at >= $3",
+                None, Some(address.to_string()), w.pair_and_address_since,
+            ).await?;
+            let known: Option<i64> = sqlx::query_scalar(
+                "SELECT last_at FROM login_successes WHERE email_key = $1 AND client_address = $2 AND last_at >= $3",
+            )
+            .bind(&key)
+            .bind(address)
+            .bind(w.known_since)
+            .fetch_optional(pool)
+            .await?;
+            Ok(LoginFacts {
+                pair: f(pair),
+                account: f(account),
+                address: f(by_address),
+                known_address: known.is_some(),
+            })
         })
     }
 
-    /// Forget an account's failures after a successful login.
-    pub async fn clear_login_failures(&self, email: &str) -> Result<(), StoreError> {
-        with_write!(self, pool => {
-            sqlx::query("DELETE FROM login_failures WHERE email_key = $1")
-                .bind(email_key(email))
-                .execute(pool)
+    /// A successful login of `email` from `address`: the address becomes known to it, and
+    /// the pair's failures are forgotten (the email's failures from elsewhere are kept: they
+    /// are someone else's).
+    pub async fn record_login_success(
+        &self,
+        email: &str,
+        address: &str,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        let key = email_key(email);
+        with_tx!(self, tx => {
+            sqlx::query(
+                "INSERT INTO login_successes (email_key, client_address, last_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (email_key, client_address) DO UPDATE SET last_at = excluded.last_at",
+            )
+            .bind(&key)
+            .bind(address)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM login_failures WHERE email_key = $1 AND client_address = $2")
+                .bind(&key)
+                .bind(address)
+                .execute(&mut *tx)
                 .await?;
         });
         Ok(())

@@ -19,6 +19,7 @@
 //! - [`email`]: email settings per partner and event type.
 //! - [`seal`]: encryption of secrets at rest.
 //! - [`identity`]: people who log in, roles per partner, sessions, TOTP and login failures.
+//! - [`invitations`]: how a person joins a partner (invited, then accepted by the person).
 //! - [`sso`]: each partner's OpenID provider, exemptions, logins in flight, logout tokens seen.
 //! - [`scim`]: SCIM tokens and provisioned members; `deprovision`, the identity provider's off switch.
 
@@ -30,6 +31,7 @@ mod error;
 pub mod groups;
 pub mod identity;
 pub mod ingest;
+pub mod invitations;
 pub mod outbox;
 pub mod profiles;
 pub mod scim;

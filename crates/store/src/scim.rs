@@ -1,10 +1,15 @@
-//! SCIM provisioning state: each partner's SCIM token (hashed) and the SCIM view of the members
-//! its identity provider manages; and [`Store::deprovision`], the one place an identity
-//! provider's "this person left" takes effect.
+//! SCIM provisioning state: each partner's SCIM token (hashed) and the SCIM view of the
+//! partner's members; and [`Store::deprovision`], the one place an identity provider's "this
+//! person left" takes effect.
 //!
-//! The SCIM id of a member is the person's user id. A member's `active` is not stored here: it
-//! is the membership's state, so a deactivation from the product and one from the identity
-//! provider are the same thing.
+//! Every member of the partner is a SCIM User, whether the identity provider created them or
+//! a person was added in the product first: a member without SCIM attributes shows with their
+//! email as userName and their name, and is adopted (gets attributes) the first time the
+//! provider writes them. The SCIM id of a member is the person's user id. A member's `active`
+//! is not stored here: it is the membership's state, so a deactivation from the product and
+//! one from the identity provider are the same thing. A provider never reaches a person who
+//! is not a member of its partner: creating one who has an account elsewhere writes nothing
+//! ([`ScimCreated::NotMember`]).
 
 use serde_json::Value;
 
@@ -44,10 +49,14 @@ pub struct ScimUserInput<'a> {
 
 /// The result of [`Store::scim_create_user`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ScimCreated {
-    pub user_id: i64,
+pub enum ScimCreated {
+    /// A new person, now a member.
+    Created(i64),
     /// The person was already a member and is now managed by the identity provider.
-    pub adopted: bool,
+    Adopted(i64),
+    /// The email belongs to a person who is not a member of this partner: nothing was
+    /// written (a partner's provider may not attach someone else's account; invite them).
+    NotMember,
 }
 
 /// How a list is narrowed (one `eq` filter).
@@ -90,18 +99,41 @@ pub enum Deprovisioned {
     Refused(DeprovisionRefusal),
 }
 
-const SCIM_USER_COLUMNS: &str = "s.user_id, s.user_name, s.external_id, s.attributes, \
-     (m.deactivated_at IS NULL AND u.deactivated_at IS NULL), m.role, s.created_at, s.updated_at";
+/// A member's SCIM columns; for a member the provider has not written yet (no `scim_users`
+/// row), userName is the email and the times are the membership's.
+const SCIM_USER_COLUMNS: &str = "m.user_id, COALESCE(s.user_name, u.email), s.external_id, s.attributes, \
+     (m.deactivated_at IS NULL AND u.deactivated_at IS NULL), m.role, \
+     COALESCE(s.created_at, m.created_at), COALESCE(s.updated_at, m.created_at), u.email, u.name";
 
-type ScimUserTuple = (i64, String, Option<String>, String, bool, String, i64, i64);
+type ScimUserTuple = (
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    bool,
+    String,
+    i64,
+    i64,
+    String,
+    String,
+);
 
 fn scim_user_from(t: ScimUserTuple) -> Result<ScimUser, StoreError> {
+    let attributes = match t.3 {
+        Some(json) => {
+            serde_json::from_str(&json).map_err(|e| corrupt(format!("scim attributes: {e}")))?
+        }
+        // Added in the product: what the product knows of them.
+        None => serde_json::json!({
+            "displayName": t.9,
+            "emails": [{"value": t.8, "type": "work", "primary": true}],
+        }),
+    };
     Ok(ScimUser {
         user_id: t.0,
         user_name: t.1,
         external_id: t.2,
-        attributes: serde_json::from_str(&t.3)
-            .map_err(|e| corrupt(format!("scim attributes: {e}")))?,
+        attributes,
         active: t.4,
         role: t.5,
         created_at: t.6,
@@ -165,11 +197,12 @@ impl Store {
 
     // ---- SCIM users -----------------------------------------------------------------------
 
-    /// Provision a member: the person (found by email, or created) joins the partner with
+    /// Provision a member: a person new to the product is created and joins the partner with
     /// `role`, inactive if `active` is false. A person who is already a member (added in the
     /// product before the identity provider was connected) is adopted, keeping their role and
-    /// state, so the identity provider can later deprovision them. Conflict if the userName
-    /// is taken at this partner or the person is already provisioned.
+    /// state, so the identity provider can later deprovision them. A person who has an
+    /// account but is not a member is left alone ([`ScimCreated::NotMember`]). Conflict if
+    /// the userName is taken at this partner or the person is already provisioned.
     pub async fn scim_create_user(
         &self,
         partner: &str,
@@ -208,6 +241,11 @@ impl Store {
                     role.is_some()
                 }
             };
+            if existing.is_some() && !member {
+                // Someone's account, not a member here: this partner's provider may not
+                // attach it. Nothing is written.
+                return Ok(ScimCreated::NotMember);
+            }
             let user_id = match existing {
                 Some(id) => id,
                 None => sqlx::query_scalar(
@@ -249,7 +287,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| StoreError::conflict_or(e, || format!("'{email}' is already provisioned at '{partner}'")))?;
-            ScimCreated { user_id, adopted: member }
+            if member { ScimCreated::Adopted(user_id) } else { ScimCreated::Created(user_id) }
         });
         Ok(created)
     }
@@ -266,7 +304,8 @@ impl Store {
         Ok(rows.pop())
     }
 
-    /// Provisioned members of a partner, oldest first: (total matching, the page).
+    /// The members of a partner as SCIM Users, by user id: (total matching, the page). Every
+    /// member is listed, provisioned by the identity provider or not.
     pub async fn scim_users(
         &self,
         partner: &str,
@@ -277,25 +316,28 @@ impl Store {
         let (condition, text, id) = match lookup {
             None => ("$2 IS NULL AND $3 IS NULL", None, None),
             Some(ScimLookup::UserName(v)) => (
-                "s.user_name_key = $2 AND $3 IS NULL",
+                "COALESCE(s.user_name_key, u.email_key) = $2 AND $3 IS NULL",
                 Some(user_name_key(v)),
                 None,
             ),
             Some(ScimLookup::ExternalId(v)) => {
                 ("s.external_id = $2 AND $3 IS NULL", Some(v.clone()), None)
             }
-            Some(ScimLookup::Email(v)) => {
-                ("s.email_key = $2 AND $3 IS NULL", Some(email_key(v)), None)
-            }
-            Some(ScimLookup::UserId(v)) => ("$2 IS NULL AND s.user_id = $3", None, Some(*v)),
+            Some(ScimLookup::Email(v)) => (
+                "COALESCE(s.email_key, u.email_key) = $2 AND $3 IS NULL",
+                Some(email_key(v)),
+                None,
+            ),
+            Some(ScimLookup::UserId(v)) => ("$2 IS NULL AND m.user_id = $3", None, Some(*v)),
         };
         let from = format!(
-            "FROM scim_users s JOIN memberships m ON m.user_id = s.user_id AND m.partner_id = s.partner_id \
-             JOIN users u ON u.id = s.user_id WHERE s.partner_id = $1 AND {condition}"
+            "FROM memberships m JOIN users u ON u.id = m.user_id \
+             LEFT JOIN scim_users s ON s.partner_id = m.partner_id AND s.user_id = m.user_id \
+             WHERE m.partner_id = $1 AND {condition}"
         );
         let count_sql = format!("SELECT COUNT(*) {from}");
         let page_sql =
-            format!("SELECT {SCIM_USER_COLUMNS} {from} ORDER BY s.user_id LIMIT $4 OFFSET $5");
+            format!("SELECT {SCIM_USER_COLUMNS} {from} ORDER BY m.user_id LIMIT $4 OFFSET $5");
         with_read!(self, pool => {
             let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql))
                 .bind(partner)
@@ -315,8 +357,9 @@ impl Store {
         })
     }
 
-    /// Replace a provisioned member's SCIM attributes. Conflict if the new userName is taken.
-    /// The person's login email and name are left alone: they may belong to other partners.
+    /// Replace a member's SCIM attributes; a member added in the product is adopted by the
+    /// provider this way. Conflict if the new userName is taken. The person's login email and
+    /// name are left alone: they may belong to other partners.
     pub async fn scim_update_user(
         &self,
         partner: &str,
@@ -324,32 +367,43 @@ impl Store {
         input: &ScimUserInput<'_>,
         now: Millis,
     ) -> Result<(), StoreError> {
-        with_write!(self, pool => {
-            let done = sqlx::query(
-                "UPDATE scim_users SET user_name = $1, user_name_key = $2, external_id = $3, email_key = $4, \
-                 attributes = $5, updated_at = $6 WHERE partner_id = $7 AND user_id = $8",
+        with_tx!(self, tx => {
+            let member: Option<i64> = sqlx::query_scalar(
+                "SELECT user_id FROM memberships WHERE partner_id = $1 AND user_id = $2",
             )
+            .bind(partner)
+            .bind(user)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if member.is_none() {
+                return Err(StoreError::NotFound(format!("user {user}")));
+            }
+            sqlx::query(
+                "INSERT INTO scim_users (partner_id, user_id, user_name, user_name_key, external_id, email_key, \
+                 attributes, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+                 ON CONFLICT (partner_id, user_id) DO UPDATE SET user_name = excluded.user_name, \
+                 user_name_key = excluded.user_name_key, external_id = excluded.external_id, \
+                 email_key = excluded.email_key, attributes = excluded.attributes, updated_at = excluded.updated_at",
+            )
+            .bind(partner)
+            .bind(user)
             .bind(input.user_name)
             .bind(user_name_key(input.user_name))
             .bind(input.external_id)
             .bind(email_key(input.email))
             .bind(input.attributes.to_string())
             .bind(now)
-            .bind(partner)
-            .bind(user)
-            .execute(pool)
+            .execute(&mut *tx)
             .await
             .map_err(|e| StoreError::conflict_or(e, || format!("userName '{}' is taken", input.user_name)))?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::NotFound(format!("user {user}")));
-            }
         });
         Ok(())
     }
 
     /// Deprovision a member on an identity provider's word (SCIM, and any later channel):
-    /// deactivate or remove the membership and end every session of the person, in one
-    /// transaction, and audit it with `reason`. Refused (and audited) for the partner's
+    /// deactivate or remove the membership, end the person's sessions for this partner and
+    /// revoke the API tokens they made for it, in one transaction, and audit it with
+    /// `reason`. The person's standing, sessions and tokens at other partners are untouched. Refused (and audited) for the partner's
     /// Primary user and its last active Security Admin, so that a compromised or
     /// misconfigured identity provider cannot lock the partner out.
     ///
@@ -408,14 +462,7 @@ impl Store {
                                 .await?;
                         }
                     }
-                    let ended = sqlx::query(
-                        "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
-                    )
-                    .bind(now)
-                    .bind(user)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                    let ended = crate::identity::revoke_partner_sessions!(&mut *tx, user, partner, now);
                     // And the API tokens the person made for this partner.
                     let tokens = crate::config::revoke_tokens_of_user!(&mut *tx, user, Some(partner), now);
                     Deprovisioned::Done { sessions_ended: ended, tokens_revoked: tokens }

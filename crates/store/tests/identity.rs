@@ -1,7 +1,7 @@
 //! Accounts storage, told on SQLite and on PostgreSQL.
 
 use anyhow::Result;
-use psabridge_store::identity::NewSession;
+use psabridge_store::identity::{LoginWindows, NewSession};
 use psabridge_store::seal::KeyRing;
 use psabridge_store::testing::{TestDatabase, pg_url_or_skip};
 use psabridge_store::{Store, StoreError, StoreOptions};
@@ -168,15 +168,20 @@ async fn accounts(store: Store, dir: Option<&std::path::Path>) -> Result<()> {
     store.remove_membership("msp-a", ann, now).await?;
     assert!(store.member("msp-a", ann).await?.is_none());
 
-    // Password setup links: once, before they expire.
+    // Password setup links: once, before they expire; a second revokes the first.
+    store
+        .create_password_setup(ann, "first", now + 1000)
+        .await?;
     store
         .create_password_setup(ann, "setup", now + 1000)
         .await?;
-    store.create_password_setup(ann, "late", now + 1000).await?;
+    assert_eq!(store.password_setup_user("first", now).await?, None);
+    assert_eq!(store.use_password_setup("first", now).await?, None);
     assert_eq!(store.password_setup_user("setup", now).await?, Some(ann));
     assert_eq!(store.use_password_setup("setup", now).await?, Some(ann));
     assert_eq!(store.password_setup_user("setup", now).await?, None);
     assert_eq!(store.use_password_setup("setup", now).await?, None);
+    store.create_password_setup(ann, "late", now + 1000).await?;
     assert_eq!(store.use_password_setup("late", now + 1000).await?, None);
 
     // Identity-provider links, keyed on (issuer, subject).
@@ -196,29 +201,56 @@ async fn accounts(store: Store, dir: Option<&std::path::Path>) -> Result<()> {
     );
     assert_eq!(store.user_of_identity("https://idp", "sub-2").await?, None);
 
-    // Failed logins, by email (any case) and by address.
+    // Failed logins: by account and address (the pair), by account, by address; a success
+    // makes the address known and forgets the pair's failures only.
     for i in 0..3 {
         store
             .record_login_failure("ANN@example.com", "10.0.0.1", now + i)
             .await?;
     }
     store
+        .record_login_failure("ann@example.com", "10.0.0.2", now + 3)
+        .await?;
+    store
         .record_login_failure("eve@example.com", "10.0.0.1", now + 5)
         .await?;
-    let (by_email, by_address) = store
-        .login_failures("ann@example.com", "10.0.0.1", now)
+    let windows = |since: i64| LoginWindows {
+        pair_and_address_since: since,
+        account_since: since,
+        known_since: since,
+    };
+    let f = store
+        .login_facts("ann@example.com", "10.0.0.1", windows(now))
         .await?;
-    assert_eq!((by_email.count, by_email.last_at), (3, now + 2));
-    assert_eq!((by_address.count, by_address.last_at), (4, now + 5));
-    let (recent, _) = store
-        .login_failures("ann@example.com", "x", now + 2)
+    assert_eq!((f.pair.count, f.pair.last_at), (3, now + 2));
+    assert_eq!((f.account.count, f.account.last_at), (4, now + 3));
+    assert_eq!((f.address.count, f.address.last_at), (4, now + 5));
+    assert!(!f.known_address);
+    let recent = store
+        .login_facts("ann@example.com", "10.0.0.1", windows(now + 2))
         .await?;
-    assert_eq!(recent.count, 1);
-    store.clear_login_failures("Ann@Example.com").await?;
-    let (by_email, by_address) = store
-        .login_failures("ann@example.com", "10.0.0.1", now)
+    assert_eq!((recent.pair.count, recent.account.count), (1, 2));
+    store
+        .record_login_success("Ann@Example.com", "10.0.0.1", now + 6)
         .await?;
-    assert_eq!((by_email.count, by_address.count), (0, 1));
+    let f = store
+        .login_facts("ann@example.com", "10.0.0.1", windows(now))
+        .await?;
+    assert_eq!((f.pair.count, f.account.count, f.address.count), (0, 1, 1));
+    assert!(f.known_address);
+    let later = store
+        .login_facts("ann@example.com", "10.0.0.1", windows(now + 7))
+        .await?;
+    assert!(
+        !later.known_address,
+        "known only since the time asked about"
+    );
+    assert!(
+        !store
+            .login_facts("ann@example.com", "10.0.0.2", windows(now))
+            .await?
+            .known_address
+    );
 
     // The TOTP secret is never in the database in clear.
     if let Some(dir) = dir {
@@ -262,6 +294,24 @@ async fn deprovisioning_revokes_tokens(store: Store) -> Result<()> {
         .create_scoped_token(&token("hash-u", "msp-u"), now)
         .await?;
     assert!(store.principal_of_token("hash-t").await?.is_some());
+    // Dan's sessions: one for each partner, and one person-wide.
+    let session = |hash: &'static str, partner: Option<&'static str>| NewSession {
+        id_hash: hash,
+        user_id: dan,
+        partner_id: partner,
+        auth_method: "password",
+        idp_sid: None,
+        csrf_token: "csrf",
+        client_address: None,
+        expires_at: now + 3_600_000,
+    };
+    store
+        .create_session(&session("s-t", Some("msp-t")), now)
+        .await?;
+    store
+        .create_session(&session("s-u", Some("msp-u")), now)
+        .await?;
+    store.create_session(&session("s-all", None), now).await?;
     let done = store
         .deprovision(
             "msp-t",
@@ -287,7 +337,200 @@ async fn deprovisioning_revokes_tokens(store: Store) -> Result<()> {
         store.principal_of_token("hash-u").await?.is_some(),
         "a token for another partner stays"
     );
+    assert!(store.session_by_hash("s-t", now + 2).await?.is_none());
+    assert!(
+        store.session_by_hash("s-u", now + 2).await?.is_some(),
+        "the session for another partner stays"
+    );
+    assert!(
+        store.session_by_hash("s-all", now + 2).await?.is_some(),
+        "a person-wide session stays (it no longer reaches the partner)"
+    );
     Ok(())
+}
+
+/// Invitations: nothing about the person is written or read into the partner's side until
+/// the person accepts; a second invitation replaces the first (and its link).
+async fn invitations(store: Store) -> Result<()> {
+    use psabridge_store::invitations::{Invitee, NewInvitation};
+    let now = 1_800_000_000_000i64;
+    let hour = 3_600_000;
+    store.create_partner("msp-a", "MSP A", now).await?;
+    store.create_partner("msp-b", "MSP B", now).await?;
+    let bea = store.create_user("bea@b.test", "Bea", now).await?;
+    store.add_membership(bea, "msp-b", "primary", now).await?;
+    let invite = |email: &'static str, role: &'static str, hash: &'static str| NewInvitation {
+        partner_id: "msp-a",
+        email,
+        name: Some("Suggested Name"),
+        role,
+        token_hash: hash,
+        invited_by: "user:1",
+        expires_at: now + hour,
+    };
+
+    // An address with an account elsewhere, and one with none: the same invitation.
+    let (to_bea, who) = store
+        .invite(&invite("BEA@b.test", "technician", "h-bea"), now)
+        .await?;
+    assert_eq!(who, Invitee::NoPassword, "bea has no password in this test");
+    assert_eq!(to_bea.email, "BEA@b.test");
+    let (to_new, who) = store
+        .invite(&invite("new@a.test", "read_only", "h-new-1"), now)
+        .await?;
+    assert_eq!(who, Invitee::NoAccount);
+    assert!(
+        store.user_by_email("new@a.test").await?.is_none(),
+        "no person row yet"
+    );
+    assert!(
+        store.member("msp-a", bea).await?.is_none(),
+        "not a member until she accepts"
+    );
+    assert_eq!(store.invitations_of_partner("msp-a", now).await?.len(), 2);
+
+    // Inviting again replaces the first invitation and its link.
+    let (again, _) = store
+        .invite(&invite("new@a.test", "admin", "h-new-2"), now)
+        .await?;
+    assert_ne!(again.id, to_new.id);
+    assert!(store.invitation_by_token("h-new-1", now).await?.is_none());
+    assert_eq!(store.invitations_of_partner("msp-a", now).await?.len(), 2);
+
+    // Bea accepts after her own login; someone else cannot accept for her.
+    let eve = store.create_user("eve@e.test", "Eve", now).await?;
+    assert!(matches!(
+        store.accept_invitation(to_bea.id, eve, now).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let accepted = store.accept_invitation(to_bea.id, bea, now).await?;
+    assert_eq!(accepted.role, "technician");
+    let member = store.member("msp-a", bea).await?.expect("member");
+    assert_eq!(
+        (member.role.as_str(), member.name.as_str()),
+        ("technician", "Bea")
+    );
+    assert!(matches!(
+        store.accept_invitation(to_bea.id, bea, now).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // A member cannot be invited again.
+    assert!(matches!(
+        store
+            .invite(&invite("bea@b.test", "admin", "h-x"), now)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Nor a second Primary (and the refusal writes nothing).
+    let primary = store.create_user("pat@a.test", "Pat", now).await?;
+    store
+        .add_membership(primary, "msp-a", "primary", now)
+        .await?;
+    assert!(matches!(
+        store
+            .invite(&invite("ghost@a.test", "primary", "h-g"), now)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(store.invitation_by_token("h-g", now).await?.is_none());
+
+    // The new person accepts through the link: the account is made with the password.
+    assert!(
+        matches!(
+            store
+                .accept_invitation_with_password("h-new-2", "phc", now + hour)
+                .await,
+            Err(StoreError::NotFound(_))
+        ),
+        "expired"
+    );
+    let by_link = store
+        .accept_invitation_with_password("h-new-2", "phc", now)
+        .await?;
+    assert!(by_link.created);
+    let new = store.user_by_id(by_link.user_id).await?.expect("person");
+    assert_eq!(
+        (new.name.as_str(), new.password_hash.as_deref()),
+        ("Suggested Name", Some("phc"))
+    );
+    assert_eq!(
+        store.member("msp-a", new.id).await?.expect("member").role,
+        "admin"
+    );
+    assert!(
+        matches!(
+            store
+                .accept_invitation_with_password("h-new-2", "phc2", now)
+                .await,
+            Err(StoreError::NotFound(_))
+        ),
+        "single use"
+    );
+
+    // A link can never set the password of an account that has one.
+    let pw = store
+        .create_user("has-pw@b.test", "Has Password", now)
+        .await?;
+    store.set_password_hash(pw, "theirs").await?;
+    store
+        .invite(&invite("has-pw@b.test", "read_only", "h-pw"), now)
+        .await?;
+    assert!(matches!(
+        store
+            .accept_invitation_with_password("h-pw", "attacker", now)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store
+            .user_by_id(pw)
+            .await?
+            .unwrap()
+            .password_hash
+            .as_deref(),
+        Some("theirs")
+    );
+    assert!(store.member("msp-a", pw).await?.is_none());
+    // They decline instead.
+    let theirs = store.invitations_for("HAS-PW@b.test", now).await?;
+    assert_eq!(theirs.len(), 1);
+    store.decline_invitation(theirs[0].id, pw).await?;
+    assert!(
+        store
+            .invitations_for("has-pw@b.test", now)
+            .await?
+            .is_empty()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_on_sqlite() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = Store::open(
+        &StoreOptions::new(url),
+        KeyRing::parse(&KeyRing::generate_key()).unwrap(),
+    )
+    .await?;
+    invitations(store).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_on_postgres() -> Result<()> {
+    let Some(admin) = pg_url_or_skip("invitations_on_postgres") else {
+        return Ok(());
+    };
+    let db = TestDatabase::create(&admin).await?;
+    let store = Store::open(
+        &StoreOptions::new(&db.url),
+        KeyRing::parse(&KeyRing::generate_key()).unwrap(),
+    )
+    .await?;
+    let result = invitations(store.clone()).await;
+    store.close().await;
+    db.drop_database().await;
+    result
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

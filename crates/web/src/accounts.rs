@@ -25,12 +25,15 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use psabridge_identity::password::PasswordHashing;
+use psabridge_identity::people::{EMAIL_MAX_CHARS, check_length};
 use psabridge_identity::scopes::Need;
 use psabridge_identity::secret_token::{constant_time_eq, new_token, token_hash};
-use psabridge_identity::throttle::{Decision, Failures, Policy};
+use psabridge_identity::throttle::{Attempt, Decision, Failures, Policy};
 use psabridge_identity::{Permission, Role, allows, recovery, totp};
+use psabridge_store::StoreError;
 use psabridge_store::audit::NewAuditEntry;
-use psabridge_store::identity::{Membership, NewSession, Session, User};
+use psabridge_store::identity::{LoginWindows, Membership, NewSession, Session, User};
+use psabridge_store::invitations::Invitee;
 use serde_json::{Value, json};
 
 use crate::AppState;
@@ -64,10 +67,16 @@ pub struct AccountsConfig {
     pub idle_timeout: Duration,
     /// A session ends this long after login, however active.
     pub absolute_timeout: Duration,
-    /// How long a password-setup link works.
+    /// How long an invitation (and its password link) or a password setup link works.
     pub setup_link_lifetime: Duration,
     pub throttle: Policy,
     pub clock: Clock,
+    /// Where account emails (invitations) go; `None`: the `[smtp]` server if there is one.
+    /// The demo writes them to a folder.
+    pub mailer: Option<std::sync::Arc<dyn psabridge_engine::mail::Mailer>>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (for throttling, sessions and
+    /// the audit log). Empty: the peer address is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for AccountsConfig {
@@ -80,6 +89,8 @@ impl Default for AccountsConfig {
             setup_link_lifetime: Duration::from_secs(7 * 24 * 3600),
             throttle: Policy::DEFAULT,
             clock: Clock::default(),
+            mailer: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -127,7 +138,9 @@ impl Clock {
 pub struct SessionUser {
     pub session: Session,
     pub user: User,
-    /// Active memberships only.
+    /// The active memberships the session reaches: the one of its partner, or all of them
+    /// for a person-wide session. The permission check looks only here, so a session
+    /// opened for one partner never acts at another.
     pub memberships: Vec<Membership>,
 }
 
@@ -177,7 +190,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/auth/totp/enroll", post(totp_enroll))
         .route("/api/v1/auth/totp/confirm", post(totp_confirm))
         .route("/api/v1/auth/password", post(set_password))
-        .route("/api/v1/partners/{p}/users", get(list_users).post(add_user))
+        .route(
+            "/api/v1/partners/{p}/users",
+            get(list_users).post(crate::invitations::add_user),
+        )
         .route(
             "/api/v1/partners/{p}/users/{user}",
             patch(patch_user).delete(remove_user),
@@ -242,12 +258,13 @@ async fn resolve_session(s: &AppState, cookie: &str) -> Result<Option<SessionUse
             .min(session.created_at + cfg.absolute_timeout.as_millis() as i64);
         s.store.touch_session(session.id, now, expires).await?;
     }
+    let scope = session.partner_id.clone();
     let memberships = s
         .store
         .memberships_of(user.id)
         .await?
         .into_iter()
-        .filter(|m| m.active)
+        .filter(|m| m.active && scope.as_ref().is_none_or(|p| *p == m.partner_id))
         .collect();
     Ok(Some(SessionUser {
         session,
@@ -265,6 +282,21 @@ pub async fn enforce(State(s): State<AppState>, mut req: Request, next: Next) ->
 }
 
 async fn authorize(s: &AppState, req: &mut Request) -> Result<(), Problem> {
+    if let Some(peer) = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+    {
+        let forwarded: Vec<&str> = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let ip =
+            psabridge_identity::throttle::client_ip(peer, &forwarded, &s.accounts.trusted_proxies);
+        req.extensions_mut().insert(ClientIp(ip));
+    }
     let Some(template) = req
         .extensions()
         .get::<MatchedPath>()
@@ -424,10 +456,28 @@ pub(crate) fn invalid(field: &str, problem: &str) -> Problem {
     Problem::invalid(vec![psabridge_core::event::FieldError::new(field, problem)])
 }
 
-pub(crate) fn client_address(parts_ext: &axum::http::Extensions) -> String {
+/// The client of a request, behind the operator's trusted proxies: put in the request's
+/// extensions by [`enforce`] before anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub std::net::IpAddr);
+
+fn client_ip(parts_ext: &axum::http::Extensions) -> Option<std::net::IpAddr> {
     parts_ext
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+        .get::<ClientIp>()
+        .map(|c| c.0)
+        .or_else(|| parts_ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()))
+}
+
+/// The key failed logins from this client are counted under (an IPv6 client by its /64).
+pub(crate) fn throttle_key(parts_ext: &axum::http::Extensions) -> String {
+    client_ip(parts_ext)
+        .map(psabridge_identity::throttle::address_key)
+        .unwrap_or_else(|| "unknown".into())
+}
+
+pub(crate) fn client_address(parts_ext: &axum::http::Extensions) -> String {
+    client_ip(parts_ext)
+        .map(|ip| ip.to_string())
         .unwrap_or_else(|| "unknown".into())
 }
 
@@ -535,14 +585,98 @@ fn require_json(headers: &HeaderMap) -> Result<(), Problem> {
     }
 }
 
+/// The throttling decision for a login attempt on `email` from throttling key `key`.
+pub(crate) async fn throttle_decision(
+    s: &AppState,
+    email: &str,
+    key: &str,
+    second_factor: bool,
+    now: i64,
+) -> Result<Decision, Problem> {
+    let policy = &s.accounts.throttle;
+    let facts = s
+        .store
+        .login_facts(
+            email,
+            key,
+            LoginWindows {
+                pair_and_address_since: now - policy.window_seconds as i64 * 1000,
+                account_since: now - policy.account_window_seconds as i64 * 1000,
+                known_since: now - i64::from(policy.known_address_days) * 86_400_000,
+            },
+        )
+        .await?;
+    let failures = |f: psabridge_store::identity::FailureCount| Failures {
+        count: f.count.clamp(0, u32::MAX as i64) as u32,
+        last_at_ms: f.last_at,
+    };
+    Ok(policy.decide(
+        &Attempt {
+            pair: failures(facts.pair),
+            account: failures(facts.account),
+            address: failures(facts.address),
+            known_address: facts.known_address,
+            second_factor,
+        },
+        now,
+    ))
+}
+
+/// The answer to an attempt throttling refuses (audited), or `None` to go on.
+pub(crate) async fn throttle_refusal(
+    s: &AppState,
+    decision: Decision,
+    email: &str,
+    address: &str,
+) -> Result<Option<Response>, Problem> {
+    let (action, detail, response) = match decision {
+        Decision::Check | Decision::CheckWithSecondFactor => return Ok(None),
+        Decision::Wait(seconds) => {
+            let mut resp = Problem::new(StatusCode::TOO_MANY_REQUESTS, "Too many failed logins")
+                .detail(format!("try again in {seconds} s"))
+                .into_response();
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            (
+                "auth.login_throttled",
+                json!({"retry_after_seconds": seconds, "client_address": address}),
+                resp,
+            )
+        }
+        Decision::SecondFactorRequired => (
+            "auth.login_guarded",
+            json!({"client_address": address}),
+            Problem::unauthorized(
+                "this account is receiving many failed logins: from an address it has not \
+                 logged in from lately, log in with the TOTP code (or a recovery code) too",
+            )
+            .with("second_factor_required", json!(true))
+            .into_response(),
+        ),
+    };
+    audit_account(
+        s,
+        &[],
+        &format!("address:{address}"),
+        action,
+        &format!("email:{email}"),
+        Some(detail),
+    )
+    .await?;
+    Ok(Some(response))
+}
+
 async fn login(State(s): State<AppState>, req: Request) -> Result<Response, Problem> {
     require_json(req.headers())?;
     let address = client_address(req.extensions());
+    let key = throttle_key(req.extensions());
     let bytes = axum::body::to_bytes(req.into_body(), 64 * 1024)
         .await
         .map_err(|_| Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "Body too large"))?;
     let body = body_json(&bytes)?;
     let email = string_field(&body, "email", true)?.unwrap_or_default();
+    // No account has a longer one; refused before anything is counted or stored.
+    check_length(&email, EMAIL_MAX_CHARS).map_err(|e| invalid("email", &e))?;
     let password = string_field(&body, "password", true)?.unwrap_or_default();
     let totp_code = string_field(&body, "totp_code", false)?;
     let recovery_code = string_field(&body, "recovery_code", false)?;
@@ -551,32 +685,12 @@ async fn login(State(s): State<AppState>, req: Request) -> Result<Response, Prob
     let now = cfg.clock.now_ms();
 
     // 1. Throttling, before any credential is checked.
-    let since = now - (cfg.throttle.window_seconds as i64) * 1000;
-    let (by_email, by_address) = s.store.login_failures(&email, &address, since).await?;
-    let as_failures = |f: psabridge_store::identity::FailureCount| Failures {
-        count: f.count.clamp(0, u32::MAX as i64) as u32,
-        last_at_ms: f.last_at,
-    };
-    if let Decision::Wait(seconds) =
-        cfg.throttle
-            .decide(as_failures(by_email), as_failures(by_address), now)
-    {
-        audit_account(
-            &s,
-            &[],
-            &format!("address:{address}"),
-            "auth.login_throttled",
-            &format!("email:{email}"),
-            Some(json!({"retry_after_seconds": seconds})),
-        )
-        .await?;
-        let mut resp = Problem::new(StatusCode::TOO_MANY_REQUESTS, "Too many failed logins")
-            .detail(format!("try again in {seconds} s"))
-            .into_response();
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        return Ok(resp);
+    let second_factor = totp_code.is_some() || recovery_code.is_some();
+    let decision = throttle_decision(&s, &email, &key, second_factor, now).await?;
+    if let Some(refusal) = throttle_refusal(&s, decision, &email, &address).await? {
+        return Ok(refusal);
     }
+    let code_required = decision == Decision::CheckWithSecondFactor;
 
     // 2. Credentials: password, then the second factor.
     let user = s.store.user_by_email(&email).await?;
@@ -591,7 +705,7 @@ async fn login(State(s): State<AppState>, req: Request) -> Result<Response, Prob
         None => Vec::new(),
     };
     let fail = async |reason: &str| -> Result<Response, Problem> {
-        s.store.record_login_failure(&email, &address, now).await?;
+        s.store.record_login_failure(&email, &key, now).await?;
         let (actor, target) = match &user {
             Some(u) => (
                 format!("user:{} {:?}", u.id, u.email),
@@ -645,6 +759,10 @@ async fn login(State(s): State<AppState>, req: Request) -> Result<Response, Prob
                     .with("second_factor_required", json!(true)),
             );
         }
+    } else if code_required {
+        // The account is guarded and has no second factor to check: from this address it
+        // cannot log in until the attack subsides (from a known one it can).
+        return fail("second_factor_unavailable").await;
     } else {
         "password"
     };
@@ -694,10 +812,18 @@ async fn login(State(s): State<AppState>, req: Request) -> Result<Response, Prob
             now,
         )
         .await?;
-    s.store.clear_login_failures(&email).await?;
+    s.store.record_login_success(&email, &key, now).await?;
+    // The session reaches its partner, or every active membership when it has none; the
+    // login is recorded there, not at the person's other partners.
+    let reached_memberships: Vec<Membership> = active
+        .iter()
+        .filter(|m| partner.as_ref().is_none_or(|p| *p == m.partner_id))
+        .cloned()
+        .collect();
+    let reached = partner_ids(&reached_memberships);
     audit_account(
         &s,
-        &partner_ids(&active),
+        &reached,
         &format!("user:{} {:?}", user.id, user.email),
         "auth.login",
         &format!("session:{id}"),
@@ -708,7 +834,7 @@ async fn login(State(s): State<AppState>, req: Request) -> Result<Response, Prob
         "user": user_view(&user),
         "session": {"id": id, "auth_method": auth_method, "expires_at": psabridge_store::from_millis(expires_at)},
         "partner": partner,
-        "memberships": memberships_view(&active),
+        "memberships": memberships_view(&reached_memberships),
         "csrf_token": csrf,
     }))
     .into_response();
@@ -860,6 +986,62 @@ async fn set_password(
     let now = s.accounts.clock.now_ms();
     let hash = token_hash(&token);
     let unknown = || invalid("token", "the link is unknown, used or expired");
+    let hashing = s.accounts.hashing;
+    let hash_password = async |password: String| -> Result<String, Problem> {
+        tokio::task::spawn_blocking(move || hashing.hash(&password))
+            .await
+            .map_err(Problem::internal)?
+            .map_err(Problem::internal)
+    };
+
+    // An invitation's link: sets the password of a person who has none, and accepts.
+    if let Some((invitation, invitee)) = s.store.invitation_by_token(&hash, now).await? {
+        let has_account = || {
+            Problem::new(StatusCode::CONFLICT, "Conflict").detail(
+                "this address has an account: log in with its password and accept the invitation",
+            )
+        };
+        if invitee == Invitee::Account {
+            return Err(has_account());
+        }
+        psabridge_identity::password::check_rules(&password, &invitation.email)
+            .map_err(|e| invalid("password", &e.to_string()))?;
+        let phc = hash_password(password).await?;
+        let accepted = match s
+            .store
+            .accept_invitation_with_password(&hash, &phc, now)
+            .await
+        {
+            Ok(a) => a,
+            Err(StoreError::NotFound(_)) => return Err(unknown()),
+            Err(StoreError::Conflict(_)) if invitee != Invitee::Account => {
+                return Err(has_account());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let actor = format!("user:{} {:?}", accepted.user_id, invitation.email);
+        s.store
+            .record_audit(
+                &NewAuditEntry {
+                    partner_id: Some(&invitation.partner_id),
+                    actor: &actor,
+                    action: "user.invitation_accepted",
+                    target: &format!("invitation:{}", invitation.id),
+                    before: None,
+                    after: Some(&json!({
+                        "user": accepted.user_id,
+                        "role": invitation.role,
+                        "by": "link",
+                    })),
+                },
+                now,
+            )
+            .await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
+
+    // A password link the operator issued (`psabridge password-link`): sets the password of
+    // an existing person, and ends their sessions.
     let user_id = s
         .store
         .password_setup_user(&hash, now)
@@ -868,15 +1050,12 @@ async fn set_password(
     let user = s.store.user_by_id(user_id).await?.ok_or_else(unknown)?;
     psabridge_identity::password::check_rules(&password, &user.email)
         .map_err(|e| invalid("password", &e.to_string()))?;
-    let hashing = s.accounts.hashing;
-    let phc = tokio::task::spawn_blocking(move || hashing.hash(&password))
-        .await
-        .map_err(Problem::internal)?
-        .map_err(Problem::internal)?;
+    let phc = hash_password(password).await?;
     if s.store.use_password_setup(&hash, now).await? != Some(user.id) {
         return Err(unknown());
     }
     s.store.set_password_hash(user.id, &phc).await?;
+    s.store.revoke_sessions_of(user.id, now).await?;
     let memberships = s.store.memberships_of(user.id).await?;
     audit_account(
         &s,
@@ -933,82 +1112,6 @@ async fn list_users(
     Ok(Json(
         json!({"users": members.iter().map(member_view).collect::<Vec<_>>()}),
     ))
-}
-
-async fn add_user(
-    State(s): State<AppState>,
-    caller: Caller,
-    me: CurrentUser,
-    Path(p): Path<String>,
-    body: Bytes,
-) -> Result<(StatusCode, Json<Value>), Problem> {
-    caller.require_partner(&p)?;
-    s.store.partner(&p).await?;
-    let body = body_json(&body)?;
-    let email = string_field(&body, "email", true)?.unwrap_or_default();
-    let name = string_field(&body, "name", false)?;
-    let role = parse_role(string_field(&body, "role", true)?)?.unwrap_or(Role::ReadOnly);
-    let email = email.trim().to_string();
-    if !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
-        return Err(invalid("email", "must be an email address"));
-    }
-    if role == Role::Primary && me.0.is_some() {
-        return Err(invalid(
-            "role",
-            "a person cannot make a new Primary; the Primary transfers it with PATCH",
-        ));
-    }
-    let now = s.accounts.clock.now_ms();
-    let (user_id, created) = match s.store.user_by_email(&email).await? {
-        Some(u) => (u.id, false),
-        None => {
-            let name = name.unwrap_or_else(|| email.clone());
-            (s.store.create_user(&email, &name, now).await?, true)
-        }
-    };
-    s.store
-        .add_membership(user_id, &p, role.as_str(), now)
-        .await?;
-    let user = s
-        .store
-        .user_by_id(user_id)
-        .await?
-        .ok_or_else(|| Problem::internal("the new user vanished"))?;
-    let setup = if user.password_hash.is_none() {
-        let token = new_token();
-        let expires = now + s.accounts.setup_link_lifetime.as_millis() as i64;
-        s.store
-            .create_password_setup(user_id, &token_hash(&token), expires)
-            .await?;
-        Some(token)
-    } else {
-        None
-    };
-    let member = s
-        .store
-        .member(&p, user_id)
-        .await?
-        .ok_or_else(|| Problem::internal("the new member vanished"))?;
-    let view = member_view(&member);
-    s.store
-        .record_audit(
-            &NewAuditEntry {
-                partner_id: Some(&p),
-                actor: &caller.1.0,
-                action: "user.add",
-                target: &format!("user:{user_id}"),
-                before: None,
-                after: Some(&json!({"user": view, "created": created})),
-            },
-            now,
-        )
-        .await?;
-    let mut out = view;
-    if let Some(token) = setup {
-        // Shown once; only its hash is kept.
-        out["password_setup_token"] = json!(token);
-    }
-    Ok((StatusCode::CREATED, Json(out)))
 }
 
 async fn patch_user(
@@ -1154,7 +1257,12 @@ pub fn permissions_markdown() -> String {
          A person has one role at each partner they belong to (a person may belong to several \
          partners). Every route is checked in one place (`accounts::enforce`) against the table \
          below; a person who is not a member of a partner gets 404 for all of its routes, as \
-         if it did not exist. API tokens are not people: a partner token acts for its partner \
+         if it did not exist. A session acts only at the partner it was opened for (a login \
+         with `partner`, the person's only partner, or an identity provider's login); only a \
+         password login of a person of several partners who named none acts at each of them. \
+         A partner adds a person by invitation (`POST …/users`), which the person accepts \
+         themselves; deactivating or removing a member ends only that partner's membership, \
+         sessions and tokens. API tokens are not people: a partner token acts for its partner \
          and a vendor token for every partner, each within its scopes (below).\n\n\
          ## The matrix\n\n",
     );

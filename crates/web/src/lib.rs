@@ -10,6 +10,7 @@
 //! - [`email_settings`]: email on/off and recipients per event type.
 //! - [`hooks`]: signed ticket-change callouts from PSAs.
 //! - [`accounts`]: people: login, sessions, TOTP, users per partner, the permission middleware.
+//! - [`invitations`]: how a person joins a partner: invited by the partner, accepted by them.
 //! - [`sso`]: "Log in with the IdP": provider settings, login, linking, chooser, JIT,
 //!   "Require login with the IdP" and back-channel logout.
 //! - [`scim`]: SCIM 2.0 provisioning and deprovisioning per partner, and its token.
@@ -22,6 +23,7 @@ pub mod config_api;
 pub mod email_settings;
 pub mod events;
 pub mod hooks;
+pub mod invitations;
 pub mod problem;
 mod profiles;
 pub mod scim;
@@ -315,6 +317,20 @@ pub const ROUTES: &[(&str, Access)] = &[
         "DELETE /api/v1/partners/{p}/users/{user}",
         Access::Partner(Permission::ManageUsers),
     ),
+    (
+        "GET /api/v1/partners/{p}/invitations",
+        Access::Partner(Permission::ViewUsers),
+    ),
+    (
+        "DELETE /api/v1/partners/{p}/invitations/{id}",
+        Access::Partner(Permission::ManageUsers),
+    ),
+    ("GET /api/v1/auth/invitations", Access::Session),
+    ("POST /api/v1/auth/invitations/{id}/accept", Access::Session),
+    (
+        "POST /api/v1/auth/invitations/{id}/decline",
+        Access::Session,
+    ),
     // "Log in with the IdP" (sso.rs): settings and exemptions are Security Admin business.
     (
         "GET /api/v1/partners/{p}/sso",
@@ -389,6 +405,7 @@ pub fn router(state: AppState) -> Router {
         .merge(email_settings::routes())
         .merge(hooks::routes())
         .merge(accounts::routes())
+        .merge(invitations::routes())
         .merge(sso::routes())
         .merge(scim::routes())
         .route("/api/v1/openapi.json", get(openapi))
@@ -528,6 +545,7 @@ mod tests {
             include_str!("email_settings.rs"),
             include_str!("hooks.rs"),
             include_str!("accounts.rs"),
+            include_str!("invitations.rs"),
             include_str!("sso.rs"),
             include_str!("scim.rs"),
             include_str!("lib.rs"),
@@ -551,6 +569,7 @@ mod tests {
             include_str!("config_api.rs"),
             include_str!("hooks.rs"),
             include_str!("accounts.rs"),
+            include_str!("invitations.rs"),
             include_str!("sso.rs"),
             include_str!("scim.rs"),
             include_str!("lib.rs"),

@@ -22,7 +22,7 @@ use psabridge_identity::secret_token;
 use psabridge_store::StoreError;
 use psabridge_store::audit::NewAuditEntry;
 use psabridge_store::scim::{
-    DeprovisionAction, Deprovisioned, ScimLookup, ScimUser, ScimUserInput,
+    DeprovisionAction, Deprovisioned, ScimCreated, ScimLookup, ScimUser, ScimUserInput,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -755,12 +755,39 @@ fn incoming_from(mut attributes: Map<String, Value>) -> ScimResult<Incoming> {
         return Err(ScimProblem::bad("invalidValue", "emails must be an array"));
     }
     attributes.retain(|_, v| !v.is_null());
-    Ok(Incoming {
+    let incoming = Incoming {
         user_name,
         external_id,
         active,
         attributes: Value::Object(attributes),
-    })
+    };
+    incoming.check_limits()?;
+    Ok(incoming)
+}
+
+/// The most a member's other SCIM attributes may take, as JSON.
+const MAX_ATTRIBUTES_BYTES: usize = 16 * 1024;
+
+impl Incoming {
+    /// Every stored field is bounded; a refusal names the attribute, never its value.
+    fn check_limits(&self) -> ScimResult<()> {
+        use psabridge_identity::people::{EMAIL_MAX_CHARS, NAME_MAX_CHARS, check_length};
+        let bad = |name: &str, e: String| ScimProblem::bad("invalidValue", format!("{name}: {e}"));
+        check_length(&self.user_name, EMAIL_MAX_CHARS).map_err(|e| bad("userName", e))?;
+        if let Some(x) = &self.external_id {
+            check_length(x, 256).map_err(|e| bad("externalId", e))?;
+        }
+        check_length(&self.email(), EMAIL_MAX_CHARS).map_err(|e| bad("emails", e))?;
+        check_length(&self.display_name(), NAME_MAX_CHARS).map_err(|e| bad("displayName", e))?;
+        let size = self.attributes.to_string().len();
+        if size > MAX_ATTRIBUTES_BYTES {
+            return Err(bad(
+                "attributes",
+                format!("take {size} bytes as JSON; at most {MAX_ATTRIBUTES_BYTES}"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The SCIM view of a member for the audit log (no secrets are ever in it).
@@ -835,17 +862,16 @@ async fn create_user(
             now,
         )
         .await?;
-    let id = created.user_id;
+    let (id, action) = match created {
+        ScimCreated::Created(id) => (id, "scim.user.create"),
+        ScimCreated::Adopted(id) => (id, "scim.user.adopt"),
+        ScimCreated::NotMember => return Err(invite_instead(&s, &p, &email, now).await?),
+    };
     let user = s
         .store
         .scim_user(&p, id)
         .await?
         .ok_or_else(|| ScimProblem::not_found(&id.to_string()))?;
-    let action = if created.adopted {
-        "scim.user.adopt"
-    } else {
-        "scim.user.create"
-    };
     audit(&s, &p, action, id, None, Some(&audit_view(&user))).await?;
     let base = base_url(&s, &headers, &p);
     let location = format!("{base}/Users/{id}");
@@ -854,6 +880,64 @@ async fn create_user(
         response.headers_mut().insert(header::LOCATION, v);
     }
     Ok(response)
+}
+
+/// The email of a SCIM create has an account that is not a member of this partner: the
+/// provider may not attach it (it is not the partner's to claim), so the person is invited
+/// like `POST …/users` does (Read-only, emailed, replacing an earlier invitation), and the
+/// provider is told the userName cannot be provisioned directly. The answer says nothing
+/// about the account (no id, name, partner or state).
+async fn invite_instead(s: &AppState, p: &str, email: &str, now: i64) -> ScimResult<ScimProblem> {
+    let token = secret_token::new_token();
+    let invited = s
+        .store
+        .invite(
+            &psabridge_store::invitations::NewInvitation {
+                partner_id: p,
+                email,
+                name: None,
+                role: Role::ReadOnly.as_str(),
+                token_hash: &secret_token::token_hash(&token),
+                invited_by: ACTOR,
+                expires_at: now + s.accounts.setup_link_lifetime.as_millis() as i64,
+            },
+            now,
+        )
+        .await?;
+    let (invitation, invitee) = invited;
+    let delivery = crate::invitations::send_invitation(s, &invitation, invitee, &token)
+        .await
+        .map_err(|_| {
+            ScimProblem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                None,
+                "the server failed; the error is logged",
+            )
+        })?;
+    s.store
+        .record_audit(
+            &NewAuditEntry {
+                partner_id: Some(p),
+                actor: ACTOR,
+                action: "user.invite",
+                target: &format!("invitation:{}", invitation.id),
+                before: None,
+                after: Some(&json!({
+                    "email": invitation.email,
+                    "role": invitation.role,
+                    "delivery": delivery.as_str(),
+                    "reason": "SCIM create of an address that is not a member",
+                })),
+            },
+            now,
+        )
+        .await?;
+    Ok(ScimProblem::new(
+        StatusCode::CONFLICT,
+        Some("uniqueness"),
+        "this address cannot be provisioned directly: it was sent an invitation to join, and \
+         appears here once it is accepted",
+    ))
 }
 
 /// Store a member's new state: deprovision or reactivate if `active` changed, then the

@@ -28,7 +28,6 @@ use psabridge_identity::sso::{
     Candidate, Enforcement, LinkDecision, LocalLoginFacts, ProviderEmail, Provisioning,
     can_require_idp, decide_link, decide_local_login, proves_idp_setup,
 };
-use psabridge_identity::throttle::{Decision, Failures};
 use psabridge_identity::totp;
 use psabridge_oidc::{CallbackParams, IdpConfig, OidcError, PendingLogin, Provider};
 use psabridge_store::identity::{Membership, NewSession, User};
@@ -38,7 +37,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::accounts::{
     audit_account, body_json, client_address, invalid, memberships_view, partner_ids, string_field,
-    user_view, verify_password,
+    throttle_decision, throttle_key, throttle_refusal, user_view, verify_password,
 };
 use crate::auth::Caller;
 use crate::problem::Problem;
@@ -785,7 +784,27 @@ async fn callback(
                 }
                 LinkDecision::Provision(role) => {
                     let email = identity.email.clone().unwrap_or_default();
-                    let name = identity.name.clone().unwrap_or_else(|| email.clone());
+                    // The provider's claims are bounded like any person's fields.
+                    let name = psabridge_identity::people::clean_name(
+                        identity.name.as_deref().unwrap_or(&email),
+                    );
+                    if psabridge_identity::people::check_length(
+                        &email,
+                        psabridge_identity::people::EMAIL_MAX_CHARS,
+                    )
+                    .is_err()
+                    {
+                        return sso_failure(
+                            &s,
+                            &partners,
+                            "email_too_long",
+                            json!({"identity": subject_target}),
+                            StatusCode::FORBIDDEN,
+                            "the identity provider sent an email address longer than 254 characters",
+                            &address,
+                        )
+                        .await;
+                    }
                     let id = s.store.create_user(&email, &name, now).await?;
                     s.store
                         .add_membership(id, &partner, role.as_str(), now)
@@ -978,9 +997,10 @@ async fn open_session(
         )
         .await?;
     }
+    // Recorded at the partner the session is for, not at the person's other partners.
     audit_account(
         s,
-        &partner_ids(&active),
+        &[partner.to_owned()],
         &actor,
         "auth.login",
         &format!("session:{id}"),
@@ -1072,6 +1092,7 @@ async fn choose(State(s): State<AppState>, req: Request) -> Result<Response, Pro
 /// Prove an existing account once (password and TOTP code) to link the identity to it.
 async fn confirm(State(s): State<AppState>, req: Request) -> Result<Response, Problem> {
     let address = client_address(req.extensions());
+    let key = throttle_key(req.extensions());
     let browser = browser_hash(&s, req.headers())?;
     let bytes = axum::body::to_bytes(req.into_body(), 64 * 1024)
         .await
@@ -1090,21 +1111,11 @@ async fn confirm(State(s): State<AppState>, req: Request) -> Result<Response, Pr
     };
     let cfg = &s.accounts;
     let partners = partner_ids(&s.store.memberships_of(user.id).await?);
-    // The same throttling as the password login: these are the same credentials.
-    let since = now - (cfg.throttle.window_seconds as i64) * 1000;
-    let (by_email, by_address) = s.store.login_failures(&user.email, &address, since).await?;
-    let as_failures = |f: psabridge_store::identity::FailureCount| Failures {
-        count: f.count.clamp(0, u32::MAX as i64) as u32,
-        last_at_ms: f.last_at,
-    };
-    if let Decision::Wait(seconds) =
-        cfg.throttle
-            .decide(as_failures(by_email), as_failures(by_address), now)
-    {
-        return Err(
-            Problem::new(StatusCode::TOO_MANY_REQUESTS, "Too many failed logins")
-                .detail(format!("try again in {seconds} s")),
-        );
+    // The same throttling as the password login: these are the same credentials (the code
+    // is always sent here, so a guarded account is checked with it).
+    let decision = throttle_decision(&s, &user.email, &key, true, now).await?;
+    if let Some(refusal) = throttle_refusal(&s, decision, &user.email, &address).await? {
+        return Ok(refusal);
     }
     let password_ok = verify_password(cfg.hashing, password, user.password_hash.clone()).await;
     let code_ok = if password_ok && user.totp_enabled {
@@ -1124,9 +1135,7 @@ async fn confirm(State(s): State<AppState>, req: Request) -> Result<Response, Pr
         false
     };
     if !(password_ok && code_ok) {
-        s.store
-            .record_login_failure(&user.email, &address, now)
-            .await?;
+        s.store.record_login_failure(&user.email, &key, now).await?;
         audit_account(
             &s,
             &partners,
@@ -1147,7 +1156,7 @@ async fn confirm(State(s): State<AppState>, req: Request) -> Result<Response, Pr
             "a link confirmation waiting for this browser",
         ));
     }
-    s.store.clear_login_failures(&user.email).await?;
+    s.store.record_login_success(&user.email, &key, now).await?;
     s.store
         .link_identity(&c.issuer, &c.subject, user.id, now)
         .await?;

@@ -417,8 +417,8 @@ async fn users_roles_and_deactivation(s: &Server) -> Result<()> {
     let ann_id = s.person("ann@msp-a.test", "msp-a", "primary").await?;
     let ann = s.login("ann@msp-a.test", json!({})).await?;
 
-    // Ann adds Bob, a new person: a one-time password setup token.
-    let (st, bob, _) = s
+    // Ann adds Bob, a new person: an invitation, and Bob gets a one-time link by email.
+    let (st, v, _) = s
         .send(
             Method::POST,
             "/api/v1/partners/msp-a/users",
@@ -427,12 +427,9 @@ async fn users_roles_and_deactivation(s: &Server) -> Result<()> {
             Some(json!({"email": "bob@msp-a.test", "name": "Bob", "role": "read_only"})),
         )
         .await?;
-    assert_eq!(st, StatusCode::CREATED, "{bob}");
-    let bob_id = bob["id"].as_i64().context("id")?;
-    let token = bob["password_setup_token"]
-        .as_str()
-        .context("token")?
-        .to_string();
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["invitation"]["email"], "bob@msp-a.test");
+    let token = s.mail.token_for("bob@msp-a.test").context("Bob's email")?;
     let (st, v, _) = s
         .send(
             Method::POST,
@@ -481,6 +478,12 @@ async fn users_roles_and_deactivation(s: &Server) -> Result<()> {
         "the token is single-use"
     );
     let bob = s.login("bob@msp-a.test", json!({})).await?;
+    let bob_id = s
+        .store
+        .user_by_email("bob@msp-a.test")
+        .await?
+        .context("Bob")?
+        .id;
 
     // Read-only Bob cannot change settings or people.
     let (st, _, _) = s
@@ -621,7 +624,8 @@ async fn users_roles_and_deactivation(s: &Server) -> Result<()> {
         .context("ann")?;
     assert_eq!(ann_now.role, "security_admin");
 
-    // A person may belong to several partners: Bob joins MSP B (no new password needed).
+    // A person may belong to several partners: MSP B invites Bob, who accepts after his own
+    // login (no new password, and no link in the email).
     let (st, v) = s
         .as_vendor(
             Method::POST,
@@ -629,14 +633,61 @@ async fn users_roles_and_deactivation(s: &Server) -> Result<()> {
             json!({"email": "BOB@msp-a.test", "role": "technician"}),
         )
         .await?;
-    assert_eq!(st, StatusCode::CREATED, "{v}");
-    assert_eq!(v["id"].as_i64(), Some(bob_id));
-    assert!(v.get("password_setup_token").is_none());
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    assert!(
+        v.get("id").is_none() && !v.to_string().contains("token"),
+        "{v}"
+    );
+    assert!(s.mail.token_for("bob@msp-a.test").is_none());
+    let (st, v, _) = s
+        .send(
+            Method::GET,
+            "/api/v1/auth/invitations",
+            Some(&bob),
+            false,
+            None,
+        )
+        .await?;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let id = v["invitations"][0]["id"].as_i64().context("invitation")?;
+    assert_eq!(v["invitations"][0]["partner_name"], "MSP B");
+    let (st, v, _) = s
+        .send(
+            Method::POST,
+            &format!("/api/v1/auth/invitations/{id}/accept"),
+            Some(&bob),
+            false,
+            None,
+        )
+        .await?;
+    assert_eq!(
+        st,
+        StatusCode::FORBIDDEN,
+        "accepting needs the CSRF token: {v}"
+    );
+    let (st, v, _) = s
+        .send(
+            Method::POST,
+            &format!("/api/v1/auth/invitations/{id}/accept"),
+            Some(&bob),
+            true,
+            None,
+        )
+        .await?;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["role"], "technician");
     let (st, v, _) = s
         .try_login(json!({"email": "bob@msp-a.test", "password": PASSWORD, "partner": "msp-b"}))
         .await?;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["partner"], "msp-b");
+    assert_eq!(v["memberships"].as_array().map(Vec::len), Some(1));
+    // Without a partner, a person of several partners gets a session for all of them.
+    let (st, v, _) = s
+        .try_login(json!({"email": "bob@msp-a.test", "password": PASSWORD}))
+        .await?;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["partner"], Value::Null);
     assert_eq!(v["memberships"].as_array().map(Vec::len), Some(2));
 
     // Removing a member (Ann, no longer Primary) ends her sessions too.

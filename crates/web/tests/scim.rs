@@ -290,7 +290,8 @@ async fn okta_replay(s: &Server) -> Result<()> {
         .await?;
     ensure!(status == StatusCode::OK, "{status} {v}");
     ensure!(v["schemas"][0] == "urn:ietf:params:scim:api:messages:2.0:ListResponse");
-    ensure!(v["totalResults"] == 0 && v["startIndex"] == 1, "{v}");
+    // The partner's existing member (its owner, added in the product) is listed.
+    ensure!(v["totalResults"] == 1 && v["startIndex"] == 1, "{v}");
     // Pre-create lookup: nobody yet.
     let lookup = "msp-a/Users?filter=userName%20eq%20%22alice%40msp-a.test%22";
     let (_, v, _) = s.scim(&t, Method::GET, lookup, None).await?;

@@ -6,10 +6,11 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 use psabridge_core::catalog::Catalog;
+use psabridge_engine::mail::{MailError, Mailer, OutgoingMail};
 use psabridge_engine::{ConnectorRegistry, Engine, EngineConfig};
 use psabridge_identity::password::PasswordHashing;
 use psabridge_store::seal::KeyRing;
@@ -17,6 +18,45 @@ use psabridge_store::testing::{TestDatabase, pg_url_or_skip};
 use psabridge_store::{Store, StoreOptions};
 use psabridge_web::AppState;
 use psabridge_web::accounts::AccountsConfig;
+
+/// Account emails (invitations), kept instead of sent.
+#[derive(Debug, Default)]
+pub struct MailCatcher {
+    pub sent: Mutex<Vec<OutgoingMail>>,
+}
+
+#[async_trait::async_trait]
+impl Mailer for MailCatcher {
+    async fn send(&self, mail: &OutgoingMail) -> Result<(), MailError> {
+        self.sent.lock().unwrap().push(mail.clone());
+        Ok(())
+    }
+
+    fn sender_domain(&self) -> &str {
+        "test.example"
+    }
+}
+
+impl MailCatcher {
+    /// The emails sent to `address` so far, oldest first.
+    pub fn to(&self, address: &str) -> Vec<OutgoingMail> {
+        self.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.recipients.iter().any(|r| r.eq_ignore_ascii_case(address)))
+            .cloned()
+            .collect()
+    }
+
+    /// The link token in the latest email to `address`, if it has one.
+    pub fn token_for(&self, address: &str) -> Option<String> {
+        let mail = self.to(address).pop()?;
+        let mut lines = mail.body.lines();
+        lines.find(|l| l.trim() == "The token:")?;
+        Some(lines.next()?.trim().to_string())
+    }
+}
 
 pub const CATALOG: &str = "[[event_type]]\nkey = \"a\"\nname = \"Alert A\"\ncategory = \"X\"\n";
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -27,6 +67,8 @@ pub struct Server {
     pub store: Store,
     pub http: reqwest::Client,
     pub vendor_token: String,
+    /// The invitations the API emailed.
+    pub mail: Arc<MailCatcher>,
     _dir: Option<tempfile::TempDir>,
     pg: Option<TestDatabase>,
 }
@@ -35,6 +77,15 @@ impl Server {
     /// Start on PostgreSQL (`pg`) or SQLite; `None` when PostgreSQL is wanted but not
     /// configured (the skip is reported under `what`).
     pub async fn start(pg: bool, what: &str) -> Result<Option<Server>> {
+        Server::start_configured(pg, what, |_| {}).await
+    }
+
+    /// [`Server::start`], with the accounts settings changed by `configure`.
+    pub async fn start_configured(
+        pg: bool,
+        what: &str,
+        configure: impl FnOnce(&mut AccountsConfig),
+    ) -> Result<Option<Server>> {
         let keys = KeyRing::parse(&KeyRing::generate_key()).unwrap();
         let (store, dir, db) = if pg {
             let Some(admin) = pg_url_or_skip(what) else {
@@ -59,11 +110,15 @@ impl Server {
             EngineConfig::default(),
         );
         let mut state = AppState::new(engine, None);
-        state.accounts = Arc::new(AccountsConfig {
+        let mail = Arc::new(MailCatcher::default());
+        let mut accounts = AccountsConfig {
             secure_cookies: false,
             hashing: PasswordHashing::FAST_INSECURE,
+            mailer: Some(mail.clone()),
             ..Default::default()
-        });
+        };
+        configure(&mut accounts);
+        state.accounts = Arc::new(accounts);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let app = psabridge_web::router(state.clone())
@@ -92,6 +147,7 @@ impl Server {
             store,
             http: reqwest::Client::new(),
             vendor_token,
+            mail,
             _dir: dir,
             pg: db,
         }))
