@@ -14,9 +14,12 @@
 //! - [`retry`]: when a failed delivery is tried again, and when it is dead.
 //! - [`render`]: ticket titles, descriptions and notes, within each PSA's field limits.
 //! - [`email`]: which events are emailed, to whom, and the text (from the same templates).
+//! - [`billing`]: billing periods, high-water marks of usage, and what a contract sync writes.
 //! - [`secret`]: a string that never prints.
+//! - [`usage`]: usage counts reported by the vendor, and their validation.
 
 pub mod alerts;
+pub mod billing;
 pub mod catalog;
 pub mod contact;
 pub mod email;
@@ -28,3 +31,4 @@ pub mod retry;
 pub mod routing;
 pub mod secret;
 pub mod settings;
+pub mod usage;
