@@ -38,6 +38,7 @@ pub mod scim;
 pub mod seal;
 pub mod sso;
 pub mod testing;
+pub mod usage;
 
 pub use db::{Engine, Store, StoreOptions, Synchronous, redact_url};
 pub use error::StoreError;
