@@ -119,7 +119,7 @@ impl Store {
                     "INSERT INTO usage_high_water \
                      (partner_id, client_id, metric, period_key, period_start, period_end, units, reports, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8) \
-                     ON CONFLICT (partner_id, period_key, client_id, metric) DO UPDATE SET \
+                     ON CONFLICT (partner_id, period_key, period_start, client_id, metric) DO UPDATE SET \
                      units = CASE WHEN excluded.units > usage_high_water.units \
                      THEN excluded.units ELSE usage_high_water.units END, reports = usage_high_water.reports + 1, \
                      updated_at = excluded.updated_at",
@@ -151,7 +151,7 @@ impl Store {
             let rows = sqlx::query(
                 "SELECT client_id, metric, period_key, period_start, period_end, units, reports, updated_at \
                  FROM usage_high_water WHERE partner_id = $1 AND period_key = $2 \
-                 ORDER BY client_id, metric",
+                 ORDER BY client_id, metric, period_start",
             )
             .bind(partner)
             .bind(period_key)

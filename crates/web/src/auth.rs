@@ -35,6 +35,7 @@ pub const LAST_USED_RESOLUTION: Duration = Duration::from_secs(60);
 /// of a token. A token-only route missing here needs every scope.
 pub const TOKEN_ONLY_NEEDS: &[(&str, Need)] = &[
     ("POST /api/v1/events", Need::Ingest),
+    ("POST /api/v1/usage", Need::Ingest),
     (
         "POST /api/v1/partners",
         Need::Permission(Permission::ManageSettings),

@@ -19,7 +19,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use psabridge_core::event::{FieldError, NewEvent, parse_cloudevent, parse_event};
+use psabridge_core::event::{FieldError, parse_cloudevent, parse_event};
 use psabridge_store::StoreError;
 use psabridge_store::ingest::{Incoming, Outcome};
 use serde::Deserialize;
@@ -193,7 +193,7 @@ async fn ingest(
         };
         let verdict = match parsed {
             Err(errors) => Err(errors),
-            Ok(event) => match partner_of(&state, &caller, &event, path).await? {
+            Ok(event) => match partner_of(&state, &caller, event.partner.as_deref(), path).await? {
                 Err(e) => Err(vec![e]),
                 Ok(partner_id) => {
                     good.push(Incoming { partner_id, event });
@@ -263,11 +263,12 @@ async fn ingest(
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
-/// The partner an event belongs to, or the field error that says why it has none.
-async fn partner_of(
+/// The partner an event (or usage report) belongs to, or the field error that says why it has
+/// none. `named` is the record's own `partner` field.
+pub(crate) async fn partner_of(
     state: &AppState,
     caller: &Caller,
-    event: &NewEvent,
+    named: Option<&str>,
     path: &str,
 ) -> Result<Result<String, FieldError>, Problem> {
     let field = if path.is_empty() {
@@ -275,7 +276,7 @@ async fn partner_of(
     } else {
         format!("{path}.partner")
     };
-    match (caller.implied_partner(), &event.partner) {
+    match (caller.implied_partner(), named) {
         (Some(p), None) => Ok(Ok(p.to_string())),
         (Some(p), Some(named)) if named == p => Ok(Ok(p.to_string())),
         (Some(_), Some(named)) => Ok(Err(FieldError::new(
@@ -290,7 +291,7 @@ async fn partner_of(
         ))),
         (None, Some(named)) => {
             if state.partners.exists(state, named).await? {
-                Ok(Ok(named.clone()))
+                Ok(Ok(named.to_string()))
             } else {
                 Ok(Err(FieldError::new(
                     field,

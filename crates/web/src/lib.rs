@@ -29,6 +29,7 @@ mod profiles;
 pub mod scim;
 pub mod sso;
 mod test_notification;
+mod usage;
 mod views;
 
 use std::sync::Arc;
@@ -82,6 +83,15 @@ impl AppState {
 /// these routes; and a test fails if a route in the sources is missing here.
 pub const ROUTES: &[(&str, Access)] = &[
     ("POST /api/v1/events", Access::TokenOnly),
+    ("POST /api/v1/usage", Access::TokenOnly),
+    (
+        "GET /api/v1/partners/{p}/usage",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "PUT /api/v1/partners/{p}/billing-calendar",
+        Access::Partner(Permission::ManageSettings),
+    ),
     (
         "GET /api/v1/events/{id}",
         Access::Acting(Permission::ViewDeliveries),
@@ -400,6 +410,7 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(events::routes())
+        .merge(usage::routes())
         .merge(config_api::routes())
         .merge(profiles::routes())
         .merge(email_settings::routes())
@@ -540,6 +551,7 @@ mod tests {
         // Each listed route answers something other than 404/405 from the router itself.
         let sources = [
             include_str!("events.rs"),
+            include_str!("usage.rs"),
             include_str!("config_api.rs"),
             include_str!("profiles.rs"),
             include_str!("email_settings.rs"),
@@ -566,6 +578,7 @@ mod tests {
         // middleware at run time; this makes it fail here first.
         let sources = [
             include_str!("events.rs"),
+            include_str!("usage.rs"),
             include_str!("config_api.rs"),
             include_str!("hooks.rs"),
             include_str!("accounts.rs"),

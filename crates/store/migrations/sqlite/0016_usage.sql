@@ -29,5 +29,6 @@ CREATE TABLE usage_high_water (
     units        INTEGER NOT NULL,
     reports      INTEGER NOT NULL,
     updated_at   INTEGER NOT NULL,
-    PRIMARY KEY (partner_id, period_key, client_id, metric)
+    -- The start is part of the key: after a change of calendar, a month can hold two periods.
+    PRIMARY KEY (partner_id, period_key, period_start, client_id, metric)
 );
