@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::auth::Caller;
+use super::billing;
 use super::errors::{ApiError, fail};
 use super::model::{EntityInfo, ids};
 use super::query::{self, Query, coerce_i64, get_ci};
@@ -48,6 +49,9 @@ impl Request<'_> {
 }
 
 /// Route a request below `V1.0/`.
+/// Adjustments are create-only: no query, no read, no update.
+const ADJUSTMENTS: &str = "ContractServiceAdjustments";
+
 pub async fn dispatch(s: &Arc<Shared>, req: Request<'_>) -> Answer {
     let lower: Vec<String> = req.rest.iter().map(|p| p.to_ascii_lowercase()).collect();
     let parts: Vec<&str> = lower.iter().map(String::as_str).collect();
@@ -90,6 +94,13 @@ pub async fn dispatch(s: &Arc<Shared>, req: Request<'_>) -> Answer {
     let Some(entity) = s.entity(first) else {
         return Err(ApiError::NotFound);
     };
+    if entity.name == ADJUSTMENTS && parts.get(1) != Some(&"entityinformation") {
+        // Create-only: POST /ContractServiceAdjustments (and its metadata), nothing else.
+        return match (m, &parts[1..]) {
+            ("POST", []) => create(s, entity, req.body, None, req.caller).await,
+            _ => not_allowed(),
+        };
+    }
     match (m, &parts[1..]) {
         ("POST", ["query"]) => run_query(s, entity, body_json(req.body), None, false),
         ("GET", ["query"]) => run_query(s, entity, search(&req), None, false),
@@ -173,6 +184,9 @@ async fn child_route(
     let parent_field = child.parent.map(|(_, f)| f).unwrap_or_default();
     let parent_exists = s.db().exists(parent.name, pid);
     match (m, tail) {
+        (_, _) if child.name == ADJUSTMENTS && !(m == "POST" && tail.is_empty()) => {
+            Err(ApiError::MethodNotAllowed(req.method.clone()))
+        }
         ("GET", []) => {
             let items = s.db().children_of(child.name, pid);
             let n = items.len();
@@ -573,9 +587,21 @@ pub async fn write_create(
         let id = db.next_id();
         record.insert("id".into(), json!(id));
         stamp_create(&mut db, entity, &mut record, &now, person, impersonate);
-        let mut v = Value::Object(record);
+        let mut v = Value::Object(record.clone());
         fill(entity, &mut v);
         db.put(entity, id, v.clone());
+        match entity.name {
+            "ContractServices" => billing::after_contract_service_created(
+                &mut db,
+                &super::billing_entities(),
+                &record,
+                chrono::Utc::now(),
+            ),
+            "ContractServiceAdjustments" => {
+                billing::apply_adjustment(&mut db, &super::billing_entities(), &record)
+            }
+            _ => {}
+        }
         v
     };
     s.mark_dirty();

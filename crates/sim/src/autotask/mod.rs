@@ -19,6 +19,7 @@
 //! [`Config`] and the crate README.
 
 mod auth;
+mod billing;
 mod control;
 mod entities;
 mod errors;
@@ -160,6 +161,20 @@ struct Counters {
 fn all_entities() -> &'static [EntityInfo] {
     static ENTITIES: OnceLock<Vec<EntityInfo>> = OnceLock::new();
     ENTITIES.get_or_init(model::entities)
+}
+
+/// The entities whose rows the contract billing rules write.
+fn billing_entities() -> billing::Entities {
+    let find = |name: &str| {
+        all_entities()
+            .iter()
+            .find(|e| e.name == name)
+            .expect("billing entities are in the model")
+    };
+    billing::Entities {
+        contract_services: find("ContractServices"),
+        contract_service_units: find("ContractServiceUnits"),
+    }
 }
 
 /// What the request handlers share.

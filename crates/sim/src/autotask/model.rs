@@ -258,6 +258,12 @@ pub mod ids {
     pub const ACME_OLD_CONTRACT: i64 = 29690005;
     /// Blue Harbor's contract: another company's, for the ticket rule.
     pub const OTHER_COMPANY_CONTRACT: i64 = 29690002;
+    /// The recurring-contract billing code services are billed under.
+    pub const BILLING_CODE_RECURRING: i64 = 29682801;
+    /// "Managed Security Seat", per user per month, on each seeded Recurring Service contract.
+    pub const SERVICE_SECURITY_SEAT: i64 = 29690101;
+    /// The first seeded contract service (one per seeded Recurring Service contract).
+    pub const FIRST_CONTRACT_SERVICE: i64 = 29690201;
     pub const STATUS_NEW: i64 = 1;
     pub const STATUS_COMPLETE: i64 = 5;
     pub const STATUS_WAITING_CUSTOMER: i64 = 7;
@@ -662,6 +668,139 @@ pub fn entities() -> Vec<EntityInfo> {
             ],
         },
         EntityInfo {
+            name: "BillingCodes",
+            singular: "BillingCode",
+            parent: None,
+            child_path: None,
+            can_create: false,
+            can_update: false,
+            can_delete: false,
+            udfs: None,
+            fields: vec![
+                f("id", Long).ro(),
+                f("name", TEXT).ro().len(200),
+                f("description", TEXT).ro().len(500),
+                f("isActive", Boolean).ro(),
+                f("useType", Integer).ro().pick_simple(&[
+                    ("1", "General Allocation Code"),
+                    ("2", "Recurring Contract Allocation Code"),
+                    ("3", "Milestone Allocation Code"),
+                ]),
+                f("unitPrice", DataType::Decimal).ro(),
+                f("unitCost", DataType::Decimal).ro(),
+            ],
+        },
+        EntityInfo {
+            name: "Services",
+            singular: "Service",
+            parent: None,
+            child_path: None,
+            can_create: true,
+            can_update: true,
+            can_delete: false,
+            udfs: None,
+            fields: vec![
+                f("id", Long).ro(),
+                f("name", TEXT).req().len(150),
+                f("description", TEXT).len(400),
+                f("invoiceDescription", TEXT).len(1000),
+                f("unitPrice", DataType::Decimal).req(),
+                f("unitCost", DataType::Decimal),
+                f("markupRate", DataType::Decimal),
+                // The vendor documents this picklist without publishing its values; clients read
+                // them from entityInformation/fields.
+                f("periodType", Integer).req().pick_simple(&[
+                    ("1", "Monthly"),
+                    ("2", "Quarterly"),
+                    ("3", "Semi-Annual"),
+                    ("4", "Yearly"),
+                ]),
+                f("billingCodeID", Integer).req().refs("BillingCode"),
+                f("isActive", Boolean),
+                f("vendorCompanyID", Integer).refs("Company"),
+                f("serviceLevelAgreementID", Integer),
+                f("createDate", DateTime).ro(),
+                f("creatorResourceID", Integer).ro(),
+                f("lastModifiedDate", DateTime).ro(),
+                f("updateResourceID", Integer).ro(),
+            ],
+        },
+        EntityInfo {
+            name: "ContractServices",
+            singular: "ContractService",
+            parent: Some(("Contracts", "contractID")),
+            child_path: Some("Services"),
+            can_create: true,
+            can_update: true,
+            can_delete: false,
+            udfs: None,
+            fields: vec![
+                f("id", Long).ro(),
+                f("contractID", Integer)
+                    .req()
+                    .create_only()
+                    .refs("Contract"),
+                f("serviceID", Integer).req().create_only().refs("Service"),
+                // The price comes from the service (or an adjustment's adjustedUnitPrice).
+                f("unitPrice", DataType::Decimal).ro(),
+                f("unitCost", DataType::Decimal).create_only(),
+                f("invoiceDescription", TEXT).len(1000),
+                f("internalDescription", TEXT).create_only().len(100),
+                f("quoteItemID", Integer).ro(),
+                f("internalCurrencyUnitPrice", DataType::Decimal).ro(),
+                f("internalCurrencyAdjustedPrice", DataType::Decimal).ro(),
+            ],
+        },
+        EntityInfo {
+            name: "ContractServiceUnits",
+            singular: "ContractServiceUnit",
+            parent: Some(("Contracts", "contractID")),
+            child_path: Some("ServiceUnits"),
+            can_create: false,
+            can_update: false,
+            can_delete: false,
+            udfs: None,
+            fields: vec![
+                f("id", Long).ro(),
+                f("contractID", Integer).ro().refs("Contract"),
+                f("serviceID", Integer).ro().refs("Service"),
+                f("contractServiceID", Integer).ro(),
+                f("startDate", DateTime).ro(),
+                f("endDate", DateTime).ro(),
+                f("units", Integer).ro(),
+                f("price", DataType::Decimal).ro(),
+                f("cost", DataType::Decimal).ro(),
+                f("internalCurrencyPrice", DataType::Decimal).ro(),
+                f("approveAndPostDate", DateTime).ro(),
+                f("vendorCompanyID", Integer).ro(),
+                f("organizationalLevelAssociationID", Integer).ro(),
+            ],
+        },
+        EntityInfo {
+            // Create-only: `POST /ContractServiceAdjustments` or
+            // `POST /Contracts/{id}/ServiceAdjustments`; no query, no update.
+            name: "ContractServiceAdjustments",
+            singular: "ContractServiceAdjustment",
+            parent: Some(("Contracts", "contractID")),
+            child_path: Some("ServiceAdjustments"),
+            can_create: true,
+            can_update: false,
+            can_delete: false,
+            udfs: None,
+            fields: vec![
+                f("id", Long).ro(),
+                f("contractID", Integer).req().refs("Contract"),
+                f("serviceID", Integer).refs("Service"),
+                f("contractServiceID", Integer),
+                f("unitChange", Integer).req(),
+                f("effectiveDate", DateTime).req(),
+                f("adjustedUnitPrice", DataType::Decimal),
+                f("adjustedUnitCost", DataType::Decimal),
+                f("allowRepeatService", Boolean),
+                f("quoteItemID", Integer),
+            ],
+        },
+        EntityInfo {
             name: "TicketWebhooks",
             singular: "TicketWebhook",
             parent: None,
@@ -718,6 +857,8 @@ pub fn table_of(reference: &str) -> Option<&'static str> {
         "Resource" => "Resources",
         "Ticket" => "Tickets",
         "Contract" => "Contracts",
+        "Service" => "Services",
+        "BillingCode" => "BillingCodes",
         "TicketWebhook" => "TicketWebhooks",
         _ => return None,
     })

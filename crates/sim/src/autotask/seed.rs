@@ -305,5 +305,38 @@ pub fn seed() -> BTreeMap<&'static str, BTreeMap<i64, Value>> {
         "contractName": "Acme Dental Group Block Hours 2025", "contractNumber": "BH-2025-01",
         "contractType": 4, "status": 0, "startDate": "2025-01-01T00:00:00Z", "endDate": "2025-12-31T00:00:00Z",
         "timeReportingRequiresStartAndStopTimes": 0, "isDefaultContract": false, "setupFee": 0.0}));
+    // Billing: a recurring billing code, the security seat service, and that service on each
+    // Recurring Service contract with this month's units at zero.
+    db.entry("BillingCodes").or_default().insert(ids::BILLING_CODE_RECURRING, json!({
+        "id": ids::BILLING_CODE_RECURRING, "name": "Recurring Services", "description": "Monthly recurring services",
+        "isActive": true, "useType": 2, "unitPrice": 0.0, "unitCost": 0.0}));
+    db.entry("Services").or_default().insert(ids::SERVICE_SECURITY_SEAT, json!({
+        "id": ids::SERVICE_SECURITY_SEAT, "name": "Managed Security Seat",
+        "description": "Security monitoring per protected user", "invoiceDescription": "Managed security, per user",
+        "unitPrice": 6.0, "unitCost": 3.5, "markupRate": null, "periodType": 1,
+        "billingCodeID": ids::BILLING_CODE_RECURRING, "isActive": true, "vendorCompanyID": null,
+        "serviceLevelAgreementID": null, "createDate": SEED_TIME, "creatorResourceID": ids::API_RESOURCE,
+        "lastModifiedDate": SEED_TIME, "updateResourceID": null}));
+    let month = super::billing::month_start(chrono::Utc::now());
+    for i in 0..4i64 {
+        let contract = 29690001 + i;
+        let cs = ids::FIRST_CONTRACT_SERVICE + i;
+        db.entry("ContractServices").or_default().insert(
+            cs,
+            json!({
+            "id": cs, "contractID": contract, "serviceID": ids::SERVICE_SECURITY_SEAT,
+            "unitPrice": 6.0, "unitCost": 3.5,
+            "invoiceDescription": "Managed security, per user", "internalDescription": null}),
+        );
+        let row = ids::FIRST_CONTRACT_SERVICE + 100 + i;
+        db.entry("ContractServiceUnits").or_default().insert(
+            row,
+            json!({
+            "id": row, "contractID": contract, "serviceID": ids::SERVICE_SECURITY_SEAT,
+            "contractServiceID": cs, "startDate": super::validation::time_text(month),
+            "endDate": super::validation::time_text(super::billing::month_end(month)),
+            "units": 0, "price": 0.0, "cost": 0.0, "internalCurrencyPrice": 0.0}),
+        );
+    }
     db
 }

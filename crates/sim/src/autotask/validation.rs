@@ -312,6 +312,8 @@ pub fn validate(
                 return fail("isActive must be 0 or 1.");
             }
         }
+        "ContractServices" if is_create => super::billing::check_contract_service(db, r)?,
+        "ContractServiceAdjustments" => super::billing::check_adjustment(db, r)?,
         "Contracts" => {
             let start = get(r, "startDate");
             let end = get(r, "endDate");

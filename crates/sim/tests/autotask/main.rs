@@ -3,6 +3,7 @@
 //! One test binary; each module covers one area. Every test starts its own simulator on
 //! 127.0.0.1:0, so they run in parallel without sharing state.
 
+mod billing;
 mod client_library;
 mod common;
 mod contracts;

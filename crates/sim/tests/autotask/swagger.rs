@@ -194,6 +194,10 @@ async fn answers_match_the_vendor_models() -> Result<()> {
         ("Resources", "ResourceModel"),
         ("TicketCategories", "TicketCategoryModel"),
         ("Contracts", "ContractModel"),
+        ("Services", "ServiceModel"),
+        ("ContractServices", "ContractServiceModel"),
+        ("ContractServiceUnits", "ContractServiceUnitModel"),
+        ("BillingCodes", "BillingCodeModel"),
     ] {
         let items = t
             .items(entity, json!([{"op": "gte", "field": "id", "value": 0}]))
@@ -266,6 +270,25 @@ async fn answers_match_the_vendor_models() -> Result<()> {
         .await?
     {
         conforms(&defs, "TicketWebhookFieldModel", &f)?;
+    }
+    // Create-only entities: their metadata names only properties of their model.
+    let (_, f) = t
+        .call(
+            Method::GET,
+            "ContractServiceAdjustments/entityInformation/fields",
+            None,
+        )
+        .await?;
+    let props = defs["ContractServiceAdjustmentModel"]["properties"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    for field in f["fields"].as_array().cloned().unwrap_or_default() {
+        let name = field["name"].as_str().unwrap_or_default();
+        ensure!(
+            props.contains_key(name),
+            "ContractServiceAdjustments: {name}"
+        );
     }
     Ok(())
 }
