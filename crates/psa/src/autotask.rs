@@ -35,6 +35,8 @@ use crate::{
     NewNote, NewTicket, PsaError, PsaLists, TicketRef, TicketState, WebhookRegistration,
 };
 
+mod billing;
+
 /// What an Autotask API user gives us.
 #[derive(Debug, Clone)]
 pub struct AutotaskCredentials {
@@ -1059,6 +1061,10 @@ impl Connector for AutotaskConnector {
 
     fn ready_in(&self) -> Duration {
         self.bucket.ready_in()
+    }
+
+    fn contract_billing(&self) -> Option<&dyn crate::billing::ContractBilling> {
+        Some(self)
     }
 
     fn meter(&self) -> &CallMeter {

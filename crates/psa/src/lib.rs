@@ -7,6 +7,7 @@
 //! its [`CallMeter`], because PSA calls per delivered event is the product's economy figure.
 
 pub mod autotask;
+pub mod billing;
 mod building;
 pub mod connectwise;
 pub mod halopsa;
@@ -307,4 +308,10 @@ pub trait Connector: Send + Sync {
 
     /// The request counter of this connector.
     fn meter(&self) -> &CallMeter;
+
+    /// Contract billing, where this connector has it (`None`: usage cannot be synced to this
+    /// PSA yet).
+    fn contract_billing(&self) -> Option<&dyn billing::ContractBilling> {
+        None
+    }
 }
