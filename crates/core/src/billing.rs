@@ -130,6 +130,29 @@ fn next_month(year: i32, month: u32) -> (i32, u32) {
     }
 }
 
+/// When a nightly sync at `hour` (local time of `calendar`'s zone) is next due after `now`.
+/// Where DST skips that hour, the first instant after the gap; where it repeats, the first.
+pub fn next_sync_at(calendar: &BillingCalendar, hour: u8, now: DateTime<Utc>) -> DateTime<Utc> {
+    let local = now.with_timezone(&calendar.tz);
+    let mut date = local.date_naive();
+    loop {
+        let mut time = date
+            .and_hms_opt(u32::from(hour.min(23)), 0, 0)
+            .expect("an hour of the day is a time");
+        let at = loop {
+            match calendar.tz.from_local_datetime(&time) {
+                LocalResult::Single(t) => break t.with_timezone(&Utc),
+                LocalResult::Ambiguous(earlier, _) => break earlier.with_timezone(&Utc),
+                LocalResult::None => time += Duration::minutes(15),
+            }
+        };
+        if at > now {
+            return at;
+        }
+        date = date.succ_opt().expect("dates go on");
+    }
+}
+
 /// The high-water mark after one more observation: counts only ever rise within a period.
 pub fn raise_high_water(current: Option<u64>, observed: u64) -> u64 {
     current.map_or(observed, |c| c.max(observed))
@@ -365,6 +388,25 @@ mod tests {
     }
 
     #[test]
+    fn nightly_sync_is_next_due_at_the_local_hour() {
+        let berlin = BillingCalendar::new("Europe/Berlin", 1).unwrap();
+        // 08:00 UTC is 09:00 in Berlin: 02:00 has passed today, so tomorrow.
+        assert_eq!(
+            next_sync_at(&berlin, 2, utc("2026-12-04T08:00:00Z")),
+            utc("2026-12-05T01:00:00Z")
+        );
+        assert_eq!(
+            next_sync_at(&berlin, 2, utc("2026-12-04T00:30:00Z")),
+            utc("2026-12-04T01:00:00Z")
+        );
+        // 02:00 does not exist on 29 March 2026 in Berlin: the first instant after the gap.
+        assert_eq!(
+            next_sync_at(&berlin, 2, utc("2026-03-28T12:00:00Z")),
+            utc("2026-03-29T01:00:00Z")
+        );
+    }
+
+    #[test]
     fn high_water_only_rises() {
         assert_eq!(raise_high_water(None, 7), 7);
         assert_eq!(raise_high_water(Some(9), 7), 9);
@@ -499,6 +541,16 @@ mod tests {
             let next = cal.next_period(&p);
             prop_assert_eq!(next.start, p.end);
             prop_assert_ne!(next.key, p.key);
+        }
+
+        /// The next sync is always in the future, within a day and a bit (DST).
+        #[test]
+        fn next_sync_is_soon_and_ahead(secs in 946_684_800i64..4_102_444_800i64, hour in 0u8..24) {
+            let cal = BillingCalendar::new("America/Santiago", 1).unwrap();
+            let now = DateTime::<Utc>::from_timestamp(secs, 0).unwrap();
+            let next = next_sync_at(&cal, hour, now);
+            prop_assert!(next > now);
+            prop_assert!(next - now <= Duration::hours(26), "{now} -> {next}");
         }
 
         /// A second sync after a successful one writes nothing.

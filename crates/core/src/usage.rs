@@ -86,7 +86,7 @@ pub fn parse_usage(
         errors.push(FieldError::new(at("id"), "must not contain spaces"));
     }
     if let Some(metric) = &metric
-        && !valid_metric(metric)
+        && (!valid_metric(metric) || metric.len() > MAX_METRIC_LEN)
     {
         errors.push(FieldError::new(
             at("metric"),
@@ -158,7 +158,8 @@ pub fn parse_usage(
     }
 }
 
-fn valid_metric(metric: &str) -> bool {
+/// A metric name: lower-case letters, digits, `_`, `.` or `-`, starting with a letter.
+pub fn valid_metric(metric: &str) -> bool {
     let mut chars = metric.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c))

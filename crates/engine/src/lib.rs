@@ -14,6 +14,7 @@
 //! The engine never decides routing, grouping or contacts itself: it executes the plans of
 //! `psabridge_core`, and it talks to PSAs only through `psabridge_psa::Connector`.
 
+pub mod billing;
 pub mod breaker;
 pub mod connect;
 pub mod connectors;
@@ -67,6 +68,8 @@ pub struct EngineConfig {
     pub node_name: String,
     /// The SMTP server of the email channel; `None`: email cannot be switched on.
     pub smtp: Option<mail::SmtpConfig>,
+    /// How often the nightly billing syncs are checked for being due.
+    pub billing_schedule_check: Duration,
 }
 
 impl Default for EngineConfig {
@@ -86,6 +89,7 @@ impl Default for EngineConfig {
             replay_window: Duration::from_secs(48 * 3600),
             node_name: format!("node-{}", std::process::id()),
             smtp: None,
+            billing_schedule_check: billing::SCHEDULE_CHECK,
         }
     }
 }
@@ -176,6 +180,7 @@ impl Engine {
             deliver::run(engine, stop).await
         });
         tracker.spawn(router::run(self.clone(), shutdown.clone()));
+        tracker.spawn(billing::run_schedule(self.clone(), shutdown.clone()));
         tracker.spawn(sweep::run(self.clone(), shutdown));
     }
 

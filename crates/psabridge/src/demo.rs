@@ -11,12 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use psabridge_core::billing::{ClientBilling, ServiceDefaults};
 use psabridge_core::catalog::Catalog;
 use psabridge_core::settings::{CompanyContact, EventRule, GroupingMode, PsaKind, TicketDefaults};
 use psabridge_psa::{Company, ListItem, PsaLists};
+use psabridge_store::billing::BillingService;
 use psabridge_store::config::{MappingRow, NewConnection};
 use psabridge_store::seal::KeyRing;
 use psabridge_store::{Store, StoreError};
+use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
@@ -72,6 +75,10 @@ pub const PARTNERS: [(PsaKind, &str, &str); 4] = [
     (PsaKind::KaseyaBms, "demo-bms", "Demo MSP (Kaseya BMS)"),
     (PsaKind::ConnectWise, "demo-cw", "Demo MSP (ConnectWise)"),
 ];
+/// The contract service the demo bills usage as (the Autotask simulator seeds it on its
+/// recurring contracts).
+const DEMO_SERVICE: &str = "Managed Security Seat";
+
 const CLIENTS: [(&str, &str); 4] = [
     ("client-001", "Acme Dental Group"),
     ("client-002", "Blue Harbor Legal"),
@@ -197,6 +204,10 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         }
     };
     info["mail_dir"] = json!(mail_dir);
+    info["config_file"] = json!(write_cli_config(
+        &opts.data_dir,
+        opts.database_url.as_deref()
+    )?);
     write_private(&demo_file, &serde_json::to_string_pretty(&info)?)?;
 
     print_welcome(&info, &demo_file);
@@ -209,6 +220,28 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A configuration file for the command-line tools (`billing sync`, `invite`, `token`) on the
+/// demo's database and key; its path.
+fn write_cli_config(data_dir: &Path, database_url: Option<&str>) -> Result<String> {
+    let dir = data_dir
+        .canonicalize()
+        .with_context(|| format!("--data-dir: {}", data_dir.display()))?;
+    let url = database_url
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("sqlite://{}", dir.join("psabridge.db").display()));
+    let path = dir.join("psabridge.toml");
+    let text = format!(
+        "# Written by `psabridge demo` so that the command-line tools work on the demo's data:\n\
+         # psabridge billing sync --config {path} --partner demo-msp\n\
+         database_url = {url:?}\n\
+         secret_key_file = {key:?}\n",
+        path = path.display(),
+        key = dir.join("secret.key").display().to_string(),
+    );
+    write_private(&path, &text)?;
+    Ok(path.display().to_string())
 }
 
 /// The demo's key file: made once, readable by its owner only.
@@ -536,6 +569,25 @@ async fn seed_partner(
             .await?;
     }
 
+    // Billing, where the connector has it: usage of "users" billed as the demo's security seat
+    // service on each mapped company's active contract.
+    let bills = connector.contract_billing().is_some();
+    if bills {
+        store
+            .put_billing_service(&BillingService {
+                connection_id: conn_id,
+                defaults: ServiceDefaults {
+                    name: DEMO_SERVICE.into(),
+                    unit_cost: Decimal::new(350, 2),
+                    unit_price: Decimal::new(600, 2),
+                },
+                metric: "users".into(),
+                create_if_missing: true,
+                updated_at: now(),
+            })
+            .await?;
+    }
+
     let mut clients = Vec::new();
     for (i, (id, name)) in CLIENTS.iter().enumerate() {
         store.put_client(partner, id, name, now()).await?;
@@ -547,6 +599,16 @@ async fn seed_partner(
                 .into_iter()
                 .next()
                 .map(|c| c.id);
+            let contract = if bills {
+                connector
+                    .contracts(&company.id)
+                    .await?
+                    .into_iter()
+                    .find(|c| c.active)
+                    .map(|c| c.id)
+            } else {
+                None
+            };
             store
                 .put_mapping(
                     partner,
@@ -559,12 +621,28 @@ async fn seed_partner(
                         mapped_at: now(),
                         event_set_id: None,
                         template_id: None,
-                        contract_id: None,
+                        contract_id: contract.clone(),
                         refire: Default::default(),
                     },
                     Some(name),
                 )
                 .await?;
+            if let Some(contract) = contract {
+                store
+                    .put_mapping_billing(
+                        partner,
+                        conn_id,
+                        id,
+                        true,
+                        &ClientBilling {
+                            contract_id: Some(contract),
+                            add_service: true,
+                            unit_cost: None,
+                            unit_price: None,
+                        },
+                    )
+                    .await?;
+            }
         }
         clients.push(json!({
             "id": id,

@@ -13,6 +13,7 @@
 
 mod app;
 mod bench;
+mod billing_cli;
 mod config;
 mod demo;
 mod sims;
@@ -162,10 +163,30 @@ enum Command {
         #[arg(long, default_value_t = 24)]
         expires_in_hours: u32,
     },
+    /// Contract billing: write each client's usage high-water mark to its PSA contract.
+    Billing {
+        #[command(subcommand)]
+        what: BillingCommand,
+    },
     /// Measure throughput, latency, PSA economy and memory (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
+}
+
+#[derive(Subcommand)]
+enum BillingCommand {
+    /// Sync one partner now and print the report (what changed per client, or why not).
+    Sync {
+        #[arg(long, env = "PSABRIDGE_CONFIG")]
+        config: Option<PathBuf>,
+        /// The partner to sync.
+        #[arg(long)]
+        partner: String,
+        /// Only report what would change; write nothing to the PSA.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -582,6 +603,14 @@ async fn run(command: Command) -> Result<()> {
             store.close().await;
             Ok(())
         }
+        Command::Billing {
+            what:
+                BillingCommand::Sync {
+                    config,
+                    partner,
+                    dry_run,
+                },
+        } => billing_cli::sync(config.as_deref(), &partner, dry_run).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Openapi => {
             println!("{}", psabridge_web::OPENAPI);

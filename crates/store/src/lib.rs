@@ -24,6 +24,7 @@
 //! - [`scim`]: SCIM tokens and provisioned members; `deprovision`, the identity provider's off switch.
 
 pub mod audit;
+pub mod billing;
 pub mod config;
 mod db;
 pub mod email;

@@ -8,6 +8,8 @@
 //! - [`config_api`]: partners, tokens, clients, PSA connections, rules, mappings, deliveries.
 //! - [`profiles`]: event sets, templates, integration rules, copy settings.
 //! - [`email_settings`]: email on/off and recipients per event type.
+//! - `usage` and `billing`: usage reports and their high-water marks; contract billing settings,
+//!   syncs and their reports.
 //! - [`hooks`]: signed ticket-change callouts from PSAs.
 //! - [`accounts`]: people: login, sessions, TOTP, users per partner, the permission middleware.
 //! - [`invitations`]: how a person joins a partner: invited by the partner, accepted by them.
@@ -19,6 +21,7 @@
 
 pub mod accounts;
 pub mod auth;
+mod billing;
 pub mod config_api;
 pub mod email_settings;
 pub mod events;
@@ -91,6 +94,30 @@ pub const ROUTES: &[(&str, Access)] = &[
     (
         "PUT /api/v1/partners/{p}/billing-calendar",
         Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "PUT /api/v1/partners/{p}/connections/{id}/billing",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "GET /api/v1/partners/{p}/connections/{id}/billing",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "PUT /api/v1/partners/{p}/clients/{client}/mappings/{connection}/billing",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "POST /api/v1/partners/{p}/billing/sync",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "GET /api/v1/partners/{p}/billing/runs",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "GET /api/v1/partners/{p}/billing/runs/{id}",
+        Access::Partner(Permission::ViewSettings),
     ),
     (
         "GET /api/v1/events/{id}",
@@ -411,6 +438,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(events::routes())
         .merge(usage::routes())
+        .merge(billing::routes())
         .merge(config_api::routes())
         .merge(profiles::routes())
         .merge(email_settings::routes())
@@ -552,6 +580,7 @@ mod tests {
         let sources = [
             include_str!("events.rs"),
             include_str!("usage.rs"),
+            include_str!("billing.rs"),
             include_str!("config_api.rs"),
             include_str!("profiles.rs"),
             include_str!("email_settings.rs"),

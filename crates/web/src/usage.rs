@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::config_api::body;
+use crate::config_api::{audit, body};
 use crate::events::{MAX_BATCH, partner_of};
 use crate::problem::{Problem, parse_json};
 
@@ -252,18 +252,16 @@ async fn put_billing_calendar(
     let before = calendar_view(&s.store.billing_calendar(&p).await?);
     s.store.set_billing_calendar(&p, &calendar).await?;
     let after = calendar_view(&calendar);
-    let now = chrono::Utc::now().timestamp_millis();
-    let entry = psabridge_store::audit::NewAuditEntry {
-        partner_id: Some(&p),
-        actor: &caller.1.0,
-        action: "billing_calendar.put",
-        target: "billing-calendar",
-        before: Some(&before),
-        after: Some(&after),
-    };
-    if let Err(e) = s.store.record_audit(&entry, now).await {
-        tracing::error!(error = %e, "recording a billing calendar change in the audit log failed");
-    }
+    audit(
+        &s,
+        &caller,
+        Some(&p),
+        "billing_calendar.put",
+        "billing-calendar",
+        Some(&before),
+        Some(&after),
+    )
+    .await;
     Ok(Json(after))
 }
 

@@ -234,6 +234,7 @@ async fn tickets_carry_the_mapped_contract(kind: PsaKind, db: Db) -> Result<()> 
         .into_iter()
         .find(|c| *c != client)
         .unwrap_or("client-002");
+    remap(&p, other, json!({})).await?;
     let e = fire(
         &p,
         ev(
