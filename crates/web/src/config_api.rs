@@ -21,7 +21,7 @@ use psabridge_core::secret::Secret;
 use psabridge_core::settings::{
     CompanyContact, EventRule, GroupingMode, PsaKind, Refire, TicketDefaults,
 };
-use psabridge_engine::connect::{ConnectError, connect};
+use psabridge_engine::connect::{ConnectError, adopt, check_unsaved, connect};
 use psabridge_identity::Role;
 use psabridge_identity::scopes::{Scope, parse_requested, parse_stored, to_stored};
 use psabridge_psa::PsaError;
@@ -1045,8 +1045,15 @@ fn split_credentials(
         }
     }
     if require_all {
-        if !matches!(plain.get("username"), Some(Value::String(u)) if !u.trim().is_empty()) {
-            errors.push(FieldError::new("credentials.username", "is required"));
+        for name in psabridge_psa::required_settings(kind) {
+            let given = matches!(plain.get(*name), Some(Value::String(v)) if !v.trim().is_empty())
+                || matches!(plain.get(*name), Some(Value::Number(_)));
+            if !given && !errors.iter().any(|e| e.path.ends_with(&format!(".{name}"))) {
+                errors.push(FieldError::new(
+                    format!("credentials.{name}"),
+                    "is required",
+                ));
+            }
         }
         for name in secret_names {
             if !secrets.contains_key(*name)
@@ -1065,6 +1072,38 @@ fn split_credentials(
         Ok((plain, secrets))
     } else {
         Err(Problem::invalid(errors))
+    }
+}
+
+/// A change of where the PSA is (any URL, host or region) must bring every secret again: the
+/// stored ones are never sent to a place they were not given for. Says whether it moved.
+fn require_secrets_when_moved(
+    kind: PsaKind,
+    stored: &Map<String, Value>,
+    changes: &Map<String, Value>,
+    secrets: &BTreeMap<String, Secret>,
+) -> Result<bool, Problem> {
+    let Some(moved) = changes
+        .iter()
+        .find(|(k, v)| psabridge_psa::is_location_setting(k) && stored.get(*k) != Some(*v))
+        .map(|(k, _)| k)
+    else {
+        return Ok(false);
+    };
+    let (_, secret_names) = known_settings(kind);
+    let missing: Vec<FieldError> = secret_names
+        .iter()
+        .filter(|n| !secrets.contains_key(**n))
+        .map(|n| {
+            FieldError::new(
+                format!("credentials.{n}"),
+                format!("is required when {moved} changes"),
+            )
+        })
+        .collect();
+    match missing.is_empty() {
+        true => Ok(true),
+        false => Err(Problem::invalid(missing)),
     }
 }
 
@@ -1089,6 +1128,10 @@ fn connect_problem(e: ConnectError) -> Problem {
             Problem::new(StatusCode::BAD_GATEWAY, "The PSA did not answer").detail(msg)
         }
         ConnectError::Store(e) => e.into(),
+        ConnectError::Settings(
+            psabridge_psa::SettingsError::Missing(f)
+            | psabridge_psa::SettingsError::Bad { field: f, .. },
+        ) => Problem::invalid(vec![FieldError::new(format!("credentials.{f}"), msg)]),
         _ => {
             let mut p = Problem::invalid(vec![FieldError::new(field, msg.clone())]);
             p.title = "Connecting to the PSA failed".into();
@@ -1425,8 +1468,10 @@ async fn patch_connection(
         Some(None) => Some(None),
         None => None,
     };
-    let mut reconnect = false;
+    // Changed access is checked against the PSA before anything is stored, so a refused
+    // change leaves the connection exactly as it was.
     let mut settings = None;
+    let mut checked = None;
     if b.credentials.is_some() || b.settings.is_some() {
         let (plain, secrets) = split_credentials(
             conn.kind,
@@ -1434,14 +1479,25 @@ async fn patch_connection(
             b.settings.as_ref().unwrap_or(&Map::new()),
             false,
         )?;
+        let moved = require_secrets_when_moved(conn.kind, &conn.settings, &plain, &secrets)?;
         let mut merged = conn.settings.clone();
         merged.extend(plain);
-        settings = Some(merged);
-        if !secrets.is_empty() {
-            s.store.set_connection_secrets(id, &secrets, now()).await?;
+        if b.credentials.is_some() || moved {
+            let mut prospective = conn.clone();
+            prospective.settings = merged.clone();
+            let mut all_secrets = s.store.connection_secrets(id).await?;
+            all_secrets.extend(secrets.clone());
+            let c = check_unsaved(&s.engine, &prospective, &all_secrets)
+                .await
+                .map_err(connect_problem)?;
+            s.store
+                .set_connection_access(id, &merged, &secrets, &c.lists_json(), now())
+                .await?;
             secrets_changed = secrets.keys().cloned().collect();
+            checked = Some(c);
+        } else {
+            settings = Some(merged);
         }
-        reconnect = b.credentials.is_some();
     }
     s.store
         .update_connection(
@@ -1472,8 +1528,8 @@ async fn patch_connection(
         Some(&after),
     )
     .await;
-    if reconnect {
-        connect(&s.engine, &conn, s.public_url.as_deref())
+    if let Some(c) = checked {
+        adopt(&s.engine, &conn, c, s.public_url.as_deref())
             .await
             .map_err(connect_problem)?;
     }

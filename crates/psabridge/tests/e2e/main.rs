@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod connections;
 mod connector;
 mod email;
 mod faults;
