@@ -17,6 +17,7 @@ use axum::routing::{get, post, put};
 use axum::{Extension, Json};
 use psabridge_core::catalog::Catalog;
 use psabridge_core::event::FieldError;
+use psabridge_core::merge_patch::merge_patch;
 use psabridge_core::secret::Secret;
 use psabridge_core::settings::{
     CompanyContact, EventRule, GroupingMode, PsaKind, Refire, TicketDefaults,
@@ -1364,6 +1365,46 @@ pub(crate) fn ticket_fields(
     }
 }
 
+/// Stored defaults with a JSON merge patch applied: named fields change, `null` removes one,
+/// the rest is kept; a field whose parent the patch changes goes unless the patch names it.
+fn patched_defaults(
+    kind: PsaKind,
+    stored: &TicketDefaults,
+    patch: &Map<String, Value>,
+) -> Map<String, Value> {
+    let mut merged = defaults_to_json(stored);
+    merge_patch(&mut merged, &Value::Object(patch.clone()));
+    let Value::Object(mut merged) = merged else {
+        return Map::new();
+    };
+    for changed in patch.keys() {
+        merged.retain(|name, _| patch.contains_key(name) || !kind.depends_on(name, changed));
+    }
+    merged
+}
+
+/// Every field the PSA needs on a ticket is set, or the error names each missing one.
+fn check_required(kind: PsaKind, fields: &TicketDefaults, path: &str) -> Result<(), Problem> {
+    let missing: Vec<FieldError> = kind
+        .required_ticket_fields()
+        .iter()
+        .filter(|f| fields.get(f).is_none())
+        .map(|f| {
+            FieldError::new(
+                format!("{path}{f}"),
+                format!(
+                    "is required: {} refuses a ticket without it",
+                    kind.display_name()
+                ),
+            )
+        })
+        .collect();
+    match missing.is_empty() {
+        true => Ok(()),
+        false => Err(Problem::invalid(missing)),
+    }
+}
+
 /// A dependent value must belong to the chosen parent (a sub-issue type to its issue type, a
 /// ConnectWise status to its board, a HaloPSA agent to its team), after defaults and overrides
 /// are combined. A list item names its parent; an item belonging to several parents is listed
@@ -1450,8 +1491,10 @@ async fn patch_connection(
     }
     let defaults = match &b.defaults {
         Some(d) => {
-            let f = ticket_fields(conn.kind, d, conn.lists.as_ref(), "defaults.")?;
+            let merged = patched_defaults(conn.kind, &conn.defaults, d);
+            let f = ticket_fields(conn.kind, &merged, conn.lists.as_ref(), "defaults.")?;
             check_parents(conn.kind, &f, conn.lists.as_ref(), "defaults.")?;
+            check_required(conn.kind, &f, "defaults.")?;
             Some(f)
         }
         None => None,

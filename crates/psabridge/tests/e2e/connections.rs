@@ -207,9 +207,7 @@ async fn every_psa_can_be_connected_through_the_api(db: Db) -> Result<()> {
         let e = fire(&p, &format!("through-{}", kind.as_str()), &client).await?;
         let d = delivery(&e);
         ensure!(
-            d["status"] == "delivered"
-                && d["psa_action"] == "created"
-                && d["connection"] == id,
+            d["status"] == "delivered" && d["psa_action"] == "created" && d["connection"] == id,
             "{kind:?}: {e}"
         );
     }
@@ -269,3 +267,105 @@ async fn a_refused_change_stores_nothing(db: Db) -> Result<()> {
     Ok(())
 }
 on_both!(a_refused_change_stores_nothing);
+
+/// Pointing a connection somewhere else without giving its secrets again is refused before
+/// any request leaves: the stored secrets never reach the new host.
+async fn moving_a_connection_needs_its_secrets_again(db: Db) -> Result<()> {
+    let sim = Sim::start().await?;
+    let Some(p) = Product::start(&sim, db, "moving_a_connection_needs_secrets").await? else {
+        return Ok(());
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let elsewhere = format!("http://{}", listener.local_addr()?);
+    let path = format!(
+        "/api/v1/partners/{}/connections/{}",
+        p.partner_id(),
+        p.connection()
+    );
+    for body in [
+        json!({"credentials": {"zone_discovery_url": elsewhere}}),
+        json!({"settings": {"zone_discovery_url": elsewhere}}),
+    ] {
+        let (s, v) = p.call(Method::PATCH, &path, Some(body.clone())).await?;
+        let paths: Vec<&str> = v["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["path"].as_str())
+            .collect();
+        ensure!(
+            s == 422
+                && paths.contains(&"credentials.secret")
+                && paths.contains(&"credentials.integration_code"),
+            "{body}: {s} {v}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ensure!(
+        listener.accept().is_err(),
+        "no request reached the other host"
+    );
+    let e = fire(&p, "after-move-refused", "client-001").await?;
+    ensure!(delivery(&e)["status"] == "delivered", "{e}");
+    p.cleanup().await;
+    Ok(())
+}
+on_both!(moving_a_connection_needs_its_secrets_again);
+
+/// A `defaults` PATCH is a JSON merge patch: it changes what it names and keeps the rest; a
+/// field the PSA needs cannot be removed, and the error names it.
+async fn a_defaults_patch_merges(db: Db) -> Result<()> {
+    let sim = Sim::start().await?;
+    let Some(p) = Product::start(&sim, db, "a_defaults_patch_merges").await? else {
+        return Ok(());
+    };
+    let path = format!(
+        "/api/v1/partners/{}/connections/{}",
+        p.partner_id(),
+        p.connection()
+    );
+    let (_, before) = p.call(Method::GET, &path, None).await?;
+    let stored = before["defaults"].clone();
+    ensure!(
+        stored["status"].is_string() && stored["queue"].is_string(),
+        "{before}"
+    );
+    let (_, lists) = p.call(Method::GET, &format!("{path}/lists"), None).await?;
+    let other_priority = lists["lists"]["priority"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["active"] != false)
+        .filter_map(|i| i["id"].as_str())
+        .find(|id| stored["priority"] != *id)
+        .context("a second priority")?
+        .to_string();
+    let (s, v) = p
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({"defaults": {"priority": other_priority}})),
+        )
+        .await?;
+    let mut want = stored.clone();
+    want["priority"] = json!(other_priority);
+    ensure!(s == 200 && v["defaults"] == want, "{s} {v}");
+
+    let (s, v) = p
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({"defaults": {"status": null}})),
+        )
+        .await?;
+    ensure!(
+        s == 422 && v["errors"][0]["path"] == "defaults.status",
+        "{s} {v}"
+    );
+    let (_, after) = p.call(Method::GET, &path, None).await?;
+    ensure!(after["defaults"] == want, "{after}");
+    p.cleanup().await;
+    Ok(())
+}
+on_both!(a_defaults_patch_merges);
