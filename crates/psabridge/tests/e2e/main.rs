@@ -8,6 +8,7 @@ mod connector;
 mod email;
 mod faults;
 mod harness;
+mod inputs;
 mod profiles;
 mod spine;
 
