@@ -660,30 +660,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Replace some secrets of a connection (others are kept).
-    pub async fn set_connection_secrets(
-        &self,
-        id: i64,
-        secrets: &BTreeMap<String, Secret>,
-        now: Millis,
-    ) -> Result<(), StoreError> {
-        with_tx!(self, tx => {
-            let current: String = sqlx::query_scalar("SELECT sealed_secrets FROM connections WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("connection {id}")))?;
-            let sealed = self.merge_sealed(id, &current, secrets)?;
-            sqlx::query("UPDATE connections SET sealed_secrets = $1, updated_at = $2 WHERE id = $3")
-                .bind(sealed)
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        });
-        Ok(())
-    }
-
     /// Store what a checked change of a connection's access brings, all at once: its settings,
     /// the secrets it replaces (others are kept) and the PSA's lists as the check loaded them.
     pub async fn set_connection_access(

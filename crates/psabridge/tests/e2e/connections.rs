@@ -216,17 +216,27 @@ async fn every_psa_can_be_connected_through_the_api(db: Db) -> Result<()> {
 }
 on_both!(every_psa_can_be_connected_through_the_api);
 
-/// A PATCH the PSA refuses changes nothing: not the name sent with it, not the secret.
-async fn a_refused_change_stores_nothing(db: Db) -> Result<()> {
+/// The product on `db` with the Autotask simulator, and the path of its demo connection.
+async fn start_with_demo_connection(db: Db, test: &str) -> Result<Option<(Sim, Product, String)>> {
     let sim = Sim::start().await?;
-    let Some(p) = Product::start(&sim, db, "a_refused_change_stores_nothing").await? else {
-        return Ok(());
+    let Some(p) = Product::start(&sim, db, test).await? else {
+        return Ok(None);
     };
     let path = format!(
         "/api/v1/partners/{}/connections/{}",
         p.partner_id(),
         p.connection()
     );
+    Ok(Some((sim, p, path)))
+}
+
+/// A PATCH the PSA refuses changes nothing: not the name sent with it, not the secret.
+async fn a_refused_change_stores_nothing(db: Db) -> Result<()> {
+    let Some((_sim, p, path)) =
+        start_with_demo_connection(db, "a_refused_change_stores_nothing").await?
+    else {
+        return Ok(());
+    };
     let (_, before) = p.call(Method::GET, &path, None).await?;
     let (s, v) = p
         .call(
@@ -271,18 +281,14 @@ on_both!(a_refused_change_stores_nothing);
 /// Pointing a connection somewhere else without giving its secrets again is refused before
 /// any request leaves: the stored secrets never reach the new host.
 async fn moving_a_connection_needs_its_secrets_again(db: Db) -> Result<()> {
-    let sim = Sim::start().await?;
-    let Some(p) = Product::start(&sim, db, "moving_a_connection_needs_secrets").await? else {
+    let Some((_sim, p, path)) =
+        start_with_demo_connection(db, "moving_a_connection_needs_secrets").await?
+    else {
         return Ok(());
     };
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     listener.set_nonblocking(true)?;
     let elsewhere = format!("http://{}", listener.local_addr()?);
-    let path = format!(
-        "/api/v1/partners/{}/connections/{}",
-        p.partner_id(),
-        p.connection()
-    );
     for body in [
         json!({"credentials": {"zone_discovery_url": elsewhere}}),
         json!({"settings": {"zone_discovery_url": elsewhere}}),
@@ -316,15 +322,10 @@ on_both!(moving_a_connection_needs_its_secrets_again);
 /// A `defaults` PATCH is a JSON merge patch: it changes what it names and keeps the rest; a
 /// field the PSA needs cannot be removed, and the error names it.
 async fn a_defaults_patch_merges(db: Db) -> Result<()> {
-    let sim = Sim::start().await?;
-    let Some(p) = Product::start(&sim, db, "a_defaults_patch_merges").await? else {
+    let Some((_sim, p, path)) = start_with_demo_connection(db, "a_defaults_patch_merges").await?
+    else {
         return Ok(());
     };
-    let path = format!(
-        "/api/v1/partners/{}/connections/{}",
-        p.partner_id(),
-        p.connection()
-    );
     let (_, before) = p.call(Method::GET, &path, None).await?;
     let stored = before["defaults"].clone();
     ensure!(
