@@ -160,7 +160,6 @@ impl<'a> Reader<'a> {
                     Some(trimmed.to_string())
                 }
             }
-            Some(Value::Number(n)) if required && field == "id" => Some(n.to_string()),
             Some(other) => {
                 self.fail(field, format!("must be a string, not {}", kind(other)));
                 None

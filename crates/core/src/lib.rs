@@ -24,6 +24,7 @@ pub mod catalog;
 pub mod contact;
 pub mod email;
 pub mod event;
+pub mod merge_patch;
 pub mod plan;
 pub mod render;
 pub mod replay;

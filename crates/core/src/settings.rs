@@ -146,6 +146,17 @@ impl PsaKind {
         }
     }
 
+    /// The ticket fields a connection's defaults must set: the PSA refuses a ticket without
+    /// them (Autotask's status and priority, Kaseya BMS's status and priority, ConnectWise's
+    /// board; HaloPSA defaults every field itself).
+    pub fn required_ticket_fields(self) -> &'static [&'static str] {
+        match self {
+            PsaKind::Autotask | PsaKind::KaseyaBms => &["status", "priority"],
+            PsaKind::ConnectWise => &["board"],
+            PsaKind::HaloPsa => &[],
+        }
+    }
+
     pub fn ticket_field(self, name: &str) -> Option<&'static TicketField> {
         self.ticket_fields().iter().find(|f| f.name == name)
     }

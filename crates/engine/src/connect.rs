@@ -1,12 +1,18 @@
 //! "Connect": validate a connection's credentials, load the PSA's lists, and subscribe to
 //! ticket changes where the PSA allows it.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use psabridge_core::secret::Secret;
-use psabridge_psa::{ConnectionCheck, PsaError, PsaLists, WebhookRegistration};
+use psabridge_psa::{
+    ConnectionCheck, Connector, PsaError, PsaLists, SettingsError, WebhookRegistration,
+};
 use psabridge_store::config::Connection;
 use rand::RngCore;
 use thiserror::Error;
 
+use crate::connectors::BuildError;
 use crate::{Engine, now_ms};
 
 /// What "Connect" found.
@@ -25,9 +31,18 @@ pub enum ConnectError {
     #[error(transparent)]
     Psa(#[from] PsaError),
     #[error("the connection's settings are incomplete: {0}")]
-    Settings(String),
+    Settings(#[from] SettingsError),
     #[error(transparent)]
     Store(#[from] psabridge_store::StoreError),
+}
+
+impl ConnectError {
+    fn from_build(e: BuildError) -> ConnectError {
+        match e {
+            BuildError::Settings(e) => ConnectError::Settings(e),
+            BuildError::Store(e) => ConnectError::Store(e),
+        }
+    }
 }
 
 /// The URL at which a connection's PSA webhook calls us.
@@ -52,7 +67,7 @@ pub async fn connect(
         .connectors
         .get(&engine.store, connection)
         .await
-        .map_err(|e| ConnectError::Settings(e.to_string()))?;
+        .map_err(ConnectError::from_build)?;
     let check = connector.check().await?;
     let lists = connector.lists().await?;
     let lists_json = serde_json::to_value(&lists).unwrap_or_default();
@@ -60,7 +75,74 @@ pub async fn connect(
         .store
         .set_connection_lists(connection.id, &lists_json, now_ms())
         .await?;
+    subscribe(engine, connection, connector, check, lists, public_url).await
+}
 
+/// Changed credentials checked against the PSA before anything is stored: the connector
+/// they make, what it said, and the PSA's lists. Nothing is written, whatever the outcome.
+pub struct Checked {
+    pub connector: Arc<dyn Connector>,
+    pub check: ConnectionCheck,
+    pub lists: PsaLists,
+}
+
+impl Checked {
+    /// The lists as they are stored on the connection.
+    pub fn lists_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.lists).unwrap_or_default()
+    }
+}
+
+/// Check `connection` as it would be with `secrets` (not stored yet) against its PSA.
+pub async fn check_unsaved(
+    engine: &Engine,
+    connection: &Connection,
+    secrets: &BTreeMap<String, Secret>,
+) -> Result<Checked, ConnectError> {
+    let connector = engine
+        .connectors
+        .build_unsaved(connection, secrets)
+        .map_err(ConnectError::from_build)?;
+    let check = connector.check().await?;
+    let lists = connector.lists().await?;
+    Ok(Checked {
+        connector,
+        check,
+        lists,
+    })
+}
+
+/// Put a checked change to work once it is stored (`saved`, its lists included): the checked
+/// connector serves the connection from now on, and a webhook is registered if none is.
+pub async fn adopt(
+    engine: &Engine,
+    saved: &Connection,
+    checked: Checked,
+    public_url: Option<&str>,
+) -> Result<Connected, ConnectError> {
+    engine.connectors.forget(saved.id);
+    engine.contacts.flush(saved.id);
+    engine.connectors.install(saved, checked.connector.clone());
+    subscribe(
+        engine,
+        saved,
+        checked.connector,
+        checked.check,
+        checked.lists,
+        public_url,
+    )
+    .await
+}
+
+/// Register the status webhook where there is none and a public URL allows one.
+async fn subscribe(
+    engine: &Engine,
+    connection: &Connection,
+    connector: Arc<dyn Connector>,
+    check: ConnectionCheck,
+    lists: PsaLists,
+    public_url: Option<&str>,
+) -> Result<Connected, ConnectError> {
     let (webhook, webhook_note) = match (public_url, &connection.webhook_id) {
         (_, Some(id)) => (
             Some(WebhookRegistration {

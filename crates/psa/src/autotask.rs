@@ -117,6 +117,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The settings a connection cannot do without (the API asks for each by name; the builder
+/// refuses a connection that lacks one).
+pub const REQUIRED: &[&str] = &["username"];
+
 /// The Autotask secret fields.
 pub const SECRETS: &[&str] = &["secret", "integration_code"];
 

@@ -41,6 +41,23 @@ pub fn known_settings(
     }
 }
 
+/// The settings a connection of `kind` must carry, from its connector's own table. Secrets
+/// (see [`known_settings`]) are always required.
+pub fn required_settings(kind: PsaKind) -> &'static [&'static str] {
+    match kind {
+        PsaKind::Autotask => crate::autotask::REQUIRED,
+        PsaKind::HaloPsa => crate::halopsa::REQUIRED,
+        PsaKind::KaseyaBms => crate::kaseya_bms::REQUIRED,
+        PsaKind::ConnectWise => crate::connectwise::REQUIRED,
+    }
+}
+
+/// Does setting `name` say where the PSA is (a URL, a host or a region)? Changing one sends
+/// the connection's secrets somewhere else, so it needs every secret given again.
+pub fn is_location_setting(name: &str) -> bool {
+    name.ends_with("_url") || name == "region"
+}
+
 /// Build the connector of a connection.
 pub fn build(
     kind: PsaKind,
@@ -163,6 +180,54 @@ mod tests {
 
     fn m(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap()
+    }
+
+    /// A connection of each kind with only its required settings and its secrets builds, and
+    /// one without any single one of them is refused naming it: the table and the builder agree.
+    #[test]
+    fn required_settings_are_what_each_builder_needs() {
+        for kind in PsaKind::ALL {
+            let (known, secret_names) = known_settings(kind);
+            let required = required_settings(kind);
+            let mut settings = Map::new();
+            for name in required {
+                assert!(known.iter().any(|(n, _)| n == name), "{kind:?} {name}");
+                let value = match name.ends_with("_url") {
+                    true => "https://psa.example.com",
+                    false => "x",
+                };
+                settings.insert((*name).into(), json!(value));
+            }
+            // Kaseya BMS takes its host from `base_url` or `region`, either will do.
+            if kind == PsaKind::KaseyaBms {
+                settings.insert("region".into(), json!("us"));
+            }
+            let secrets: BTreeMap<String, Secret> = secret_names
+                .iter()
+                .map(|n| (n.to_string(), Secret::new("s")))
+                .collect();
+            let http = reqwest::Client::new();
+            assert!(
+                build(kind, http.clone(), &settings, &secrets).is_ok(),
+                "{kind:?} builds from its required settings"
+            );
+            for name in required {
+                let mut less = settings.clone();
+                less.remove(*name);
+                assert_eq!(
+                    build(kind, http.clone(), &less, &secrets).err(),
+                    Some(SettingsError::Missing(name)),
+                    "{kind:?} without {name}"
+                );
+            }
+            for (name, meaning) in known {
+                assert_eq!(
+                    meaning.ends_with("(required)"),
+                    required.contains(name),
+                    "{kind:?} {name}: its description and the table agree"
+                );
+            }
+        }
     }
 
     #[test]

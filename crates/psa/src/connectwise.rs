@@ -84,6 +84,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The settings a connection cannot do without (the API asks for each by name; the builder
+/// refuses a connection that lacks one).
+pub const REQUIRED: &[&str] = &["site_url", "company", "public_key", "client_id"];
+
 /// The ConnectWise secret fields.
 pub const SECRETS: &[&str] = &["private_key"];
 

@@ -82,6 +82,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The settings a connection cannot do without (the API asks for each by name; the builder
+/// refuses a connection that lacks one).
+pub const REQUIRED: &[&str] = &["resource_url", "client_id"];
+
 /// The HaloPSA secret fields.
 pub const SECRETS: &[&str] = &["client_secret"];
 

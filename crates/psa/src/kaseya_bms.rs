@@ -146,6 +146,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The settings a connection cannot do without (the API asks for each by name; the builder
+/// refuses a connection that lacks one). The host comes from `base_url` or `region`, either.
+pub const REQUIRED: &[&str] = &["tenant", "username"];
+
 /// The Kaseya BMS secret fields.
 pub const SECRETS: &[&str] = &["password"];
 

@@ -19,7 +19,7 @@ mod meter;
 use std::time::Duration;
 
 use async_trait::async_trait;
-pub use building::{SettingsError, build, known_settings};
+pub use building::{SettingsError, build, is_location_setting, known_settings, required_settings};
 pub use meter::{CallMeter, count_calls};
 use psabridge_core::settings::TicketDefaults;
 use thiserror::Error;

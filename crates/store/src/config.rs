@@ -660,35 +660,57 @@ impl Store {
         Ok(out)
     }
 
-    /// Replace some secrets of a connection (others are kept).
-    pub async fn set_connection_secrets(
+    /// Store what a checked change of a connection's access brings, all at once: its settings,
+    /// the secrets it replaces (others are kept) and the PSA's lists as the check loaded them.
+    pub async fn set_connection_access(
         &self,
         id: i64,
+        settings: &Map<String, Value>,
         secrets: &BTreeMap<String, Secret>,
+        lists: &Value,
         now: Millis,
     ) -> Result<(), StoreError> {
-        let keys = &self.inner.keys;
         with_tx!(self, tx => {
-            let sealed: String = sqlx::query_scalar("SELECT sealed_secrets FROM connections WHERE id = $1")
+            let current: String = sqlx::query_scalar("SELECT sealed_secrets FROM connections WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or_else(|| StoreError::NotFound(format!("connection {id}")))?;
-            let mut map = match parse_json(&sealed, "connection secrets")? {
-                Value::Object(m) => m,
-                _ => Map::new(),
-            };
-            for (field, value) in secrets {
-                map.insert(field.clone(), Value::String(keys.seal(&secret_aad(id, field), value.expose())?));
-            }
-            sqlx::query("UPDATE connections SET sealed_secrets = $1, updated_at = $2 WHERE id = $3")
-                .bind(Value::Object(map).to_string())
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            let sealed = self.merge_sealed(id, &current, secrets)?;
+            sqlx::query(
+                "UPDATE connections SET sealed_secrets = $1, settings = $2, lists = $3, \
+                 lists_loaded_at = $4, updated_at = $4 WHERE id = $5",
+            )
+            .bind(sealed)
+            .bind(Value::Object(settings.clone()).to_string())
+            .bind(lists.to_string())
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         });
         Ok(())
+    }
+
+    /// `current` sealed secrets of connection `id` with `secrets` sealed over them.
+    fn merge_sealed(
+        &self,
+        id: i64,
+        current: &str,
+        secrets: &BTreeMap<String, Secret>,
+    ) -> Result<String, StoreError> {
+        let mut map = match parse_json(current, "connection secrets")? {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        for (field, value) in secrets {
+            let sealed = self
+                .inner
+                .keys
+                .seal(&secret_aad(id, field), value.expose())?;
+            map.insert(field.clone(), Value::String(sealed));
+        }
+        Ok(Value::Object(map).to_string())
     }
 
     /// Change the ordinary (non-secret) fields of a connection; `None` leaves a field alone.

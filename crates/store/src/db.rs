@@ -128,6 +128,31 @@ macro_rules! with_tx {
 
 pub(crate) use {with_read, with_tx, with_write};
 
+/// Create the SQLite file readable by its owner only (0600), or narrow an existing one: it
+/// holds sealed secrets, session hashes and the audit log.
+fn private_file(path: &std::path::Path) -> Result<(), StoreError> {
+    let fail = |e: std::io::Error| {
+        StoreError::Invalid(format!("cannot make {} private: {e}", path.display()))
+    };
+    let mut open = std::fs::OpenOptions::new();
+    open.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    open.open(path).map_err(fail)?;
+    narrow_if_present(path)
+}
+
+fn narrow_if_present(path: &std::path::Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    if path.exists() {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
+            StoreError::Invalid(format!("cannot make {} private: {e}", path.display()))
+        })?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Open (creating a SQLite file if needed) and migrate.
     pub async fn open(options: &StoreOptions, keys: KeyRing) -> Result<Store, StoreError> {
@@ -141,6 +166,9 @@ impl Store {
                         dir.display()
                     ))
                 })?;
+            }
+            if path.as_os_str() != ":memory:" {
+                private_file(&path)?;
             }
             let connect = SqliteConnectOptions::new()
                 .filename(&path)
@@ -161,6 +189,13 @@ impl Store {
                 .connect_with(connect.clone())
                 .await?;
             sqlx::migrate!("migrations/sqlite").run(&write).await?;
+            // SQLite made the -wal and -shm files with the database's mode; older ones are
+            // narrowed here too.
+            for suffix in ["-wal", "-shm"] {
+                let mut companion = path.clone().into_os_string();
+                companion.push(suffix);
+                narrow_if_present(std::path::Path::new(&companion))?;
+            }
             let read = SqlitePoolOptions::new()
                 .max_connections(options.max_connections.max(1))
                 // Readers are opened on demand and closed when idle, so an idle node is small.

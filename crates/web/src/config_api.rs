@@ -17,11 +17,12 @@ use axum::routing::{get, post, put};
 use axum::{Extension, Json};
 use psabridge_core::catalog::Catalog;
 use psabridge_core::event::FieldError;
+use psabridge_core::merge_patch::merge_patch;
 use psabridge_core::secret::Secret;
 use psabridge_core::settings::{
     CompanyContact, EventRule, GroupingMode, PsaKind, Refire, TicketDefaults,
 };
-use psabridge_engine::connect::{ConnectError, connect};
+use psabridge_engine::connect::{ConnectError, adopt, check_unsaved, connect};
 use psabridge_identity::Role;
 use psabridge_identity::scopes::{Scope, parse_requested, parse_stored, to_stored};
 use psabridge_psa::PsaError;
@@ -1045,8 +1046,15 @@ fn split_credentials(
         }
     }
     if require_all {
-        if !matches!(plain.get("username"), Some(Value::String(u)) if !u.trim().is_empty()) {
-            errors.push(FieldError::new("credentials.username", "is required"));
+        for name in psabridge_psa::required_settings(kind) {
+            let given = matches!(plain.get(*name), Some(Value::String(v)) if !v.trim().is_empty())
+                || matches!(plain.get(*name), Some(Value::Number(_)));
+            if !given && !errors.iter().any(|e| e.path.ends_with(&format!(".{name}"))) {
+                errors.push(FieldError::new(
+                    format!("credentials.{name}"),
+                    "is required",
+                ));
+            }
         }
         for name in secret_names {
             if !secrets.contains_key(*name)
@@ -1065,6 +1073,38 @@ fn split_credentials(
         Ok((plain, secrets))
     } else {
         Err(Problem::invalid(errors))
+    }
+}
+
+/// A change of where the PSA is (any URL, host or region) must bring every secret again: the
+/// stored ones are never sent to a place they were not given for. Says whether it moved.
+fn require_secrets_when_moved(
+    kind: PsaKind,
+    stored: &Map<String, Value>,
+    changes: &Map<String, Value>,
+    secrets: &BTreeMap<String, Secret>,
+) -> Result<bool, Problem> {
+    let Some(moved) = changes
+        .iter()
+        .find(|(k, v)| psabridge_psa::is_location_setting(k) && stored.get(*k) != Some(*v))
+        .map(|(k, _)| k)
+    else {
+        return Ok(false);
+    };
+    let (_, secret_names) = known_settings(kind);
+    let missing: Vec<FieldError> = secret_names
+        .iter()
+        .filter(|n| !secrets.contains_key(**n))
+        .map(|n| {
+            FieldError::new(
+                format!("credentials.{n}"),
+                format!("is required when {moved} changes"),
+            )
+        })
+        .collect();
+    match missing.is_empty() {
+        true => Ok(true),
+        false => Err(Problem::invalid(missing)),
     }
 }
 
@@ -1089,6 +1129,10 @@ fn connect_problem(e: ConnectError) -> Problem {
             Problem::new(StatusCode::BAD_GATEWAY, "The PSA did not answer").detail(msg)
         }
         ConnectError::Store(e) => e.into(),
+        ConnectError::Settings(
+            psabridge_psa::SettingsError::Missing(f)
+            | psabridge_psa::SettingsError::Bad { field: f, .. },
+        ) => Problem::invalid(vec![FieldError::new(format!("credentials.{f}"), msg)]),
         _ => {
             let mut p = Problem::invalid(vec![FieldError::new(field, msg.clone())]);
             p.title = "Connecting to the PSA failed".into();
@@ -1321,6 +1365,46 @@ pub(crate) fn ticket_fields(
     }
 }
 
+/// Stored defaults with a JSON merge patch applied: named fields change, `null` removes one,
+/// the rest is kept; a field whose parent the patch changes goes unless the patch names it.
+fn patched_defaults(
+    kind: PsaKind,
+    stored: &TicketDefaults,
+    patch: &Map<String, Value>,
+) -> Map<String, Value> {
+    let mut merged = defaults_to_json(stored);
+    merge_patch(&mut merged, &Value::Object(patch.clone()));
+    let Value::Object(mut merged) = merged else {
+        return Map::new();
+    };
+    for changed in patch.keys() {
+        merged.retain(|name, _| patch.contains_key(name) || !kind.depends_on(name, changed));
+    }
+    merged
+}
+
+/// Every field the PSA needs on a ticket is set, or the error names each missing one.
+fn check_required(kind: PsaKind, fields: &TicketDefaults, path: &str) -> Result<(), Problem> {
+    let missing: Vec<FieldError> = kind
+        .required_ticket_fields()
+        .iter()
+        .filter(|f| fields.get(f).is_none())
+        .map(|f| {
+            FieldError::new(
+                format!("{path}{f}"),
+                format!(
+                    "is required: {} refuses a ticket without it",
+                    kind.display_name()
+                ),
+            )
+        })
+        .collect();
+    match missing.is_empty() {
+        true => Ok(()),
+        false => Err(Problem::invalid(missing)),
+    }
+}
+
 /// A dependent value must belong to the chosen parent (a sub-issue type to its issue type, a
 /// ConnectWise status to its board, a HaloPSA agent to its team), after defaults and overrides
 /// are combined. A list item names its parent; an item belonging to several parents is listed
@@ -1407,8 +1491,10 @@ async fn patch_connection(
     }
     let defaults = match &b.defaults {
         Some(d) => {
-            let f = ticket_fields(conn.kind, d, conn.lists.as_ref(), "defaults.")?;
+            let merged = patched_defaults(conn.kind, &conn.defaults, d);
+            let f = ticket_fields(conn.kind, &merged, conn.lists.as_ref(), "defaults.")?;
             check_parents(conn.kind, &f, conn.lists.as_ref(), "defaults.")?;
+            check_required(conn.kind, &f, "defaults.")?;
             Some(f)
         }
         None => None,
@@ -1425,8 +1511,10 @@ async fn patch_connection(
         Some(None) => Some(None),
         None => None,
     };
-    let mut reconnect = false;
+    // Changed access is checked against the PSA before anything is stored, so a refused
+    // change leaves the connection exactly as it was.
     let mut settings = None;
+    let mut checked = None;
     if b.credentials.is_some() || b.settings.is_some() {
         let (plain, secrets) = split_credentials(
             conn.kind,
@@ -1434,14 +1522,25 @@ async fn patch_connection(
             b.settings.as_ref().unwrap_or(&Map::new()),
             false,
         )?;
+        let moved = require_secrets_when_moved(conn.kind, &conn.settings, &plain, &secrets)?;
         let mut merged = conn.settings.clone();
         merged.extend(plain);
-        settings = Some(merged);
-        if !secrets.is_empty() {
-            s.store.set_connection_secrets(id, &secrets, now()).await?;
+        if b.credentials.is_some() || moved {
+            let mut prospective = conn.clone();
+            prospective.settings = merged.clone();
+            let mut all_secrets = s.store.connection_secrets(id).await?;
+            all_secrets.extend(secrets.clone());
+            let c = check_unsaved(&s.engine, &prospective, &all_secrets)
+                .await
+                .map_err(connect_problem)?;
+            s.store
+                .set_connection_access(id, &merged, &secrets, &c.lists_json(), now())
+                .await?;
             secrets_changed = secrets.keys().cloned().collect();
+            checked = Some(c);
+        } else {
+            settings = Some(merged);
         }
-        reconnect = b.credentials.is_some();
     }
     s.store
         .update_connection(
@@ -1472,8 +1571,8 @@ async fn patch_connection(
         Some(&after),
     )
     .await;
-    if reconnect {
-        connect(&s.engine, &conn, s.public_url.as_deref())
+    if let Some(c) = checked {
+        adopt(&s.engine, &conn, c, s.public_url.as_deref())
             .await
             .map_err(connect_problem)?;
     }

@@ -94,6 +94,27 @@ enum Format {
 type Split = (Format, Vec<(String, Value)>, bool);
 
 /// The events of a body, each with its JSON path.
+/// A body is read as JSON only when it says it is JSON (`application/json` or a `+json` type
+/// such as CloudEvents'); anything else, or nothing, is 415.
+fn require_json_content_type(headers: &HeaderMap) -> Result<(), Problem> {
+    let essence = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    match essence.as_deref() {
+        Some(t) if t == "application/json" || (t.starts_with("application/") && t.ends_with("+json")) => Ok(()),
+        other => Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported media type",
+        )
+        .detail(match other {
+            None => "the body has no Content-Type; send application/json".to_string(),
+            Some(_) => "the Content-Type is not JSON; send application/json or application/cloudevents+json".to_string(),
+        })),
+    }
+}
+
 fn split_body(headers: &HeaderMap, body: &Value) -> Result<Split, Problem> {
     let ctype = headers
         .get(header::CONTENT_TYPE)
@@ -178,6 +199,7 @@ async fn ingest(
     body: Bytes,
 ) -> Result<Response, Problem> {
     let received_at = chrono::Utc::now().timestamp_millis();
+    require_json_content_type(&headers)?;
     let body = parse_json(&body)?;
     let (format, items, is_batch) = split_body(&headers, &body)?;
 

@@ -450,9 +450,10 @@ async fn issue_types_in_all_five_combinations(kind: PsaKind, db: Db) -> Result<(
         (Some(&i1), Some(&s1), Some((&i2, &s2))),
     ];
     for (n, (issue, sub, over)) in combos.iter().enumerate() {
+        // A merge patch: `null` removes a field, what is not named is kept.
         let mut defaults = base.clone();
-        defaults.remove("issue_type");
-        defaults.remove("sub_issue_type");
+        defaults.insert("issue_type".into(), Value::Null);
+        defaults.insert("sub_issue_type".into(), Value::Null);
         if let Some(i) = issue {
             defaults.insert("issue_type".into(), json!(i));
         }

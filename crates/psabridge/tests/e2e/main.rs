@@ -4,10 +4,12 @@
 mod billing;
 mod cli;
 mod config;
+mod connections;
 mod connector;
 mod email;
 mod faults;
 mod harness;
+mod inputs;
 mod profiles;
 mod spine;
 
