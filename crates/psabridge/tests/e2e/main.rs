@@ -9,6 +9,7 @@ mod faults;
 mod harness;
 mod profiles;
 mod spine;
+mod wrong_tickets;
 
 /// Run a scenario on SQLite and on PostgreSQL (skipped loudly without a server).
 #[macro_export]

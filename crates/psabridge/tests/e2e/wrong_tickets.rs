@@ -1,0 +1,238 @@
+//! Wrong or dead tickets: an event in two places after a lost answer, retries that keep
+//! stale settings, contacts of another company, notes on tickets a technician just closed.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail, ensure};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use psabridge_core::settings::PsaKind;
+
+use crate::harness::{Db, Product, Sim, delivery, ticket_id};
+use crate::on_every_psa;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn ev(id: &str, client: &str, ty: &str, email: &str) -> Value {
+    json!({"id": id, "client": client, "type": ty, "severity": "high",
+           "user": {"email": email, "name": "Test User"}})
+}
+
+/// A fault rule that picks the requests adding a note to a ticket.
+fn note_adds(kind: PsaKind, rule: Value) -> Value {
+    pick(
+        rule,
+        match kind {
+            PsaKind::HaloPsa => json!({"path_contains": "/api/Actions", "method": "POST"}),
+            _ => json!({"path_contains": "/notes", "method": "POST"}),
+        },
+    )
+}
+
+/// A fault rule that picks the requests looking for a ticket's notes.
+fn note_lookups(kind: PsaKind, rule: Value) -> Value {
+    pick(
+        rule,
+        match kind {
+            PsaKind::Autotask => json!({"path_contains": "TicketNotes/query", "method": "POST"}),
+            PsaKind::HaloPsa => json!({"path_contains": "/api/Actions", "method": "GET"}),
+            _ => json!({"path_contains": "/notes", "method": "GET"}),
+        },
+    )
+}
+
+fn pick(mut rule: Value, fields: Value) -> Value {
+    for (k, v) in fields.as_object().into_iter().flatten() {
+        rule[k] = v.clone();
+    }
+    rule
+}
+
+/// Wait until the event's delivery has failed at least once (it is waiting for a retry).
+async fn wait_failed_once(p: &Product, id: &str, timeout: Duration) -> Result<Value> {
+    let end = Instant::now() + timeout;
+    loop {
+        let e = p.event(id).await?;
+        let d = delivery(&e);
+        if d["status"] == "retrying" {
+            return Ok(e);
+        }
+        if Instant::now() > end {
+            bail!("event {id} did not fail an attempt in {timeout:?}: {e}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A note the PSA made but whose answer was lost, then the ticket closed by a technician
+/// before the retry: the retry finds the note on that closed ticket and opens no other.
+async fn lost_note_answer_then_closed_ticket_stays_in_one_place(
+    kind: PsaKind,
+    db: Db,
+) -> Result<()> {
+    let sim = Sim::start_psa(kind).await?;
+    let Some(p) = Product::start(&sim, db, "lost_note_answer_then_closed").await? else {
+        return Ok(());
+    };
+    let user = "ann@contoso.example";
+    p.post_events(&ev("n-1", "client-001", "saas.too_many_downloads", user))
+        .await?;
+    let first = &p.wait_done(&["n-1".into()], WAIT).await?[0];
+    let ticket = ticket_id(first);
+    // The next note is made by the PSA but its answer is lost; and the retry's look-up waits
+    // until the product has learnt that the technician closed the ticket.
+    sim.fault(note_adds(kind, json!({"kind": "after_commit", "count": 1})))
+        .await?;
+    sim.fault(note_lookups(kind, json!({"kind": "status", "status": 503})))
+        .await?;
+    p.post_events(&ev("n-2", "client-001", "saas.too_many_uploads", user))
+        .await?;
+    wait_failed_once(&p, "n-2", WAIT).await?;
+    ensure!(
+        sim.notes_of(&ticket).await?.len() == 1,
+        "the PSA made the note whose answer was lost"
+    );
+    sim.complete(&ticket).await?;
+    p.wait_group_closed(&ticket, Duration::from_secs(90))
+        .await?;
+    let notes_after_close = sim.notes_of(&ticket).await?.len();
+    sim.clear_faults().await?;
+
+    let second = &p
+        .wait_done(&["n-2".into()], Duration::from_secs(150))
+        .await?[0];
+    let d = delivery(second);
+    ensure!(
+        d["status"] == "delivered" && d["psa_action"] == "noted",
+        "{second}"
+    );
+    ensure!(ticket_id(second) == ticket, "on the first ticket: {second}");
+    ensure!(
+        sim.our_tickets().await?.len() == 1,
+        "no second ticket: {:?}",
+        sim.our_tickets().await?
+    );
+    ensure!(
+        sim.notes_of(&ticket).await?.len() == notes_after_close,
+        "the note is not sent again"
+    );
+    p.cleanup().await;
+    Ok(())
+}
+on_every_psa!(lost_note_answer_then_closed_ticket_stays_in_one_place);
+
+/// A fault rule that picks the requests creating a ticket.
+fn ticket_creates(kind: PsaKind, rule: Value) -> Value {
+    pick(
+        rule,
+        match kind {
+            PsaKind::Autotask => json!({"entity": "Tickets", "method": "POST"}),
+            PsaKind::HaloPsa => json!({"path_contains": "/api/Tickets", "method": "POST"}),
+            PsaKind::KaseyaBms => {
+                json!({"path_contains": "/v2/servicedesk/tickets", "method": "POST"})
+            }
+            PsaKind::ConnectWise => json!({"path_contains": "/service/tickets", "method": "POST"}),
+        },
+    )
+}
+
+/// A delivery the PSA refused (dead), the connection's default fixed, then retried through
+/// the API: the retry goes out with today's default, and the history keeps both attempts.
+async fn retry_goes_out_with_todays_settings(kind: PsaKind, db: Db) -> Result<()> {
+    let sim = Sim::start_psa(kind).await?;
+    let Some(p) = Product::start(&sim, db, "retry_with_todays_settings").await? else {
+        return Ok(());
+    };
+    let conn_path = format!(
+        "/api/v1/partners/{}/connections/{}",
+        p.partner_id(),
+        p.connection()
+    );
+    let (_, conn) = p.call(Method::GET, &conn_path, None).await?;
+    let before = conn["defaults"]["priority"].clone();
+    let (_, lists) = p
+        .call(Method::GET, &format!("{conn_path}/lists"), None)
+        .await?;
+    let priorities = lists["lists"]["priority"]
+        .as_array()
+        .or_else(|| lists["priority"].as_array())
+        .cloned()
+        .unwrap_or_default();
+    let Some(fixed) = priorities
+        .iter()
+        .filter(|i| i["active"] != false)
+        .filter_map(|i| i["id"].as_str())
+        .find(|id| json!(id) != before)
+        .map(str::to_string)
+    else {
+        bail!("a second priority in the PSA's lists: {lists}");
+    };
+    // The PSA refuses the ticket (as it refuses a field it does not take): dead.
+    sim.fault(ticket_creates(
+        kind,
+        json!({"kind": "status", "status": 400, "count": 1}),
+    ))
+    .await?;
+    p.post_events(&ev(
+        "r-1",
+        "client-001",
+        "saas.too_many_downloads",
+        "bo@contoso.example",
+    ))
+    .await?;
+    let dead = &p.wait_done(&["r-1".into()], WAIT).await?[0];
+    ensure!(delivery(dead)["status"] == "dead", "{dead}");
+    let id = delivery(dead)["id"].as_i64().unwrap_or_default();
+
+    let mut defaults = conn["defaults"].as_object().cloned().unwrap_or_default();
+    defaults.insert("priority".into(), json!(fixed));
+    let (s, v) = p
+        .call(
+            Method::PATCH,
+            &conn_path,
+            Some(json!({"defaults": defaults})),
+        )
+        .await?;
+    ensure!(s == 200, "{s} {v}");
+    let (s, v) = p
+        .call(
+            Method::POST,
+            &format!("/api/v1/partners/{}/deliveries/retry", p.partner_id()),
+            Some(json!({"ids": [id]})),
+        )
+        .await?;
+    ensure!(s == 200 && v["retried"] == 1, "{s} {v}");
+    let e = loop_until_delivered(&p, "r-1").await?;
+    let d = delivery(&e);
+    ensure!(d["psa_action"] == "created", "{e}");
+    let t = sim.ticket(&ticket_id(&e)).await?;
+    ensure!(
+        t["fields"]["priority"] == json!(fixed),
+        "today's priority: {t}"
+    );
+    let history = d["history"].as_array().cloned().unwrap_or_default();
+    let outcomes: Vec<&str> = history
+        .iter()
+        .filter_map(|a| a["outcome"].as_str())
+        .collect();
+    ensure!(outcomes == ["dead", "created"], "both attempts: {e}");
+    ensure!(d["attempts"] == 2, "attempts counts both: {e}");
+    p.cleanup().await;
+    Ok(())
+}
+on_every_psa!(retry_goes_out_with_todays_settings);
+
+async fn loop_until_delivered(p: &Product, id: &str) -> Result<Value> {
+    let end = Instant::now() + WAIT;
+    loop {
+        let e = p.event(id).await?;
+        if delivery(&e)["status"] == "delivered" {
+            return Ok(e);
+        }
+        if Instant::now() > end {
+            bail!("event {id} not delivered in {WAIT:?}: {e}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
