@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use psabridge_core::alerts;
-use psabridge_core::contact::{ContactSource, choose_contact};
+use psabridge_core::contact::{Candidates, ContactSource, choose_contact, needs_company_primary};
 use psabridge_core::plan::{ClosedTicket, OpenTicket, Plan, after_closed, plan};
 use psabridge_core::render::{TemplateContext, truncate};
 use psabridge_core::settings::Refire;
@@ -791,8 +791,9 @@ async fn close_group(engine: &Engine, d: &Delivery, ticket_id: &str) -> Result<(
         .map_err(store_err)
 }
 
-/// The contact of a new ticket: the user's by email (mapped companies only), else the
-/// mapping's default, else the catch-all.
+/// The contact of a new ticket (see `core::contact`): the user's by email (mapped companies
+/// only), else the mapping's default, else the mapped company's primary contact, else, for the
+/// catch-all company, the catch-all contact. The PSA's answers are cached.
 async fn contact_for(
     engine: &Engine,
     d: &Delivery,
@@ -804,34 +805,78 @@ async fn contact_for(
     if route.mapped
         && let Some(user) = &d.event.event.user
     {
-        found = match engine
-            .contacts
-            .get(d.connection_id, &route.company_id, &user.email)
-        {
-            Some(ids) => ids,
-            None => {
-                let ids: Vec<String> = connector
-                    .find_contacts_by_email(&route.company_id, &user.email)
+        found = cached_contacts(engine, d, &route.company_id, &user.email, || async {
+            Ok(connector
+                .find_contacts_by_email(&route.company_id, &user.email)
+                .await?
+                .into_iter()
+                .map(|c| c.id)
+                .collect())
+        })
+        .await?;
+    }
+    let mut candidates = Candidates {
+        found_by_email: &found,
+        mapping_default: route.default_contact_id.as_deref(),
+        company_primary: None,
+        catch_all: route.catch_all_contact_id.as_deref(),
+        mapped: route.mapped,
+    };
+    let primary = if needs_company_primary(&candidates) {
+        cached_contacts(
+            engine,
+            d,
+            &route.company_id,
+            PRIMARY_CONTACT_KEY,
+            || async {
+                Ok(connector
+                    .primary_contact(&route.company_id)
                     .await?
                     .into_iter()
-                    .map(|c| c.id)
-                    .collect();
-                engine
-                    .contacts
-                    .put(d.connection_id, &route.company_id, &user.email, ids.clone());
-                ids
-            }
-        };
-    }
-    let chosen = choose_contact(
-        &found,
-        route.default_contact_id.as_deref(),
-        route.catch_all_contact_id.as_deref(),
-    );
-    if let Some((id, src)) = &chosen {
-        run.summary.push(format!("contact {id} ({})", src.as_str()));
+                    .collect())
+            },
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
+    candidates.company_primary = primary.first().map(String::as_str);
+    let chosen = choose_contact(&candidates);
+    match &chosen {
+        Some((id, src)) => run.summary.push(format!("contact {id} ({})", src.as_str())),
+        None if route.mapped => run.summary.push(format!(
+            "no contact: company {} names no primary contact and the mapping no default",
+            route.company_id
+        )),
+        None => {}
     }
     Ok(chosen.map_or((None, None), |(id, src)| (Some(id), Some(src))))
+}
+
+/// The cache key of a company's primary contact (no email address is empty).
+const PRIMARY_CONTACT_KEY: &str = "";
+
+/// Contact ids of a company under `key` (an email, or [`PRIMARY_CONTACT_KEY`]), from the
+/// cache or else from `ask` (whose answer is cached).
+async fn cached_contacts<F, Fut>(
+    engine: &Engine,
+    d: &Delivery,
+    company: &str,
+    key: &str,
+    ask: F,
+) -> Result<Vec<String>, PsaError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<String>, PsaError>>,
+{
+    if let Some(ids) = engine.contacts.get(d.connection_id, company, key) {
+        return Ok(ids);
+    }
+    let ids = ask().await?;
+    engine
+        .contacts
+        .put(d.connection_id, company, key, ids.clone());
+    Ok(ids)
 }
 
 async fn install_id(engine: &Engine) -> Result<String, PsaError> {

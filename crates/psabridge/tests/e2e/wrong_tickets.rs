@@ -236,3 +236,93 @@ async fn loop_until_delivered(p: &Product, id: &str) -> Result<Value> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A mapping without a default contact: a user who is not a contact gets the mapped
+/// company's primary contact, never the catch-all company's. Where the PSA names no primary
+/// contact and refuses tickets without one (Kaseya BMS), such a mapping, and a catch-all
+/// without a contact, are refused with the field named.
+async fn a_mapping_without_a_default_contact_keeps_to_its_company(
+    kind: PsaKind,
+    db: Db,
+) -> Result<()> {
+    let sim = Sim::start_psa(kind).await?;
+    let Some(p) = Product::start(&sim, db, "mapping_without_default_contact").await? else {
+        return Ok(());
+    };
+    let company = p
+        .client_company("client-002")
+        .expect("client-002 is mapped");
+    let (s, v) = p
+        .call(
+            Method::PUT,
+            &format!(
+                "/api/v1/partners/{}/clients/client-002/mappings/{}",
+                p.partner_id(),
+                p.connection()
+            ),
+            Some(json!({"company": company, "client_name": "Blue Harbor Legal"})),
+        )
+        .await?;
+    if kind == PsaKind::KaseyaBms {
+        ensure!(
+            s == 422 && v["errors"][0]["path"] == "default_contact",
+            "{s} {v}"
+        );
+        let catch_all = p.catch_all()["company_id"].clone();
+        let (s, v) = p
+            .call(
+                Method::PATCH,
+                &format!(
+                    "/api/v1/partners/{}/connections/{}",
+                    p.partner_id(),
+                    p.connection()
+                ),
+                Some(json!({"catch_all": {"company": catch_all}})),
+            )
+            .await?;
+        ensure!(
+            s == 422 && v["errors"][0]["path"] == "catch_all.contact",
+            "{s} {v}"
+        );
+        p.cleanup().await;
+        return Ok(());
+    }
+    ensure!((200..300).contains(&s), "{s} {v}");
+    p.post_events(&ev(
+        "c-1",
+        "client-002",
+        "saas.too_many_downloads",
+        "not.a.contact@example.test",
+    ))
+    .await?;
+    let e = &p.wait_done(&["c-1".into()], WAIT).await?[0];
+    let d = delivery(e);
+    ensure!(
+        d["status"] == "delivered" && d["psa_action"] == "created",
+        "{e}"
+    );
+    ensure!(d["contact"]["source"] == "company_primary", "{e}");
+    let t = sim.ticket(&ticket_id(e)).await?;
+    // (A HaloPSA company may be a client's site: `client/site`.)
+    let site_company = format!(
+        "{}/{}",
+        t["company_id"].as_str().unwrap_or_default(),
+        t["site_id"].as_str().unwrap_or_default()
+    );
+    ensure!(
+        t["company_id"] == company.as_str() || site_company == company,
+        "company {company}: {t}"
+    );
+    ensure!(
+        t["contact_id"] != p.catch_all()["contact_id"],
+        "not the catch-all company's contact: {t}"
+    );
+    let own = p.contacts(&company.replace('/', "%2F")).await?;
+    ensure!(
+        own.iter().any(|c| c["id"] == t["contact_id"]),
+        "a contact of the ticket's company: {t} {own:?}"
+    );
+    p.cleanup().await;
+    Ok(())
+}
+on_every_psa!(a_mapping_without_a_default_contact_keeps_to_its_company);
