@@ -326,3 +326,42 @@ async fn a_mapping_without_a_default_contact_keeps_to_its_company(
     Ok(())
 }
 on_every_psa!(a_mapping_without_a_default_contact_keeps_to_its_company);
+
+/// A technician closes the ticket and the next alert comes within a second: where the PSA
+/// pushes no ticket changes, the ticket is read before the note, so the alert opens a new
+/// ticket and the closed one gets no note. (Autotask pushes its changes through its webhook:
+/// see `grouping_by_user_then_closed_means_new_ticket`.)
+async fn an_alert_just_after_a_close_opens_a_new_ticket(kind: PsaKind, db: Db) -> Result<()> {
+    if kind == PsaKind::Autotask {
+        return Ok(());
+    }
+    let sim = Sim::start_psa(kind).await?;
+    let Some(p) = Product::start(&sim, db, "alert_just_after_a_close").await? else {
+        return Ok(());
+    };
+    let user = "dee@contoso.example";
+    p.post_events(&ev("k-1", "client-001", "saas.too_many_downloads", user))
+        .await?;
+    let first = &p.wait_done(&["k-1".into()], WAIT).await?[0];
+    let ticket = ticket_id(first);
+    // The technician works on it a little, then closes it.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    sim.complete(&ticket).await?;
+    let notes = sim.notes_of(&ticket).await?.len();
+    let (s, v) = p
+        .post_events(&ev("k-2", "client-001", "saas.too_many_uploads", user))
+        .await?;
+    ensure!(s == 202, "{s} {v}");
+    let second = &p.wait_done(&["k-2".into()], WAIT).await?[0];
+    ensure!(
+        delivery(second)["psa_action"] == "created" && ticket_id(second) != ticket,
+        "a new ticket: {second}"
+    );
+    ensure!(
+        sim.notes_of(&ticket).await?.len() == notes,
+        "no note on the closed ticket"
+    );
+    p.cleanup().await;
+    Ok(())
+}
+on_every_psa!(an_alert_just_after_a_close_opens_a_new_ticket);
