@@ -49,17 +49,16 @@ fn pick(mut rule: Value, fields: Value) -> Value {
     rule
 }
 
-/// Wait until the event's delivery has failed at least once (it is waiting for a retry).
-async fn wait_failed_once(p: &Product, id: &str, timeout: Duration) -> Result<Value> {
+/// Wait until the event's delivery has `status` (`retrying`: it failed an attempt).
+async fn wait_status(p: &Product, id: &str, status: &str, timeout: Duration) -> Result<Value> {
     let end = Instant::now() + timeout;
     loop {
         let e = p.event(id).await?;
-        let d = delivery(&e);
-        if d["status"] == "retrying" {
+        if delivery(&e)["status"] == status {
             return Ok(e);
         }
         if Instant::now() > end {
-            bail!("event {id} did not fail an attempt in {timeout:?}: {e}");
+            bail!("event {id} not {status} in {timeout:?}: {e}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -88,7 +87,7 @@ async fn lost_note_answer_then_closed_ticket_stays_in_one_place(
         .await?;
     p.post_events(&ev("n-2", "client-001", "saas.too_many_uploads", user))
         .await?;
-    wait_failed_once(&p, "n-2", WAIT).await?;
+    wait_status(&p, "n-2", "retrying", WAIT).await?;
     ensure!(
         sim.notes_of(&ticket).await?.len() == 1,
         "the PSA made the note whose answer was lost"
@@ -203,7 +202,7 @@ async fn retry_goes_out_with_todays_settings(kind: PsaKind, db: Db) -> Result<()
         )
         .await?;
     ensure!(s == 200 && v["retried"] == 1, "{s} {v}");
-    let e = loop_until_delivered(&p, "r-1").await?;
+    let e = wait_status(&p, "r-1", "delivered", WAIT).await?;
     let d = delivery(&e);
     ensure!(d["psa_action"] == "created", "{e}");
     let t = sim.ticket(&ticket_id(&e)).await?;
@@ -222,20 +221,6 @@ async fn retry_goes_out_with_todays_settings(kind: PsaKind, db: Db) -> Result<()
     Ok(())
 }
 on_every_psa!(retry_goes_out_with_todays_settings);
-
-async fn loop_until_delivered(p: &Product, id: &str) -> Result<Value> {
-    let end = Instant::now() + WAIT;
-    loop {
-        let e = p.event(id).await?;
-        if delivery(&e)["status"] == "delivered" {
-            return Ok(e);
-        }
-        if Instant::now() > end {
-            bail!("event {id} not delivered in {WAIT:?}: {e}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// A mapping without a default contact: a user who is not a contact gets the mapped
 /// company's primary contact, never the catch-all company's. Where the PSA names no primary
