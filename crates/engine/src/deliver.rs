@@ -11,14 +11,16 @@
 //! Creating exactly once across crashes: before sending a create we durably mark the
 //! delivery "create sent", and every ticket carries our reference. An attempt that finds the
 //! mark (an earlier attempt died or timed out after sending) first looks the reference up in
-//! the PSA, and records the ticket it finds instead of creating another.
+//! the PSA, and records the ticket it finds instead of creating another. A note likewise:
+//! the mark names the ticket it went to, and the next attempt looks for the note there first,
+//! even if that ticket has been closed since.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use psabridge_core::alerts;
-use psabridge_core::contact::{ContactSource, choose_contact};
+use psabridge_core::contact::{Candidates, ContactSource, choose_contact, needs_company_primary};
 use psabridge_core::plan::{ClosedTicket, OpenTicket, Plan, after_closed, plan};
 use psabridge_core::render::{TemplateContext, truncate};
 use psabridge_core::settings::Refire;
@@ -29,7 +31,7 @@ use rand::Rng;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::router::StoredRoute;
+use crate::router::{Rerouted, StoredRoute};
 use crate::{Engine, Stats, now_ms};
 
 /// Claim and deliver until shut down.
@@ -109,11 +111,27 @@ pub(crate) struct Run {
 }
 
 /// Deliver one claimed delivery and record what happened.
-pub async fn deliver_one(engine: &Engine, owner: &str, d: Delivery) {
+pub async fn deliver_one(engine: &Engine, owner: &str, mut d: Delivery) {
     if d.channel == psabridge_core::email::EMAIL_CHANNEL {
         return crate::mail::deliver_email(engine, owner, d).await;
     }
     let started = now_ms();
+    // A retry asked for by hand goes out with today's settings, not those of its first try.
+    let mut rerouted = None;
+    if d.reroute {
+        match crate::router::reroute(engine, owner, &mut d).await {
+            Ok(Rerouted::Updated) => rerouted = Some("routed again with today's settings".into()),
+            Ok(Rerouted::Kept(why)) => {
+                rerouted = Some(format!("kept the route it had: {why}"));
+            }
+            Ok(Rerouted::LeaseLost) => return,
+            Err(e) => {
+                let why = format!("routing the retry again failed: {e}");
+                fail(engine, owner, &d, started, 0, None, &why, Some(None), false).await;
+                return;
+            }
+        }
+    }
     // Without its connection or a connector, a delivery cannot go anywhere: dead, with why.
     let setup = async {
         let connection = engine
@@ -148,7 +166,7 @@ pub async fn deliver_one(engine: &Engine, owner: &str, d: Delivery) {
     let mut run = Run {
         create_sent: false,
         note_sent: false,
-        summary: Vec::new(),
+        summary: rerouted.into_iter().collect(),
     };
     let trust = if connection.webhook_id.is_some() {
         engine.config.trust_with_webhook
@@ -249,7 +267,8 @@ pub(crate) async fn fail(
 ) {
     Stats::inc(&engine.stats.delivery_failures);
     let policy = engine.config.retry;
-    let failed = d.attempts.max(1) as u32;
+    // Attempts since the last retry asked for by hand: each such retry gets the whole policy.
+    let failed = (d.attempts - d.attempts_before_retry).max(1) as u32;
     // `retry` is `None` when trying again cannot help; inside it, the PSA's Retry-After.
     // (A connection whose breaker opened is also kept from being claimed until it closes.)
     let retry_at = retry
@@ -378,9 +397,15 @@ async fn attempt(
         ticket_id: g.ticket_id.clone(),
         confirmed_open_at: from_millis(g.confirmed_open_at),
     });
-    // The group's last closed ticket matters only to a policy other than "a new ticket".
+    // The group's last closed ticket matters only to a policy other than "a new ticket", and
+    // to a note an earlier attempt may have sent to it.
     let last_closed = match (&group, route.refire) {
         (None, Refire::Reopen { .. } | Refire::NoteOnly) => engine
+            .store
+            .last_closed_group(d.connection_id, &d.group_key)
+            .await
+            .map_err(store_err)?,
+        (None, _) if d.note_sent_at.is_some() => engine
             .store
             .last_closed_group(d.connection_id, &d.group_key)
             .await
@@ -421,70 +446,64 @@ async fn attempt(
         run.summary
             .push("an earlier create did not land; creating".into());
     }
-    // Likewise a note an earlier attempt may have added to the open ticket.
+    // Likewise a note an earlier attempt may have sent: looked for on the ticket it was sent
+    // to, whether that ticket is still the group's open one or has been closed since.
     if d.note_sent_at.is_some()
-        && let Some(g) = &group
+        && let Some(sent_to) = note_sent_to(d, group.as_ref(), last_closed.as_ref())
     {
         let reference = reference(&install_id(engine).await?, d.id);
         if connector
-            .find_note_by_reference(&g.ticket_id, &reference)
+            .find_note_by_reference(&sent_to, &reference)
             .await?
         {
             run.summary.push(format!(
-                "found the note on ticket {} from an earlier attempt",
-                g.ticket_id
+                "found the note on ticket {sent_to} from an earlier attempt"
             ));
-            let after = alerts::after_delivery(
-                g.open_alerts.as_deref(),
-                false,
-                action,
-                &alert,
-                close_on_resolve,
-            );
-            if after.close {
-                // That attempt meant to close the ticket too: close it if it is still open.
-                // (If the close itself was lost, the ticket gets its note a second time.)
-                let open = connector
-                    .ticket_states(std::slice::from_ref(&g.ticket_id))
-                    .await?
-                    .iter()
-                    .any(|t| !t.closed);
-                if open {
-                    let note =
-                        closing_note(&format!("PSA Bridge reference: {reference}"), &reference);
-                    connector
-                        .close_ticket(&g.ticket_id, route.fields.get("close_status"), &note)
-                        .await?;
+            if let Some(g) = group.as_ref().filter(|g| g.ticket_id == sent_to) {
+                let after = alerts::after_delivery(
+                    g.open_alerts.as_deref(),
+                    false,
+                    action,
+                    &alert,
+                    close_on_resolve,
+                );
+                if after.close {
+                    // That attempt meant to close the ticket too: close it if it is still open.
+                    // (If the close itself was lost, the ticket gets its note a second time.)
+                    let open = connector
+                        .ticket_states(std::slice::from_ref(&g.ticket_id))
+                        .await?
+                        .iter()
+                        .any(|t| !t.closed);
+                    if open {
+                        let note =
+                            closing_note(&format!("PSA Bridge reference: {reference}"), &reference);
+                        connector
+                            .close_ticket(&g.ticket_id, route.fields.get("close_status"), &note)
+                            .await?;
+                    }
                 }
+                return Ok(Some(Success {
+                    psa_action: if after.close { "closed" } else { "noted" },
+                    ticket_id: Some(g.ticket_id.clone()),
+                    ticket_number: g.ticket_number.clone(),
+                    contact_id: None,
+                    contact_source: None,
+                    open_alerts: after.open,
+                }));
             }
-            return Ok(Some(Success {
-                psa_action: if after.close { "closed" } else { "noted" },
-                ticket_id: Some(g.ticket_id.clone()),
-                ticket_number: g.ticket_number.clone(),
-                contact_id: None,
-                contact_source: None,
-                open_alerts: after.open,
-            }));
-        }
-    }
-    // Likewise a note (and reopen) an earlier attempt may have sent to the closed ticket.
-    if d.note_sent_at.is_some()
-        && let (None, Some(c)) = (&group, &last_closed)
-    {
-        let reference = reference(&install_id(engine).await?, d.id);
-        if connector
-            .find_note_by_reference(&c.ticket_id, &reference)
-            .await?
-        {
-            let reopened = matches!(next, Plan::Reopen { .. });
-            run.summary.push(format!(
-                "found the note on ticket {} from an earlier attempt",
-                c.ticket_id
-            ));
+            // The ticket is closed now (by a technician, or by the attempt that sent the note
+            // to reopen it): the event is on it, and nowhere else.
+            let reopened = group.is_none()
+                && matches!(&next, Plan::Reopen { ticket_id } if *ticket_id == sent_to);
+            let number = last_closed
+                .as_ref()
+                .filter(|c| c.ticket_id == sent_to)
+                .and_then(|c| c.ticket_number.clone());
             return Ok(Some(Success {
                 psa_action: if reopened { "reopened" } else { "noted" },
-                ticket_id: Some(c.ticket_id.clone()),
-                ticket_number: c.ticket_number.clone(),
+                ticket_id: Some(sent_to),
+                ticket_number: number,
                 contact_id: None,
                 contact_source: None,
                 open_alerts: reopened
@@ -552,7 +571,7 @@ async fn attempt(
                 let note = alert_note(&ctx, reference(&install_id(engine).await?, d.id), None);
                 if !engine
                     .store
-                    .mark_note_sent(d.id, owner, now_ms())
+                    .mark_note_sent(d.id, owner, now_ms(), &ticket_id)
                     .await
                     .map_err(store_err)?
                 {
@@ -721,7 +740,7 @@ async fn note_closed_ticket(
     let note = alert_note(ctx, reference(&install_id(engine).await?, d.id), Some(why));
     if !engine
         .store
-        .mark_note_sent(d.id, owner, now_ms())
+        .mark_note_sent(d.id, owner, now_ms(), ticket_id)
         .await
         .map_err(store_err)?
     {
@@ -749,6 +768,19 @@ async fn note_closed_ticket(
     }
 }
 
+/// The ticket an earlier attempt sent this delivery's note to: as recorded with the mark,
+/// else (marks made before the ticket was recorded) the group's open or last closed ticket.
+fn note_sent_to(
+    d: &Delivery,
+    open: Option<&psabridge_store::groups::OpenGroup>,
+    last_closed: Option<&psabridge_store::groups::ClosedGroup>,
+) -> Option<String> {
+    d.note_ticket_id
+        .clone()
+        .or_else(|| open.map(|g| g.ticket_id.clone()))
+        .or_else(|| last_closed.map(|c| c.ticket_id.clone()))
+}
+
 async fn close_group(engine: &Engine, d: &Delivery, ticket_id: &str) -> Result<(), PsaError> {
     Stats::inc(&engine.stats.tickets_found_closed);
     engine
@@ -759,8 +791,9 @@ async fn close_group(engine: &Engine, d: &Delivery, ticket_id: &str) -> Result<(
         .map_err(store_err)
 }
 
-/// The contact of a new ticket: the user's by email (mapped companies only), else the
-/// mapping's default, else the catch-all.
+/// The contact of a new ticket (see `core::contact`): the user's by email (mapped companies
+/// only), else the mapping's default, else the mapped company's primary contact, else, for the
+/// catch-all company, the catch-all contact. The PSA's answers are cached.
 async fn contact_for(
     engine: &Engine,
     d: &Delivery,
@@ -772,34 +805,78 @@ async fn contact_for(
     if route.mapped
         && let Some(user) = &d.event.event.user
     {
-        found = match engine
-            .contacts
-            .get(d.connection_id, &route.company_id, &user.email)
-        {
-            Some(ids) => ids,
-            None => {
-                let ids: Vec<String> = connector
-                    .find_contacts_by_email(&route.company_id, &user.email)
+        found = cached_contacts(engine, d, &route.company_id, &user.email, || async {
+            Ok(connector
+                .find_contacts_by_email(&route.company_id, &user.email)
+                .await?
+                .into_iter()
+                .map(|c| c.id)
+                .collect())
+        })
+        .await?;
+    }
+    let mut candidates = Candidates {
+        found_by_email: &found,
+        mapping_default: route.default_contact_id.as_deref(),
+        company_primary: None,
+        catch_all: route.catch_all_contact_id.as_deref(),
+        mapped: route.mapped,
+    };
+    let primary = if needs_company_primary(&candidates) {
+        cached_contacts(
+            engine,
+            d,
+            &route.company_id,
+            PRIMARY_CONTACT_KEY,
+            || async {
+                Ok(connector
+                    .primary_contact(&route.company_id)
                     .await?
                     .into_iter()
-                    .map(|c| c.id)
-                    .collect();
-                engine
-                    .contacts
-                    .put(d.connection_id, &route.company_id, &user.email, ids.clone());
-                ids
-            }
-        };
-    }
-    let chosen = choose_contact(
-        &found,
-        route.default_contact_id.as_deref(),
-        route.catch_all_contact_id.as_deref(),
-    );
-    if let Some((id, src)) = &chosen {
-        run.summary.push(format!("contact {id} ({})", src.as_str()));
+                    .collect())
+            },
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
+    candidates.company_primary = primary.first().map(String::as_str);
+    let chosen = choose_contact(&candidates);
+    match &chosen {
+        Some((id, src)) => run.summary.push(format!("contact {id} ({})", src.as_str())),
+        None if route.mapped => run.summary.push(format!(
+            "no contact: company {} names no primary contact and the mapping no default",
+            route.company_id
+        )),
+        None => {}
     }
     Ok(chosen.map_or((None, None), |(id, src)| (Some(id), Some(src))))
+}
+
+/// The cache key of a company's primary contact (no email address is empty).
+const PRIMARY_CONTACT_KEY: &str = "";
+
+/// Contact ids of a company under `key` (an email, or [`PRIMARY_CONTACT_KEY`]), from the
+/// cache or else from `ask` (whose answer is cached).
+async fn cached_contacts<F, Fut>(
+    engine: &Engine,
+    d: &Delivery,
+    company: &str,
+    key: &str,
+    ask: F,
+) -> Result<Vec<String>, PsaError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<String>, PsaError>>,
+{
+    if let Some(ids) = engine.contacts.get(d.connection_id, company, key) {
+        return Ok(ids);
+    }
+    let ids = ask().await?;
+    engine
+        .contacts
+        .put(d.connection_id, company, key, ids.clone());
+    Ok(ids)
 }
 
 async fn install_id(engine: &Engine) -> Result<String, PsaError> {

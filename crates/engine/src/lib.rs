@@ -53,7 +53,9 @@ pub struct EngineConfig {
     pub retry: RetryPolicy,
     /// How long "the ticket is open" stays believable when the PSA pushes ticket changes.
     pub trust_with_webhook: Duration,
-    /// … and when we only learn by polling.
+    /// … and when we only learn by polling: short, so that a ticket a technician has just
+    /// closed is verified before a note rather than noted (config
+    /// `engine.trust_without_push_secs`; 0 verifies before every note).
     pub trust_without_webhook: Duration,
     /// How often the sweeper runs, and the age of a confirmation it refreshes.
     pub sweep_interval: Duration,
@@ -82,7 +84,7 @@ impl Default for EngineConfig {
             route_batch: 500,
             retry: RetryPolicy::default(),
             trust_with_webhook: Duration::from_secs(15 * 60),
-            trust_without_webhook: Duration::from_secs(30),
+            trust_without_webhook: Duration::from_secs(2),
             sweep_interval: Duration::from_secs(20),
             sweep_age: Duration::from_secs(20),
             settle: Duration::from_secs(30),

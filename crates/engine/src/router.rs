@@ -3,11 +3,11 @@
 use std::collections::HashMap;
 
 use psabridge_core::email::{EMAIL_CHANNEL, EMAIL_CONNECTION_ID, EmailSettings, email_route};
-use psabridge_core::routing::{Routing, route};
+use psabridge_core::routing::{Route, Routing, route};
 use psabridge_core::settings::{PartnerSettings, Refire, TicketDefaults};
 use psabridge_store::StoreError;
 use psabridge_store::config::defaults_to_json;
-use psabridge_store::outbox::{NewDelivery, RoutingResult, StoredEvent};
+use psabridge_store::outbox::{Delivery, NewDelivery, RoutingResult, StoredEvent};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -89,20 +89,74 @@ fn decide(ev: &StoredEvent, settings: &PartnerSettings) -> RoutingResult {
                     channel: "psa",
                     connection_id: r.connection_id,
                     group_key: r.group_key.clone(),
-                    route: json!({
-                        "company_id": r.company_id,
-                        "mapped": r.mapped,
-                        "default_contact_id": r.default_contact_id,
-                        "catch_all_contact_id": r.catch_all_contact_id,
-                        "fields": defaults_to_json(&r.fields),
-                        "contract_id": r.contract_id,
-                        "refire": r.refire.mode(),
-                        "reopen_within_secs": r.refire.within_secs(),
-                    }),
+                    route: route_json(&r),
                 })
                 .collect(),
         ),
     }
+}
+
+/// A route as it is stored on its delivery (read back by [`StoredRoute::parse`]).
+fn route_json(r: &Route) -> serde_json::Value {
+    json!({
+        "company_id": r.company_id,
+        "mapped": r.mapped,
+        "default_contact_id": r.default_contact_id,
+        "catch_all_contact_id": r.catch_all_contact_id,
+        "fields": defaults_to_json(&r.fields),
+        "contract_id": r.contract_id,
+        "refire": r.refire.mode(),
+        "reopen_within_secs": r.refire.within_secs(),
+    })
+}
+
+/// What routing a retried delivery again with today's settings did.
+pub(crate) enum Rerouted {
+    /// The delivery now carries today's route.
+    Updated,
+    /// Today's settings no longer send the event to this connection: the delivery keeps the
+    /// route it had (a retry asked for by hand still goes where it was going).
+    Kept(String),
+    /// Another worker has the delivery now.
+    LeaseLost,
+}
+
+/// Route a retried delivery's event again with the partner's settings of now and record the
+/// route of its connection on it (its group key stays: the group's order is already set).
+pub(crate) async fn reroute(
+    engine: &Engine,
+    owner: &str,
+    d: &mut Delivery,
+) -> Result<Rerouted, StoreError> {
+    let settings = match engine.store.partner_settings(&d.partner_id).await {
+        Ok(s) => s,
+        Err(StoreError::NotFound(_)) => {
+            return Ok(Rerouted::Kept("the partner no longer exists".into()));
+        }
+        Err(e) => return Err(e),
+    };
+    let today = match route(&d.event.event, &settings) {
+        Routing::Skip(why) => return Ok(Rerouted::Kept(why.reason().to_string())),
+        Routing::Deliver(routes) => routes
+            .into_iter()
+            .find(|r| r.connection_id == d.connection_id),
+    };
+    let Some(today) = today else {
+        return Ok(Rerouted::Kept(
+            "today's settings route the event to another connection".into(),
+        ));
+    };
+    let stored = route_json(&today);
+    if !engine
+        .store
+        .reroute_delivery(d.id, owner, &stored, now_ms())
+        .await?
+    {
+        return Ok(Rerouted::LeaseLost);
+    }
+    d.route = stored;
+    d.reroute = false;
+    Ok(Rerouted::Updated)
 }
 
 /// Add the event's email, if its type is emailed: beside the PSA deliveries, or alone when

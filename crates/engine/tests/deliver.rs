@@ -138,6 +138,18 @@ impl Connector for FakePsa {
             .cloned()
             .collect())
     }
+    async fn primary_contact(&self, company_id: &str) -> Result<Option<String>, PsaError> {
+        self.meter.record();
+        // The first contact of the company stands for its primary contact.
+        Ok(self
+            .state
+            .lock()
+            .unwrap()
+            .contacts
+            .iter()
+            .find(|c| c.company_id == company_id)
+            .map(|c| c.id.clone()))
+    }
     async fn find_contacts_by_email(
         &self,
         company_id: &str,

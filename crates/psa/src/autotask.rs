@@ -802,6 +802,20 @@ impl Connector for AutotaskConnector {
             .collect())
     }
 
+    async fn primary_contact(&self, company_id: &str) -> Result<Option<String>, PsaError> {
+        let filter = vec![
+            json!({"op": "eq", "field": "companyID", "value": num("company", company_id)?}),
+            json!({"op": "eq", "field": "isActive", "value": 1}),
+            json!({"op": "eq", "field": "primaryContact", "value": true}),
+        ];
+        Ok(crate::oldest_id(
+            self.query_all("Contacts", filter, &["id"], MAX_PAGE)
+                .await?
+                .iter()
+                .filter_map(|c| c.get("id").and_then(text)),
+        ))
+    }
+
     async fn create_ticket(&self, t: &NewTicket) -> Result<TicketRef, PsaError> {
         let due =
             chrono::Utc::now() + chrono::Duration::from_std(self.opts.due_in).unwrap_or_default();

@@ -1077,6 +1077,22 @@ impl Connector for ConnectWiseConnector {
             .collect())
     }
 
+    async fn primary_contact(&self, company_id: &str) -> Result<Option<String>, PsaError> {
+        let v = self
+            .call(
+                Method::GET,
+                &format!("company/companies/{}", num("company", company_id)?),
+                &[("fields", "id,defaultContact".to_string())],
+                None,
+                false,
+            )
+            .await?;
+        Ok(v.body
+            .get("defaultContact")
+            .and_then(|c| c.get("id"))
+            .and_then(text))
+    }
+
     async fn create_ticket(&self, t: &NewTicket) -> Result<TicketRef, PsaError> {
         let title = if t.title.trim().is_empty() {
             t.reference.as_str()

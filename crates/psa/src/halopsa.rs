@@ -1297,6 +1297,19 @@ impl Connector for HaloConnector {
             .collect())
     }
 
+    async fn primary_contact(&self, company_id: &str) -> Result<Option<String>, PsaError> {
+        // A site's main contact is flagged on the user (`ismaincontact`); for a whole client,
+        // the oldest of its sites' main contacts.
+        let q = Self::company_query(company_id)?;
+        Ok(crate::oldest_id(
+            self.get_all("Users", "users", &q, 10_000)
+                .await?
+                .iter()
+                .filter(|u| field_bool(u, "ismaincontact") && !field_bool(u, "inactive"))
+                .filter_map(|u| u.get("id").and_then(text)),
+        ))
+    }
+
     async fn create_ticket(&self, t: &NewTicket) -> Result<TicketRef, PsaError> {
         let (client, site) = parse_company(&t.company_id)?;
         let reference = truncate(&t.reference, 50);

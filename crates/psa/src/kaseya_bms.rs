@@ -1354,6 +1354,15 @@ impl Connector for KaseyaBmsConnector {
             .collect())
     }
 
+    async fn primary_contact(&self, _company_id: &str) -> Result<Option<String>, PsaError> {
+        // Kaseya BMS names no primary contact of an account.
+        Ok(None)
+    }
+
+    fn tickets_need_contact(&self) -> bool {
+        true
+    }
+
     async fn create_ticket(&self, t: &NewTicket) -> Result<TicketRef, PsaError> {
         let body = self.ticket_body(t).await?;
         let v = self

@@ -222,6 +222,12 @@ pub struct WebhookRegistration {
     pub guid: Option<String>,
 }
 
+/// The oldest (lowest numeric id, then lexical) of some contact ids: a stable choice.
+pub fn oldest_id<I: IntoIterator<Item = String>>(ids: I) -> Option<String> {
+    ids.into_iter()
+        .min_by_key(|s| (s.parse::<u64>().unwrap_or(u64::MAX), s.clone()))
+}
+
 /// The operations the engine needs from any PSA.
 ///
 /// Implementations must be cheap to call concurrently, must not retry on their own beyond a
@@ -251,6 +257,18 @@ pub trait Connector: Send + Sync {
         company_id: &str,
         email: &str,
     ) -> Result<Vec<Contact>, PsaError>;
+
+    /// The primary contact of a company as the PSA names it (Autotask `primaryContact`,
+    /// HaloPSA the site's main contact, ConnectWise the company's `defaultContact`), for a
+    /// ticket of that company whose user is not a contact and whose mapping names none.
+    /// `None` when the company has none, or the PSA names no such contact.
+    async fn primary_contact(&self, company_id: &str) -> Result<Option<String>, PsaError>;
+
+    /// Whether the PSA refuses a ticket without a contact (Kaseya BMS): then a catch-all or a
+    /// mapping must name a contact the PSA would not otherwise name.
+    fn tickets_need_contact(&self) -> bool {
+        false
+    }
 
     async fn create_ticket(&self, ticket: &NewTicket) -> Result<TicketRef, PsaError>;
 

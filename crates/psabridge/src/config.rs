@@ -146,6 +146,7 @@ pub struct RawEngine {
     pub concurrency: Option<usize>,
     pub max_attempts: Option<u32>,
     pub sweep_interval_secs: Option<u64>,
+    pub trust_without_push_secs: Option<u64>,
     pub replay_window_hours: Option<u64>,
     pub node_name: Option<String>,
 }
@@ -280,6 +281,9 @@ impl RawSettings {
             }
             engine.sweep_interval = Duration::from_secs(s);
             engine.sweep_age = Duration::from_secs(s);
+        }
+        if let Some(t) = self.engine.trust_without_push_secs {
+            engine.trust_without_webhook = Duration::from_secs(t);
         }
         if let Some(h) = self.engine.replay_window_hours {
             if h == 0 {

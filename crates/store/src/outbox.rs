@@ -65,6 +65,15 @@ pub struct Delivery {
     pub create_sent_at: Option<Millis>,
     /// Set when an earlier attempt sent a note whose outcome we never learned.
     pub note_sent_at: Option<Millis>,
+    /// The ticket that note was sent to: the next attempt looks for it there first, even if
+    /// the ticket has been closed since.
+    pub note_ticket_id: Option<String>,
+    /// A retry was asked for through the API: route the event again with today's settings
+    /// before this attempt.
+    pub reroute: bool,
+    /// Attempts made before the last retry asked for through the API (the retry policy
+    /// counts only those since).
+    pub attempts_before_retry: i64,
     /// When someone replayed it on purpose (it was dead or outside the replay window).
     pub replayed_at: Option<Millis>,
     pub event: StoredEvent,
@@ -393,7 +402,7 @@ impl Store {
     async fn deliveries_by_ids(&self, ids: &[i64]) -> Result<Vec<Delivery>, StoreError> {
         let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
         let sql = format!(
-            "SELECT d.id AS d_id, d.channel, d.connection_id, d.group_key, d.route, d.attempts, d.create_sent_at, d.note_sent_at, d.replayed_at, {EVENT_COLUMNS} \
+            "SELECT d.id AS d_id, d.channel, d.connection_id, d.group_key, d.route, d.attempts, d.create_sent_at, d.note_sent_at, d.note_ticket_id, d.reroute, d.attempts_before_retry, d.replayed_at, {EVENT_COLUMNS} \
              FROM deliveries d JOIN events e ON e.pk = d.event_pk WHERE d.id IN ({list}) ORDER BY d.id"
         );
         with_read!(self, pool => {
@@ -412,6 +421,9 @@ impl Store {
                         attempts: r.try_get("attempts")?,
                         create_sent_at: r.try_get("create_sent_at")?,
                         note_sent_at: r.try_get("note_sent_at")?,
+                        note_ticket_id: r.try_get("note_ticket_id")?,
+                        reroute: r.try_get("reroute")?,
+                        attempts_before_retry: r.try_get("attempts_before_retry")?,
                         replayed_at: r.try_get("replayed_at")?,
                         event,
                     })
@@ -428,17 +440,20 @@ impl Store {
         owner: &str,
         now: Millis,
     ) -> Result<bool, StoreError> {
-        self.mark_sent(id, owner, now, "create_sent_at").await
+        self.mark_sent(id, owner, now, "create_sent_at", None).await
     }
 
-    /// Durably note that a note is about to be sent (see [`Delivery::note_sent_at`]).
+    /// Durably note that a note is about to be sent to `ticket_id` (see
+    /// [`Delivery::note_sent_at`] and [`Delivery::note_ticket_id`]).
     pub async fn mark_note_sent(
         &self,
         id: i64,
         owner: &str,
         now: Millis,
+        ticket_id: &str,
     ) -> Result<bool, StoreError> {
-        self.mark_sent(id, owner, now, "note_sent_at").await
+        self.mark_sent(id, owner, now, "note_sent_at", Some(ticket_id))
+            .await
     }
 
     async fn mark_sent(
@@ -447,15 +462,18 @@ impl Store {
         owner: &str,
         now: Millis,
         column: &'static str,
+        note_ticket_id: Option<&str>,
     ) -> Result<bool, StoreError> {
         let sql = format!(
-            "UPDATE deliveries SET {column} = $1, updated_at = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'in_flight'"
+            "UPDATE deliveries SET {column} = $1, note_ticket_id = COALESCE($4, note_ticket_id), updated_at = $1 \
+             WHERE id = $2 AND lease_owner = $3 AND state = 'in_flight'"
         );
         with_write!(self, pool => {
             let done = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(now)
             .bind(id)
             .bind(owner)
+            .bind(note_ticket_id)
             .execute(pool)
             .await?;
             Ok(done.rows_affected() == 1)
@@ -474,7 +492,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         with_tx!(self, tx => {
             let done = sqlx::query(
-                "UPDATE deliveries SET state = 'delivered', lease_owner = NULL, lease_until = NULL, create_sent_at = NULL, note_sent_at = NULL, \
+                "UPDATE deliveries SET state = 'delivered', lease_owner = NULL, lease_until = NULL, create_sent_at = NULL, note_sent_at = NULL, note_ticket_id = NULL, \
                  psa_action = $1, ticket_id = $2, ticket_number = $3, contact_id = $4, contact_source = $5, \
                  last_error = NULL, delivered_at = $6, updated_at = $6 \
                  WHERE id = $7 AND lease_owner = $8 AND state = 'in_flight'",
@@ -574,7 +592,8 @@ impl Store {
             let done = sqlx::query(
                 "UPDATE deliveries SET state = $1, next_attempt_at = $2, lease_owner = NULL, lease_until = NULL, \
                  create_sent_at = CASE WHEN $3 THEN create_sent_at ELSE NULL END, \
-                 note_sent_at = CASE WHEN $3 THEN note_sent_at ELSE NULL END, last_error = $4, updated_at = $5 \
+                 note_sent_at = CASE WHEN $3 THEN note_sent_at ELSE NULL END, \
+                 note_ticket_id = CASE WHEN $3 THEN note_ticket_id ELSE NULL END, last_error = $4, updated_at = $5 \
                  WHERE id = $6 AND lease_owner = $7 AND state = 'in_flight'",
             )
             .bind(if f.expired {
@@ -653,7 +672,9 @@ impl Store {
     }
 
     /// Send dead, expired (or retrying) deliveries of a partner again, now: a replay on
-    /// purpose, so the replay window counts from now. Returns how many.
+    /// purpose, so the replay window counts from now. A PSA delivery is routed again first,
+    /// with the settings of that moment ([`Delivery::reroute`]). `attempts` keeps counting
+    /// (the history keeps every attempt); the retry policy counts from here. Returns how many.
     pub async fn retry_deliveries(
         &self,
         partner: &str,
@@ -666,11 +687,36 @@ impl Store {
         let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
         // A replay on purpose: the replay window counts again from now.
         let sql = format!(
-            "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = $1, updated_at = $1, replayed_at = $1 \
+            "UPDATE deliveries SET state = 'pending', attempts_before_retry = attempts, reroute = (channel = 'psa'), \
+             next_attempt_at = $1, updated_at = $1, replayed_at = $1 \
              WHERE partner_id = $2 AND state IN ('dead', 'retrying', 'expired') AND id IN ({list})"
         );
         with_write!(self, pool => {
             Ok(sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(now).bind(partner).execute(pool).await?.rows_affected())
+        })
+    }
+
+    /// Record the route a retried delivery was given with today's settings (see
+    /// [`Delivery::reroute`]). `false` when the lease was lost.
+    pub async fn reroute_delivery(
+        &self,
+        id: i64,
+        owner: &str,
+        route: &Value,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        with_write!(self, pool => {
+            let done = sqlx::query(
+                "UPDATE deliveries SET route = $1, reroute = false, updated_at = $2 \
+                 WHERE id = $3 AND lease_owner = $4 AND state = 'in_flight'",
+            )
+            .bind(route.to_string())
+            .bind(now)
+            .bind(id)
+            .bind(owner)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
         })
     }
 

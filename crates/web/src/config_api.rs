@@ -742,12 +742,21 @@ async fn check_contract(
 }
 
 /// Check that `company` exists in the PSA and, if given, that `contact` is one of its contacts.
+/// Who stands in for a missing contact of a company: for a mapping, the company's primary
+/// contact as the PSA names it; for the catch-all, nobody.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WithoutContact {
+    CompanyPrimary,
+    Nobody,
+}
+
 async fn check_company_contact(
     s: &AppState,
     conn: &Connection,
     company: &str,
     contact: Option<&str>,
     path: &str,
+    without: WithoutContact,
 ) -> Result<(), Problem> {
     let connector = s.engine.connectors.get(&s.store, conn).await.map_err(|e| {
         Problem::new(
@@ -797,6 +806,25 @@ async fn check_company_contact(
             format!("'{contact}' is not an active contact of company '{company}'"),
         )]));
     }
+    // A PSA that refuses tickets without a contact needs one named here, unless the PSA
+    // names the company's primary contact (what a mapping without a default falls back to).
+    if contact.is_none() && connector.tickets_need_contact() {
+        let primary = match without {
+            WithoutContact::CompanyPrimary => connector
+                .primary_contact(company)
+                .await
+                .map_err(psa_problem)?,
+            WithoutContact::Nobody => None,
+        };
+        if primary.is_none() {
+            return Err(Problem::invalid(vec![FieldError::new(
+                format!("{path}contact"),
+                format!(
+                    "required: this PSA refuses tickets without a contact, and names no primary contact of company '{company}' to fall back to"
+                ),
+            )]));
+        }
+    }
     Ok(())
 }
 
@@ -838,8 +866,15 @@ async fn put_mapping(
             "must be the PSA's id of a contract",
         )]));
     }
-    let company_ok =
-        check_company_contact(&s, &conn, &b.company, b.default_contact.as_deref(), "").await;
+    let company_ok = check_company_contact(
+        &s,
+        &conn,
+        &b.company,
+        b.default_contact.as_deref(),
+        "",
+        WithoutContact::CompanyPrimary,
+    )
+    .await;
     company_ok.map_err(|mut e| {
         for f in &mut e.errors {
             if f.path == "contact" {
@@ -1501,8 +1536,15 @@ async fn patch_connection(
     };
     let catch_all = match &b.catch_all {
         Some(Some(ca)) => {
-            check_company_contact(&s, &conn, &ca.company, ca.contact.as_deref(), "catch_all.")
-                .await?;
+            check_company_contact(
+                &s,
+                &conn,
+                &ca.company,
+                ca.contact.as_deref(),
+                "catch_all.",
+                WithoutContact::Nobody,
+            )
+            .await?;
             Some(Some(CompanyContact {
                 company_id: ca.company.clone(),
                 contact_id: ca.contact.clone(),

@@ -324,6 +324,31 @@ pub async fn contact_by_email_found_missing_and_twice(t: &Target) -> anyhow::Res
     Ok(())
 }
 
+/// The company's primary contact as the PSA names it (or none where the PSA names none, and
+/// then its tickets' need of a contact is declared), an active contact of that company.
+pub async fn the_primary_contact_of_a_company_is_named(t: &Target) -> anyhow::Result<()> {
+    let f = fixtures(t).await?;
+    let c = t.connector(&[])?;
+    let company = f.str("company_id")?;
+    let want = f.0.get("primary_contact_id").and_then(Value::as_str);
+    let got = c.primary_contact(&company).await?;
+    ensure!(
+        got.as_deref() == want,
+        "primary contact {got:?}, the PSA names {want:?}"
+    );
+    match got {
+        Some(id) => ensure!(
+            c.contacts(&company).await?.iter().any(|k| k.id == id),
+            "the primary contact {id} is an active contact of company {company}"
+        ),
+        None => ensure!(
+            c.tickets_need_contact(),
+            "a PSA naming no primary contact declares whether its tickets need one"
+        ),
+    }
+    Ok(())
+}
+
 pub async fn create_carries_every_default(t: &Target) -> anyhow::Result<()> {
     let f = fixtures(t).await?;
     let c = t.connector(&[])?;

@@ -23,6 +23,7 @@ macro_rules! conformance {
                 companies_page_to_the_end,
                 company_search_finds_by_name,
                 contact_by_email_found_missing_and_twice,
+                the_primary_contact_of_a_company_is_named,
                 create_carries_every_default,
                 second_create_costs_one_call,
                 notes_are_added_and_found_by_reference,

@@ -12,6 +12,7 @@ mod harness;
 mod inputs;
 mod profiles;
 mod spine;
+mod wrong_tickets;
 
 /// Run a scenario on SQLite and on PostgreSQL (skipped loudly without a server).
 #[macro_export]

@@ -233,6 +233,7 @@ fn fixtures(s: &Arc<Shared>) -> Value {
         "active_companies": active_companies,
         "contact_email": "maria.lopez@acmedental.example",
         "contact_id": contacts_with("maria.lopez@acmedental.example").first(),
+        "primary_contact_id": primary_contact_of(&db, ids::ACME),
         "duplicate_email": "Front.Desk@acmedental.example",
         "duplicate_contact_ids": contacts_with("front.desk@acmedental.example"),
         "missing_email": "nobody@acmedental.example",
@@ -251,6 +252,21 @@ fn fixtures(s: &Arc<Shared>) -> Value {
         "other_company_contract_id": ids::OTHER_COMPANY_CONTRACT.to_string(),
         "unknown_contract_id": "29699999",
     })
+}
+
+/// The lowest-id active contact Autotask marks `primaryContact` in a company.
+fn primary_contact_of(db: &super::store::Db, company: i64) -> Option<String> {
+    db.table("Contacts")
+        .into_iter()
+        .flat_map(|t| t.values())
+        .filter(|c| {
+            c.get("companyID").and_then(coerce_i64) == Some(company)
+                && c.get("isActive").and_then(coerce_i64) == Some(1)
+                && c.get("primaryContact").and_then(Value::as_bool) == Some(true)
+        })
+        .filter_map(|c| c.get("id").and_then(coerce_i64))
+        .min()
+        .map(|id| id.to_string())
 }
 
 /// A company's contracts in PSA Bridge's terms: active when in force today (status 1 Active

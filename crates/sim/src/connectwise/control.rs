@@ -150,6 +150,7 @@ pub fn fixtures(db: &Db) -> Value {
         "active_companies": active,
         "contact_email": "bob@acme.test",
         "contact_id": BOB_ID.to_string(),
+        "primary_contact_id": BOB_ID.to_string(),
         "duplicate_email": "shared@acme.test",
         "duplicate_contact_ids": dupes,
         "missing_email": "nobody@acme.test",

@@ -361,6 +361,15 @@ impl Db {
                 let last = LAST[rng.below(LAST.len())];
                 let email = format!("{}.{}@{domain}", first.to_lowercase(), last.to_lowercase());
                 let contact = self.contact(id, &c, first, last, &email, k == 2);
+                if k == 0 {
+                    // The company's default contact, as ConnectWise names it.
+                    let r = self.contact_ref(&contact);
+                    if let Some(cid) = id_of(&c)
+                        && let Some(Value::Object(a)) = self.tables_mut(COMPANIES).get_mut(&cid)
+                    {
+                        a.insert("defaultContact".into(), r);
+                    }
+                }
                 self.put(CONTACTS, contact);
                 id += 1;
             }

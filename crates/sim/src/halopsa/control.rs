@@ -198,6 +198,7 @@ pub fn fixtures(db: &Db) -> Value {
         "active_companies": seed::active_companies(db),
         "contact_email": "bob@acme.test",
         "contact_id": ids::BOB.to_string(),
+        "primary_contact_id": seed::main_contact_of_client(db, ids::ACME).map(|id| id.to_string()),
         "duplicate_email": "shared@acme.test",
         "duplicate_contact_ids": [ids::SHARED_1.to_string(), ids::SHARED_2.to_string()],
         "missing_email": "nobody@acme.test",

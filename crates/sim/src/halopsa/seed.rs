@@ -460,7 +460,61 @@ pub fn seed() -> Db {
     }
     db.next.insert("Tickets", 104);
     seed_contracts(&mut db);
+    mark_main_contacts(&mut db);
     db
+}
+
+/// Each site's main contact, as Halo names it (`Site.maincontact_id`, `Users.ismaincontact`):
+/// its first active user with an email address.
+fn mark_main_contacts(db: &mut Db) {
+    let mut main: BTreeMap<i64, i64> = BTreeMap::new();
+    for (id, u) in db.table("Users") {
+        let site = u
+            .get("site_id_int")
+            .and_then(Value::as_i64)
+            .unwrap_or_default();
+        let usable = u.get("inactive") != Some(&json!(true))
+            && u.get("emailaddress")
+                .and_then(Value::as_str)
+                .is_some_and(|e| !e.is_empty());
+        if usable {
+            main.entry(site).or_insert(*id);
+        }
+    }
+    let users: Vec<(i64, Value)> = db
+        .table("Users")
+        .iter()
+        .map(|(k, v)| (*k, v.clone()))
+        .collect();
+    for (id, mut u) in users {
+        let site = u
+            .get("site_id_int")
+            .and_then(Value::as_i64)
+            .unwrap_or_default();
+        u["ismaincontact"] = json!(main.get(&site) == Some(&id));
+        db.put("Users", id, u);
+    }
+    let sites: Vec<(i64, Value)> = db
+        .table("Site")
+        .iter()
+        .map(|(k, v)| (*k, v.clone()))
+        .collect();
+    for (id, mut site) in sites {
+        site["maincontact_id"] = main.get(&id).map_or(Value::Null, |u| json!(u));
+        db.put("Site", id, site);
+    }
+}
+
+/// The main contact Halo names for a client: the lowest-id main contact of its sites.
+pub fn main_contact_of_client(db: &Db, client: i64) -> Option<i64> {
+    db.table("Users")
+        .iter()
+        .filter(|(_, u)| {
+            u.get("client_id").and_then(Value::as_i64) == Some(client)
+                && u.get("ismaincontact") == Some(&json!(true))
+        })
+        .map(|(id, _)| *id)
+        .min()
 }
 
 /// Client contracts (`ContractHeader`): Acme's managed-security contract, its block-hours

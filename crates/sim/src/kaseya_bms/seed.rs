@@ -551,6 +551,8 @@ pub fn seeded(config: &Config) -> Db {
         "active_companies": active_companies,
         "contact_email": "bob@acme.test",
         "contact_id": "56",
+        // Kaseya BMS names no primary contact of an account.
+        "primary_contact_id": null,
         "duplicate_email": "shared@acme.test",
         "duplicate_contact_ids": ["57", "58"],
         "missing_email": "nobody@acme.test",
