@@ -89,16 +89,38 @@ async fn map_client(p: &Product, conn: i64, client: &str) -> Result<()> {
         .and_then(|c| c["id"].as_str())
         .context("a customer company")?
         .to_string();
+    let mapping = format!(
+        "/api/v1/partners/{}/clients/{client}/mappings/{conn}",
+        p.partner_id()
+    );
     let (s, v) = p
-        .call(
-            Method::PUT,
-            &format!(
-                "/api/v1/partners/{}/clients/{client}/mappings/{conn}",
-                p.partner_id()
-            ),
-            Some(json!({"company": company})),
-        )
+        .call(Method::PUT, &mapping, Some(json!({"company": company})))
         .await?;
+    if s == 422 && v["errors"][0]["path"] == "default_contact" {
+        // This PSA wants a contact on every ticket and names no primary contact: the user
+        // picks one of the company's contacts, as the error asks.
+        let (s, c) = p
+            .call(
+                Method::GET,
+                &format!("{base}/companies/{company}/contacts"),
+                None,
+            )
+            .await?;
+        ensure!(s == 200, "contacts of {company}: {s} {c}");
+        let contact = c["contacts"][0]["id"]
+            .as_str()
+            .context("a contact of the company")?
+            .to_string();
+        let (s, v) = p
+            .call(
+                Method::PUT,
+                &mapping,
+                Some(json!({"company": company, "default_contact": contact})),
+            )
+            .await?;
+        ensure!(s == 200, "mapping {client} with a contact: {s} {v}");
+        return Ok(());
+    }
     ensure!(s == 200, "mapping {client}: {s} {v}");
     Ok(())
 }
