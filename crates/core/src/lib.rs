@@ -11,10 +11,12 @@
 //! - [`routing`]: event + settings → which connection, company, group key and ticket fields.
 //! - [`plan`]: routed delivery + what we know of its group → create, note or skip.
 //! - [`contact`]: which PSA contact a ticket is for.
+//! - [`fair`]: how a node's free delivery slots are shared among connections.
 //! - [`retry`]: when a failed delivery is tried again, and when it is dead.
 //! - [`render`]: ticket titles, descriptions and notes, within each PSA's field limits.
 //! - [`email`]: which events are emailed, to whom, and the text (from the same templates).
 //! - [`billing`]: billing periods, high-water marks of usage, and what a contract sync writes.
+//! - [`sweep`]: how many ticket-state reads a sweep may spend (a share of the PSA's budget).
 //! - [`secret`]: a string that never prints.
 //! - [`usage`]: usage counts reported by the vendor, and their validation.
 
@@ -25,6 +27,7 @@ pub mod contact;
 pub mod email;
 pub mod event;
 pub mod merge_patch;
+pub mod fair;
 pub mod plan;
 pub mod render;
 pub mod replay;
@@ -33,3 +36,4 @@ pub mod routing;
 pub mod secret;
 pub mod settings;
 pub mod usage;
+pub mod sweep;

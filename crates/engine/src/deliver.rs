@@ -15,7 +15,6 @@
 //! the mark names the ticket it went to, and the next attempt looks for the note there first,
 //! even if that ticket has been closed since.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -28,80 +27,9 @@ use psabridge_psa::{Connector, NewNote, NewTicket, PsaError};
 use psabridge_store::from_millis;
 use psabridge_store::outbox::{Attempt, Delivery, Failure, Success};
 use rand::Rng;
-use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
 
 use crate::router::{Rerouted, StoredRoute};
 use crate::{Engine, Stats, now_ms};
-
-/// Claim and deliver until shut down.
-pub async fn run(engine: Engine, shutdown: CancellationToken) {
-    let slots = Arc::new(Semaphore::new(engine.config.concurrency));
-    let tasks = tokio_util::task::TaskTracker::new();
-    let mut batch = 0u64;
-    loop {
-        let free = slots.available_permits();
-        let mut claimed = 0;
-        if free > 0 {
-            // Not claimed: connections whose breaker is open, and those whose request budget
-            // is spent for more than a moment (their deliveries would only wait, holding leases).
-            let mut paused = engine.breakers.paused();
-            paused.extend(engine.connectors.waiting(Duration::from_secs(2)));
-            // Each claim has its own owner token: a claim that expired and was taken again,
-            // even by this node, can no longer write.
-            batch += 1;
-            let owner = format!("{}:{batch}", engine.config.node_name);
-            match engine
-                .store
-                .claim_deliveries(
-                    &owner,
-                    now_ms(),
-                    engine.config.lease.as_millis() as i64,
-                    free as i64,
-                    &paused,
-                    engine.config.settle.as_millis() as i64,
-                )
-                .await
-            {
-                Ok(list) => {
-                    claimed = list.len();
-                    for d in list {
-                        let Ok(permit) = slots.clone().acquire_owned().await else {
-                            return;
-                        };
-                        let engine = engine.clone();
-                        let owner = owner.clone();
-                        tasks.spawn(async move {
-                            deliver_one(&engine, &owner, d).await;
-                            drop(permit);
-                        });
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "claiming deliveries failed; will retry"),
-            }
-        }
-        if claimed > 0 && claimed == free {
-            // There may be more due: claim again as soon as a slot frees up.
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = slots.clone().acquire_owned() => {}
-            }
-            continue;
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = engine.work.notified() => {
-                // Wake-ups come in bursts (every routing batch, every finished delivery):
-                // one claim serves a burst.
-                tokio::time::sleep(engine.config.coalesce).await;
-            }
-            _ = tokio::time::sleep(engine.config.poll_interval) => {}
-        }
-    }
-    // Let deliveries in progress finish; those that cannot are taken over after their lease.
-    tasks.close();
-    let _ = tokio::time::timeout(Duration::from_secs(10), tasks.wait()).await;
-}
 
 /// What an attempt did, for the log and the outcome.
 pub(crate) struct Run {

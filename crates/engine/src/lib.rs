@@ -5,9 +5,10 @@
 //!
 //! - the **router** ([`router`]) reads accepted events not yet routed, asks the pure core where
 //!   each goes, and records one delivery per destination;
-//! - the **dispatcher** ([`deliver`]) claims due deliveries (the head of each group only),
-//!   plans each with the pure core, runs the plan through the connection's connector, and
-//!   records the outcome or schedules a retry;
+//! - the **dispatcher** ([`dispatch`]) claims due deliveries (the head of each group only),
+//!   fairly across connections, and sleeps until work is due or a commit wakes it; each
+//!   delivery ([`deliver`]) is planned with the pure core, its plan run through the
+//!   connection's connector, and its outcome recorded or a retry scheduled;
 //! - the **sweeper** ([`sweep`]) reads the state of open tickets in batches, for connections
 //!   whose PSA does not push ticket changes to us (and to learn ticket numbers).
 //!
@@ -20,6 +21,7 @@ pub mod connect;
 pub mod connectors;
 mod contacts;
 pub mod deliver;
+pub mod dispatch;
 pub mod mail;
 pub mod router;
 pub mod sweep;
@@ -41,10 +43,13 @@ pub use connectors::ConnectorRegistry;
 pub struct EngineConfig {
     /// Deliveries in progress at once on this node.
     pub concurrency: usize,
+    /// Deliveries in progress at once per connection on this node (`None`: half of
+    /// `concurrency`), so that a slow PSA cannot occupy every worker.
+    pub per_connection_concurrency: Option<usize>,
     /// How long a claim lasts. Longer than the slowest PSA call times the calls of one
     /// delivery, so that a live worker never loses its claim.
     pub lease: Duration,
-    /// How often to look for due work when nothing woke us.
+    /// How often to look again while a breaker or a spent budget holds due work back.
     pub poll_interval: Duration,
     /// After a wake-up, how long to let more work gather before acting on it.
     pub coalesce: Duration,
@@ -60,6 +65,10 @@ pub struct EngineConfig {
     /// How often the sweeper runs, and the age of a confirmation it refreshes.
     pub sweep_interval: Duration,
     pub sweep_age: Duration,
+    /// The share (0–1) of each connection's request budget its sweeps may spend, whatever
+    /// the number of open tickets (default 0.2). Deliveries come first: a connection with
+    /// deliveries due is not swept.
+    pub sweep_share: f64,
     /// How long a write whose answer was lost may still take to land at the PSA; the next
     /// attempt (which first looks for what it may have made) waits at least this long.
     pub settle: Duration,
@@ -78,6 +87,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             concurrency: 16,
+            per_connection_concurrency: None,
             lease: Duration::from_secs(60),
             poll_interval: Duration::from_millis(250),
             coalesce: Duration::from_millis(10),
@@ -87,12 +97,22 @@ impl Default for EngineConfig {
             trust_without_webhook: Duration::from_secs(2),
             sweep_interval: Duration::from_secs(20),
             sweep_age: Duration::from_secs(20),
+            sweep_share: 0.2,
             settle: Duration::from_secs(30),
             replay_window: Duration::from_secs(48 * 3600),
             node_name: format!("node-{}", std::process::id()),
             smtp: None,
             billing_schedule_check: billing::SCHEDULE_CHECK,
         }
+    }
+}
+
+impl EngineConfig {
+    /// The most deliveries one connection may have in progress on this node.
+    pub fn lane_cap(&self) -> usize {
+        self.per_connection_concurrency
+            .unwrap_or(self.concurrency / 2)
+            .clamp(1, self.concurrency.max(1))
     }
 }
 
@@ -108,6 +128,8 @@ pub struct Stats {
     pub deliveries_dead: AtomicU64,
     pub deliveries_expired: AtomicU64,
     pub sweeps: AtomicU64,
+    /// PSA requests the sweeps made.
+    pub sweep_requests: AtomicU64,
     pub tickets_found_closed: AtomicU64,
 }
 
@@ -133,6 +155,8 @@ pub struct Engine {
     contacts: Arc<contacts::ContactCache>,
     /// Woken when routing made deliveries, so the dispatcher claims at once.
     work: Arc<tokio::sync::Notify>,
+    /// What holds connections back from claims (breakers, budgets).
+    gate: Arc<dyn dispatch::ClaimGate>,
     /// The installation's id, read once (it prefixes our ticket references).
     install_id: Arc<tokio::sync::OnceCell<String>>,
     /// Sends the email channel's deliveries (from `config.smtp`, or given by a test).
@@ -146,14 +170,19 @@ impl Engine {
         catalog: Arc<Catalog>,
         config: EngineConfig,
     ) -> Engine {
+        let breakers = Arc::new(breaker::Breakers::default());
         Engine {
+            gate: Arc::new(dispatch::LocalGate {
+                breakers: breakers.clone(),
+                connectors: connectors.clone(),
+            }),
             mailer: mail::mailer_of(config.smtp.as_ref()),
             store,
             connectors,
             catalog,
             config: Arc::new(config),
             stats: Arc::new(Stats::default()),
-            breakers: Arc::new(breaker::Breakers::default()),
+            breakers,
             contacts: Arc::new(contacts::ContactCache::default()),
             work: Arc::new(tokio::sync::Notify::new()),
             install_id: Arc::new(tokio::sync::OnceCell::new()),
@@ -179,11 +208,19 @@ impl Engine {
                     tracing::warn!(error = %e, "could not release old claims; they will expire")
                 }
             }
-            deliver::run(engine, stop).await
+            dispatch::run(engine, stop).await
         });
         tracker.spawn(router::run(self.clone(), shutdown.clone()));
         tracker.spawn(billing::run_schedule(self.clone(), shutdown.clone()));
+        tracker.spawn(listen(self.clone(), shutdown.clone()));
         tracker.spawn(sweep::run(self.clone(), shutdown));
+    }
+
+    /// Hold connections back from claims by `gate` instead of this node's breakers and
+    /// budgets alone (e.g. budgets shared by several nodes).
+    pub fn with_gate(mut self, gate: Arc<dyn dispatch::ClaimGate>) -> Engine {
+        self.gate = gate;
+        self
     }
 
     /// Send email through `mailer` instead of the configured SMTP server.
@@ -210,6 +247,35 @@ impl Engine {
     /// Total PSA requests made by all connectors of this node.
     pub fn psa_calls(&self) -> u64 {
         self.connectors.total_calls()
+    }
+}
+
+/// Wake the router and the dispatcher on other nodes' commits (PostgreSQL LISTEN/NOTIFY).
+/// On SQLite one process does everything and wakes itself in memory.
+async fn listen(engine: Engine, shutdown: CancellationToken) {
+    use psabridge_store::queues::Wakeup;
+    let mut wakeups = match engine.store.wakeups().await {
+        Ok(Some(w)) => w,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for other nodes' commits; relying on timers");
+            return;
+        }
+    };
+    let accepted = engine.store.accepted_notify();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            got = wakeups.recv() => match got {
+                Ok(Wakeup::Accepted) => accepted.notify_one(),
+                Ok(Wakeup::Work) => engine.work.notify_one(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "listening for other nodes' commits failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    engine.work.notify_one();
+                }
+            },
+        }
     }
 }
 

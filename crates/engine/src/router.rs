@@ -13,8 +13,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{Engine, Stats, now_ms};
 
-/// Route until shut down: on every ingest commit, and on a slow poll for events accepted by
-/// other nodes.
+/// Longest sleep of an idle router.
+const ROUTER_SAFETY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Route until shut down: woken by every ingest commit (other nodes' too, on PostgreSQL).
 pub async fn run(engine: Engine, shutdown: CancellationToken) {
     let notify = engine.store.accepted_notify();
     loop {
@@ -29,7 +31,9 @@ pub async fn run(engine: Engine, shutdown: CancellationToken) {
                 // Let the commits of a burst gather: one routing batch instead of one each.
                 tokio::time::sleep(engine.config.coalesce).await;
             }
-            _ = tokio::time::sleep(engine.config.poll_interval) => {}
+            // A safety net: commits wake us, this node's in memory and (on PostgreSQL)
+            // other nodes' by LISTEN/NOTIFY.
+            _ = tokio::time::sleep(ROUTER_SAFETY) => {}
         }
     }
 }

@@ -1,98 +1,164 @@
-//! Reading the state of open tickets in batches.
+//! Reading the state of open tickets in batches, within a share of each PSA's budget.
 //!
 //! Where the PSA pushes ticket changes (webhooks), the sweep is a safety net and runs rarely
 //! per ticket; where it cannot, it is how we learn that a ticket was closed. Either way it
-//! also learns ticket numbers, which a create does not return. One PSA request covers up to
-//! 500 tickets (Autotask's `in` filter), so its cost per event is tiny.
+//! also learns ticket numbers, which a create does not return.
+//!
+//! A sweep's reads come out of the connection's request budget, and some PSAs read one ticket
+//! per request (Kaseya BMS). So each connection's sweeps spend at most
+//! `EngineConfig::sweep_share` of its budget ([`psabridge_core::sweep::SweepAllowance`],
+//! with the connector's [`psabridge_psa::SweepCost`]), whatever the number of open tickets:
+//! the stalest tickets are read first and the rest wait for the next sweep. Deliveries come
+//! first: a connection with deliveries due, or whose budget is spent, is not swept.
 
+use std::collections::HashMap;
+use std::time::Instant;
+
+use psabridge_core::sweep::SweepAllowance;
 use psabridge_store::StoreError;
 use tokio_util::sync::CancellationToken;
 
 use crate::{Engine, Stats, now_ms};
 
-/// Tickets asked about per request.
+/// Tickets asked about per read at most (PSAs read fewer per request: see `SweepCost`).
 const BATCH: usize = 500;
 
+/// What each connection's sweeps have earned and not spent.
+#[derive(Debug, Default)]
+pub struct Sweeper {
+    allowances: HashMap<i64, (SweepAllowance, Instant)>,
+}
+
 pub async fn run(engine: Engine, shutdown: CancellationToken) {
+    let mut sweeper = Sweeper::default();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(engine.config.sweep_interval) => {}
         }
-        if let Err(e) = sweep_once(&engine).await {
+        if let Err(e) = sweeper.sweep_once(&engine).await {
             tracing::warn!(error = %e, "ticket sweep failed; will try again");
         }
     }
 }
 
-/// Sweep every connection once; returns the number of tickets checked.
-pub async fn sweep_once(engine: &Engine) -> Result<usize, StoreError> {
-    let mut checked = 0;
-    let paused = engine.breakers.paused();
-    for conn in engine.store.connections(None).await? {
-        if !conn.enabled || paused.contains(&conn.id) {
-            continue;
-        }
-        let age = if conn.webhook_id.is_some() {
-            engine.config.trust_with_webhook / 2
-        } else {
-            engine.config.sweep_age
-        };
-        let before = now_ms() - age.as_millis() as i64;
-        let groups = engine
-            .store
-            .groups_to_sweep(conn.id, before, BATCH as i64 * 4)
-            .await?;
-        if groups.is_empty() {
-            continue;
-        }
-        let connector = match engine.connectors.get(&engine.store, &conn).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(connection = conn.id, error = %e, "cannot sweep: connector unavailable");
+impl Sweeper {
+    /// Sweep every connection once, each within its allowance; returns the number of tickets
+    /// checked.
+    pub async fn sweep_once(&mut self, engine: &Engine) -> Result<usize, StoreError> {
+        let mut checked = 0;
+        let paused = engine.breakers.paused();
+        for conn in engine.store.connections(None).await? {
+            if !conn.enabled || paused.contains(&conn.id) {
                 continue;
             }
-        };
-        for chunk in groups.chunks(BATCH) {
-            let ids: Vec<String> = chunk.iter().map(|g| g.ticket_id.clone()).collect();
-            let states = match connector.ticket_states(&ids).await {
-                Ok(s) => s,
+            let connector = match engine.connectors.get(&engine.store, &conn).await {
+                Ok(c) => c,
                 Err(e) => {
-                    if e.is_retryable() {
-                        engine.breakers.failure(conn.id, e.retry_after());
-                    }
-                    tracing::warn!(connection = conn.id, error = %e, "ticket sweep request failed");
-                    break;
+                    tracing::warn!(connection = conn.id, error = %e, "cannot sweep: connector unavailable");
+                    continue;
                 }
             };
-            Stats::inc(&engine.stats.sweeps);
-            checked += ids.len();
-            let now = now_ms();
-            let mut open = Vec::new();
-            let mut closed = Vec::new();
-            let mut closed_numbers = Vec::new();
-            for id in &ids {
-                match states.iter().find(|s| &s.id == id) {
-                    Some(s) if !s.closed => open.push((id.clone(), s.number.clone())),
-                    Some(s) => {
-                        closed.push(id.clone());
-                        closed_numbers.push((id.clone(), s.number.clone()));
-                    }
-                    None => closed.push(id.clone()), // deleted or merged away
-                }
+            let cost = connector.sweep_cost();
+            let per_request = cost.tickets_per_request.max(1);
+            let now = Instant::now();
+            let (allowance, last) = self
+                .allowances
+                .entry(conn.id)
+                .or_insert((SweepAllowance::default(), now));
+            allowance.earn(
+                now.duration_since(*last),
+                cost.requests_per_hour,
+                engine.config.sweep_share,
+                engine.config.sweep_interval * 2,
+            );
+            *last = now;
+            if allowance.requests() == 0
+                || !connector.ready_in().is_zero()
+                || engine.store.lane_has_due(conn.id, now_ms()).await?
+            {
+                // Nothing earned yet, or deliveries go first.
+                continue;
             }
-            engine.store.confirm_open(conn.id, &open, now).await?;
-            engine
+            let age = if conn.webhook_id.is_some() {
+                engine.config.trust_with_webhook / 2
+            } else {
+                engine.config.sweep_age
+            };
+            let before = now_ms() - age.as_millis() as i64;
+            let most = allowance.tickets(per_request, BATCH * 4);
+            let groups = engine
                 .store
-                .record_ticket_numbers(conn.id, &closed_numbers)
+                .groups_to_sweep(conn.id, before, most as i64)
                 .await?;
-            if !closed.is_empty() {
-                let n = engine.store.close_tickets(conn.id, &closed, now).await?;
-                for _ in 0..n {
-                    Stats::inc(&engine.stats.tickets_found_closed);
+            if groups.is_empty() {
+                continue;
+            }
+            for chunk in groups.chunks(BATCH.min(per_request * allowance.requests().max(1))) {
+                let ids: Vec<String> = chunk.iter().map(|g| g.ticket_id.clone()).collect();
+                let (states, calls) =
+                    psabridge_psa::count_calls(connector.ticket_states(&ids)).await;
+                allowance.spend(calls as usize);
+                engine
+                    .stats
+                    .sweep_requests
+                    .fetch_add(calls, std::sync::atomic::Ordering::Relaxed);
+                let states = match states {
+                    Ok(s) => s,
+                    Err(e) => {
+                        if e.is_retryable() {
+                            engine.breakers.failure(conn.id, e.retry_after());
+                        }
+                        tracing::warn!(connection = conn.id, error = %e, "ticket sweep request failed");
+                        break;
+                    }
+                };
+                Stats::inc(&engine.stats.sweeps);
+                checked += ids.len();
+                record(engine, conn.id, &ids, &states).await?;
+                if allowance.requests() == 0 {
+                    break;
                 }
             }
         }
+        Ok(checked)
     }
-    Ok(checked)
+}
+
+/// What a read said: open tickets confirmed, closed (or gone) ones close their groups.
+async fn record(
+    engine: &Engine,
+    connection_id: i64,
+    ids: &[String],
+    states: &[psabridge_psa::TicketState],
+) -> Result<(), StoreError> {
+    let now = now_ms();
+    let mut open = Vec::new();
+    let mut closed = Vec::new();
+    let mut closed_numbers = Vec::new();
+    for id in ids {
+        match states.iter().find(|s| &s.id == id) {
+            Some(s) if !s.closed => open.push((id.clone(), s.number.clone())),
+            Some(s) => {
+                closed.push(id.clone());
+                closed_numbers.push((id.clone(), s.number.clone()));
+            }
+            None => closed.push(id.clone()), // deleted or merged away
+        }
+    }
+    engine.store.confirm_open(connection_id, &open, now).await?;
+    engine
+        .store
+        .record_ticket_numbers(connection_id, &closed_numbers)
+        .await?;
+    if !closed.is_empty() {
+        let n = engine
+            .store
+            .close_tickets(connection_id, &closed, now)
+            .await?;
+        for _ in 0..n {
+            Stats::inc(&engine.stats.tickets_found_closed);
+        }
+    }
+    Ok(())
 }

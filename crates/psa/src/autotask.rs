@@ -1088,6 +1088,13 @@ impl Connector for AutotaskConnector {
     fn meter(&self) -> &CallMeter {
         &self.meter
     }
+
+    fn sweep_cost(&self) -> crate::SweepCost {
+        crate::SweepCost {
+            requests_per_hour: self.opts.requests_per_hour,
+            tickets_per_request: MAX_PAGE,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1336,6 +1336,13 @@ impl Connector for ConnectWiseConnector {
     fn meter(&self) -> &CallMeter {
         &self.meter
     }
+
+    fn sweep_cost(&self) -> crate::SweepCost {
+        crate::SweepCost {
+            requests_per_hour: self.opts.requests_per_hour,
+            tickets_per_request: IDS_PER_QUERY,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1528,6 +1528,14 @@ impl Connector for HaloConnector {
     fn meter(&self) -> &CallMeter {
         &self.meter
     }
+
+    fn sweep_cost(&self) -> crate::SweepCost {
+        crate::SweepCost {
+            requests_per_hour: (f64::from(self.opts.requests_per_window) * 3600.0
+                / self.opts.window.as_secs_f64().max(1.0)) as u32,
+            tickets_per_request: STATE_BATCH,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1571,6 +1571,14 @@ impl Connector for KaseyaBmsConnector {
     fn meter(&self) -> &CallMeter {
         &self.meter
     }
+
+    fn sweep_cost(&self) -> crate::SweepCost {
+        // One GET per ticket, against that endpoint's own hourly share.
+        crate::SweepCost {
+            requests_per_hour: self.opts.requests_per_hour,
+            tickets_per_request: 1,
+        }
+    }
 }
 
 #[cfg(test)]

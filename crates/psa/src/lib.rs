@@ -194,6 +194,17 @@ pub struct TicketState {
     pub number: Option<String>,
 }
 
+/// What reading ticket states costs a connection: the request budget the reads draw from,
+/// and how many tickets one request reads. The sweeper keeps its reads within a share of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepCost {
+    /// Our share of the PSA's requests an hour that the reads count against (for a PSA
+    /// limited per endpoint, that endpoint's).
+    pub requests_per_hour: u32,
+    /// Tickets one [`Connector::ticket_states`] request covers.
+    pub tickets_per_request: usize,
+}
+
 /// A note to add to a ticket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewNote {
@@ -331,5 +342,14 @@ pub trait Connector: Send + Sync {
     /// PSA yet).
     fn contract_billing(&self) -> Option<&dyn billing::ContractBilling> {
         None
+    }
+
+    /// What reading ticket states costs (see [`SweepCost`]). Every PSA connector states its
+    /// own; the default, for stand-ins in tests, is a generous budget read in large batches.
+    fn sweep_cost(&self) -> SweepCost {
+        SweepCost {
+            requests_per_hour: 10_000,
+            tickets_per_request: 500,
+        }
     }
 }

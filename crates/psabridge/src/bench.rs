@@ -16,9 +16,12 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
+mod backlog;
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Which scenarios: all, ingest, batch, economy, latency.
+    /// Which scenarios: all, ingest, batch, economy, latency, backlog, fairness (`all` leaves
+    /// out backlog and fairness, which load a large backlog first).
     #[arg(long, default_value = "all")]
     pub scenario: String,
     /// Seconds of load for the ingestion scenarios.
@@ -45,6 +48,14 @@ pub struct BenchArgs {
     /// connectwise.
     #[arg(long, default_value = "autotask")]
     pub psa: String,
+    /// Pending deliveries loaded before the backlog scenario measures (the fairness scenario
+    /// loads half of it on the burst partner).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub preload: u64,
+    /// Run the product on a fresh database made on this PostgreSQL server (and dropped
+    /// after) instead of SQLite.
+    #[arg(long)]
+    pub postgres: Option<String>,
 }
 
 /// A child process killed when dropped.
@@ -88,6 +99,10 @@ struct Sut {
     sim_url: String,
     api: String,
     token: String,
+    /// demo.json: every demo partner with its token and connection.
+    info: Value,
+    db_url: String,
+    pg: Option<psabridge_store::testing::TestDatabase>,
     _dir: tempfile::TempDir,
 }
 
@@ -97,6 +112,25 @@ impl Sut {
         sim_latency_ms: u64,
         requests_per_hour: Option<u32>,
         sim_hourly_limit: u32,
+    ) -> Result<Sut> {
+        Sut::start_with(
+            args,
+            sim_latency_ms,
+            requests_per_hour,
+            sim_hourly_limit,
+            &[],
+        )
+        .await
+    }
+
+    /// [`Sut::start`] with more demo partners, on PSAs whose simulators run inside the
+    /// product (without added latency).
+    async fn start_with(
+        args: &BenchArgs,
+        sim_latency_ms: u64,
+        requests_per_hour: Option<u32>,
+        sim_hourly_limit: u32,
+        more_psas: &[&str],
     ) -> Result<Sut> {
         let exe = std::env::current_exe()?;
         let kind = psabridge_core::settings::PsaKind::parse(&args.psa).with_context(|| {
@@ -150,6 +184,20 @@ impl Sut {
         if let Some(r) = requests_per_hour {
             cmd.args(["--psa-requests-per-hour", &r.to_string()]);
         }
+        for p in more_psas {
+            cmd.args(["--psa", p]);
+        }
+        let pg = match &args.postgres {
+            Some(admin) => Some(psabridge_store::testing::TestDatabase::create(admin).await?),
+            None => None,
+        };
+        let db_url = match &pg {
+            Some(db) => db.url.clone(),
+            None => format!("sqlite://{}", dir.path().join("psabridge.db").display()),
+        };
+        if pg.is_some() {
+            cmd.args(["--database-url", &db_url]);
+        }
         let mut product = cmd.spawn()?;
         first_line_matching(&mut product, "demo is running", Duration::from_secs(60))?;
         let info: Value =
@@ -167,8 +215,51 @@ impl Sut {
                 .and_then(|p| p["api_token"].as_str())
                 .unwrap_or_default()
                 .to_string(),
+            info,
+            db_url,
+            pg,
             _dir: dir,
         })
+    }
+
+    /// A demo partner (by PSA): its connection id and API token.
+    fn partner(&self, psa: &str) -> (i64, String, String) {
+        let p = self.info["partners"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["psa"] == psa)
+            .cloned()
+            .unwrap_or(Value::Null);
+        (
+            p["connection"].as_i64().unwrap_or_default(),
+            p["api_token"].as_str().unwrap_or_default().to_string(),
+            p["id"].as_str().unwrap_or_default().to_string(),
+        )
+    }
+
+    /// The product's database, opened by the bench (to load a backlog, to time claims).
+    async fn store(&self) -> Result<psabridge_store::Store> {
+        let keys =
+            psabridge_store::seal::KeyRing::parse(&psabridge_store::seal::KeyRing::generate_key())
+                .map_err(|e| anyhow::anyhow!(e))?;
+        Ok(
+            psabridge_store::Store::open(&psabridge_store::StoreOptions::new(&self.db_url), keys)
+                .await?,
+        )
+    }
+
+    /// CPU time of the product process so far (user + system), from /proc.
+    fn cpu_time(&self) -> Duration {
+        cpu_time(self.product.0.id())
+    }
+
+    async fn drop_database(self) {
+        let pg = self.pg;
+        drop(self.product);
+        if let Some(db) = pg {
+            db.drop_database().await;
+        }
     }
 
     fn rss_kib(&self) -> u64 {
@@ -187,6 +278,21 @@ fn rss_kib(pid: u32) -> u64 {
                 .and_then(|n| n.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// CPU time (user + system) of a process, from /proc/<pid>/stat (Linux, 100 ticks a second).
+fn cpu_time(pid: u32) -> Duration {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command (which may hold spaces) start after the last ')'.
+            let rest = s.rsplit_once(')')?.1.split_whitespace().collect::<Vec<_>>();
+            let utime: u64 = rest.get(11)?.parse().ok()?;
+            let stime: u64 = rest.get(12)?.parse().ok()?;
+            Some(utime + stime)
+        })
+        .unwrap_or(0);
+    Duration::from_millis(ticks * 10)
 }
 
 fn client() -> Result<reqwest::Client> {
@@ -226,6 +332,17 @@ struct Load {
 
 /// Drive the ingestion endpoint with `concurrency` producers for `duration`, `batch` events a request.
 async fn ingest_load(sut: &Sut, args: &BenchArgs, batch: usize) -> Result<Load> {
+    ingest_load_as(sut, args, batch, "b").await
+}
+
+/// [`ingest_load`] with event ids starting `prefix` (a second run in one product must not
+/// repeat the first's ids).
+async fn ingest_load_as(
+    sut: &Sut,
+    args: &BenchArgs,
+    batch: usize,
+    prefix: &'static str,
+) -> Result<Load> {
     let http = client()?;
     let stop = Arc::new(AtomicBool::new(false));
     let next = Arc::new(AtomicU64::new(0));
@@ -251,9 +368,9 @@ async fn ingest_load(sut: &Sut, args: &BenchArgs, batch: usize) -> Result<Load> 
             while !stop.load(Ordering::Relaxed) {
                 let first = next.fetch_add(batch as u64, Ordering::Relaxed);
                 let body = if batch == 1 {
-                    event(first, "b")
+                    event(first, prefix)
                 } else {
-                    json!({"events": (first..first + batch as u64).map(|i| event(i, "b")).collect::<Vec<_>>()})
+                    json!({"events": (first..first + batch as u64).map(|i| event(i, prefix)).collect::<Vec<_>>()})
                 };
                 let t = Instant::now();
                 let ok = matches!(
@@ -570,9 +687,15 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     if all || args.scenario == "latency" {
         results.push(scenario_latency(&args).await?);
     }
+    if args.scenario == "backlog" {
+        results.push(backlog::scenario_backlog(&args).await?);
+    }
+    if args.scenario == "fairness" {
+        results.push(backlog::scenario_fairness(&args).await?);
+    }
     if results.is_empty() {
         bail!(
-            "--scenario: '{}' is not all, ingest, batch, economy or latency",
+            "--scenario: '{}' is not all, ingest, batch, economy, latency, backlog or fairness",
             args.scenario
         );
     }

@@ -144,6 +144,7 @@ pub fn smtp_from_url(url: &str, from: &str) -> Result<psabridge_engine::mail::Sm
 #[serde(deny_unknown_fields)]
 pub struct RawEngine {
     pub concurrency: Option<usize>,
+    pub per_connection_concurrency: Option<usize>,
     pub max_attempts: Option<u32>,
     pub sweep_interval_secs: Option<u64>,
     pub trust_without_push_secs: Option<u64>,
@@ -268,6 +269,12 @@ impl RawSettings {
                 bail!("engine.concurrency: must be at least 1");
             }
             engine.concurrency = c;
+        }
+        if let Some(c) = self.engine.per_connection_concurrency {
+            if c == 0 {
+                bail!("engine.per_connection_concurrency: must be at least 1");
+            }
+            engine.per_connection_concurrency = Some(c);
         }
         if let Some(m) = self.engine.max_attempts {
             if m == 0 {

@@ -867,6 +867,10 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+            sqlx::query("DELETE FROM delivery_queues WHERE connection_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             let done = sqlx::query("DELETE FROM connections WHERE id = $1 AND partner_id = $2")
                 .bind(id)
                 .bind(partner)

@@ -56,6 +56,12 @@ pub struct ClosedGroup {
 
 const GROUP_COLUMNS: &str = "id, connection_id, group_key, ticket_id, ticket_number, opened_at, confirmed_open_at, notes, open_alerts";
 
+/// Open groups of a connection due a state check, stalest first (`$1` connection, `$2`
+/// confirmed before, `$3` how many): a range scan of `ticket_groups_open_checked`.
+pub(crate) const GROUPS_TO_SWEEP_SQL: &str = "SELECT id, connection_id, group_key, ticket_id, ticket_number, opened_at, confirmed_open_at, notes, open_alerts \
+     FROM ticket_groups WHERE connection_id = $1 AND state = 'open' \
+     AND (confirmed_open_at < $2 OR ticket_number IS NULL) ORDER BY confirmed_open_at LIMIT $3";
+
 impl Store {
     /// The open group of a key, if any. (The previous delivery of the key committed its
     /// group before this one could be claimed, so a reader sees it.)
@@ -185,11 +191,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<OpenGroup>, StoreError> {
         with_read!(self, pool => {
-            let sql = format!(
-                "SELECT {GROUP_COLUMNS} FROM ticket_groups WHERE connection_id = $1 AND state = 'open' \
-                 AND (confirmed_open_at < $2 OR ticket_number IS NULL) ORDER BY confirmed_open_at LIMIT $3"
-            );
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(connection_id).bind(confirmed_before).bind(limit).fetch_all(pool).await?;
+            let rows = sqlx::query(GROUPS_TO_SWEEP_SQL).bind(connection_id).bind(confirmed_before).bind(limit).fetch_all(pool).await?;
             rows.iter().map(group_from_row).collect()
         })
     }

@@ -218,6 +218,12 @@ async fn write_batch(db: &Db, jobs: &[Job]) -> Result<Vec<Vec<Outcome>>, sqlx::E
         Db::Postgres(pool) => {
             let mut tx = pool.begin().await?;
             run!(tx);
+            if !inserted.is_empty() {
+                // Other nodes' routers wake too (delivered at commit).
+                sqlx::query(crate::queues::NOTIFY_ACCEPTED)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
         }
     }

@@ -14,6 +14,7 @@
 //! - [`config`]: partners, API tokens, clients, PSA connections, event rules, mappings.
 //! - [`ingest`]: durable acceptance of events, batched into group commits.
 //! - [`outbox`]: routing accepted events into deliveries; claiming, finishing and retrying them.
+//! - [`queues`]: the head of each group's queue, and fair claims across connections.
 //! - [`profiles`]: event sets, templates, integration rules, copy settings, references.
 //! - [`groups`]: the group → open ticket table.
 //! - [`email`]: email settings per partner and event type.
@@ -35,6 +36,7 @@ pub mod ingest;
 pub mod invitations;
 pub mod outbox;
 pub mod profiles;
+pub mod queues;
 pub mod scim;
 pub mod seal;
 pub mod sso;

@@ -19,6 +19,7 @@ use sqlx::Row;
 
 use crate::db::{Store, with_read, with_tx, with_write};
 use crate::error::{StoreError, corrupt};
+use crate::queues::{ClaimTerms, refresh_queue};
 use crate::{Engine, Millis};
 
 /// An accepted event waiting to be routed.
@@ -191,7 +192,7 @@ macro_rules! insert_attempt {
     }};
 }
 
-const EVENT_COLUMNS: &str = "e.pk, e.partner_id, e.event_id, e.client_id, e.event_type, e.action, e.severity, \
+pub(crate) const EVENT_COLUMNS: &str = "e.pk, e.partner_id, e.event_id, e.client_id, e.event_type, e.action, e.severity, \
      e.occurred_at, e.user_email, e.user_name, e.title, e.details, e.data, e.received_at";
 
 fn event_from_row<R: Row>(row: &R) -> Result<StoredEvent, StoreError>
@@ -331,16 +332,38 @@ impl Store {
                         .push_bind(now)
                         .push_bind(now);
                 });
+                qb.push(" RETURNING id, connection_id, group_key");
+                let made: Vec<(i64, i64, String)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                created += made.len();
+                // Each group's queue starts at its oldest delivery; a group already queued
+                // keeps its head (a new delivery is never older than it).
+                let mut heads: std::collections::BTreeMap<(i64, String), i64> = Default::default();
+                for (id, connection_id, group_key) in made {
+                    let head = heads.entry((connection_id, group_key)).or_insert(id);
+                    *head = (*head).min(id);
+                }
+                let heads: Vec<_> = heads.into_iter().collect();
+                let mut qb = sqlx::QueryBuilder::new(
+                    "INSERT INTO delivery_queues (connection_id, group_key, head_id, due_at) ",
+                );
+                qb.push_values(&heads, |mut b, ((connection_id, group_key), id)| {
+                    b.push_bind(*connection_id)
+                        .push_bind(group_key.clone())
+                        .push_bind(*id)
+                        .push_bind(now);
+                });
+                qb.push(" ON CONFLICT (connection_id, group_key) DO NOTHING");
                 qb.build().execute(&mut *tx).await?;
-                created += chunk.len();
+                crate::queues::notify_work!(tx);
             }
         });
         Ok(created)
     }
 
     /// Claim up to `limit` deliveries that are due, each the head of its group, skipping the
-    /// connections in `paused` (open breaker, spent budget). The claim is a lease until
-    /// `now + lease_ms`; an expired lease is claimable again.
+    /// connections in `paused` (open breaker, spent budget), every other lane alike. The
+    /// claim is a lease until `now + lease_ms`; an expired lease is claimable again. (The
+    /// engine uses [`Store::claim_fairly`] with a room per connection.)
     pub async fn claim_deliveries(
         &self,
         owner: &str,
@@ -350,61 +373,28 @@ impl Store {
         paused: &[i64],
         settle_ms: i64,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let paused_list = if paused.is_empty() {
-            "-1".to_string()
-        } else {
-            paused
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
+        let free = limit.max(0) as usize;
+        let lanes: Vec<psabridge_core::fair::Lane> = self
+            .lane_ids()
+            .await?
+            .into_iter()
+            .map(|id| psabridge_core::fair::Lane {
+                id,
+                room: if paused.contains(&id) { 0 } else { free },
+            })
+            .collect();
+        let terms = ClaimTerms {
+            owner,
+            now,
+            lease_ms,
+            settle_ms,
         };
-        let lock = match self.engine() {
-            Engine::Postgres => "FOR UPDATE SKIP LOCKED",
-            Engine::Sqlite => "",
-        };
-        // The candidate is due and is the oldest unfinished delivery of its group: no older
-        // delivery of the same (connection, group key) is still pending, retrying or in flight.
-        let sql = format!(
-            "UPDATE deliveries SET state = 'in_flight', lease_owner = $1, lease_until = $2, \
-                 attempts = attempts + 1, updated_at = $3 \
-             WHERE id IN ( \
-                 SELECT d.id FROM deliveries d \
-                 WHERE ((d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $3) \
-                        OR (d.state = 'in_flight' AND d.lease_until < $3)) \
-                   AND d.connection_id NOT IN ({paused_list}) \
-                   AND (d.create_sent_at IS NULL OR d.create_sent_at < $5) \
-                   AND (d.note_sent_at IS NULL OR d.note_sent_at < $5) \
-                   AND NOT EXISTS ( \
-                       SELECT 1 FROM deliveries p \
-                       WHERE p.connection_id = d.connection_id AND p.group_key = d.group_key \
-                         AND p.id < d.id AND p.state IN ('pending', 'retrying', 'in_flight')) \
-                 ORDER BY d.next_attempt_at, d.id \
-                 LIMIT $4 {lock}) \
-             RETURNING id"
-        );
-        let ids: Vec<i64> = with_tx!(self, tx => {
-            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
-                .bind(owner)
-                .bind(now + lease_ms)
-                .bind(now)
-                .bind(limit)
-                .bind(now - settle_ms)
-                .fetch_all(&mut *tx)
-                .await?
-        });
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.deliveries_by_ids(&ids).await
+        self.claim_fairly(&terms, &lanes, free, 0).await
     }
 
-    async fn deliveries_by_ids(&self, ids: &[i64]) -> Result<Vec<Delivery>, StoreError> {
+    pub(crate) async fn deliveries_by_ids(&self, ids: &[i64]) -> Result<Vec<Delivery>, StoreError> {
         let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-        let sql = format!(
-            "SELECT d.id AS d_id, d.channel, d.connection_id, d.group_key, d.route, d.attempts, d.create_sent_at, d.note_sent_at, d.note_ticket_id, d.reroute, d.attempts_before_retry, d.replayed_at, {EVENT_COLUMNS} \
-             FROM deliveries d JOIN events e ON e.pk = d.event_pk WHERE d.id IN ({list}) ORDER BY d.id"
-        );
+        let sql = deliveries_by_ids_sql(&list);
         with_read!(self, pool => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).fetch_all(pool).await?;
             rows.iter()
@@ -511,6 +501,7 @@ impl Store {
                 return Ok(false);
             }
             insert_attempt!(&mut *tx, d.id, attempt);
+            refresh_queue!(tx, d.connection_id, &d.group_key);
             match (ok.psa_action, &ok.ticket_id) {
                 ("created", Some(ticket)) => {
                     // A group whose open row we still hold is closed by the new ticket: the
@@ -615,6 +606,7 @@ impl Store {
                 return Ok(false);
             }
             insert_attempt!(&mut *tx, d.id, attempt);
+            refresh_queue!(tx, d.connection_id, &d.group_key);
             Ok(true)
         })
     }
@@ -627,17 +619,20 @@ impl Store {
         owner: &str,
         at: Millis,
     ) -> Result<(), StoreError> {
-        with_write!(self, pool => {
-            sqlx::query(
+        with_tx!(self, tx => {
+            let group: Option<(i64, String)> = sqlx::query_as(
                 "UPDATE deliveries SET state = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'pending' END, \
                  attempts = attempts - 1, next_attempt_at = $1, lease_owner = NULL, lease_until = NULL \
-                 WHERE id = $2 AND lease_owner = $3 AND state = 'in_flight'",
+                 WHERE id = $2 AND lease_owner = $3 AND state = 'in_flight' RETURNING connection_id, group_key",
             )
             .bind(at)
             .bind(id)
             .bind(owner)
-            .execute(pool)
+            .fetch_optional(&mut *tx)
             .await?;
+            if let Some((connection_id, group_key)) = group {
+                refresh_queue!(tx, connection_id, &group_key);
+            }
         });
         Ok(())
     }
@@ -656,18 +651,21 @@ impl Store {
         }
         // A claim that had sent a create or a note waits `settle_ms`: what it sent may still
         // be landing at the PSA, and the next attempt must find it rather than send it again.
-        with_write!(self, pool => {
-            Ok(sqlx::query(
+        with_tx!(self, tx => {
+            let groups: Vec<(i64, String)> = sqlx::query_as(
                 "UPDATE deliveries SET state = 'retrying', lease_owner = NULL, lease_until = NULL, \
                  next_attempt_at = CASE WHEN create_sent_at IS NOT NULL OR note_sent_at IS NOT NULL \
                                         THEN $2 ELSE $1 END \
-                 WHERE state = 'in_flight'",
+                 WHERE state = 'in_flight' RETURNING connection_id, group_key",
             )
             .bind(now)
             .bind(now + settle_ms)
-            .execute(pool)
-            .await?
-            .rows_affected())
+            .fetch_all(&mut *tx)
+            .await?;
+            for (connection_id, group_key) in &groups {
+                refresh_queue!(tx, *connection_id, group_key);
+            }
+            Ok(groups.len() as u64)
         })
     }
 
@@ -689,10 +687,22 @@ impl Store {
         let sql = format!(
             "UPDATE deliveries SET state = 'pending', attempts_before_retry = attempts, reroute = (channel = 'psa'), \
              next_attempt_at = $1, updated_at = $1, replayed_at = $1 \
-             WHERE partner_id = $2 AND state IN ('dead', 'retrying', 'expired') AND id IN ({list})"
+             WHERE partner_id = $2 AND state IN ('dead', 'retrying', 'expired') AND id IN ({list}) \
+             RETURNING connection_id, group_key"
         );
-        with_write!(self, pool => {
-            Ok(sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(now).bind(partner).execute(pool).await?.rows_affected())
+        with_tx!(self, tx => {
+            let groups: Vec<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(now)
+                .bind(partner)
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut distinct = groups.clone();
+            distinct.sort();
+            distinct.dedup();
+            for (connection_id, group_key) in &distinct {
+                refresh_queue!(tx, *connection_id, group_key);
+            }
+            Ok(groups.len() as u64)
         })
     }
 
@@ -899,4 +909,12 @@ impl Store {
 enum Bind {
     Text(String),
     Int(i64),
+}
+
+/// Deliveries with their events, by a list of ids (`1,2,3`).
+pub(crate) fn deliveries_by_ids_sql(list: &str) -> String {
+    format!(
+        "SELECT d.id AS d_id, d.channel, d.connection_id, d.group_key, d.route, d.attempts, d.create_sent_at, d.note_sent_at, d.note_ticket_id, d.reroute, d.attempts_before_retry, d.replayed_at, {EVENT_COLUMNS} \
+         FROM deliveries d JOIN events e ON e.pk = d.event_pk WHERE d.id IN ({list}) ORDER BY d.id"
+    )
 }

@@ -4,16 +4,18 @@
 use std::collections::BTreeMap;
 use std::collections::HashSet;
 
-use anyhow::Result;
+use anyhow::{Result, ensure};
 use psabridge_core::event::{Action, EventUser, NewEvent, Severity};
+use psabridge_core::fair::Lane;
 use psabridge_core::secret::Secret;
 use psabridge_core::settings::{EventRule, GroupingMode, PsaKind, TicketDefaults};
 use psabridge_store::config::{MappingRow, NewConnection, Principal};
 use psabridge_store::ingest::{Incoming, Outcome};
 use psabridge_store::outbox::{Attempt, Failure, NewDelivery, RoutingResult, Success};
+use psabridge_store::queues::ClaimTerms;
 use psabridge_store::seal::KeyRing;
 use psabridge_store::testing::{TestDatabase, pg_url_or_skip};
-use psabridge_store::{Store, StoreOptions};
+use psabridge_store::{Engine, Store, StoreOptions};
 use serde_json::{Map, json};
 
 fn event(id: &str, client: &str, user: Option<&str>) -> NewEvent {
@@ -567,4 +569,251 @@ async fn secrets_are_sealed_at_rest() -> Result<()> {
         );
     }
     Ok(())
+}
+
+// ---- queue heads: the hot queries are index range scans; claims take heads fairly ----
+
+/// Partial indexes whose rows are exactly the work waiting (so reading them in order is
+/// proportional to the work done, not to the history).
+const PARTIAL_INDEXES_OF_WORK: [&str; 1] = ["events_unrouted"];
+
+/// Whether the PostgreSQL plan node on `line` has an `Index Cond` (its own detail lines run
+/// until the next node, marked `->`).
+fn pg_node_has_index_cond(plan: &str, line: &str) -> bool {
+    plan.lines()
+        .skip_while(|l| *l != line)
+        .skip(1)
+        .take_while(|l| !l.contains("->"))
+        .any(|l| l.contains("Index Cond"))
+}
+
+async fn plans_use_indexes(store: Store) -> Result<()> {
+    for (name, plan) in store.explain_hot_queries().await? {
+        println!("{name}:\n{plan}\n");
+        for line in plan.lines() {
+            let full_scan = match store.engine() {
+                // "SCAN t" reads every row (or every entry of an index); "SEARCH t USING
+                // INDEX" reads a range of one.
+                // A partial index holding only the work to do may be read whole.
+                Engine::Sqlite => {
+                    line.trim_start_matches(['|', '-', '`', ' '])
+                        .starts_with("SCAN ")
+                        && !PARTIAL_INDEXES_OF_WORK
+                            .iter()
+                            .any(|i| line.ends_with(&format!("USING INDEX {i}")))
+                }
+                // An index scan without an "Index Cond" reads the whole index.
+                Engine::Postgres => {
+                    line.contains("Seq Scan")
+                        || (line.contains("Index") && line.contains("Scan using")
+                            || line.contains("Bitmap Index Scan on"))
+                            && !PARTIAL_INDEXES_OF_WORK
+                                .iter()
+                                .any(|i| line.contains(&format!(" {i} ")))
+                            && !pg_node_has_index_cond(&plan, line)
+                }
+            };
+            ensure!(!full_scan, "{name}: a full scan in its plan:\n{plan}");
+        }
+        ensure!(
+            plan.to_lowercase().contains("index") || plan.contains("PRIMARY KEY"),
+            "{name}: no index in its plan:\n{plan}"
+        );
+    }
+    Ok(())
+}
+
+/// Routes `n` events into deliveries of `connection`, `groups` groups round-robin.
+async fn backlog(
+    store: &Store,
+    partner: &str,
+    connection: i64,
+    n: usize,
+    groups: usize,
+    now: i64,
+) -> Result<()> {
+    let incoming: Vec<Incoming> = (0..n)
+        .map(|i| Incoming {
+            partner_id: partner.into(),
+            event: event(&format!("{partner}-{connection}-{i}"), "c1", None),
+        })
+        .collect();
+    store.accept_events(incoming, now).await?;
+    let events = store.unrouted_events(100_000).await?;
+    let decisions: Vec<_> = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, ev)| {
+            let d = NewDelivery {
+                channel: "psa",
+                connection_id: connection,
+                group_key: format!("g{}", i % groups),
+                route: json!({}),
+            };
+            (ev, RoutingResult::Deliver(vec![d]))
+        })
+        .collect();
+    store.record_routing(&decisions, now).await?;
+    Ok(())
+}
+
+async fn connection(store: &Store, partner: &str) -> Result<i64> {
+    store.create_partner(partner, partner, 0).await?;
+    Ok(store
+        .create_connection(
+            &NewConnection {
+                partner_id: partner.into(),
+                kind: PsaKind::Autotask,
+                name: "AT".into(),
+                grouping: GroupingMode::User,
+                settings: Map::new(),
+                secrets: Default::default(),
+            },
+            0,
+        )
+        .await?)
+}
+
+async fn heads_and_fairness(store: Store) -> Result<()> {
+    let now = 1_800_000_000_000i64;
+    let burst = connection(&store, "burst").await?;
+    let quiet = connection(&store, "quiet").await?;
+    backlog(&store, "burst", burst, 300, 30, now).await?;
+    backlog(&store, "quiet", quiet, 1, 1, now).await?;
+    ensure!(store.next_due_at().await? == Some(now));
+
+    let terms = ClaimTerms {
+        owner: "w1",
+        now,
+        lease_ms: 60_000,
+        settle_ms: 0,
+    };
+    let lanes = [Lane { id: burst, room: 4 }, Lane { id: quiet, room: 4 }];
+    let got = store.claim_fairly(&terms, &lanes, 16, 0).await?;
+    // The burst lane takes its room (4), the quiet one its single event.
+    ensure!(
+        got.iter().filter(|d| d.connection_id == burst).count() == 4,
+        "{got:?}"
+    );
+    ensure!(got.iter().filter(|d| d.connection_id == quiet).count() == 1);
+    // Only heads: no two claimed deliveries share a group.
+    let mut keys: Vec<_> = got
+        .iter()
+        .map(|d| (d.connection_id, d.group_key.clone()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    ensure!(keys.len() == got.len());
+
+    // With every slot taken by heads of the burst lane, the rest of its 300 wait: 26 more heads.
+    let terms2 = ClaimTerms {
+        owner: "w2",
+        ..terms
+    };
+    let rest = store
+        .claim_fairly(
+            &terms2,
+            &[Lane {
+                id: burst,
+                room: 100,
+            }],
+            100,
+            0,
+        )
+        .await?;
+    ensure!(rest.len() == 26, "{} heads", rest.len());
+    let again = store
+        .claim_fairly(
+            &terms2,
+            &[Lane {
+                id: burst,
+                room: 100,
+            }],
+            100,
+            0,
+        )
+        .await?;
+    ensure!(
+        again.is_empty(),
+        "a group never has two deliveries in flight"
+    );
+
+    // Finishing a head makes the next of its group due, at once.
+    let first = &got[0];
+    let ok = Success {
+        psa_action: "noted",
+        ticket_id: Some("T1".into()),
+        ticket_number: None,
+        contact_id: None,
+        contact_source: None,
+        open_alerts: None,
+    };
+    ensure!(
+        store
+            .finish_delivery(first, "w1", &ok, &attempt(1, "noted"), now + 1)
+            .await?
+    );
+    let next = store
+        .claim_fairly(
+            &ClaimTerms {
+                now: now + 2,
+                ..terms2
+            },
+            &[Lane {
+                id: first.connection_id,
+                room: 10,
+            }],
+            10,
+            0,
+        )
+        .await?;
+    ensure!(next.len() == 1 && next[0].group_key == first.group_key && next[0].id > first.id);
+
+    // The soonest due head is now the end of a lease; when it passes, it is claimable again.
+    let due = store.next_due_at().await?.unwrap();
+    ensure!(due == now + 60_000, "next due {due}");
+    let taken_over = store
+        .claim_fairly(
+            &ClaimTerms {
+                now: now + 60_001,
+                ..terms2
+            },
+            &[Lane {
+                id: quiet,
+                room: 10,
+            }],
+            10,
+            0,
+        )
+        .await?;
+    ensure!(taken_over.len() == 1 && taken_over[0].attempts == 2);
+
+    // Released orphans become due again, the quiet lane's group finishes and leaves the queue.
+    ensure!(
+        store.release_orphaned_claims(now + 70_000, 0).await? >= 1
+            || store.engine() == Engine::Postgres
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_queries_use_indexes_on_sqlite() -> Result<()> {
+    let (store, _dir) = sqlite_store().await?;
+    plans_use_indexes(store).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_queries_use_indexes_on_postgres() -> Result<()> {
+    with_pg("hot_queries_use_indexes_on_postgres", plans_use_indexes).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_take_heads_fairly_on_sqlite() -> Result<()> {
+    let (store, _dir) = sqlite_store().await?;
+    heads_and_fairness(store).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_take_heads_fairly_on_postgres() -> Result<()> {
+    with_pg("claims_take_heads_fairly_on_postgres", heads_and_fairness).await
 }
