@@ -17,6 +17,7 @@
 //! - [`email`]: which events are emailed, to whom, and the text (from the same templates).
 //! - [`billing`]: billing periods, high-water marks of usage, and what a contract sync writes.
 //! - [`sweep`]: how many ticket-state reads a sweep may spend (a share of the PSA's budget).
+//! - [`import`]: which of a PSA's chosen companies become clients, under which ids.
 //! - [`secret`]: a string that never prints.
 //! - [`usage`]: usage counts reported by the vendor, and their validation.
 
@@ -26,8 +27,9 @@ pub mod catalog;
 pub mod contact;
 pub mod email;
 pub mod event;
-pub mod merge_patch;
 pub mod fair;
+pub mod import;
+pub mod merge_patch;
 pub mod plan;
 pub mod render;
 pub mod replay;
@@ -35,5 +37,5 @@ pub mod retry;
 pub mod routing;
 pub mod secret;
 pub mod settings;
-pub mod usage;
 pub mod sweep;
+pub mod usage;

@@ -687,7 +687,7 @@ fn yes() -> bool {
     true
 }
 
-fn psa_problem(e: PsaError) -> Problem {
+pub(crate) fn psa_problem(e: PsaError) -> Problem {
     match &e {
         PsaError::Auth(_) | PsaError::Invalid(_) | PsaError::NotFound(_) => {
             Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "The PSA refused").detail(e.to_string())

@@ -10,6 +10,7 @@
 //! - [`email_settings`]: email on/off and recipients per event type.
 //! - `usage` and `billing`: usage reports and their high-water marks; contract billing settings,
 //!   syncs and their reports.
+//! - `import`: a PSA's chosen companies imported as clients, already mapped, with a preview.
 //! - [`hooks`]: signed ticket-change callouts from PSAs.
 //! - [`accounts`]: people: login, sessions, TOTP, users per partner, the permission middleware.
 //! - [`invitations`]: how a person joins a partner: invited by the partner, accepted by them.
@@ -26,6 +27,7 @@ pub mod config_api;
 pub mod email_settings;
 pub mod events;
 pub mod hooks;
+mod import;
 pub mod invitations;
 pub mod problem;
 mod profiles;
@@ -172,6 +174,10 @@ pub const ROUTES: &[(&str, Access)] = &[
     ),
     (
         "DELETE /api/v1/partners/{p}/clients/{client}/mappings/{connection}",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "POST /api/v1/partners/{p}/connections/{id}/import",
         Access::Partner(Permission::ManageSettings),
     ),
     (
@@ -439,6 +445,7 @@ pub fn router(state: AppState) -> Router {
         .merge(events::routes())
         .merge(usage::routes())
         .merge(billing::routes())
+        .merge(import::routes())
         .merge(config_api::routes())
         .merge(profiles::routes())
         .merge(email_settings::routes())
@@ -581,6 +588,7 @@ mod tests {
             include_str!("events.rs"),
             include_str!("usage.rs"),
             include_str!("billing.rs"),
+            include_str!("import.rs"),
             include_str!("config_api.rs"),
             include_str!("profiles.rs"),
             include_str!("email_settings.rs"),

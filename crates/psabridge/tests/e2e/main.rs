@@ -9,6 +9,7 @@ mod connector;
 mod email;
 mod faults;
 mod harness;
+mod import;
 mod inputs;
 mod profiles;
 mod spine;
