@@ -170,7 +170,7 @@ async fn subscribe(
                         .await?;
                     (Some(reg), None)
                 }
-                Ok(None) => (None, Some("the PSA user may not create webhooks; closed tickets are learned by polling".into())),
+                Ok(None) => (None, Some("this PSA, or its API user, cannot push ticket changes to us; closed tickets are learned by polling and a ticket is read before a note".into())),
                 Err(e) => {
                     tracing::warn!(connection = connection.id, error = %e, "webhook registration failed; polling instead");
                     (None, Some(format!("registering the webhook failed ({e}); closed tickets are learned by polling")))
