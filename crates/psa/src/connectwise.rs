@@ -457,7 +457,14 @@ pub struct ConnectWiseConnector {
     /// Callback signing keys by their `key_url`: a callback's key does not change, so it is
     /// fetched once, not once per callback.
     signing_keys: std::sync::Mutex<BTreeMap<String, String>>,
+    /// When a signing key was last fetched: anyone can post a callout naming a key URL on our
+    /// host, so unknown keys are fetched at most once per [`KEY_FETCH_GAP`], never spending
+    /// more than a sliver of the budget on strangers' callouts.
+    last_key_fetch: std::sync::Mutex<Option<Instant>>,
 }
+
+/// The least time between two fetches of callback signing keys not in the cache.
+const KEY_FETCH_GAP: Duration = Duration::from_secs(10);
 
 /// What our callbacks are called in ConnectWise, so that "Connect" finds its own again.
 pub const CALLBACK_DESCRIPTION: &str = "PSA Bridge: ticket status changes";
@@ -526,6 +533,7 @@ impl ConnectWiseConnector {
             lists: Mutex::new(None),
             meter: CallMeter::new(),
             signing_keys: std::sync::Mutex::new(BTreeMap::new()),
+            last_key_fetch: std::sync::Mutex::new(None),
         }
     }
 
@@ -704,6 +712,18 @@ impl ConnectWiseConnector {
             .get(key_url)
         {
             return Ok(k.clone());
+        }
+        {
+            let mut last = self
+                .last_key_fetch
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| t.elapsed() < KEY_FETCH_GAP) {
+                return Err(PushError::Unauthenticated(
+                    "another unknown signing key was fetched moments ago".into(),
+                ));
+            }
+            *last = Some(Instant::now());
         }
         self.bucket.acquire().await;
         self.meter.record();

@@ -611,5 +611,22 @@ async fn callbacks_are_registered_once_and_their_signed_callouts_read() -> Resul
         h.cw.read_push(&hd2, &elsewhere, "unused").await,
         Err(psabridge_psa::PushError::Unauthenticated(_))
     ));
+    // Strangers naming other keys on our host do not make us spend the budget on them.
+    let spent = h.cw.meter().total();
+    for n in 900..905 {
+        let mut other: Value = serde_json::from_slice(&body)?;
+        other["Metadata"]["key_url"] = json!(format!(
+            "{}/system/callbacks/{n}/signingKey",
+            h.sim.api_url()
+        ));
+        let other = serde_json::to_vec(&other)?;
+        let mut hd3 = hd.clone();
+        hd3.insert(
+            "x-content-signature",
+            psabridge_sim::connectwise::callback_signature("guess", &other).parse()?,
+        );
+        assert!(h.cw.read_push(&hd3, &other, "unused").await.is_err());
+    }
+    assert!(h.cw.meter().total() <= spent + 1, "at most one key fetch");
     Ok(())
 }
