@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use psabridge_core::secret::Secret;
+use psabridge_core::settings::PsaKind;
 use psabridge_psa::{
     ConnectionCheck, Connector, PsaError, PsaLists, SettingsError, WebhookRegistration,
 };
@@ -45,12 +46,12 @@ impl ConnectError {
     }
 }
 
-/// The URL at which a connection's PSA webhook calls us.
-pub fn webhook_url(public_url: &str, connection_id: i64) -> String {
+/// The URL at which a connection's PSA webhook calls us (`/hooks/{psa}/{connection}`).
+pub fn webhook_url(public_url: &str, kind: PsaKind, connection_id: i64) -> String {
     format!(
         "{}/hooks/{}/{connection_id}",
         public_url.trim_end_matches('/'),
-        "autotask"
+        kind.as_str()
     )
 }
 
@@ -161,7 +162,7 @@ async fn subscribe(
             let mut raw = [0u8; 32];
             rand::rng().fill_bytes(&mut raw);
             let secret = Secret::new(raw.iter().map(|b| format!("{b:02x}")).collect::<String>());
-            match connector.register_status_webhook(&webhook_url(base, connection.id), secret.expose()).await {
+            match connector.register_status_webhook(&webhook_url(base, connection.kind, connection.id), secret.expose()).await {
                 Ok(Some(reg)) => {
                     engine
                         .store
@@ -169,7 +170,7 @@ async fn subscribe(
                         .await?;
                     (Some(reg), None)
                 }
-                Ok(None) => (None, Some("the PSA user may not create webhooks; closed tickets are learned by polling".into())),
+                Ok(None) => (None, Some("this PSA, or its API user, cannot push ticket changes to us; closed tickets are learned by polling and a ticket is read before a note".into())),
                 Err(e) => {
                     tracing::warn!(connection = connection.id, error = %e, "webhook registration failed; polling instead");
                     (None, Some(format!("registering the webhook failed ({e}); closed tickets are learned by polling")))

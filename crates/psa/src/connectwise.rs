@@ -51,7 +51,8 @@ use crate::http::{
 use crate::limits::TokenBucket;
 use crate::{
     CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, Contract, ListItem,
-    NewNote, NewTicket, PsaError, PsaLists, TicketRef, TicketState, WebhookRegistration,
+    NewNote, NewTicket, PsaError, PsaLists, PushError, Pushed, TicketRef, TicketState,
+    WebhookRegistration,
 };
 
 /// The settings a ConnectWise connection may carry, with their meaning.
@@ -453,6 +454,50 @@ pub struct ConnectWiseConnector {
     lists: Mutex<Option<Cached>>,
     bucket: TokenBucket,
     meter: CallMeter,
+    /// Callback signing keys by their `key_url`: a callback's key does not change, so it is
+    /// fetched once, not once per callback.
+    signing_keys: std::sync::Mutex<BTreeMap<String, String>>,
+    /// When a signing key was last fetched: anyone can post a callout naming a key URL on our
+    /// host, so unknown keys are fetched at most once per [`KEY_FETCH_GAP`], never spending
+    /// more than a sliver of the budget on strangers' callouts.
+    last_key_fetch: std::sync::Mutex<Option<Instant>>,
+}
+
+/// The least time between two fetches of callback signing keys not in the cache.
+const KEY_FETCH_GAP: Duration = Duration::from_secs(10);
+
+/// What our callbacks are called in ConnectWise, so that "Connect" finds its own again.
+pub const CALLBACK_DESCRIPTION: &str = "PSA Bridge: ticket status changes";
+
+/// Does `signature` (`x-content-signature`: base64 of HMAC-SHA256 of the body under the
+/// callback's signing key) sign `body`?
+pub fn callback_signature_valid(key: &[u8], body: &[u8], signature: &str) -> bool {
+    use base64::Engine as _;
+    use hmac::{Hmac, KeyInit, Mac};
+    let Ok(given) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else {
+        return false;
+    };
+    let Ok(mut mac) = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&given).is_ok()
+}
+
+/// Is `url` on `host` (same scheme, host and port)? A callback names where its signing key
+/// is; we fetch it only from the connection's own ConnectWise, never from a URL a stranger
+/// put in a payload.
+pub fn same_origin(url: &str, host: &str) -> bool {
+    match (url::Url::parse(url), url::Url::parse(host)) {
+        (Ok(a), Ok(b)) => {
+            a.scheme() == b.scheme()
+                && a.host_str().map(str::to_ascii_lowercase)
+                    == b.host_str().map(str::to_ascii_lowercase)
+                && a.port_or_known_default() == b.port_or_known_default()
+                && a.username().is_empty()
+        }
+        _ => false,
+    }
 }
 
 /// Ticket fields: ours → ConnectWise's.
@@ -487,6 +532,8 @@ impl ConnectWiseConnector {
             site: RwLock::new(site),
             lists: Mutex::new(None),
             meter: CallMeter::new(),
+            signing_keys: std::sync::Mutex::new(BTreeMap::new()),
+            last_key_fetch: std::sync::Mutex::new(None),
         }
     }
 
@@ -649,6 +696,76 @@ impl ConnectWiseConnector {
             body: parsed,
             link_next: next_page(&headers),
         })
+    }
+
+    /// The signing key a callback names in `Metadata.key_url` (on our host only), cached.
+    async fn signing_key(&self, key_url: &str) -> Result<String, PushError> {
+        if !same_origin(key_url, &self.creds.host) {
+            return Err(PushError::Unauthenticated(
+                "the callback's key_url is not on the connection's ConnectWise host".into(),
+            ));
+        }
+        if let Some(k) = self
+            .signing_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key_url)
+        {
+            return Ok(k.clone());
+        }
+        {
+            let mut last = self
+                .last_key_fetch
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| t.elapsed() < KEY_FETCH_GAP) {
+                return Err(PushError::Unauthenticated(
+                    "another unknown signing key was fetched moments ago".into(),
+                ));
+            }
+            *last = Some(Instant::now());
+        }
+        self.bucket.acquire().await;
+        self.meter.record();
+        let resp = self
+            .http
+            .get(key_url)
+            .basic_auth(
+                format!("{}+{}", self.creds.company, self.creds.public_key),
+                Some(self.creds.private_key.expose()),
+            )
+            .header("clientId", &self.creds.client_id)
+            .header("Accept", "application/json")
+            .timeout(self.opts.request_timeout)
+            .send()
+            .await
+            .map_err(|e| unanswered(&e, &self.creds.host, "GET key_url", false, "timed out on"))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(PushError::Unauthenticated(format!(
+                "ConnectWise answered {status} for the callback's signing key ({})",
+                classify(status, &headers, &body, false, &self.creds.company)
+            )));
+        }
+        let key = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| {
+                v.get("signing_key")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| {
+                PushError::Unauthenticated("ConnectWise answered no signing_key".into())
+            })?;
+        let mut keys = self.signing_keys.lock().unwrap_or_else(|p| p.into_inner());
+        if keys.len() > 64 {
+            keys.clear();
+        }
+        keys.insert(key_url.to_string(), key.clone());
+        Ok(key)
     }
 
     /// One page of a list (1-based); the records and the next page's number.
@@ -1322,11 +1439,124 @@ impl Connector for ConnectWiseConnector {
 
     async fn register_status_webhook(
         &self,
-        _url: &str,
+        url: &str,
         _secret: &str,
     ) -> Result<Option<WebhookRegistration>, PsaError> {
-        // ConnectWise callbacks carry no signature we could check; the engine polls instead.
-        Ok(None)
+        // Ours already? (A reconnect, or a save whose answer was lost, must not register twice.)
+        let found = self
+            .get_all(
+                "system/callbacks",
+                &[(
+                    "conditions",
+                    format!("url={} and type=\"Ticket\"", quoted(url)),
+                )],
+                MAX_PAGE as usize,
+            )
+            .await?;
+        if let Some(id) = found
+            .iter()
+            .filter(|c| !flag(c, "inactiveFlag"))
+            .find_map(|c| c.get("id").and_then(text))
+        {
+            return Ok(Some(WebhookRegistration { id, guid: None }));
+        }
+        // Owner level: every ticket of the company; ConnectWise signs each callback itself.
+        let body = json!({
+            "url": url,
+            "objectId": 1,
+            "type": "Ticket",
+            "level": "owner",
+            "description": CALLBACK_DESCRIPTION,
+            "inactiveFlag": false,
+        });
+        let a = self
+            .call(Method::POST, "system/callbacks", &[], Some(&body), true)
+            .await;
+        let a = match a {
+            Err(PsaError::Auth(_)) => return Ok(None),
+            other => other?,
+        };
+        let id = a.body.get("id").and_then(text).ok_or_else(|| {
+            PsaError::Invalid("ConnectWise answered a callback create without an id".into())
+        })?;
+        Ok(Some(WebhookRegistration { id, guid: None }))
+    }
+
+    async fn read_push(
+        &self,
+        headers: &reqwest::header::HeaderMap,
+        body: &[u8],
+        _secret: &str,
+    ) -> Result<Option<Pushed>, PushError> {
+        let signature = headers
+            .get("x-content-signature")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| PushError::Unauthenticated("no x-content-signature".into()))?;
+        let payload: Value = serde_json::from_slice(body)
+            .map_err(|_| PushError::Unauthenticated("the callback is not JSON".into()))?;
+        let key_url = payload
+            .get("Metadata")
+            .and_then(|m| m.get("key_url"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| PushError::Unauthenticated("no Metadata.key_url".into()))?;
+        let key = self.signing_key(key_url).await?;
+        if !callback_signature_valid(key.as_bytes(), body, signature) {
+            return Err(PushError::Unauthenticated(
+                "the signature does not verify".into(),
+            ));
+        }
+        // ConnectWise's API hosts serve many companies: only ours may speak for this connection.
+        if let Some(company) = payload.get("CompanyId").and_then(Value::as_str)
+            && !company.eq_ignore_ascii_case(&self.creds.company)
+        {
+            return Err(PushError::Unauthenticated(
+                "the callback is another company's".into(),
+            ));
+        }
+        let kind = payload.get("Type").and_then(Value::as_str).unwrap_or("");
+        if !kind.eq_ignore_ascii_case("ticket") {
+            return Ok(None);
+        }
+        let Some(id) = payload.get("ID").and_then(text) else {
+            return Err(PushError::Malformed("no ID".into()));
+        };
+        let action = payload.get("Action").and_then(Value::as_str).unwrap_or("");
+        if action.eq_ignore_ascii_case("deleted") {
+            return Ok(Some(Pushed {
+                ticket_id: id,
+                closed: Some(true),
+                deleted: true,
+                number: None,
+            }));
+        }
+        // `Entity` is the ticket as the API shows it, itself JSON in a string.
+        let entity = match payload.get("Entity") {
+            Some(Value::String(s)) => serde_json::from_str::<Value>(s).unwrap_or(Value::Null),
+            Some(v) => v.clone(),
+            None => Value::Null,
+        };
+        let closed = if entity.is_object() {
+            let known_closed = self
+                .lists
+                .try_lock()
+                .ok()
+                .and_then(|c| c.as_ref().map(|c| c.closed.clone()))
+                .unwrap_or_default();
+            let status = ref_id(&entity, "status").unwrap_or_default();
+            Some(
+                flag(&entity, "closedFlag")
+                    || known_closed.contains(&status)
+                    || self.opts.closed_statuses.contains(&status),
+            )
+        } else {
+            None
+        };
+        Ok(Some(Pushed {
+            number: Some(id.clone()),
+            ticket_id: id,
+            closed,
+            deleted: false,
+        }))
     }
 
     fn ready_in(&self) -> Duration {

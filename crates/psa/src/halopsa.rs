@@ -41,7 +41,8 @@ use crate::http::{
 };
 use crate::{
     CallMeter, Company, CompanyPage, ConnectionCheck, Connector, Contact, Contract, ListItem,
-    NewNote, NewTicket, PsaError, PsaLists, TicketRef, TicketState, WebhookRegistration,
+    NewNote, NewTicket, PsaError, PsaLists, PushError, Pushed, TicketRef, TicketState,
+    WebhookRegistration,
 };
 
 /// The HaloPSA settings a connection may carry, with their meaning.
@@ -321,6 +322,18 @@ struct Cached {
 
 /// Active sites per client id.
 type SiteMap = BTreeMap<i64, Vec<(i64, String)>>;
+
+/// What our webhook is called in Halo.
+pub const WEBHOOK_NAME: &str = "PSA Bridge: ticket status changes";
+/// The Basic user name of our webhook's calls (the password is a secret we generate).
+pub const WEBHOOK_USER: &str = "psabridge";
+/// The Halo event our webhook is sent for.
+pub const WEBHOOK_EVENT: &str = "Ticket Status Changed";
+
+/// Compare secrets without telling by timing where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
 
 /// The HaloPSA connector.
 pub struct HaloConnector {
@@ -1513,12 +1526,97 @@ impl Connector for HaloConnector {
 
     async fn register_status_webhook(
         &self,
-        _url: &str,
-        _secret: &str,
+        url: &str,
+        secret: &str,
     ) -> Result<Option<WebhookRegistration>, PsaError> {
-        // Halo's webhooks are configured by an administrator, not through this API: the
-        // engine polls ticket states instead.
-        Ok(None)
+        // Ours already (a reconnect)? Then it is updated with the new password, not doubled:
+        // Halo never answers a webhook's password, so the one we just made must be set.
+        let existing = match self.get("Webhook", &[]).await {
+            Ok(v) => records(&v, "webhooks"),
+            Err(PsaError::Auth(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let found = existing
+            .iter()
+            .find(|w| w.get("url").and_then(Value::as_str) == Some(url))
+            .and_then(|w| w.get("id").and_then(Value::as_str))
+            .map(str::to_string);
+        let mut hook = json!({
+            "name": WEBHOOK_NAME,
+            "url": url,
+            "content_type": "application/json",
+            "method": 0,
+            "authentication_type": 1,
+            "basic_username": WEBHOOK_USER,
+            "basic_password": secret,
+            "active": true,
+            "events": [{ "name": WEBHOOK_EVENT }],
+        });
+        if let Some(id) = &found {
+            hook["id"] = json!(id);
+        }
+        let answer = match self
+            .call(Method::POST, "Webhook", &[], Some(&json!([hook])), true)
+            .await
+        {
+            Ok(v) => v,
+            Err(PsaError::Auth(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let id = match &answer {
+            Value::Array(a) => a.first().and_then(|w| w.get("id")).and_then(text),
+            other => other.get("id").and_then(text),
+        }
+        .or(found)
+        .ok_or_else(|| PsaError::Invalid("Halo answered a webhook save without an id".into()))?;
+        Ok(Some(WebhookRegistration { id, guid: None }))
+    }
+
+    async fn read_push(
+        &self,
+        headers: &reqwest::header::HeaderMap,
+        body: &[u8],
+        secret: &str,
+    ) -> Result<Option<Pushed>, PushError> {
+        use base64::Engine as _;
+        let given = headers
+            .get(reqwest::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Basic "))
+            .and_then(|b| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .ok()
+            })
+            .ok_or_else(|| PushError::Unauthenticated("no Basic authentication".into()))?;
+        let expected = format!("{WEBHOOK_USER}:{secret}");
+        if !constant_time_eq(&given, expected.as_bytes()) {
+            return Err(PushError::Unauthenticated(
+                "the webhook's credentials do not match".into(),
+            ));
+        }
+        let payload: Value = serde_json::from_slice(body)
+            .map_err(|e| PushError::Malformed(format!("not JSON: {e}")))?;
+        let Some(ticket) = payload.get("ticket").filter(|t| t.is_object()) else {
+            return Ok(None);
+        };
+        let Some(id) = field_id(ticket, "id") else {
+            return Err(PushError::Malformed("the ticket has no id".into()));
+        };
+        let status = ticket.get("status_id").and_then(text);
+        let closed = match status {
+            Some(status) => {
+                let closed = self.closed_statuses().await?;
+                Some(closed.contains(&status) || field_bool(ticket, "hasbeenclosed"))
+            }
+            None => None,
+        };
+        Ok(Some(Pushed {
+            ticket_id: id.to_string(),
+            closed,
+            deleted: false,
+            number: None,
+        }))
     }
 
     fn ready_in(&self) -> Duration {

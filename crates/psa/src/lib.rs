@@ -233,6 +233,35 @@ pub struct WebhookRegistration {
     pub guid: Option<String>,
 }
 
+/// A ticket change the PSA pushed to us, once its sender is authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    pub ticket_id: String,
+    /// Whether the ticket is closed now; `None` when the push does not say.
+    pub closed: Option<bool>,
+    /// The ticket was deleted.
+    pub deleted: bool,
+    /// The ticket's number, when the push carries it.
+    pub number: Option<String>,
+}
+
+/// Why a push was refused.
+#[derive(Debug, Error)]
+pub enum PushError {
+    /// This PSA sends no pushes we read (or not to this route).
+    #[error("this PSA sends no ticket pushes here")]
+    Unsupported,
+    /// The sender could not be authenticated (signature, key location, credentials).
+    #[error("the push is not authenticated: {0}")]
+    Unauthenticated(String),
+    /// Authenticated, but not a payload we can read.
+    #[error("the push cannot be read: {0}")]
+    Malformed(String),
+    /// The PSA failed while we checked the push (fetching a signing key).
+    #[error(transparent)]
+    Psa(#[from] PsaError),
+}
+
 /// The oldest (lowest numeric id, then lexical) of some contact ids: a stable choice.
 pub fn oldest_id<I: IntoIterator<Item = String>>(ids: I) -> Option<String> {
     ids.into_iter()
@@ -329,6 +358,18 @@ pub trait Connector: Send + Sync {
         url: &str,
         secret: &str,
     ) -> Result<Option<WebhookRegistration>, PsaError>;
+
+    /// Authenticate and read a ticket change the PSA pushed to the webhook registered by
+    /// [`Connector::register_status_webhook`] with `secret`. `Ok(None)`: authenticated, but
+    /// about something other than a ticket's state.
+    async fn read_push(
+        &self,
+        _headers: &reqwest::header::HeaderMap,
+        _body: &[u8],
+        _secret: &str,
+    ) -> Result<Option<Pushed>, PushError> {
+        Err(PushError::Unsupported)
+    }
 
     /// How long until this connector may send its next request without exceeding its share
     /// of the PSA's limits. The engine does not claim work for a connection that must wait,

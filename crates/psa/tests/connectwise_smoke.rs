@@ -362,7 +362,6 @@ async fn create_note_find_and_close() -> Result<()> {
         h.cw.close_ticket("999999", None, &note("X")).await,
         Err(PsaError::NotFound(_))
     ));
-    assert_eq!(h.cw.register_status_webhook("http://x", "s").await?, None);
     Ok(())
 }
 
@@ -506,5 +505,128 @@ async fn throttling_is_rate_limited_with_the_wait() -> Result<()> {
         }
         other => panic!("{other:?}"),
     }
+    Ok(())
+}
+
+/// A receiver of callouts: each request's headers and body, in order.
+async fn receiver() -> Result<(
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<(reqwest::header::HeaderMap, Vec<u8>)>,
+)> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/hooks/connectwise/7",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send((headers, body.to_vec()));
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hooks/connectwise/7", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((url, rx))
+}
+
+#[tokio::test]
+async fn callbacks_are_registered_once_and_their_signed_callouts_read() -> Result<()> {
+    let h = start(Config::default()).await?;
+    let (url, mut rx) = receiver().await?;
+    let reg =
+        h.cw.register_status_webhook(&url, "unused")
+            .await?
+            .expect("ConnectWise takes callbacks");
+    // Connecting again finds ours instead of registering a second one.
+    let again = h.cw.register_status_webhook(&url, "unused").await?;
+    assert_eq!(again.map(|r| r.id), Some(reg.id.clone()));
+    let http = reqwest::Client::new();
+    let auth = (
+        format!("{DEMO_COMPANY}+{DEMO_PUBLIC_KEY}"),
+        DEMO_PRIVATE_KEY,
+    );
+    let listed: Value = http
+        .get(format!("{}/system/callbacks", h.sim.api_url()))
+        .basic_auth(&auth.0, Some(auth.1))
+        .header("clientId", DEMO_CLIENT_ID)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["type"], "Ticket");
+    assert_eq!(listed[0]["level"], "owner");
+    assert!(listed[0].get("__signingKey").is_none());
+
+    // An API create calls back ("added", open); a technician's close calls back closed.
+    let t = h.cw.create_ticket(&h.ticket("cb-1")).await?;
+    let (hd, body) = rx.recv().await.expect("a callout for the create");
+    let p =
+        h.cw.read_push(&hd, &body, "unused")
+            .await?
+            .expect("a ticket");
+    assert_eq!(
+        (p.ticket_id.as_str(), p.closed),
+        (t.id.as_str(), Some(false))
+    );
+    let calls_after_first = h.cw.meter().total();
+    http.post(format!("{}/_sim/tickets/{}/close", h.sim.base_url(), t.id))
+        .send()
+        .await?
+        .error_for_status()?;
+    let (hd, body) = rx.recv().await.expect("a callout for the close");
+    let p =
+        h.cw.read_push(&hd, &body, "unused")
+            .await?
+            .expect("a ticket");
+    assert_eq!(p.closed, Some(true));
+    // The signing key was fetched once, not once per callout.
+    assert_eq!(h.cw.meter().total(), calls_after_first);
+
+    // A changed body, a missing signature, a key elsewhere: refused.
+    let mut forged = body.clone();
+    let at = forged.len() / 2;
+    forged[at] ^= 1;
+    assert!(matches!(
+        h.cw.read_push(&hd, &forged, "unused").await,
+        Err(psabridge_psa::PushError::Unauthenticated(_))
+    ));
+    assert!(matches!(
+        h.cw.read_push(&reqwest::header::HeaderMap::new(), &body, "unused")
+            .await,
+        Err(psabridge_psa::PushError::Unauthenticated(_))
+    ));
+    let mut elsewhere: Value = serde_json::from_slice(&body)?;
+    elsewhere["Metadata"]["key_url"] = json!("http://127.0.0.2:9/key");
+    let elsewhere = serde_json::to_vec(&elsewhere)?;
+    let mut hd2 = hd.clone();
+    hd2.insert(
+        "x-content-signature",
+        psabridge_sim::connectwise::callback_signature("guess", &elsewhere).parse()?,
+    );
+    assert!(matches!(
+        h.cw.read_push(&hd2, &elsewhere, "unused").await,
+        Err(psabridge_psa::PushError::Unauthenticated(_))
+    ));
+    // Strangers naming other keys on our host do not make us spend the budget on them.
+    let spent = h.cw.meter().total();
+    for n in 900..905 {
+        let mut other: Value = serde_json::from_slice(&body)?;
+        other["Metadata"]["key_url"] = json!(format!(
+            "{}/system/callbacks/{n}/signingKey",
+            h.sim.api_url()
+        ));
+        let other = serde_json::to_vec(&other)?;
+        let mut hd3 = hd.clone();
+        hd3.insert(
+            "x-content-signature",
+            psabridge_sim::connectwise::callback_signature("guess", &other).parse()?,
+        );
+        assert!(h.cw.read_push(&hd3, &other, "unused").await.is_err());
+    }
+    assert!(h.cw.meter().total() <= spent + 1, "at most one key fetch");
     Ok(())
 }

@@ -350,7 +350,6 @@ async fn create_note_close_and_states() -> Result<()> {
     ensure!(h.view(&t2.id).await?["status"] == "8");
     let e = c.add_note("424242", &note("x")).await;
     ensure!(matches!(e, Err(PsaError::NotFound(_))), "{e:?}");
-    ensure!(c.register_status_webhook("http://x", "s").await?.is_none());
     Ok(())
 }
 
@@ -491,4 +490,100 @@ async fn the_reference_can_live_in_the_details() -> Result<()> {
     ensure!(c.find_ticket_by_reference("PSAB-D1").await?.map(|r| r.id) == Some(t.id));
     ensure!(c.find_ticket_by_reference("PSAB-D").await?.is_none());
     Ok(())
+}
+
+#[tokio::test]
+async fn the_webhook_is_registered_once_and_its_calls_authenticated() -> Result<()> {
+    let h = start(Config::default()).await?;
+    let c = h.connector()?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/hooks/halopsa/3",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send((headers, body.to_vec()));
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hooks/halopsa/3", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let reg = c
+        .register_status_webhook(&url, "first-secret")
+        .await?
+        .expect("Halo takes webhooks");
+    // Connecting again updates ours with the new password instead of adding one.
+    let again = c.register_status_webhook(&url, "second-secret").await?;
+    ensure!(again.map(|r| r.id) == Some(reg.id.clone()));
+    let hooks: Value = h
+        .http
+        .get(format!("{}/api/Webhook", h.sim.base_url()))
+        .bearer_auth(bearer(&h).await?)
+        .send()
+        .await?
+        .json()
+        .await?;
+    ensure!(hooks.as_array().map(Vec::len) == Some(1), "{hooks}");
+    ensure!(hooks[0].get("basic_password").is_none(), "{hooks}");
+
+    let t = c.create_ticket(&h.ticket("wh-1")).await?;
+    h.http
+        .post(format!("{}/_sim/tickets/{}/close", h.sim.base_url(), t.id))
+        .send()
+        .await?
+        .error_for_status()?;
+    let (hd, body) = rx.recv().await.expect("a callout for the close");
+    let p = c
+        .read_push(&hd, &body, "second-secret")
+        .await?
+        .expect("a ticket");
+    ensure!(p.ticket_id == t.id && p.closed == Some(true), "{p:?}");
+    // The old password, or none, is refused.
+    ensure!(matches!(
+        c.read_push(&hd, &body, "first-secret").await,
+        Err(psabridge_psa::PushError::Unauthenticated(_))
+    ));
+    ensure!(matches!(
+        c.read_push(&reqwest::header::HeaderMap::new(), &body, "second-secret")
+            .await,
+        Err(psabridge_psa::PushError::Unauthenticated(_))
+    ));
+    // A reopen through the API (a status change by an action) calls out too: open.
+    h.http
+        .post(format!("{}/_sim/tickets/{}/reopen", h.sim.base_url(), t.id))
+        .send()
+        .await?
+        .error_for_status()?;
+    let (hd, body) = rx.recv().await.expect("a callout for the reopen");
+    let p = c
+        .read_push(&hd, &body, "second-secret")
+        .await?
+        .expect("a ticket");
+    ensure!(p.closed == Some(false), "{p:?}");
+    c.close_ticket(&t.id, None, &note("wh-2")).await?;
+    let (hd, body) = rx.recv().await.expect("a callout for the API close");
+    let p = c
+        .read_push(&hd, &body, "second-secret")
+        .await?
+        .expect("a ticket");
+    ensure!(p.closed == Some(true), "{p:?}");
+    Ok(())
+}
+
+async fn bearer(h: &H) -> Result<String> {
+    let v: Value = h
+        .http
+        .post(format!("{}/auth/token?tenant=demo", h.sim.base_url()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&client_id=psabridge-demo&client_secret=halo-demo-secret&scope=all")
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(v["access_token"].as_str().unwrap_or_default().to_string())
 }

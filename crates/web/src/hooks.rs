@@ -15,11 +15,104 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha1::Sha1;
 
+use psabridge_core::settings::PsaKind;
+use psabridge_psa::PushError;
+
 use crate::AppState;
 use crate::problem::Problem;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/hooks/autotask/{connection}", post(autotask))
+    Router::new()
+        .route("/hooks/autotask/{connection}", post(autotask))
+        .route(
+            "/hooks/connectwise/{connection}",
+            post(|s, p, h, b| pushed(PsaKind::ConnectWise, s, p, h, b)),
+        )
+        .route(
+            "/hooks/halopsa/{connection}",
+            post(|s, p, h, b| pushed(PsaKind::HaloPsa, s, p, h, b)),
+        )
+}
+
+/// A push from a PSA whose connector authenticates and reads its own callouts
+/// (`Connector::read_push`: ConnectWise's signed callbacks, HaloPSA's webhooks). Whatever is
+/// wrong (no such connection, another PSA's, no push registered, a bad signature) answers the
+/// same 401, so a caller learns nothing about our connections.
+async fn pushed(
+    kind: PsaKind,
+    State(state): State<AppState>,
+    Path(connection_id): Path<i64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, Problem> {
+    let unauthorized = || Problem::unauthorized("the callout is not authenticated");
+    let connection = state
+        .store
+        .connection_by_id(connection_id)
+        .await
+        .map_err(|_| unauthorized())?;
+    if connection.kind != kind || connection.webhook_id.is_none() {
+        return Err(unauthorized());
+    }
+    let secret = state
+        .store
+        .connection_webhook_secret(connection_id)
+        .await?
+        .ok_or_else(unauthorized)?;
+    let connector = state
+        .engine
+        .connectors
+        .get(&state.store, &connection)
+        .await
+        .map_err(|_| unauthorized())?;
+    let pushed = match connector.read_push(&headers, &body, secret.expose()).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return Ok(StatusCode::NO_CONTENT),
+        Err(PushError::Malformed(m)) => {
+            return Err(Problem::new(StatusCode::BAD_REQUEST, "Malformed callout").detail(m));
+        }
+        Err(PushError::Psa(e)) => {
+            tracing::warn!(connection = connection_id, error = %e, "could not check a PSA callout");
+            return Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The callout could not be checked now",
+            ));
+        }
+        Err(e) => {
+            tracing::warn!(connection = connection_id, error = %e, "rejected a PSA callout");
+            return Err(unauthorized());
+        }
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let id = pushed.ticket_id;
+    match pushed.closed {
+        Some(true) => {
+            let n = state
+                .store
+                .close_tickets(connection_id, std::slice::from_ref(&id), now)
+                .await?;
+            tracing::info!(connection = connection_id, ticket = %id, groups = n, deleted = pushed.deleted, "PSA says the ticket is closed");
+            if !pushed.deleted {
+                state
+                    .store
+                    .record_ticket_numbers(connection_id, &[(id, pushed.number)])
+                    .await?;
+            }
+        }
+        Some(false) => {
+            state
+                .store
+                .confirm_open(connection_id, &[(id, pushed.number)], now)
+                .await?
+        }
+        None => {
+            state
+                .store
+                .record_ticket_numbers(connection_id, &[(id, pushed.number)])
+                .await?
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Does `signature` (`sha1=<base64>`) sign `body` under `secret`?

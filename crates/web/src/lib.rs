@@ -333,6 +333,8 @@ pub const ROUTES: &[(&str, Access)] = &[
         Access::Partner(Permission::OperateDeliveries),
     ),
     ("POST /hooks/autotask/{connection}", Access::Public),
+    ("POST /hooks/connectwise/{connection}", Access::Public),
+    ("POST /hooks/halopsa/{connection}", Access::Public),
     ("GET /api/v1/openapi.json", Access::Public),
     ("GET /healthz", Access::Public),
     ("GET /metrics", Access::Public),

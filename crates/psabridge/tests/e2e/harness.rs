@@ -132,6 +132,13 @@ impl Sim {
             .unwrap_or_default())
     }
 
+    /// Requests the simulator has answered through its API (its `/_sim/stats`).
+    pub async fn requests(&self) -> Result<u64> {
+        Ok(self.control("stats").await?["requests"]
+            .as_u64()
+            .unwrap_or_default())
+    }
+
     /// Close a ticket as a technician would.
     pub async fn complete(&self, ticket_id: &str) -> Result<()> {
         let r = self

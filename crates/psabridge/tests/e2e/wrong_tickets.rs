@@ -350,3 +350,84 @@ async fn an_alert_just_after_a_close_opens_a_new_ticket(kind: PsaKind, db: Db) -
     Ok(())
 }
 on_every_psa!(an_alert_just_after_a_close_opens_a_new_ticket);
+
+/// ConnectWise and HaloPSA push ticket changes to us once "Connect" registered our callback
+/// (the demo has a public URL): a technician's close reaches the product before the next
+/// alert, which opens a new ticket with one PSA call, without reading the ticket first.
+async fn a_pushed_close_means_a_new_ticket_without_a_read(kind: PsaKind, db: Db) -> Result<()> {
+    if !matches!(kind, PsaKind::ConnectWise | PsaKind::HaloPsa) {
+        return Ok(());
+    }
+    let sim = Sim::start_psa(kind).await?;
+    let Some(p) = Product::start(&sim, db, "pushed_close").await? else {
+        return Ok(());
+    };
+    let path = format!(
+        "/api/v1/partners/{}/connections/{}",
+        p.partner_id(),
+        p.connection()
+    );
+    let (s, conn) = p.call(Method::GET, &path, None).await?;
+    ensure!(
+        s == 200 && conn["webhook"]["id"].is_string(),
+        "a push channel is registered: {s} {conn}"
+    );
+    let user = "pat@contoso.example";
+    p.post_events(&ev("p-1", "client-001", "saas.too_many_downloads", user))
+        .await?;
+    let first = &p.wait_done(&["p-1".into()], WAIT).await?[0];
+    let ticket = ticket_id(first);
+    // A second alert of the group is one note: the open ticket is trusted, not read.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let before = sim.requests().await?;
+    p.post_events(&ev("p-2", "client-001", "saas.too_many_uploads", user))
+        .await?;
+    let second = &p.wait_done(&["p-2".into()], WAIT).await?[0];
+    ensure!(
+        delivery(second)["psa_action"] == "noted" && ticket_id(second) == ticket,
+        "{second}"
+    );
+    let spent = sim.requests().await? - before;
+    ensure!(spent == 1, "one PSA call for the note, not {spent}");
+
+    // The technician closes it; an alert a second later opens a new ticket.
+    sim.complete(&ticket).await?;
+    let notes = sim.notes_of(&ticket).await?.len();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = sim.requests().await?;
+    p.post_events(&ev("p-3", "client-001", "saas.multiple_mfa_failures", user))
+        .await?;
+    let third = &p.wait_done(&["p-3".into()], WAIT).await?[0];
+    ensure!(
+        delivery(third)["psa_action"] == "created" && ticket_id(third) != ticket,
+        "a new ticket: {third}"
+    );
+    let spent = sim.requests().await? - before;
+    ensure!(
+        spent == 1,
+        "one PSA call for the create, no read first: {spent}"
+    );
+    ensure!(
+        sim.notes_of(&ticket).await?.len() == notes,
+        "no note on the closed ticket"
+    );
+    // A forged callout is refused and changes nothing.
+    let hook = format!("{}/hooks/{}/{}", p.api(), kind.as_str(), p.connection());
+    let r = p
+        .http
+        .post(&hook)
+        .header("content-type", "application/json")
+        .header("authorization", "Basic cHNhYnJpZGdlOmd1ZXNz")
+        .header("x-content-signature", "AAAA")
+        .body(
+            json!({"ID": 1, "Type": "ticket", "Metadata": {"key_url": "http://127.0.0.1:9/key"},
+                     "ticket": {"id": 1, "status_id": 9}})
+            .to_string(),
+        )
+        .send()
+        .await?;
+    ensure!(r.status() == 401, "forged callout: {}", r.status());
+    p.cleanup().await;
+    Ok(())
+}
+on_every_psa!(a_pushed_close_means_a_new_ticket_without_a_read);

@@ -10,14 +10,20 @@
 //! | `service/tickets` (+ `/count`) | GET, POST |
 //! | `service/tickets/{id}` | GET, PATCH |
 //! | `service/tickets/{id}/notes` (+ `/count`, `/{id}`) | GET, POST |
+//! | `system/callbacks` (+ `/count`) | GET, POST |
+//! | `system/callbacks/{id}` | GET, PUT, PATCH, DELETE |
+//! | `system/callbacks/{id}/signingKey` | GET (the key a callout's `Metadata.key_url` names) |
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use std::sync::Arc;
+
 use super::Shared;
 use super::auth::Caller;
+use super::callbacks::{self, CALLBACKS};
 use super::errors::ApiError;
 use super::listing::{self, Paging, Params};
 use super::store::*;
@@ -76,7 +82,7 @@ fn parse_id(s: &str) -> Option<i64> {
     s.parse::<i64>().ok().filter(|i| *i > 0)
 }
 
-pub fn dispatch(s: &Shared, r: Request<'_>) -> Result<Response, ApiError> {
+pub fn dispatch(s: &Arc<Shared>, r: Request<'_>) -> Result<Response, ApiError> {
     let lower: Vec<String> = r.segs.iter().map(|p| p.to_ascii_lowercase()).collect();
     let parts: Vec<&str> = lower.iter().map(String::as_str).collect();
     let paging = Paging {
@@ -108,6 +114,7 @@ pub fn dispatch(s: &Shared, r: Request<'_>) -> Result<Response, ApiError> {
                 &r.caller.member,
                 s.config.default_board_id,
             )?;
+            call_back_later(s, id_of(&t), "added", &r.caller.member);
             Ok((StatusCode::CREATED, axum::Json(t)).into_response())
         }
         ["service", "tickets", id] if *id != "count" && r.method == Method::PATCH => {
@@ -120,6 +127,7 @@ pub fn dispatch(s: &Shared, r: Request<'_>) -> Result<Response, ApiError> {
                 &r.caller.member,
                 s.config.default_board_id,
             )?;
+            call_back_later(s, Some(id), "updated", &r.caller.member);
             Ok(axum::Json(t).into_response())
         }
         ["service", "tickets", id, "notes", rest @ ..] => {
@@ -151,6 +159,53 @@ pub fn dispatch(s: &Shared, r: Request<'_>) -> Result<Response, ApiError> {
                     "The requested URL was not found.".into(),
                 )),
                 _ => Err(ApiError::MethodNotAllowed),
+            }
+        }
+
+        // Callbacks: subscriptions to record changes.
+        ["system", "callbacks"] if r.method == Method::POST => {
+            let body = json_body(r.body)?;
+            let c = callbacks::create(&mut s.db(), &body, &r.caller.member)?;
+            Ok((StatusCode::CREATED, axum::Json(c)).into_response())
+        }
+        ["system", "callbacks", id, "signingkey"] if get => {
+            let db = s.db();
+            let k = parse_id(id).and_then(|i| callbacks::signing_key(&db, i));
+            one(k, "Callback", id)
+        }
+        ["system", "callbacks", id] if *id != "count" && !get => {
+            let cid = parse_id(id).ok_or_else(|| not_found("Callback", id))?;
+            match r.method.as_str() {
+                "PUT" => {
+                    let body = json_body(r.body)?;
+                    let c = callbacks::replace(&mut s.db(), cid, &body, &r.caller.member)?;
+                    Ok(axum::Json(c).into_response())
+                }
+                "PATCH" => {
+                    let body = json_body(r.body)?;
+                    let c = callbacks::patch(&mut s.db(), cid, &body, &r.caller.member)?;
+                    Ok(axum::Json(c).into_response())
+                }
+                "DELETE" => match s.db().tables_mut(CALLBACKS).remove(&cid) {
+                    Some(_) => Ok(StatusCode::NO_CONTENT.into_response()),
+                    None => Err(not_found("Callback", id)),
+                },
+                _ => Err(ApiError::MethodNotAllowed),
+            }
+        }
+        ["system", "callbacks", rest @ ..] if get => {
+            let db = s.db();
+            let rows: Vec<Value> = db.table(CALLBACKS).values().map(clean).collect();
+            match rest {
+                [] => list(rows),
+                ["count"] => listing::count(rows, r.params),
+                [id] => {
+                    let v = parse_id(id).and_then(|i| db.get(CALLBACKS, i)).map(clean);
+                    one(v, "Callback", id)
+                }
+                _ => Err(ApiError::NotFound(
+                    "The requested URL was not found.".into(),
+                )),
             }
         }
 
@@ -237,4 +292,12 @@ pub fn dispatch(s: &Shared, r: Request<'_>) -> Result<Response, ApiError> {
             r.segs.join("/")
         ))),
     }
+}
+
+/// Call the ticket callbacks about `id` once this request is answered.
+fn call_back_later(s: &Arc<Shared>, id: Option<i64>, action: &'static str, member: &str) {
+    let Some(id) = id else { return };
+    let s = s.clone();
+    let member = member.to_string();
+    tokio::spawn(async move { callbacks::ticket_changed(&s, id, action, &member, false).await });
 }

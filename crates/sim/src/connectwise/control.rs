@@ -27,7 +27,8 @@ const ENDPOINTS: &[&str] = &[
     "GET /_sim/tickets?open=true",
     "GET /_sim/tickets/{id}",
     "POST /_sim/tickets/{id}/close",
-    "POST /_sim/tickets/{id}/reopen",
+    "POST /_sim/tickets/{id}/reopen (ticket callbacks are called before the answer)",
+    "GET /_sim/callback-deliveries",
 ];
 
 /// The filter our connector's company list uses: not deleted, not in the Inactive status.
@@ -202,6 +203,7 @@ pub async fn handle(
             "endpoints": ENDPOINTS,
         })),
         ("GET", ["stats"]) => ok(s.stats_json()),
+        ("GET", ["callback-deliveries"]) => ok(json!({"deliveries": s.callouts.list()})),
         ("POST", ["reset"]) => {
             s.reset();
             StatusCode::NO_CONTENT.into_response()
@@ -227,48 +229,61 @@ pub async fn handle(
             }
         }
         ("POST", ["tickets", id, action @ ("close" | "reopen")]) => {
-            let mut db = s.db();
-            let Some(t) = id
-                .parse::<i64>()
-                .ok()
-                .and_then(|i| db.get(TICKETS, i))
-                .cloned()
-            else {
-                return bad(StatusCode::NOT_FOUND, "no such ticket");
-            };
-            let tid = id_of(&t).unwrap_or_default();
-            let board = ref_id(&t, "board").unwrap_or(HELP_DESK);
-            let mut candidates: Vec<&Value> = db
-                .on_board(STATUSES, board)
-                .into_iter()
-                .filter(|st| !flag(st, "inactive"))
-                .filter(|st| flag(st, "closedStatus") == (*action == "close"))
-                .collect();
-            candidates.sort_by_key(|st| {
-                (
-                    !(*action == "reopen" && flag(st, "defaultFlag")),
-                    st.get("sortOrder").and_then(Value::as_i64),
-                    id_of(st),
-                )
-            });
-            let Some(status) = candidates.first().and_then(|st| id_of(st)) else {
-                return bad(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "the board has no such status",
-                );
-            };
-            match tickets::set_status(&mut db, tid, status, "jdoe", s.config.default_board_id) {
-                Ok(_) => {
-                    let t = db.get(TICKETS, tid).cloned().unwrap_or_default();
-                    ok(normalised(&db, &t))
-                }
-                Err(e) => bad(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+            let (answer, changed) = technician_sets_status(s, id, action);
+            if let Some(tid) = changed {
+                super::callbacks::ticket_changed(s, tid, "updated", "jdoe", true).await;
             }
+            answer
         }
         _ => (
             StatusCode::NOT_FOUND,
             axum::Json(json!({"error": "unknown control endpoint", "endpoints": ENDPOINTS})),
         )
             .into_response(),
+    }
+}
+
+/// A technician moves a ticket to the board's first closed (or default open) status: the
+/// answer, and the ticket whose callbacks are due.
+fn technician_sets_status(s: &Shared, id: &str, action: &str) -> (Response, Option<i64>) {
+    let mut db = s.db();
+    let Some(t) = id
+        .parse::<i64>()
+        .ok()
+        .and_then(|i| db.get(TICKETS, i))
+        .cloned()
+    else {
+        return (bad(StatusCode::NOT_FOUND, "no such ticket"), None);
+    };
+    let tid = id_of(&t).unwrap_or_default();
+    let board = ref_id(&t, "board").unwrap_or(HELP_DESK);
+    let mut candidates: Vec<&Value> = db
+        .on_board(STATUSES, board)
+        .into_iter()
+        .filter(|st| !flag(st, "inactive"))
+        .filter(|st| flag(st, "closedStatus") == (action == "close"))
+        .collect();
+    candidates.sort_by_key(|st| {
+        (
+            !(action == "reopen" && flag(st, "defaultFlag")),
+            st.get("sortOrder").and_then(Value::as_i64),
+            id_of(st),
+        )
+    });
+    let Some(status) = candidates.first().and_then(|st| id_of(st)) else {
+        return (
+            bad(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "the board has no such status",
+            ),
+            None,
+        );
+    };
+    match tickets::set_status(&mut db, tid, status, "jdoe", s.config.default_board_id) {
+        Ok(_) => {
+            let t = db.get(TICKETS, tid).cloned().unwrap_or_default();
+            (ok(normalised(&db, &t)), Some(tid))
+        }
+        Err(e) => (bad(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()), None),
     }
 }

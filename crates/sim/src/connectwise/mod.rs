@@ -17,12 +17,13 @@
 //!
 //! Modules, one job each: `server` (accept loop that can close connections unanswered),
 //! `routing` (paths and the order of a call: faults, authentication, limits, routes), `auth`,
-//! `limits`, `faults`, `errors`, `conditions` (the query language), `listing` (filters,
+//! `limits`, `faults`, `errors`, `callbacks` (`system/callbacks` and their signed callouts), `conditions` (the query language), `listing` (filters,
 //! ordering, fields, paging), `api` (the endpoints), `tickets` (ticket and note writes),
 //! `store` and `seed` (the data), `control` (`/_sim/`).
 
 mod api;
 mod auth;
+mod callbacks;
 pub mod conditions;
 mod control;
 mod errors;
@@ -40,6 +41,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use axum::Router;
 use serde_json::{Value, json};
 
+pub use callbacks::signature as callback_signature;
 pub use errors::ApiError;
 pub use faults::{FaultKind, FaultRule};
 
@@ -146,6 +148,8 @@ struct Shared {
     buckets: limits::Buckets,
     faults: faults::Faults,
     counters: crate::stats::RequestCounts,
+    /// The last callback callouts (`/_sim/callback-deliveries`).
+    callouts: callbacks::DeliveryLog,
 }
 
 impl Shared {
@@ -176,6 +180,7 @@ impl Shared {
         self.faults.clear();
         self.buckets.clear();
         self.counters.clear();
+        self.callouts.clear();
     }
 }
 
@@ -202,6 +207,7 @@ impl Simulator {
             buckets: limits::Buckets::default(),
             faults: faults::Faults::with_seeds(faults::DRAW_SEEDS),
             counters: crate::stats::RequestCounts::default(),
+            callouts: callbacks::DeliveryLog::default(),
             config,
         });
         let router = Router::new()

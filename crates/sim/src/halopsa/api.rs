@@ -3,6 +3,7 @@
 //! actions, validated like Halo validates them.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::http::{Method, StatusCode};
@@ -89,7 +90,7 @@ pub fn status_closed(db: &Db, status: i64) -> bool {
 
 /// A GET, POST or DELETE below `/api/` (`segs` after `api`), authenticated.
 pub fn dispatch(
-    s: &Shared,
+    s: &Arc<Shared>,
     method: &Method,
     segs: &[String],
     params: &Params,
@@ -120,6 +121,9 @@ pub fn dispatch(
             None => errors::not_found("Agent", "me"),
         };
     }
+    if first.eq_ignore_ascii_case("webhook") {
+        return super::webhooks::dispatch(s, method.as_str(), &segs[1..], body);
+    }
     let Some(resource) = canonical(first) else {
         return errors::message(
             StatusCode::NOT_FOUND,
@@ -130,8 +134,24 @@ pub fn dispatch(
         ("GET", 1) => list(s, resource, params),
         ("GET", 2) => one(s, resource, &segs[1]),
         ("POST", 1) => match resource {
-            "Tickets" => write(s, body, write_ticket),
-            "Actions" => write(s, body, write_action),
+            "Tickets" | "Actions" => {
+                let touched = touched_tickets(body, resource);
+                let before = statuses(s, &touched);
+                let r = if resource == "Tickets" {
+                    write(s, body, write_ticket)
+                } else {
+                    write(s, body, write_action)
+                };
+                if r.status().is_success() {
+                    let after = statuses(s, &touched);
+                    for (id, status) in after {
+                        if before.get(&id) != Some(&status) {
+                            call_out_later(s, id);
+                        }
+                    }
+                }
+                r
+            }
             _ => errors::message(
                 StatusCode::METHOD_NOT_ALLOWED,
                 format!("The simulator does not write {resource} records"),
@@ -865,4 +885,42 @@ fn write_action(
     }
     db.put("Actions", id, a.clone());
     Ok(a)
+}
+
+/// The existing tickets a write may change: `id` of ticket elements, `ticket_id` of actions.
+fn touched_tickets(body: &Bytes, resource: &str) -> Vec<i64> {
+    let key = if resource == "Tickets" {
+        "id"
+    } else {
+        "ticket_id"
+    };
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(a)) => a
+            .iter()
+            .filter_map(|e| e.get(key).and_then(id_of))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The status of each of `ids` that exists.
+fn statuses(s: &Shared, ids: &[i64]) -> std::collections::BTreeMap<i64, Value> {
+    let db = s.db();
+    ids.iter()
+        .filter_map(|i| db.get("Tickets", *i).map(|t| (*i, t["status_id"].clone())))
+        .collect()
+}
+
+/// The ticket as the API shows it, for a webhook.
+pub fn ticket_out(s: &Shared, id: i64) -> Option<Value> {
+    let mut t = s.db().get("Tickets", id).cloned()?;
+    strip_internal(&mut t);
+    Some(t)
+}
+
+/// Call the webhooks about ticket `id`'s new status once this request is answered.
+fn call_out_later(s: &Arc<Shared>, id: i64) {
+    let Some(t) = ticket_out(s, id) else { return };
+    let s = s.clone();
+    tokio::spawn(async move { super::webhooks::status_changed(&s, t, false).await });
 }

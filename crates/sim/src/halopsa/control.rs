@@ -25,7 +25,8 @@ const ENDPOINTS: &[&str] = &[
     "GET /_sim/tickets?open=true",
     "GET /_sim/tickets/{id}",
     "POST /_sim/tickets/{id}/close",
-    "POST /_sim/tickets/{id}/reopen",
+    "POST /_sim/tickets/{id}/reopen (webhooks are called before the answer)",
+    "GET /_sim/webhook-deliveries",
 ];
 
 pub fn handle(s: &Shared, method: &Method, segs: &[String], query: &str, body: &Bytes) -> Response {
@@ -43,6 +44,7 @@ pub fn handle(s: &Shared, method: &Method, segs: &[String], query: &str, body: &
             "endpoints": ENDPOINTS,
         })),
         ("GET", ["stats"]) => ok(s.stats_json()),
+        ("GET", ["webhook-deliveries"]) => ok(json!({"deliveries": s.webhooks.deliveries()})),
         ("POST", ["reset"]) => {
             s.reset();
             StatusCode::NO_CONTENT.into_response()
@@ -229,4 +231,19 @@ pub fn fixtures(db: &Db) -> Value {
         "other_company_contract_id": ids::OTHER_CLIENT_CONTRACT.to_string(),
         "unknown_contract_id": "4999",
     })
+}
+
+/// The ticket a control request changes the status of, if it is a close or reopen.
+pub fn status_changed_by(method: &Method, segs: &[String]) -> Option<i64> {
+    match segs {
+        [t, id, action]
+            if method == Method::POST
+                && t.eq_ignore_ascii_case("tickets")
+                && (action.eq_ignore_ascii_case("close")
+                    || action.eq_ignore_ascii_case("reopen")) =>
+        {
+            id.parse().ok()
+        }
+        _ => None,
+    }
 }

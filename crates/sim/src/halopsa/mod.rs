@@ -27,6 +27,7 @@ mod faults;
 mod routing;
 mod seed;
 mod store;
+mod webhooks;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -130,6 +131,8 @@ struct Shared {
     window: Mutex<VecDeque<Instant>>,
     faults: faults::Faults,
     counters: crate::stats::RequestCounts,
+    /// Outgoing webhooks and their callouts.
+    webhooks: webhooks::Webhooks,
 }
 
 impl Shared {
@@ -155,6 +158,7 @@ impl Shared {
         *self.db() = seed::seed();
         self.faults.clear();
         self.counters.clear();
+        self.webhooks.clear();
         self.window
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -205,6 +209,7 @@ impl Simulator {
             window: Mutex::new(VecDeque::new()),
             faults: faults::Faults::default(),
             counters: crate::stats::RequestCounts::default(),
+            webhooks: webhooks::Webhooks::default(),
         });
         let router = Router::new()
             .fallback(routing::handle)

@@ -55,7 +55,17 @@ pub async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     let query = parts.uri.query().unwrap_or("").to_string();
     let path = parts.uri.path().to_string();
     let (resource, t) = match target(&path) {
-        Target::Control(segs) => return control::handle(&s, &parts.method, &segs, &query, &body),
+        Target::Control(segs) => {
+            let r = control::handle(&s, &parts.method, &segs, &query, &body);
+            // A technician's close or reopen calls the webhooks before the answer.
+            if let Some(id) = control::status_changed_by(&parts.method, &segs)
+                && r.status().is_success()
+                && let Some(t) = api::ticket_out(&s, id)
+            {
+                super::webhooks::status_changed(&s, t, true).await;
+            }
+            return r;
+        }
         Target::NotFound => {
             return errors::message(
                 StatusCode::NOT_FOUND,
