@@ -30,6 +30,7 @@ pub mod event;
 pub mod fair;
 pub mod import;
 pub mod merge_patch;
+pub mod outbound;
 pub mod plan;
 pub mod render;
 pub mod replay;

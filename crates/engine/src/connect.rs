@@ -35,6 +35,9 @@ pub enum ConnectError {
     Settings(#[from] SettingsError),
     #[error(transparent)]
     Store(#[from] psabridge_store::StoreError),
+    /// A URL the operator's outbound policy does not allow (named setting).
+    #[error("setting '{field}': {problem}")]
+    Refused { field: String, problem: String },
 }
 
 impl ConnectError {
@@ -42,6 +45,7 @@ impl ConnectError {
         match e {
             BuildError::Settings(e) => ConnectError::Settings(e),
             BuildError::Store(e) => ConnectError::Store(e),
+            BuildError::Refused { field, problem } => ConnectError::Refused { field, problem },
         }
     }
 }
@@ -100,6 +104,11 @@ pub async fn check_unsaved(
     connection: &Connection,
     secrets: &BTreeMap<String, Secret>,
 ) -> Result<Checked, ConnectError> {
+    engine
+        .connectors
+        .check_urls(&connection.settings)
+        .await
+        .map_err(ConnectError::from_build)?;
     let connector = engine
         .connectors
         .build_unsaved(connection, secrets)

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use psabridge_core::secret::Secret;
-use psabridge_psa::{Connector, SettingsError};
+use psabridge_psa::{Connector, Outbound, SettingsError};
 use psabridge_store::config::Connection;
 use psabridge_store::{Store, StoreError};
 use thiserror::Error;
@@ -21,6 +21,9 @@ pub enum BuildError {
     Settings(#[from] SettingsError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A URL of the connection may not be called under the operator's outbound policy.
+    #[error("setting '{field}': {problem}")]
+    Refused { field: String, problem: String },
 }
 
 struct Entry {
@@ -32,14 +35,24 @@ struct Entry {
 #[derive(Clone)]
 pub struct ConnectorRegistry {
     http: reqwest::Client,
+    outbound: Outbound,
     cache: Arc<Mutex<HashMap<i64, Entry>>>,
     /// Calls made by connectors that were since replaced, so totals never go backwards.
     retired_calls: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl ConnectorRegistry {
+    /// A registry that calls any address (embedding and tests).
     pub fn new() -> ConnectorRegistry {
-        let http = reqwest::Client::builder()
+        ConnectorRegistry::with_outbound(Outbound::default())
+    }
+
+    /// A registry whose connectors call only what `outbound` allows: every URL of a
+    /// connection is checked before its connector is built, and every name is checked again
+    /// when it is resolved for a request.
+    pub fn with_outbound(outbound: Outbound) -> ConnectorRegistry {
+        let http = outbound
+            .client(reqwest::Client::builder())
             .connect_timeout(Duration::from_secs(10))
             .pool_idle_timeout(Duration::from_secs(60))
             .user_agent(concat!("psabridge/", env!("CARGO_PKG_VERSION")))
@@ -47,6 +60,7 @@ impl ConnectorRegistry {
             .unwrap_or_default();
         ConnectorRegistry {
             http,
+            outbound,
             cache: Arc::new(Mutex::new(HashMap::new())),
             retired_calls: Arc::default(),
         }
@@ -63,6 +77,7 @@ impl ConnectorRegistry {
         {
             return Ok(e.connector.clone());
         }
+        self.check_urls(&connection.settings).await?;
         let secrets = store.connection_secrets(connection.id).await?;
         let connector = build(self.http.clone(), connection, &secrets)?;
         let mut cache = self.lock();
@@ -79,6 +94,33 @@ impl ConnectorRegistry {
             );
         }
         Ok(connector)
+    }
+
+    /// The outbound policy of this registry's connectors.
+    pub fn outbound(&self) -> &Outbound {
+        &self.outbound
+    }
+
+    /// Check every URL setting of a connection (a stored URL the policy refuses since fails
+    /// here, with the setting's name, instead of being called).
+    pub async fn check_urls(
+        &self,
+        settings: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), BuildError> {
+        for (field, value) in settings {
+            if !field.ends_with("_url") {
+                continue;
+            }
+            if let Some(url) = value.as_str().filter(|u| !u.trim().is_empty())
+                && let Err(e) = self.outbound.check_url(url).await
+            {
+                return Err(BuildError::Refused {
+                    field: field.clone(),
+                    problem: e.to_string(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Build a connector for a connection that is not stored yet ("Connect" on create).

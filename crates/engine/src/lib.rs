@@ -81,6 +81,9 @@ pub struct EngineConfig {
     pub smtp: Option<mail::SmtpConfig>,
     /// How often the nightly billing syncs are checked for being due.
     pub billing_schedule_check: Duration,
+    /// What PSAs and identity providers may be called (`[outbound]`); the default calls
+    /// anything, the binary always sets it from its configuration.
+    pub outbound: psabridge_core::outbound::OutboundPolicy,
 }
 
 impl Default for EngineConfig {
@@ -103,6 +106,7 @@ impl Default for EngineConfig {
             node_name: format!("node-{}", std::process::id()),
             smtp: None,
             billing_schedule_check: billing::SCHEDULE_CHECK,
+            outbound: psabridge_core::outbound::OutboundPolicy::unrestricted(),
         }
     }
 }

@@ -2,6 +2,9 @@
 //! UserInfo verification, and back-channel logout tokens.
 
 use std::fmt;
+use std::sync::Arc;
+
+use psabridge_core::outbound::OutboundPolicy;
 
 use chrono::{DateTime, Utc};
 use openidconnect::core::{
@@ -196,6 +199,7 @@ pub struct Provider {
     metadata: Metadata,
     client: OurClient,
     http: reqwest::Client,
+    outbound: Arc<OutboundPolicy>,
     logout_keys: jsonwebtoken::jwk::JwkSet,
 }
 
@@ -212,13 +216,34 @@ impl Provider {
     /// must equal the configured one exactly (checked by openidconnect), so a provider cannot
     /// speak for another issuer. Every request goes through a client that follows no redirects.
     pub async fn discover(config: &IdpConfig) -> Result<Provider, OidcError> {
-        let http = oidc_http_client()?;
+        Provider::discover_with(
+            config,
+            Arc::new(OutboundPolicy::unrestricted()),
+            reqwest::Client::builder(),
+        )
+        .await
+    }
+
+    /// [`Provider::discover`] under an outbound policy: every request's URL is checked
+    /// against `outbound` (scheme, and the host when it is an address), and `builder` is the
+    /// caller's client (whose resolver checks names); redirects are never followed.
+    pub async fn discover_with(
+        config: &IdpConfig,
+        outbound: Arc<OutboundPolicy>,
+        builder: reqwest::ClientBuilder,
+    ) -> Result<Provider, OidcError> {
+        let http = oidc_http_client(builder)?;
+        let issuer_url = url::Url::parse(&config.issuer)
+            .map_err(|e| OidcError::Config(format!("issuer: {e}")))?;
+        crate::http::check_endpoint(&outbound, &issuer_url)
+            .map_err(|e| OidcError::Config(format!("issuer: {e}")))?;
         let issuer = IssuerUrl::new(config.issuer.clone())
             .map_err(|e| OidcError::Config(format!("issuer: {e}")))?;
         let redirect = RedirectUrl::new(config.redirect_uri.clone())
             .map_err(|e| OidcError::Config(format!("redirect_uri: {e}")))?;
         let backend = http.clone();
-        let call = move |req| execute(backend.clone(), req);
+        let policy = outbound.clone();
+        let call = move |req| execute(backend.clone(), policy.clone(), req);
         let metadata = Metadata::discover_async(issuer, &call)
             .await
             .map_err(|e| OidcError::Discovery(error_chain(&e)))?;
@@ -236,6 +261,7 @@ impl Provider {
             metadata,
             client,
             http,
+            outbound,
             logout_keys,
         })
     }
@@ -305,7 +331,8 @@ impl Provider {
         let code = callback.code.clone().ok_or(OidcError::MissingCode)?;
 
         let backend = self.http.clone();
-        let call = move |req| execute(backend.clone(), req);
+        let policy = self.outbound.clone();
+        let call = move |req| execute(backend.clone(), policy.clone(), req);
         let tokens = self
             .client
             .exchange_code(AuthorizationCode::new(code))

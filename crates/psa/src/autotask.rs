@@ -196,6 +196,10 @@ fn num(field: &str, id: &str) -> Result<Value, PsaError> {
 
 /// The messages of an Autotask error body (`{"errors":["…"]}`), or the raw text.
 fn error_messages(body: &str) -> String {
+    crate::http::excerpt(&error_messages_of(body))
+}
+
+fn error_messages_of(body: &str) -> String {
     match serde_json::from_str::<Value>(body) {
         Ok(v) => {
             if let Some(list) = v.get("errors").and_then(Value::as_array) {
@@ -210,7 +214,7 @@ fn error_messages(body: &str) -> String {
             } else if let Some(m) = v.get("Message").and_then(Value::as_str) {
                 m.to_string()
             } else {
-                v.to_string()
+                crate::http::undocumented_json(body)
             }
         }
         Err(_) => plain_message(body, ""),
@@ -391,6 +395,12 @@ impl AutotaskConnector {
             .to_string();
         if !zone.ends_with('/') {
             zone.push('/');
+        }
+        if let Err(why) = zone_may_be_called(&url, &zone) {
+            return Err(PsaError::Unreachable(format!(
+                "zone discovery at {}: {why}",
+                self.creds.zone_discovery_url
+            )));
         }
         *slot = Some(zone.clone());
         Ok(zone)
@@ -627,6 +637,26 @@ impl AutotaskConnector {
                 .unwrap_or(true),
         })
     }
+}
+
+/// May the zone URL an answer of zone discovery named be called with the connection's
+/// secrets? Autotask's zones are https names (checked by the outbound resolver when they are
+/// called); a zone given as an address must be the discovery host itself (addresses skip the
+/// resolver), and it never drops to http from https.
+fn zone_may_be_called(discovery: &str, zone: &str) -> Result<(), String> {
+    let (Ok(d), Ok(z)) = (url::Url::parse(discovery), url::Url::parse(zone)) else {
+        return Err("the zone it named is not a URL".into());
+    };
+    if z.scheme() != "https" && z.scheme() != d.scheme() {
+        return Err(format!("the zone it named is not https but {}", z.scheme()));
+    }
+    let is_address = matches!(z.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)));
+    if is_address
+        && (z.host() != d.host() || z.port_or_known_default() != d.port_or_known_default())
+    {
+        return Err("the zone it named is an address other than the discovery host".into());
+    }
+    Ok(())
 }
 
 /// `scheme://host:port/` of a URL, to check that page links stay on the zone's host.
@@ -1099,6 +1129,20 @@ impl Connector for AutotaskConnector {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_discovered_zone_never_leads_to_another_address_or_to_http() {
+        let d = "https://webservices.autotask.net/atservicesrest/v1.0/zoneInformation";
+        assert!(
+            super::zone_may_be_called(d, "https://webservices5.autotask.net/ATServicesRest/")
+                .is_ok()
+        );
+        assert!(super::zone_may_be_called(d, "http://webservices5.autotask.net/").is_err());
+        assert!(super::zone_may_be_called(d, "https://10.0.0.1/ATServicesRest/").is_err());
+        let local = "http://127.0.0.1:8801/atservicesrest/v1.0/zoneInformation";
+        assert!(super::zone_may_be_called(local, "http://127.0.0.1:8801/ATServicesRest/").is_ok());
+        assert!(super::zone_may_be_called(local, "http://127.0.0.1:8080/ATServicesRest/").is_err());
+    }
+
     use super::*;
     use reqwest::header::HeaderMap;
 

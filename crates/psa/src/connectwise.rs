@@ -291,6 +291,10 @@ fn next_page(headers: &reqwest::header::HeaderMap) -> Option<Option<u32>> {
 /// The message of a ConnectWise error body (`{"code","message","errors":[{"message"}]}`),
 /// or the raw text.
 fn error_message(body: &str) -> String {
+    crate::http::excerpt(&error_message_of(body))
+}
+
+fn error_message_of(body: &str) -> String {
     match serde_json::from_str::<Value>(body) {
         Ok(v) if v.is_object() => {
             let main = str_of(&v, "message");
@@ -306,10 +310,10 @@ fn error_message(body: &str) -> String {
                 (_, false) if main.is_empty() => details.join("; "),
                 (false, false) => format!("{main}: {}", details.join("; ")),
                 (false, true) => main,
-                _ => v.to_string(),
+                _ => crate::http::undocumented_json(body),
             }
         }
-        Ok(v) => v.to_string(),
+        Ok(_) => crate::http::undocumented_json(body),
         Err(_) => plain_message(body, ""),
     }
 }
@@ -1795,6 +1799,10 @@ mod tests {
             "Ticket 9 not found"
         );
         assert_eq!(error_message("<html/>"), "an HTML error page");
-        assert_eq!(error_message("plain"), "plain");
+        assert_eq!(error_message("plain"), "a non-JSON answer (5 bytes)");
+        assert_eq!(
+            error_message(r#"{"internal":"secret page"}"#),
+            "a JSON answer without the PSA's error fields (26 bytes)"
+        );
     }
 }

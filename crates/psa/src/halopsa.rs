@@ -450,6 +450,10 @@ fn saved(answer: &Value) -> Option<&Value> {
 /// `{"resultCode","errorMessage"}`, `{"ClassName","Message"}`, `{"Message"}`,
 /// `{"error","error_description"}`, a bare JSON string, or text.
 pub fn error_message(body: &str) -> String {
+    crate::http::excerpt(&error_message_of(body))
+}
+
+fn error_message_of(body: &str) -> String {
     match serde_json::from_str::<Value>(body) {
         Ok(Value::String(s)) => s,
         Ok(v @ Value::Object(_)) => {
@@ -466,9 +470,9 @@ pub fn error_message(body: &str) -> String {
                 .or_else(|| pick("error_description"))
                 .or_else(|| pick("Message"))
                 .or_else(|| pick("error"))
-                .unwrap_or_else(|| truncate(&v.to_string(), 300))
+                .unwrap_or_else(|| crate::http::undocumented_json(body))
         }
-        Ok(v) => truncate(&v.to_string(), 300),
+        Ok(_) => crate::http::undocumented_json(body),
         Err(_) => plain_message(body, "no message"),
     }
 }
@@ -1809,7 +1813,13 @@ mod tests {
             "d"
         );
         assert_eq!(error_message(r#""plain""#), "plain");
-        assert_eq!(error_message("text"), "text");
+        assert_eq!(error_message("text"), "a non-JSON answer (4 bytes)");
+        assert_eq!(
+            error_message(&format!(r#"{{"Message":"{}\u0007x"}}"#, "a".repeat(300)))
+                .chars()
+                .count(),
+            200
+        );
         assert_eq!(error_message("<html>x</html>"), "an HTML error page");
     }
 

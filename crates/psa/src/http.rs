@@ -86,8 +86,9 @@ pub(crate) fn lost_answer(e: &reqwest::Error, call: &str, write: bool) -> PsaErr
     }
 }
 
-/// The message of an error body that is not JSON: its text, short, or what it is when the
-/// text would not help (an HTML page; `empty` for no text at all).
+/// What an error body that is not JSON was, never its text: a foreign server's page (an
+/// internal admin page behind a URL a partner typed) must not come back through our answers
+/// or logs. `empty` names an answer without a body.
 pub(crate) fn plain_message(body: &str, empty: &str) -> String {
     let t = body.trim();
     if t.starts_with('<') {
@@ -95,8 +96,29 @@ pub(crate) fn plain_message(body: &str, empty: &str) -> String {
     } else if t.is_empty() {
         empty.to_string()
     } else {
-        truncate(t, 300)
+        format!("a non-JSON answer ({} bytes)", body.len())
     }
+}
+
+/// What a JSON error body without the vendor's documented error field was: its size only.
+pub(crate) fn undocumented_json(body: &str) -> String {
+    format!(
+        "a JSON answer without the PSA's error fields ({} bytes)",
+        body.len()
+    )
+}
+
+/// A vendor's documented error text, as we show it: control characters removed, spaces
+/// collapsed, at most 200 characters.
+pub(crate) fn excerpt(text: &str) -> String {
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    truncate(&clean, 200)
 }
 
 /// A JSON string or number as text, exactly as written (`12.0` stays `12.0`).
@@ -191,7 +213,9 @@ mod tests {
     fn plain_bodies_read_short() {
         assert_eq!(plain_message(" <html/> ", "none"), "an HTML error page");
         assert_eq!(plain_message(" \n", "none"), "none");
-        assert_eq!(plain_message(" x ", "none"), "x");
-        assert!(plain_message(&"y".repeat(400), "").chars().count() <= 300);
+        // A foreign server's text never comes back, only its size.
+        assert_eq!(plain_message(" x ", "none"), "a non-JSON answer (3 bytes)");
+        assert_eq!(excerpt("a\u{7}b\n\n  c"), "a b c");
+        assert!(excerpt(&"y".repeat(400)).chars().count() <= 200);
     }
 }

@@ -421,6 +421,10 @@ fn has_next(page: u32, size: u32, got: usize, total: Option<u64>) -> bool {
 /// The message of a failure body: the envelope's `error.message` with its `subErrors`, an
 /// ASP.NET problem document's title and errors, or the text itself.
 fn error_message(body: &str) -> String {
+    crate::http::excerpt(&error_message_of(body))
+}
+
+fn error_message_of(body: &str) -> String {
     let Ok(v) = serde_json::from_str::<Value>(body) else {
         return plain_message(body, "an empty answer");
     };
@@ -462,7 +466,7 @@ fn error_message(body: &str) -> String {
             format!("{title} {}", errors.join("; "))
         };
     }
-    truncate(&v.to_string(), 300)
+    crate::http::undocumented_json(body)
 }
 
 /// Classify a failure: the HTTP status (or, for a `success:false` envelope answered 200, the

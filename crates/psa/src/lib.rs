@@ -15,12 +15,14 @@ mod http;
 pub mod kaseya_bms;
 pub mod limits;
 mod meter;
+pub mod outbound;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 pub use building::{SettingsError, build, is_location_setting, known_settings, required_settings};
 pub use meter::{CallMeter, count_calls};
+pub use outbound::{Outbound, OutboundError};
 use psabridge_core::settings::TicketDefaults;
 use thiserror::Error;
 

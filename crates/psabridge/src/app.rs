@@ -57,9 +57,10 @@ pub async fn start(
             psabridge_store::redact_url(&store_options.url)
         )
     })?;
+    let outbound = psabridge_psa::Outbound::new(engine_config.outbound.clone());
     let engine = Engine::new(
         store.clone(),
-        ConnectorRegistry::new(),
+        ConnectorRegistry::with_outbound(outbound),
         Arc::new(catalog),
         engine_config,
     );

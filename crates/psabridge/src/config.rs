@@ -47,6 +47,44 @@ pub struct RawSettings {
     /// the client, for login throttling, sessions and the audit log. Default: none (the
     /// peer is the client). Behind a proxy, list it: otherwise every client shares its address.
     pub trusted_proxies: Option<Vec<String>>,
+    /// What PSAs and identity providers may be called (see [`RawOutbound`]).
+    #[serde(default)]
+    pub outbound: RawOutbound,
+}
+
+/// `[outbound]`: the addresses a partner's PSA or identity-provider URL may reach. By
+/// default only https to public addresses; loopback, link-local, private, shared (CGNAT) and
+/// unspecified addresses, and this service's own listen port, are refused unless listed.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutbound {
+    /// Addresses or networks that may be called anyway, with a port or not:
+    /// `["127.0.0.1:8801", "10.0.0.0/8"]`.
+    pub allow: Option<Vec<String>>,
+    /// Plain http may be called (tests, a PSA on a private network). Default false.
+    pub allow_http: Option<bool>,
+}
+
+impl RawOutbound {
+    /// The checked policy; `own_port` is the port this service listens on.
+    pub fn check(self, own_port: u16) -> Result<psabridge_core::outbound::OutboundPolicy> {
+        let allow = self
+            .allow
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                a.parse()
+                    .map_err(|e| anyhow!("outbound.allow: entry {}: {e}", i + 1))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(psabridge_core::outbound::OutboundPolicy {
+            allow_http: self.allow_http.unwrap_or(false),
+            allow,
+            own_ports: vec![own_port],
+            ..psabridge_core::outbound::OutboundPolicy::strict()
+        })
+    }
 }
 
 /// `[smtp]`: where email goes out.
@@ -302,6 +340,7 @@ impl RawSettings {
             engine.node_name = n;
         }
         engine.smtp = self.smtp.map(RawSmtp::check).transpose()?;
+        engine.outbound = self.outbound.check(listen.port())?;
         let trusted_proxies = self
             .trusted_proxies
             .unwrap_or_default()
@@ -369,6 +408,38 @@ mod tests {
         r.public_url = Some("bridge.example.com".into());
         assert!(err(r).starts_with("public_url:"));
         assert!(raw(Some("sqlite://x.db")).check(true).is_ok());
+    }
+
+    #[test]
+    fn outbound_is_strict_unless_the_operator_allows() {
+        let with = |o: RawOutbound| {
+            RawSettings {
+                database_url: Some("sqlite://x.db".into()),
+                listen: Some("0.0.0.0:8080".into()),
+                outbound: o,
+                ..Default::default()
+            }
+            .check(false)
+        };
+        let strict = with(RawOutbound::default()).unwrap().engine.outbound;
+        assert!(strict.enforced && !strict.allow_http);
+        assert_eq!(strict.own_ports, vec![8080]);
+        let open = with(RawOutbound {
+            allow: Some(vec!["127.0.0.1:8801".into(), "10.0.0.0/8".into()]),
+            allow_http: Some(true),
+        })
+        .unwrap()
+        .engine
+        .outbound;
+        assert!(open.allow_http && open.allow.len() == 2);
+        let err = with(RawOutbound {
+            allow: Some(vec!["10.0.0.0/8".into(), "psa.local".into()]),
+            allow_http: None,
+        })
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.starts_with("outbound.allow: entry 2"), "{err}");
     }
 
     #[test]

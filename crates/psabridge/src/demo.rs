@@ -51,6 +51,8 @@ pub struct DemoOptions {
     pub smtp: Option<psabridge_engine::mail::SmtpConfig>,
     /// The sender of the demo's emails.
     pub smtp_from: String,
+    /// More addresses PSA and identity-provider URLs may reach (`--outbound-allow`).
+    pub outbound_allow: Vec<psabridge_core::outbound::Allowed>,
 }
 
 /// A simulator the demo talks to: its own, or one running elsewhere.
@@ -98,6 +100,23 @@ fn sim_address(base: &str, n: u16) -> String {
     }
 }
 
+/// The `[outbound] allow` entries of one simulator: each address of its host, on its port.
+async fn sim_addresses(base_url: &str) -> Result<Vec<psabridge_core::outbound::Allowed>> {
+    let url = reqwest::Url::parse(base_url)
+        .with_context(|| format!("simulator URL '{base_url}' is not a URL"))?;
+    let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
+    let port = url.port_or_known_default().unwrap_or(80);
+    let addrs = tokio::net::lookup_host((host, port))
+        .await
+        .with_context(|| format!("simulator URL '{base_url}': cannot resolve {host}"))?;
+    Ok(addrs
+        .map(|a| psabridge_core::outbound::Allowed {
+            network: a.ip().into(),
+            port: Some(port),
+        })
+        .collect())
+}
+
 /// Run the demo until Ctrl-C.
 pub async fn run(opts: DemoOptions) -> Result<()> {
     std::fs::create_dir_all(&opts.data_dir)
@@ -143,7 +162,20 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         }));
     store_options.synchronous = opts.synchronous;
     let catalog = crate::config::catalog(None)?;
+    // The demo calls its simulators over plain http on this machine: it allows exactly
+    // them, and nothing else that is not public.
+    let mut allow = opts.outbound_allow.clone();
+    for (_, sim) in &simulators {
+        allow.extend(sim_addresses(&sim.base_url()).await?);
+    }
+    let outbound = psabridge_core::outbound::OutboundPolicy {
+        allow_http: true,
+        allow,
+        own_ports: vec![listener.local_addr()?.port()],
+        ..psabridge_core::outbound::OutboundPolicy::strict()
+    };
     let engine_config = psabridge_engine::EngineConfig {
+        outbound,
         sweep_interval: Duration::from_secs(15),
         sweep_age: Duration::from_secs(15),
         smtp: opts.smtp.clone(),

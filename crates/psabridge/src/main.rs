@@ -97,6 +97,10 @@ enum Command {
         /// The sender of the demo's emails.
         #[arg(long, default_value = "PSA Bridge <psabridge@demo.example>")]
         smtp_from: String,
+        /// More addresses PSA and identity-provider URLs may reach, like `[outbound] allow`
+        /// (`127.0.0.1:9000`, `10.0.0.0/8`); the demo's simulators are always allowed.
+        #[arg(long, value_delimiter = ',')]
+        outbound_allow: Vec<String>,
     },
     /// Run a PSA simulator alone.
     Sim {
@@ -310,7 +314,15 @@ async fn run(command: Command) -> Result<()> {
             psa,
             smtp_url,
             smtp_from,
+            outbound_allow,
         } => {
+            let outbound_allow = outbound_allow
+                .iter()
+                .map(|a| {
+                    a.parse()
+                        .map_err(|e| anyhow::anyhow!("--outbound-allow: {e}"))
+                })
+                .collect::<Result<Vec<_>>>()?;
             let smtp = smtp_url
                 .map(|u| config::smtp_from_url(&u, &smtp_from))
                 .transpose()?;
@@ -349,6 +361,7 @@ async fn run(command: Command) -> Result<()> {
                 sim_hourly_limit,
                 smtp,
                 smtp_from: smtp_from_for_demo,
+                outbound_allow,
             })
             .await
         }

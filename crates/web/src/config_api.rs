@@ -23,6 +23,7 @@ use psabridge_core::settings::{
     CompanyContact, EventRule, GroupingMode, PsaKind, Refire, TicketDefaults,
 };
 use psabridge_engine::connect::{ConnectError, adopt, check_unsaved, connect};
+use psabridge_engine::connectors::BuildError;
 use psabridge_identity::Role;
 use psabridge_identity::scopes::{Scope, parse_requested, parse_stored, to_stored};
 use psabridge_psa::PsaError;
@@ -1164,6 +1165,10 @@ fn connect_problem(e: ConnectError) -> Problem {
             Problem::new(StatusCode::BAD_GATEWAY, "The PSA did not answer").detail(msg)
         }
         ConnectError::Store(e) => e.into(),
+        ConnectError::Refused { field, problem } => Problem::invalid(vec![FieldError::new(
+            format!("credentials.{field}"),
+            problem,
+        )]),
         ConnectError::Settings(
             psabridge_psa::SettingsError::Missing(f)
             | psabridge_psa::SettingsError::Bad { field: f, .. },
@@ -1212,6 +1217,18 @@ async fn create_connection(
         )]));
     }
     let (settings, secrets) = split_credentials(kind, &b.credentials, &b.settings, true)?;
+    // Where it points is checked before anything is stored or sent.
+    s.engine
+        .connectors
+        .check_urls(&settings)
+        .await
+        .map_err(|e| match e {
+            BuildError::Refused { field, problem } => Problem::invalid(vec![FieldError::new(
+                format!("credentials.{field}"),
+                problem,
+            )]),
+            other => Problem::internal(other),
+        })?;
     let id = s
         .store
         .create_connection(

@@ -167,6 +167,12 @@ fn idp_config(s: &AppState, settings: &SsoSettings) -> Result<IdpConfig, Problem
     })
 }
 
+/// Discover a provider under the operator's outbound policy (the same as the PSAs').
+async fn discover(s: &AppState, config: &IdpConfig) -> Result<Provider, OidcError> {
+    let outbound = s.engine.connectors.outbound();
+    Provider::discover_with(config, outbound.shared_policy(), outbound.client_builder()).await
+}
+
 /// The partner's discovered provider, discovering it when its settings changed.
 async fn provider_of(s: &AppState, settings: &SsoSettings) -> Result<Arc<Provider>, OidcError> {
     let key = (settings.updated_at, settings.issuer.clone());
@@ -182,7 +188,7 @@ async fn provider_of(s: &AppState, settings: &SsoSettings) -> Result<Arc<Provide
     }
     let config = idp_config(s, settings)
         .map_err(|_| OidcError::Config("the service has no public URL for the callback".into()))?;
-    let provider = Arc::new(Provider::discover(&config).await?);
+    let provider = Arc::new(discover(s, &config).await?);
     s.sso.providers.lock().expect("providers lock").insert(
         settings.partner_id.clone(),
         (key.0, key.1, provider.clone()),
@@ -337,7 +343,10 @@ async fn put_settings(
         redirect_uri: redirect_uri(&s)?,
         scopes: scopes.clone(),
     };
-    if let Err(e) = Provider::discover(&test).await {
+    if let Err(e) = s.engine.connectors.outbound().check_url(&issuer).await {
+        return Err(invalid("issuer", &e.to_string()));
+    }
+    if let Err(e) = discover(&s, &test).await {
         return Err(invalid(
             "issuer",
             &format!("the OpenID provider could not be discovered: {e}"),

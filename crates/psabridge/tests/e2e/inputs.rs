@@ -77,3 +77,187 @@ async fn the_sqlite_database_is_readable_by_its_owner_only() -> Result<()> {
     p.cleanup().await;
     Ok(())
 }
+
+/// A local web server whose every answer carries a private word: as an HTML page, as text,
+/// and as JSON without any PSA's error fields (`mode` picks which, per request).
+fn private_server(
+    word: &'static str,
+) -> Result<(u16, std::sync::Arc<std::sync::atomic::AtomicUsize>)> {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let mode = std::sync::Arc::new(AtomicUsize::new(0));
+    let m = mode.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 8192];
+            let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+            let _ = stream.read(&mut buf);
+            let (status, ctype, body) = match m.load(Ordering::Relaxed) % 4 {
+                0 => (
+                    "500 Internal Server Error",
+                    "text/html",
+                    format!("<html><body>{word} admin console</body></html>"),
+                ),
+                1 => (
+                    "401 Unauthorized",
+                    "text/plain",
+                    format!("{word}: internal service"),
+                ),
+                2 => (
+                    "400 Bad Request",
+                    "application/json",
+                    json!({"internal": word, "rows": [word]}).to_string(),
+                ),
+                _ => ("200 OK", "text/plain", format!("{word} private page")),
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    Ok((port, mode))
+}
+
+/// The fields of each PSA's "Connect" form, every URL pointed at `url`.
+fn form_at(kind: psabridge_core::settings::PsaKind, url: &str) -> Value {
+    use psabridge_core::settings::PsaKind;
+    match kind {
+        PsaKind::Autotask => {
+            json!({"username": "api@x.example", "secret": "s", "integration_code": "IC", "zone_discovery_url": url})
+        }
+        PsaKind::HaloPsa => {
+            json!({"resource_url": url, "auth_url": url, "client_id": "c", "client_secret": "s"})
+        }
+        PsaKind::KaseyaBms => {
+            json!({"base_url": url, "tenant": "t", "username": "u", "password": "p"})
+        }
+        PsaKind::ConnectWise => {
+            json!({"site_url": url, "company": "c", "public_key": "k", "private_key": "p", "client_id": "c"})
+        }
+    }
+}
+
+/// The outbound policy: a partner's PSA URL may not reach loopback, private, link-local or
+/// this service's own addresses (only the operator's allow-list opens them, and the demo's
+/// simulators), and what a foreign server answers never comes back in an error.
+async fn outbound_urls_are_checked_and_foreign_bodies_never_echoed(db: Db) -> Result<()> {
+    use psabridge_core::settings::PsaKind;
+    use reqwest::Method;
+    use std::sync::atomic::Ordering;
+    const WORD: &str = "TOPSECRET-7f3a";
+    let (allowed_port, mode) = private_server(WORD)?;
+    let sim = Sim::start().await?;
+    let allow = format!("127.0.0.1:{allowed_port}");
+    let Some(p) = Product::start_with(
+        &sim,
+        db,
+        "outbound_urls_are_checked",
+        &["--outbound-allow", &allow],
+    )
+    .await?
+    else {
+        return Ok(());
+    };
+    let path = format!("/api/v1/partners/{}/connections", p.partner_id());
+    let create = |kind: PsaKind, url: &str| json!({"kind": kind.as_str(), "name": "elsewhere", "credentials": form_at(kind, url)});
+
+    // Refused before anything is stored or sent, naming the field and the setting.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?;
+    closed.set_nonblocking(true)?;
+    let not_allowed = format!("http://127.0.0.1:{}", closed.local_addr()?.port());
+    let by_name = format!("http://localhost:{}", closed.local_addr()?.port());
+    let own = p.api();
+    for (kind, url, field, expected) in [
+        (
+            PsaKind::Autotask,
+            "https://10.1.2.3",
+            "zone_discovery_url",
+            "private address 10.1.2.3 is not allowed; add it to [outbound] allow",
+        ),
+        (
+            PsaKind::Autotask,
+            "https://169.254.169.254/latest",
+            "zone_discovery_url",
+            "link-local address 169.254.169.254",
+        ),
+        (
+            PsaKind::HaloPsa,
+            "https://[::ffff:192.168.1.1]",
+            "auth_url",
+            "private address 192.168.1.1",
+        ),
+        (
+            PsaKind::KaseyaBms,
+            "100.64.1.1",
+            "base_url",
+            "shared (CGNAT) address 100.64.1.1",
+        ),
+        (
+            PsaKind::ConnectWise,
+            "https://0.0.0.0",
+            "site_url",
+            "unspecified address 0.0.0.0",
+        ),
+        (
+            PsaKind::Autotask,
+            not_allowed.as_str(),
+            "zone_discovery_url",
+            "loopback address 127.0.0.1",
+        ),
+        (
+            PsaKind::Autotask,
+            by_name.as_str(),
+            "zone_discovery_url",
+            "loopback address",
+        ),
+        (
+            PsaKind::Autotask,
+            own.as_str(),
+            "zone_discovery_url",
+            "is this service's own",
+        ),
+    ] {
+        let (s, v) = p.call(Method::POST, &path, Some(create(kind, url))).await?;
+        let problem = v["errors"][0]["problem"].as_str().unwrap_or_default();
+        ensure!(
+            s == 422
+                && v["errors"][0]["path"] == format!("credentials.{field}")
+                && problem.contains(expected),
+            "{kind:?} {url}: {s} {v}"
+        );
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    ensure!(
+        closed.accept().is_err(),
+        "nothing reached a refused address"
+    );
+    let (_, list) = p.call(Method::GET, &path, None).await?;
+    ensure!(
+        list["connections"].as_array().map(Vec::len) == Some(1),
+        "only the demo's connection: {list}"
+    );
+
+    // An allowed server that is not a PSA: whatever it answers, its text never comes back.
+    let allowed = format!("http://127.0.0.1:{allowed_port}");
+    for round in 0..4 {
+        mode.store(round, Ordering::Relaxed);
+        for kind in PsaKind::ALL {
+            let (s, v) = p
+                .call(Method::POST, &path, Some(create(kind, &allowed)))
+                .await?;
+            ensure!(s >= 400, "{kind:?} round {round}: {s} {v}");
+            ensure!(
+                !v.to_string().contains(WORD),
+                "{kind:?} round {round}: the foreign body came back: {v}"
+            );
+        }
+    }
+    p.cleanup().await;
+    Ok(())
+}
+on_both!(outbound_urls_are_checked_and_foreign_bodies_never_echoed);
