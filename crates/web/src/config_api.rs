@@ -128,6 +128,9 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
+/// Longest name of a client (a vendor's customer), in characters.
+const MAX_CLIENT_NAME: usize = 200;
+
 pub(crate) fn now() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -602,10 +605,10 @@ async fn put_client(
             "ids are 1 to 100 letters, digits, '.', '_', ':' or '-'",
         )]));
     }
-    if b.name.trim().is_empty() {
+    if b.name.trim().is_empty() || b.name.trim().chars().count() > MAX_CLIENT_NAME {
         return Err(Problem::invalid(vec![FieldError::new(
             "name",
-            "must not be empty",
+            format!("must be 1 to {MAX_CLIENT_NAME} characters"),
         )]));
     }
     let before = s.store.client(&p, &c).await.ok().map(|c| client_view(&c));
