@@ -383,3 +383,106 @@ async fn every_error_is_problem_json_and_bounded(db: Db) -> Result<()> {
     Ok(())
 }
 on_both!(every_error_is_problem_json_and_bounded);
+
+/// Every PATCH is a JSON merge patch (RFC 7396): a field left out is kept, `null` removes
+/// it, and a field that cannot be removed answers 422 naming it, changing nothing.
+async fn every_patch_is_a_merge_patch(db: Db) -> Result<()> {
+    use reqwest::Method;
+    let sim = Sim::start().await?;
+    let Some(p) = Product::start(&sim, db, "every_patch_is_a_merge_patch").await? else {
+        return Ok(());
+    };
+    let partner_path = format!("/api/v1/partners/{}", p.partner_id());
+    let conn_path = format!("{partner_path}/connections/{}", p.connection());
+
+    // Partner: {} keeps the default connection; null removes it; an id sets it again.
+    let (_, before) = p.call(Method::GET, &partner_path, None).await?;
+    ensure!(before["default_connection"] == p.connection(), "{before}");
+    let (s, v) = p
+        .call(Method::PATCH, &partner_path, Some(json!({})))
+        .await?;
+    ensure!(
+        s == 200 && v["default_connection"] == p.connection(),
+        "{{}} keeps it: {s} {v}"
+    );
+    let (s, v) = p
+        .call(
+            Method::PATCH,
+            &partner_path,
+            Some(json!({"default_connection": null})),
+        )
+        .await?;
+    ensure!(
+        s == 200 && v["default_connection"].is_null(),
+        "null removes it: {s} {v}"
+    );
+    let (s, v) = p
+        .call(
+            Method::PATCH,
+            &partner_path,
+            Some(json!({"default_connection": p.connection()})),
+        )
+        .await?;
+    ensure!(
+        s == 200 && v["default_connection"] == p.connection(),
+        "{s} {v}"
+    );
+
+    // Connection: the whole body merges; what cannot be removed is named.
+    let (_, before) = p.call(Method::GET, &conn_path, None).await?;
+    for field in [
+        "name",
+        "enabled",
+        "grouping",
+        "defaults",
+        "credentials",
+        "close_on_resolve",
+    ] {
+        let (s, v) = p
+            .call(Method::PATCH, &conn_path, Some(json!({ field: null })))
+            .await?;
+        ensure!(
+            s == 422 && v["errors"][0]["path"] == field,
+            "{field}: null is refused naming it: {s} {v}"
+        );
+    }
+    let (s, v) = p
+        .call(Method::PATCH, &conn_path, Some(json!({"enabled": false})))
+        .await?;
+    ensure!(
+        s == 200
+            && v["enabled"] == false
+            && v["name"] == before["name"]
+            && v["defaults"] == before["defaults"]
+            && v["grouping"] == before["grouping"],
+        "only enabled changed: {before} → {v}"
+    );
+    let (s, v) = p
+        .call(Method::PATCH, &conn_path, Some(json!({"enabled": true})))
+        .await?;
+    ensure!(s == 200 && v["enabled"] == true, "{s} {v}");
+
+    // Users: role and active cannot be removed; leaving them out keeps them.
+    let (_, users) = p
+        .call(Method::GET, &format!("{partner_path}/users"), None)
+        .await?;
+    let user = users["users"][0].clone();
+    let user_path = format!("{partner_path}/users/{}", user["id"]);
+    for field in ["role", "active"] {
+        let (s, v) = p
+            .call(Method::PATCH, &user_path, Some(json!({ field: null })))
+            .await?;
+        ensure!(
+            s == 422 && v["errors"][0]["path"] == field,
+            "user {field}: null is refused naming it: {s} {v}"
+        );
+    }
+    let (s, v) = p.call(Method::PATCH, &user_path, Some(json!({}))).await?;
+    ensure!(
+        s == 200 && v["role"] == user["role"] && v["active"] == user["active"],
+        "{{}} keeps the member as they were: {s} {v}"
+    );
+    p.cleanup().await;
+    Ok(())
+}
+on_both!(every_patch_is_a_merge_patch);
