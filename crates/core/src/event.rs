@@ -116,6 +116,31 @@ impl FieldError {
     }
 }
 
+/// Most bytes of one event's `data`, as JSON (256 KiB): an event is an alert, not a file.
+pub const MAX_DATA_BYTES: usize = 256 * 1024;
+
+/// A value as an error quotes it: whole when short, else its first 64 characters and its
+/// size, so that a 1 MB value never makes a 1 MB error.
+pub fn quoted(value: &str) -> String {
+    const KEEP: usize = 64;
+    if value.chars().count() <= KEEP {
+        format!("'{value}'")
+    } else {
+        let head: String = value.chars().take(KEEP).collect();
+        format!("'{head}…({} bytes)'", value.len())
+    }
+}
+
+/// A field name as an error path gives it (names can be as long as the body).
+fn field_name(name: &str) -> String {
+    if name.chars().count() <= 64 {
+        name.to_string()
+    } else {
+        let head: String = name.chars().take(64).collect();
+        format!("{head}…({} bytes)", name.len())
+    }
+}
+
 fn join(prefix: &str, field: &str) -> String {
     if prefix.is_empty() {
         field.to_string()
@@ -231,7 +256,8 @@ pub fn parse_event(
         r.fail(
             "type",
             format!(
-                "'{t}' is not an event type of the catalog (GET /api/v1/event-types lists them)"
+                "{} is not an event type of the catalog (GET /api/v1/event-types lists them)",
+                quoted(t)
             ),
         );
     }
@@ -241,7 +267,7 @@ pub fn parse_event(
         Some(a) => Action::parse(&a).unwrap_or_else(|| {
             r.fail(
                 "action",
-                format!("must be 'trigger' or 'resolve', not '{a}'"),
+                format!("must be 'trigger' or 'resolve', not {}", quoted(&a)),
             );
             Action::Trigger
         }),
@@ -254,7 +280,7 @@ pub fn parse_event(
                 Err(_) => {
                     r.fail(
                         "occurred_at",
-                        format!("must be an RFC 3339 date-time, not '{s}'"),
+                        format!("must be an RFC 3339 date-time, not {}", quoted(&s)),
                     );
                     None
                 }
@@ -270,7 +296,10 @@ pub fn parse_event(
         Some(s) => Severity::parse(&s).unwrap_or_else(|| {
             r.fail(
                 "severity",
-                format!("must be one of critical, high, medium, low, info; not '{s}'"),
+                format!(
+                    "must be one of critical, high, medium, low, info; not {}",
+                    quoted(&s)
+                ),
             );
             default_severity
         }),
@@ -293,7 +322,7 @@ pub fn parse_event(
                     name,
                 }),
                 Some(e) => {
-                    ur.fail("email", format!("'{e}' is not an email address"));
+                    ur.fail("email", format!("{} is not an email address", quoted(&e)));
                     None
                 }
                 None => None,
@@ -314,7 +343,20 @@ pub fn parse_event(
     let details = r.string("details", false, MAX_TEXT_LEN);
     let data = match obj.get("data") {
         None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => m.clone(),
+        Some(Value::Object(m)) => {
+            let size = serde_json::to_vec(m).map(|v| v.len()).unwrap_or(usize::MAX);
+            if size > MAX_DATA_BYTES {
+                r.fail(
+                    "data",
+                    format!(
+                        "is {size} bytes of JSON; at most {MAX_DATA_BYTES} (256 KiB) per event"
+                    ),
+                );
+                Map::new()
+            } else {
+                m.clone()
+            }
+        }
         Some(other) => {
             r.fail("data", format!("must be an object, not {}", kind(other)));
             Map::new()
@@ -324,7 +366,7 @@ pub fn parse_event(
     for key in obj.keys() {
         if !KNOWN_FIELDS.contains(&key.as_str()) {
             r.fail(
-                key,
+                &field_name(key),
                 "is not a field of an event (put free-form values under `data`)",
             );
         }
@@ -383,7 +425,7 @@ pub fn parse_cloudevent(
         Some(Value::String(v)) if v == "1.0" => {}
         Some(other) => errors.push(FieldError::new(
             join(path, "specversion"),
-            format!("must be \"1.0\", not {other}"),
+            format!("must be \"1.0\", not {}", quoted(&other.to_string())),
         )),
         None => errors.push(FieldError::new(join(path, "specversion"), "is required")),
     }
@@ -481,6 +523,26 @@ mod tests {
 
     fn catalog() -> Catalog {
         Catalog::parse(crate::catalog::tests::SAMPLE).unwrap()
+    }
+
+    #[test]
+    fn quoted_values_stay_short() {
+        assert_eq!(quoted("abc"), "'abc'");
+        let q = quoted(&"x".repeat(1_000_000));
+        assert!(q.len() < 100 && q.ends_with("…(1000000 bytes)'"), "{q}");
+    }
+
+    #[test]
+    fn data_over_256_kib_is_refused_naming_it() {
+        let catalog = catalog();
+        let big = json!({"id": "e", "client": "c", "type": "saas.too_many_downloads",
+                         "data": {"blob": "x".repeat(MAX_DATA_BYTES)}});
+        let errors = parse_event(&big, "events[3]", &catalog).unwrap_err();
+        let data = errors.iter().find(|e| e.path == "events[3].data");
+        assert!(
+            data.is_some_and(|e| e.problem.contains("at most 262144")),
+            "{errors:?}"
+        );
     }
 
     #[test]

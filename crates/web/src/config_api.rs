@@ -128,8 +128,28 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
+/// Longest name of a client (a vendor's customer), in characters.
+const MAX_CLIENT_NAME: usize = 200;
+
 pub(crate) fn now() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+/// A merge patch (RFC 7396) removes a field it sets to `null`; these fields cannot be
+/// removed, so `null` for any of them is a 422 naming each (leaving a field out keeps it).
+pub(crate) fn refuse_removal(bytes: &Bytes, fields: &[&str]) -> Result<(), Problem> {
+    let Value::Object(m) = parse_json(bytes)? else {
+        return Ok(());
+    };
+    let errors: Vec<FieldError> = fields
+        .iter()
+        .filter(|f| m.get(**f).is_some_and(Value::is_null))
+        .map(|f| FieldError::new(*f, "cannot be removed (null); leave it out to keep it"))
+        .collect();
+    match errors.is_empty() {
+        true => Ok(()),
+        false => Err(Problem::invalid(errors)),
+    }
 }
 
 /// Parse a JSON body into `T`, naming the field of the first problem by its path.
@@ -252,7 +272,9 @@ async fn get_partner(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PartnerPatch {
-    default_connection: Option<i64>,
+    /// Absent: kept; `null`: no default connection; an id: that connection.
+    #[serde(default, deserialize_with = "present")]
+    default_connection: Option<Option<i64>>,
 }
 
 async fn patch_partner(
@@ -264,8 +286,12 @@ async fn patch_partner(
     caller.require_partner(&p)?;
     let patch: PartnerPatch = body(&bytes)?;
     let before = partner_view(&s.store.partner(&p).await?);
+    let Some(default_connection) = patch.default_connection else {
+        // A merge patch that names nothing changes nothing.
+        return Ok(Json(before));
+    };
     s.store
-        .set_default_connection(&p, patch.default_connection)
+        .set_default_connection(&p, default_connection)
         .await
         .map_err(|e| match e {
             psabridge_store::StoreError::NotFound(what) if what.starts_with("connection") => {
@@ -602,10 +628,10 @@ async fn put_client(
             "ids are 1 to 100 letters, digits, '.', '_', ':' or '-'",
         )]));
     }
-    if b.name.trim().is_empty() {
+    if b.name.trim().is_empty() || b.name.trim().chars().count() > MAX_CLIENT_NAME {
         return Err(Problem::invalid(vec![FieldError::new(
             "name",
-            "must not be empty",
+            format!("must be 1 to {MAX_CLIENT_NAME} characters"),
         )]));
     }
     let before = s.store.client(&p, &c).await.ok().map(|c| client_view(&c));
@@ -1520,6 +1546,18 @@ async fn patch_connection(
     let conn = s.store.connection(&p, id).await?;
     let before = connection_view(&s, &conn);
     let mut secrets_changed: Vec<String> = Vec::new();
+    refuse_removal(
+        &bytes,
+        &[
+            "name",
+            "enabled",
+            "grouping",
+            "defaults",
+            "credentials",
+            "settings",
+            "close_on_resolve",
+        ],
+    )?;
     let b: ConnectionPatch = body(&bytes)?;
     let grouping = b
         .grouping

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -33,9 +33,16 @@ use crate::views;
 /// Most events in one request.
 pub const MAX_BATCH: usize = 1000;
 
+/// Largest body of `POST /api/v1/events` (a batch): 4 MiB. One event's `data` is at most
+/// `core::event::MAX_DATA_BYTES` (256 KiB).
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/events", post(ingest))
+        .route(
+            "/api/v1/events",
+            post(ingest).layer(DefaultBodyLimit::max(MAX_BODY)),
+        )
         .route("/api/v1/events/{id}", get(event_record))
         .route("/api/v1/event-types", get(event_types))
 }

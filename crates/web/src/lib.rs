@@ -438,6 +438,9 @@ pub fn access_of(method: &str, path: &str) -> Option<Access> {
         .map(|(_, a)| *a)
 }
 
+/// Largest JSON body of a request, except events.
+pub const MAX_BODY: usize = 1024 * 1024;
+
 /// The OpenAPI document of this API.
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
@@ -466,8 +469,11 @@ pub fn router(state: AppState) -> Router {
         ))
         // Unrouted paths: 404 (a SCIM error under /scim/).
         .fallback(scim::fallback)
-        // 1000 events of a few KB each; larger bodies are refused before parsing.
-        .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
+        // JSON bodies up to 1 MiB (events: 4 MiB, set on their route); larger ones are
+        // refused (413) before they are read whole.
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        // Every error under /api/ is problem+json, axum's own rejections included.
+        .layer(axum::middleware::from_fn(problem::uniform))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .with_state(state)
 }

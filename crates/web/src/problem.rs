@@ -137,3 +137,97 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, Problem> {
         ))
     })
 }
+
+/// Every error answer under `/api/` as problem+json, whoever made it: axum's own rejections
+/// (a bad path segment or query string, a body too large or unreadable), an unknown route
+/// (404) and a method the route does not have (405) come as text or empty; they are
+/// rewritten here with their status, a title, the original text as `detail` (bounded) and,
+/// for a bad path segment or query parameter, the field by its path (`path.id`,
+/// `query.force`). Answers that are JSON already are left alone; SCIM keeps its own schema.
+pub async fn uniform(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let api = request.uri().path().starts_with("/api/");
+    let response = next.run(request).await;
+    let status = response.status();
+    if !api || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.contains("json"));
+    if is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let mut p = Problem::new(
+        status,
+        status.canonical_reason().unwrap_or("Error").to_string(),
+    );
+    p.detail = Some(match status {
+        StatusCode::NOT_FOUND if text.is_empty() => "no such route in this API".to_string(),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allow = parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            format!("this route takes {allow}")
+        }
+        _ if text.is_empty() => status.canonical_reason().unwrap_or("error").to_lowercase(),
+        _ => psabridge_core::render::truncate(&text, 300),
+    });
+    if let Some(field) = rejected_field(&text) {
+        p.errors.push(FieldError::new(
+            field,
+            psabridge_core::render::truncate(&text, 300),
+        ));
+    } else if status == StatusCode::PAYLOAD_TOO_LARGE {
+        p.errors.push(FieldError::new(
+            "(body)",
+            "the body is larger than this route takes",
+        ));
+    }
+    let fresh = p.into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    Response::from_parts(parts, fresh.into_body())
+}
+
+/// The field an axum rejection names: `path.<name>` for a path segment that does not parse,
+/// `query.<name>` for a query parameter, `(query)` or `(path)` when it names none.
+fn rejected_field(text: &str) -> Option<String> {
+    let ident = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '[' || c == ']')
+    };
+    if let Some(rest) = text.strip_prefix("Failed to deserialize query string") {
+        let rest = rest.trim_start_matches(':').trim_start();
+        return Some(match rest.split_once(": ") {
+            Some((name, _)) if ident(name) => format!("query.{name}"),
+            _ => "(query)".to_string(),
+        });
+    }
+    if text.starts_with("Invalid URL") || text.contains("Cannot parse `") {
+        // "Invalid URL: Cannot parse `id` with value `abc` to a `i64`"
+        let name = text
+            .split_once("Cannot parse `")
+            .and_then(|(_, r)| r.split_once("` with value"))
+            .map(|(n, _)| n)
+            .filter(|n| ident(n));
+        return Some(match name {
+            Some(n) => format!("path.{n}"),
+            None => "(path)".to_string(),
+        });
+    }
+    None
+}

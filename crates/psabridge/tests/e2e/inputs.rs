@@ -261,3 +261,228 @@ async fn outbound_urls_are_checked_and_foreign_bodies_never_echoed(db: Db) -> Re
     Ok(())
 }
 on_both!(outbound_urls_are_checked_and_foreign_bodies_never_echoed);
+
+/// What a request is for, method, path, content type, body; the status it must get and the
+/// field its problem must name.
+type Case<'a> = (
+    &'a str,
+    reqwest::Method,
+    String,
+    Option<&'a str>,
+    Vec<u8>,
+    u16,
+    Option<&'a str>,
+);
+
+/// One raw request: method, path, content type and body; the answer's status, content type
+/// and body as JSON (null when it is not JSON) and its length.
+async fn raw(
+    p: &Product,
+    method: reqwest::Method,
+    path: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> Result<(u16, String, Value, usize)> {
+    let mut req = p
+        .http
+        .request(method, format!("{}{path}", p.api()))
+        .bearer_auth(p.token())
+        .body(body);
+    if let Some(t) = content_type {
+        req = req.header("content-type", t);
+    }
+    let r = req.send().await?;
+    let status = r.status().as_u16();
+    let ctype = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let bytes = r.bytes().await?;
+    Ok((
+        status,
+        ctype,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        bytes.len(),
+    ))
+}
+
+/// Every error under /api/ is problem+json with type, title and status, and bad input names
+/// its field: axum's own rejections (path segment, query string, body too large), JSON
+/// syntax, media type, unknown routes and methods; and the size limits of bodies, of an
+/// event's `data` and of a client's name, with errors that never echo a big value.
+async fn every_error_is_problem_json_and_bounded(db: Db) -> Result<()> {
+    use reqwest::Method;
+    let sim = Sim::start().await?;
+    let Some(p) = Product::start(&sim, db, "every_error_is_problem_json").await? else {
+        return Ok(());
+    };
+    let partner = p.partner_id();
+    let conn = format!("/api/v1/partners/{partner}/connections");
+    let json_ct = Some("application/json");
+    let event = |id: &str, data: Value| json!({"id": id, "client": "client-001", "type": "saas.too_many_downloads", "data": data});
+    let big_data = json!({"blob": "x".repeat(300 * 1024)});
+    let cases: Vec<Case> = vec![
+        ("bad path segment", Method::GET, format!("{conn}/abc"), None, vec![], 400, Some("(path)")),
+        ("bad query string", Method::DELETE, format!("{conn}/1?force=null"), None, vec![], 400, Some("query.force")),
+        ("JSON syntax", Method::POST, conn.clone(), json_ct, b"{\"kind\": ".to_vec(), 400, None),
+        ("no content type", Method::POST, "/api/v1/events".into(), None, b"{}".to_vec(), 415, None),
+        ("unsupported content type", Method::POST, "/api/v1/events".into(), Some("text/csv"), b"a,b".to_vec(), 415, None),
+        ("unknown route", Method::GET, "/api/v1/nothing-here".into(), None, vec![], 404, None),
+        ("method not allowed", Method::PUT, "/api/v1/events".into(), json_ct, b"{}".to_vec(), 405, None),
+        ("events body over 4 MiB", Method::POST, "/api/v1/events".into(), json_ct,
+            json!({"events": [event("big", json!({"blob": "x".repeat(4200 * 1024)}))]}).to_string().into_bytes(), 413, Some("(body)")),
+        ("other body over 1 MiB", Method::PUT, format!("/api/v1/partners/{partner}/clients/client-009"), json_ct,
+            json!({"name": "n".repeat(1100 * 1024)}).to_string().into_bytes(), 413, Some("(body)")),
+        ("event data over 256 KiB", Method::POST, "/api/v1/events".into(), json_ct,
+            event("data-big", big_data.clone()).to_string().into_bytes(), 422, Some("data")),
+        ("batch event data over 256 KiB", Method::POST, "/api/v1/events".into(), json_ct,
+            json!({"events": [event("ok-1", json!({})), event("data-big-2", big_data.clone())]}).to_string().into_bytes(), 422, Some("events[1].data")),
+        ("client name too long", Method::PUT, format!("/api/v1/partners/{partner}/clients/client-009"), json_ct,
+            json!({"name": "n".repeat(300)}).to_string().into_bytes(), 422, Some("name")),
+        ("big bad value", Method::POST, "/api/v1/events".into(), json_ct,
+            json!({"id": "v", "client": "client-001", "type": "saas.too_many_downloads", "k".repeat(900 * 1024): 1}).to_string().into_bytes(), 422, None),
+    ];
+    for (what, method, path, ctype, body, want, field) in cases {
+        let (status, got_ctype, v, len) = raw(&p, method, &path, ctype, body).await?;
+        ensure!(
+            status == want && got_ctype == "application/problem+json",
+            "{what}: {status} {got_ctype} {v}"
+        );
+        ensure!(
+            v["type"].is_string() && v["title"].is_string() && v["status"] == want,
+            "{what}: the problem's shape: {v}"
+        );
+        if let Some(f) = field {
+            ensure!(
+                v["errors"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|e| e["path"] == f),
+                "{what}: names {f}: {v}"
+            );
+        }
+        ensure!(len < 8 * 1024, "{what}: a {len}-byte error");
+    }
+    // A SCIM route keeps SCIM's error schema.
+    let (status, _, v, _) = raw(
+        &p,
+        Method::GET,
+        &format!("/scim/v2/{partner}/Users/x"),
+        None,
+        vec![],
+    )
+    .await?;
+    ensure!(
+        status == 401 && v["schemas"][0] == "urn:ietf:params:scim:api:messages:2.0:Error",
+        "SCIM: {status} {v}"
+    );
+    p.cleanup().await;
+    Ok(())
+}
+on_both!(every_error_is_problem_json_and_bounded);
+
+/// Every PATCH is a JSON merge patch (RFC 7396): a field left out is kept, `null` removes
+/// it, and a field that cannot be removed answers 422 naming it, changing nothing.
+async fn every_patch_is_a_merge_patch(db: Db) -> Result<()> {
+    use reqwest::Method;
+    let sim = Sim::start().await?;
+    let Some(p) = Product::start(&sim, db, "every_patch_is_a_merge_patch").await? else {
+        return Ok(());
+    };
+    let partner_path = format!("/api/v1/partners/{}", p.partner_id());
+    let conn_path = format!("{partner_path}/connections/{}", p.connection());
+
+    // Partner: {} keeps the default connection; null removes it; an id sets it again.
+    let (_, before) = p.call(Method::GET, &partner_path, None).await?;
+    ensure!(before["default_connection"] == p.connection(), "{before}");
+    let (s, v) = p
+        .call(Method::PATCH, &partner_path, Some(json!({})))
+        .await?;
+    ensure!(
+        s == 200 && v["default_connection"] == p.connection(),
+        "{{}} keeps it: {s} {v}"
+    );
+    let (s, v) = p
+        .call(
+            Method::PATCH,
+            &partner_path,
+            Some(json!({"default_connection": null})),
+        )
+        .await?;
+    ensure!(
+        s == 200 && v["default_connection"].is_null(),
+        "null removes it: {s} {v}"
+    );
+    let (s, v) = p
+        .call(
+            Method::PATCH,
+            &partner_path,
+            Some(json!({"default_connection": p.connection()})),
+        )
+        .await?;
+    ensure!(
+        s == 200 && v["default_connection"] == p.connection(),
+        "{s} {v}"
+    );
+
+    // Connection: the whole body merges; what cannot be removed is named.
+    let (_, before) = p.call(Method::GET, &conn_path, None).await?;
+    for field in [
+        "name",
+        "enabled",
+        "grouping",
+        "defaults",
+        "credentials",
+        "close_on_resolve",
+    ] {
+        let (s, v) = p
+            .call(Method::PATCH, &conn_path, Some(json!({ field: null })))
+            .await?;
+        ensure!(
+            s == 422 && v["errors"][0]["path"] == field,
+            "{field}: null is refused naming it: {s} {v}"
+        );
+    }
+    let (s, v) = p
+        .call(Method::PATCH, &conn_path, Some(json!({"enabled": false})))
+        .await?;
+    ensure!(
+        s == 200
+            && v["enabled"] == false
+            && v["name"] == before["name"]
+            && v["defaults"] == before["defaults"]
+            && v["grouping"] == before["grouping"],
+        "only enabled changed: {before} → {v}"
+    );
+    let (s, v) = p
+        .call(Method::PATCH, &conn_path, Some(json!({"enabled": true})))
+        .await?;
+    ensure!(s == 200 && v["enabled"] == true, "{s} {v}");
+
+    // Users: role and active cannot be removed; leaving them out keeps them.
+    let (_, users) = p
+        .call(Method::GET, &format!("{partner_path}/users"), None)
+        .await?;
+    let user = users["users"][0].clone();
+    let user_path = format!("{partner_path}/users/{}", user["id"]);
+    for field in ["role", "active"] {
+        let (s, v) = p
+            .call(Method::PATCH, &user_path, Some(json!({ field: null })))
+            .await?;
+        ensure!(
+            s == 422 && v["errors"][0]["path"] == field,
+            "user {field}: null is refused naming it: {s} {v}"
+        );
+    }
+    let (s, v) = p.call(Method::PATCH, &user_path, Some(json!({}))).await?;
+    ensure!(
+        s == 200 && v["role"] == user["role"] && v["active"] == user["active"],
+        "{{}} keeps the member as they were: {s} {v}"
+    );
+    p.cleanup().await;
+    Ok(())
+}
+on_both!(every_patch_is_a_merge_patch);
