@@ -101,6 +101,19 @@ pub async fn start(
     })
 }
 
+/// Stop after a stop signal: claim nothing more, let in-flight deliveries and ingest commits
+/// finish (deliveries within the engine's drain time, then given back), close the database.
+/// Bounded: a second signal, or the drain time plus a margin, ends the wait.
+pub async fn drain(running: Running) {
+    let bound = running.engine.config.drain_timeout + std::time::Duration::from_secs(10);
+    tracing::info!(within = ?bound, "stopping: draining in-flight work");
+    tokio::select! {
+        _ = running.stop() => tracing::info!("stopped"),
+        _ = tokio::time::sleep(bound) => tracing::warn!("the drain took too long; exiting"),
+        _ = stop_signal() => tracing::warn!("asked again to stop; exiting without waiting"),
+    }
+}
+
 /// Resolve when the process is asked to stop (Ctrl-C or SIGTERM).
 pub async fn stop_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

@@ -97,6 +97,10 @@ enum Command {
         /// The sender of the demo's emails.
         #[arg(long, default_value = "PSA Bridge <psabridge@demo.example>")]
         smtp_from: String,
+        /// On SIGTERM or Ctrl-C, how long deliveries in progress may take to finish before
+        /// they are given back (due again, attempt not counted).
+        #[arg(long, default_value_t = 30)]
+        drain_timeout_secs: u64,
     },
     /// Run a PSA simulator alone.
     Sim {
@@ -290,8 +294,7 @@ async fn run(command: Command) -> Result<()> {
             .await?;
             tracing::info!(addr = %running.addr, "PSA Bridge is serving");
             app::stop_signal().await;
-            tracing::info!("stopping");
-            running.stop().await;
+            app::drain(running).await;
             Ok(())
         }
         Command::Demo {
@@ -310,6 +313,7 @@ async fn run(command: Command) -> Result<()> {
             psa,
             smtp_url,
             smtp_from,
+            drain_timeout_secs,
         } => {
             let smtp = smtp_url
                 .map(|u| config::smtp_from_url(&u, &smtp_from))
@@ -349,6 +353,7 @@ async fn run(command: Command) -> Result<()> {
                 sim_hourly_limit,
                 smtp,
                 smtp_from: smtp_from_for_demo,
+                drain_timeout: std::time::Duration::from_secs(drain_timeout_secs),
             })
             .await
         }
