@@ -19,6 +19,8 @@ pub struct Running {
     pub addr: SocketAddr,
     pub shutdown: CancellationToken,
     tracker: TaskTracker,
+    /// On SQLite, this process's exclusive hold on the database (released at exit).
+    _single_node: Option<psabridge_store::cluster::SingleNodeLock>,
 }
 
 impl Running {
@@ -51,6 +53,10 @@ pub async fn start(
     public_url: Option<String>,
     people: PeopleOptions,
 ) -> Result<Running> {
+    // SQLite is one node: a second serving process on the same file is refused before it
+    // opens anything.
+    let single_node = psabridge_store::cluster::lock_single_node(&store_options.url)
+        .with_context(|| "database_url: refused".to_string())?;
     let store = Store::open(store_options, keys).await.with_context(|| {
         format!(
             "database_url: cannot open {}",
@@ -98,6 +104,7 @@ pub async fn start(
         addr,
         shutdown,
         tracker,
+        _single_node: single_node,
     })
 }
 

@@ -55,3 +55,60 @@ impl Store {
         })
     }
 }
+
+/// The serving process's hold on a SQLite database: SQLite is single-node, so a second
+/// `serve` (or `demo`) on the same file would claim and send the same deliveries twice. Held
+/// as an exclusive lock on `<database>.lock` beside the file until dropped (the operating
+/// system releases it when the process dies, however it dies).
+#[derive(Debug)]
+pub struct SingleNodeLock {
+    _file: std::fs::File,
+    pub path: std::path::PathBuf,
+}
+
+/// Take the single-node lock of a SQLite `url`; `Ok(None)` for PostgreSQL (many nodes may
+/// share it) and for an in-memory database. Refused, naming the lock file, when another
+/// process holds it. Command-line tools (`token`, `invite`, `billing sync`) do not take it:
+/// they may run beside the server.
+pub fn lock_single_node(url: &str) -> Result<Option<SingleNodeLock>, StoreError> {
+    let Some(db) = crate::db::sqlite_path(url) else {
+        return Ok(None);
+    };
+    if db.as_os_str() == ":memory:" || db.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let mut path = db.clone().into_os_string();
+    path.push(".lock");
+    let path = std::path::PathBuf::from(path);
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Invalid(format!(
+                "cannot create the database directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| {
+            StoreError::Invalid(format!("cannot open the lock file {}: {e}", path.display()))
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(SingleNodeLock { _file: file, path })),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Invalid(format!(
+            "the SQLite database {} is in use by another PSA Bridge process (it holds {}); \
+             SQLite runs one node only: stop the other process, or use PostgreSQL to run several nodes",
+            db.display(),
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Invalid(format!(
+            "cannot lock {}: {e}",
+            path.display()
+        ))),
+    }
+}

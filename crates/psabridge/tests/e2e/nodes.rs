@@ -130,3 +130,42 @@ async fn sigterm_drains_then_restart_delivers_exactly_once(db: Db) -> Result<()>
     Ok(())
 }
 on_both!(sigterm_drains_then_restart_delivers_exactly_once);
+
+/// SQLite is one node: a second process serving the same database file is refused at start,
+/// with a message naming the lock and what to do; the first goes on working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_on_one_sqlite_file_is_refused() -> Result<()> {
+    let sim = Sim::start().await?;
+    let Some(p) = Product::start(&sim, Db::Sqlite, "second_sqlite_process").await? else {
+        return Ok(());
+    };
+    let out = tokio::task::spawn_blocking({
+        let dir = p.dir.clone();
+        let sim_url = sim.base_url.clone();
+        move || {
+            std::process::Command::new(crate::harness::BIN)
+                .args([
+                    "demo",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--sim-listen",
+                    "127.0.0.1:0",
+                ])
+                .args(["--sim-url", &sim_url, "--data-dir"])
+                .arg(&dir)
+                .env("PSABRIDGE_LOG", "error")
+                .output()
+        }
+    })
+    .await??;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(!out.status.success(), "the second process started: {err}");
+    ensure!(
+        err.contains("in use by another PSA Bridge process") && err.contains("psabridge.db.lock"),
+        "the refusal says why: {err}"
+    );
+    let live = p.http.get(format!("{}/readyz", p.api())).send().await?;
+    ensure!(live.status() == 200, "the first process still serves");
+    p.cleanup().await;
+    Ok(())
+}
