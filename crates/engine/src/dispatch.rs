@@ -180,7 +180,9 @@ async fn claim_round(
     free: usize,
     round: usize,
 ) -> Result<(Vec<psabridge_store::outbox::Delivery>, String, bool), psabridge_store::StoreError> {
-    let held = engine.gate.held();
+    let mut held = engine.gate.held();
+    // Pauses other nodes recorded (PostgreSQL; one indexed read per claim round).
+    held.extend(crate::breaker::shared_pauses(engine).await);
     let lanes: Vec<Lane> = engine
         .store
         .lane_ids()

@@ -89,7 +89,8 @@ impl Sweeper {
     /// checked.
     pub async fn sweep_once(&mut self, engine: &Engine) -> Result<usize, StoreError> {
         let mut checked = 0;
-        let paused = engine.breakers.paused();
+        let mut paused = engine.breakers.paused();
+        paused.extend(crate::breaker::shared_pauses(engine).await);
         for conn in engine.store.connections(None).await? {
             if !conn.enabled || paused.contains(&conn.id) {
                 continue;
@@ -150,6 +151,7 @@ impl Sweeper {
                     Err(e) => {
                         if e.is_retryable() {
                             engine.breakers.failure(conn.id, e.retry_after());
+                            crate::breaker::share_pause(engine, conn.id).await;
                         }
                         tracing::warn!(connection = conn.id, error = %e, "ticket sweep request failed");
                         break;

@@ -1,7 +1,7 @@
 //! What the nodes of a cluster share beyond the queue: leases on periodic jobs.
 
 use crate::Millis;
-use crate::db::{Store, with_write};
+use crate::db::{Store, with_read, with_write};
 use crate::error::StoreError;
 
 impl Store {
@@ -110,5 +110,34 @@ pub fn lock_single_node(url: &str) -> Result<Option<SingleNodeLock>, StoreError>
             "cannot lock {}: {e}",
             path.display()
         ))),
+    }
+}
+
+impl Store {
+    /// Pause connection `id` on every node until `until` (a later pause already recorded
+    /// stands).
+    pub async fn pause_connection(&self, id: i64, until: Millis) -> Result<(), StoreError> {
+        with_write!(self, pool => {
+            sqlx::query(
+                "INSERT INTO connection_pauses (connection_id, until) VALUES ($1, $2) \
+                 ON CONFLICT (connection_id) DO UPDATE SET until = excluded.until \
+                 WHERE connection_pauses.until < excluded.until",
+            )
+            .bind(id)
+            .bind(until)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Connections some node paused past `now`.
+    pub async fn paused_connections(&self, now: Millis) -> Result<Vec<i64>, StoreError> {
+        with_read!(self, pool => {
+            Ok(sqlx::query_scalar("SELECT connection_id FROM connection_pauses WHERE until > $1")
+                .bind(now)
+                .fetch_all(pool)
+                .await?)
+        })
     }
 }

@@ -43,6 +43,22 @@ async fn lease_story(a: Store, b: Store) -> Result<()> {
     Ok(())
 }
 
+/// A pause recorded by one node holds the connection on every node until it ends; a shorter
+/// pause never shortens a longer one.
+async fn pause_story(a: Store, b: Store) -> Result<()> {
+    let t0 = 1_800_000_000_000i64;
+    assert!(b.paused_connections(t0).await?.is_empty());
+    a.pause_connection(7, t0 + 30_000).await?;
+    a.pause_connection(7, t0 + 5_000).await?;
+    a.pause_connection(8, t0 + 1_000).await?;
+    let mut seen = b.paused_connections(t0).await?;
+    seen.sort();
+    assert_eq!(seen, vec![7, 8]);
+    assert_eq!(b.paused_connections(t0 + 10_000).await?, vec![7]);
+    assert!(b.paused_connections(t0 + 30_000).await?.is_empty());
+    Ok(())
+}
+
 /// Many nodes racing for an expired lease: exactly one wins each round.
 async fn one_winner(stores: Vec<Store>) -> Result<()> {
     let t0 = 1_900_000_000_000i64;
@@ -76,6 +92,7 @@ async fn job_leases_on_sqlite() -> Result<()> {
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let store = Store::open(&StoreOptions::new(url), keys()).await?;
     lease_story(store.clone(), store.clone()).await?;
+    pause_story(store.clone(), store.clone()).await?;
     one_winner(vec![store.clone(); 4]).await
 }
 
@@ -93,6 +110,7 @@ async fn job_leases_on_postgres() -> Result<()> {
     }
     let result = async {
         lease_story(nodes[0].clone(), nodes[1].clone()).await?;
+        pause_story(nodes[1].clone(), nodes[2].clone()).await?;
         one_winner(nodes.clone()).await
     }
     .await;
