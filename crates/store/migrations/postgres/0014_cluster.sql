@@ -6,3 +6,10 @@ CREATE TABLE job_leases (
     holder TEXT NOT NULL,
     until  BIGINT NOT NULL
 );
+
+-- A connection's pause (its PSA said to wait, or its breaker opened), seen by every node: no
+-- node claims the connection's deliveries before `until` (milliseconds, UTC).
+CREATE TABLE connection_pauses (
+    connection_id BIGINT PRIMARY KEY,
+    until         BIGINT NOT NULL
+);
