@@ -3,7 +3,8 @@
 //! A connection whose PSA keeps failing, or that told us to wait (429 with Retry-After), is
 //! paused: the dispatcher does not claim its deliveries until the pause ends, so one broken
 //! PSA never ties up workers that other partners' PSAs could use. A pause is per node and in
-//! memory; other nodes learn the same from their own failures.
+//! memory, and on PostgreSQL also written to `connection_pauses` ([`share_pause`]) so that no
+//! node of the cluster claims the connection's deliveries before it ends.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -88,6 +89,36 @@ impl Breakers {
                 .map(|u| u - now)
         })
     }
+}
+
+/// After a failure of `connection`: if its breaker is paused, tell every node (PostgreSQL;
+/// a SQLite installation is one node and its in-memory breaker is the whole truth).
+pub async fn share_pause(engine: &crate::Engine, connection: i64) {
+    if engine.store.engine() != psabridge_store::Engine::Postgres {
+        return;
+    }
+    let Some(left) = engine.breakers.paused_for(connection) else {
+        return;
+    };
+    let until = crate::now_ms() + left.as_millis() as i64;
+    if let Err(e) = engine.store.pause_connection(connection, until).await {
+        tracing::warn!(connection, error = %e, "could not share a pause with the other nodes");
+    }
+}
+
+/// Connections another node paused (PostgreSQL), to hold back beside this node's own.
+pub async fn shared_pauses(engine: &crate::Engine) -> Vec<i64> {
+    if engine.store.engine() != psabridge_store::Engine::Postgres {
+        return Vec::new();
+    }
+    engine
+        .store
+        .paused_connections(crate::now_ms())
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not read the cluster's pauses");
+            Vec::new()
+        })
 }
 
 #[cfg(test)]

@@ -157,6 +157,7 @@ pub async fn deliver_one(engine: &Engine, owner: &str, mut d: Delivery) {
         Err(e) => {
             if e.is_retryable() {
                 engine.breakers.failure(d.connection_id, e.retry_after());
+                crate::breaker::share_pause(engine, d.connection_id).await;
             }
             // Keep the "sent" marks while a ticket or note may exist that we have not seen.
             let unknown = if run.create_sent || run.note_sent {

@@ -77,6 +77,8 @@ pub async fn run(engine: Engine, shutdown: CancellationToken) {
     let cap = engine.config.lane_cap();
     let in_flight = Arc::new(InFlight::default());
     let tasks = tokio_util::task::TaskTracker::new();
+    // Cancelled when the drain's time is up: deliveries still running give their claims back.
+    let interrupt = CancellationToken::new();
     let mut round = 0usize;
     loop {
         let free = slots.available_permits();
@@ -95,10 +97,15 @@ pub async fn run(engine: Engine, shutdown: CancellationToken) {
                         let engine = engine.clone();
                         let owner = owner.clone();
                         let in_flight = in_flight.clone();
+                        let interrupt = interrupt.clone();
                         in_flight.add(d.connection_id);
                         tasks.spawn(async move {
                             let lane = d.connection_id;
-                            crate::deliver::deliver_one(&engine, &owner, d).await;
+                            let id = d.id;
+                            tokio::select! {
+                                _ = crate::deliver::deliver_one(&engine, &owner, d) => {}
+                                _ = interrupt.cancelled() => give_back(&engine, id, &owner).await,
+                            }
                             in_flight.done(lane);
                             drop(permit);
                             // A lane at its cap may have more due.
@@ -135,9 +142,33 @@ pub async fn run(engine: Engine, shutdown: CancellationToken) {
             _ = tokio::time::sleep(sleep) => {}
         }
     }
-    // Let deliveries in progress finish; those that cannot are taken over after their lease.
+    // Drain: claim nothing more, let deliveries in progress finish within the drain time, then
+    // interrupt the rest and give their claims back, so no lease outlives the process.
     tasks.close();
-    let _ = tokio::time::timeout(Duration::from_secs(10), tasks.wait()).await;
+    if tokio::time::timeout(engine.config.drain_timeout, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            deliveries = tasks.len(),
+            "deliveries still in progress after the drain time; giving them back"
+        );
+        interrupt.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await;
+    }
+}
+
+/// Release a delivery interrupted by shutdown: due again at once (or after the settle time
+/// if it had sent something), its attempt not counted.
+async fn give_back(engine: &Engine, id: i64, owner: &str) {
+    let settle = engine.config.settle.as_millis() as i64;
+    if let Err(e) = engine
+        .store
+        .release_interrupted(id, owner, now_ms(), settle)
+        .await
+    {
+        tracing::warn!(delivery = id, error = %e, "could not give a claim back; it will expire");
+    }
 }
 
 /// One fair claim. Also says whether a gate held some lane back, in which case the next look
@@ -149,7 +180,9 @@ async fn claim_round(
     free: usize,
     round: usize,
 ) -> Result<(Vec<psabridge_store::outbox::Delivery>, String, bool), psabridge_store::StoreError> {
-    let held = engine.gate.held();
+    let mut held = engine.gate.held();
+    // Pauses other nodes recorded (PostgreSQL; one indexed read per claim round).
+    held.extend(crate::breaker::shared_pauses(engine).await);
     let lanes: Vec<Lane> = engine
         .store
         .lane_ids()

@@ -84,6 +84,9 @@ pub struct EngineConfig {
     /// What PSAs and identity providers may be called (`[outbound]`); the default calls
     /// anything, the binary always sets it from its configuration.
     pub outbound: psabridge_core::outbound::OutboundPolicy,
+    /// At shutdown, how long deliveries in progress may take to finish; those still running
+    /// then are interrupted and given back (due now, attempt not counted).
+    pub drain_timeout: Duration,
 }
 
 impl Default for EngineConfig {
@@ -103,12 +106,29 @@ impl Default for EngineConfig {
             sweep_share: 0.2,
             settle: Duration::from_secs(30),
             replay_window: Duration::from_secs(48 * 3600),
-            node_name: format!("node-{}", std::process::id()),
+            node_name: default_node_name(),
             smtp: None,
             billing_schedule_check: billing::SCHEDULE_CHECK,
             outbound: psabridge_core::outbound::OutboundPolicy::unrestricted(),
+            drain_timeout: Duration::from_secs(30),
         }
     }
+}
+
+/// This process's name in leases: the host, the process id and the start time, so that two
+/// hosts' processes of the same id never take each other's claims or job leases.
+fn default_node_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".into());
+    format!(
+        "{host}-{}-{:x}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros() & 0xff_ffff
+    )
 }
 
 impl EngineConfig {
@@ -165,6 +185,8 @@ pub struct Engine {
     install_id: Arc<tokio::sync::OnceCell<String>>,
     /// Sends the email channel's deliveries (from `config.smtp`, or given by a test).
     mailer: Option<Arc<dyn mail::Mailer>>,
+    /// Set once shutdown began: no more claims; `/readyz` says so.
+    draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Engine {
@@ -190,7 +212,13 @@ impl Engine {
             contacts: Arc::new(contacts::ContactCache::default()),
             work: Arc::new(tokio::sync::Notify::new()),
             install_id: Arc::new(tokio::sync::OnceCell::new()),
+            draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
+    }
+
+    /// Whether this node is shutting down (it claims nothing more).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     /// Start the router, dispatcher and sweeper; they stop when `shutdown` is cancelled, after
@@ -217,6 +245,12 @@ impl Engine {
         tracker.spawn(router::run(self.clone(), shutdown.clone()));
         tracker.spawn(billing::run_schedule(self.clone(), shutdown.clone()));
         tracker.spawn(listen(self.clone(), shutdown.clone()));
+        let draining = self.draining.clone();
+        let stop = shutdown.clone();
+        tracker.spawn(async move {
+            stop.cancelled().await;
+            draining.store(true, Ordering::Relaxed);
+        });
         tracker.spawn(sweep::run(self.clone(), shutdown));
     }
 

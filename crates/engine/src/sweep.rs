@@ -29,16 +29,58 @@ pub struct Sweeper {
     allowances: HashMap<i64, (SweepAllowance, Instant)>,
 }
 
+/// The name of the sweep's lease in `job_leases`.
+pub const SWEEP_JOB: &str = "sweep";
+
+/// How long a node holds the sweep without renewing it: a few intervals, so a live holder
+/// (which renews every interval) keeps it, and a dead one's is taken over soon after.
+pub fn sweep_lease(engine: &Engine) -> std::time::Duration {
+    (engine.config.sweep_interval * 3).max(std::time::Duration::from_secs(3))
+}
+
+/// Sweep every `sweep_interval`, on one node of the cluster at a time: the node holding the
+/// `sweep` lease (`job_leases`). Two nodes sweeping would spend the PSA's budget twice for
+/// the same answers. The lease is given up at shutdown so another node takes over at once.
 pub async fn run(engine: Engine, shutdown: CancellationToken) {
     let mut sweeper = Sweeper::default();
+    let holder = engine.config.node_name.clone();
+    let lease = sweep_lease(&engine).as_millis() as i64;
+    let mut held = false;
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(engine.config.sweep_interval) => {}
+        }
+        let holds = match engine
+            .store
+            .hold_job(SWEEP_JOB, &holder, now_ms(), lease)
+            .await
+        {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take the sweep's lease; skipping this sweep");
+                false
+            }
+        };
+        if holds != held {
+            tracing::info!(
+                node = holder,
+                holds,
+                "the ticket sweep's lease changed hands"
+            );
+            held = holds;
+        }
+        if !holds {
+            // Another node sweeps; a new holder starts with fresh allowances.
+            sweeper = Sweeper::default();
+            continue;
         }
         if let Err(e) = sweeper.sweep_once(&engine).await {
             tracing::warn!(error = %e, "ticket sweep failed; will try again");
         }
+    }
+    if held && let Err(e) = engine.store.release_job(SWEEP_JOB, &holder).await {
+        tracing::warn!(error = %e, "could not give up the sweep's lease; it will expire");
     }
 }
 
@@ -47,7 +89,8 @@ impl Sweeper {
     /// checked.
     pub async fn sweep_once(&mut self, engine: &Engine) -> Result<usize, StoreError> {
         let mut checked = 0;
-        let paused = engine.breakers.paused();
+        let mut paused = engine.breakers.paused();
+        paused.extend(crate::breaker::shared_pauses(engine).await);
         for conn in engine.store.connections(None).await? {
             if !conn.enabled || paused.contains(&conn.id) {
                 continue;
@@ -108,6 +151,7 @@ impl Sweeper {
                     Err(e) => {
                         if e.is_retryable() {
                             engine.breakers.failure(conn.id, e.retry_after());
+                            crate::breaker::share_pause(engine, conn.id).await;
                         }
                         tracing::warn!(connection = conn.id, error = %e, "ticket sweep request failed");
                         break;

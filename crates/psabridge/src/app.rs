@@ -19,6 +19,8 @@ pub struct Running {
     pub addr: SocketAddr,
     pub shutdown: CancellationToken,
     tracker: TaskTracker,
+    /// On SQLite, this process's exclusive hold on the database (released at exit).
+    _single_node: Option<psabridge_store::cluster::SingleNodeLock>,
 }
 
 impl Running {
@@ -51,6 +53,10 @@ pub async fn start(
     public_url: Option<String>,
     people: PeopleOptions,
 ) -> Result<Running> {
+    // SQLite is one node: a second serving process on the same file is refused before it
+    // opens anything.
+    let single_node = psabridge_store::cluster::lock_single_node(&store_options.url)
+        .with_context(|| "database_url: refused".to_string())?;
     let store = Store::open(store_options, keys).await.with_context(|| {
         format!(
             "database_url: cannot open {}",
@@ -99,7 +105,21 @@ pub async fn start(
         addr,
         shutdown,
         tracker,
+        _single_node: single_node,
     })
+}
+
+/// Stop after a stop signal: claim nothing more, let in-flight deliveries and ingest commits
+/// finish (deliveries within the engine's drain time, then given back), close the database.
+/// Bounded: a second signal, or the drain time plus a margin, ends the wait.
+pub async fn drain(running: Running) {
+    let bound = running.engine.config.drain_timeout + std::time::Duration::from_secs(10);
+    tracing::info!(within = ?bound, "stopping: draining in-flight work");
+    tokio::select! {
+        _ = running.stop() => tracing::info!("stopped"),
+        _ = tokio::time::sleep(bound) => tracing::warn!("the drain took too long; exiting"),
+        _ = stop_signal() => tracing::warn!("asked again to stop; exiting without waiting"),
+    }
 }
 
 /// Resolve when the process is asked to stop (Ctrl-C or SIGTERM).

@@ -188,6 +188,7 @@ pub struct RawEngine {
     pub trust_without_push_secs: Option<u64>,
     pub replay_window_hours: Option<u64>,
     pub node_name: Option<String>,
+    pub drain_timeout_secs: Option<u64>,
 }
 
 /// Checked settings.
@@ -338,6 +339,9 @@ impl RawSettings {
         }
         if let Some(n) = self.engine.node_name {
             engine.node_name = n;
+        }
+        if let Some(t) = self.engine.drain_timeout_secs {
+            engine.drain_timeout = Duration::from_secs(t);
         }
         engine.smtp = self.smtp.map(RawSmtp::check).transpose()?;
         engine.outbound = self.outbound.check(listen.port())?;

@@ -53,6 +53,8 @@ pub struct DemoOptions {
     pub smtp_from: String,
     /// More addresses PSA and identity-provider URLs may reach (`--outbound-allow`).
     pub outbound_allow: Vec<psabridge_core::outbound::Allowed>,
+    /// How long in-flight deliveries may take to finish at shutdown.
+    pub drain_timeout: Duration,
 }
 
 /// A simulator the demo talks to: its own, or one running elsewhere.
@@ -179,6 +181,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         sweep_interval: Duration::from_secs(15),
         sweep_age: Duration::from_secs(15),
         smtp: opts.smtp.clone(),
+        drain_timeout: opts.drain_timeout,
         ..Default::default()
     };
     // Without an SMTP server, account emails (invitations and their links) are written to
@@ -245,7 +248,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     print_welcome(&info, &demo_file);
     app::stop_signal().await;
     eprintln!("stopping…");
-    running.stop().await;
+    app::drain(running).await;
     for (_, s) in simulators {
         if let SimHandle::Inside(s) = s {
             s.shutdown().await;

@@ -101,6 +101,10 @@ enum Command {
         /// (`127.0.0.1:9000`, `10.0.0.0/8`); the demo's simulators are always allowed.
         #[arg(long, value_delimiter = ',')]
         outbound_allow: Vec<String>,
+        /// On SIGTERM or Ctrl-C, how long deliveries in progress may take to finish before
+        /// they are given back (due again, attempt not counted).
+        #[arg(long, default_value_t = 30)]
+        drain_timeout_secs: u64,
     },
     /// Run a PSA simulator alone.
     Sim {
@@ -294,8 +298,7 @@ async fn run(command: Command) -> Result<()> {
             .await?;
             tracing::info!(addr = %running.addr, "PSA Bridge is serving");
             app::stop_signal().await;
-            tracing::info!("stopping");
-            running.stop().await;
+            app::drain(running).await;
             Ok(())
         }
         Command::Demo {
@@ -315,6 +318,7 @@ async fn run(command: Command) -> Result<()> {
             smtp_url,
             smtp_from,
             outbound_allow,
+            drain_timeout_secs,
         } => {
             let outbound_allow = outbound_allow
                 .iter()
@@ -362,6 +366,7 @@ async fn run(command: Command) -> Result<()> {
                 smtp,
                 smtp_from: smtp_from_for_demo,
                 outbound_allow,
+                drain_timeout: std::time::Duration::from_secs(drain_timeout_secs),
             })
             .await
         }

@@ -188,7 +188,7 @@ impl Store {
                 .min_connections(1)
                 .connect_with(connect.clone())
                 .await?;
-            sqlx::migrate!("migrations/sqlite").run(&write).await?;
+            SQLITE_MIGRATIONS.run(&write).await?;
             // SQLite made the -wal and -shm files with the database's mode; older ones are
             // narrowed here too.
             for suffix in ["-wal", "-shm"] {
@@ -212,7 +212,7 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(connect)
                 .await?;
-            sqlx::migrate!("migrations/postgres").run(&pool).await?;
+            POSTGRES_MIGRATIONS.run(&pool).await?;
             Db::Postgres(pool)
         } else {
             return Err(StoreError::Invalid(format!(
@@ -286,6 +286,38 @@ impl Store {
             sqlx::query("SELECT 1").execute(pool).await?;
         });
         Ok(())
+    }
+}
+
+/// The migrations this build carries, per engine.
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+impl Store {
+    /// The migrations of this build that the database has not applied (successfully): empty
+    /// when its schema is current. A node that opened the store has migrated it, so this is
+    /// non-empty only when someone rolled the schema back or the table is damaged.
+    pub async fn migrations_missing(&self) -> Result<Vec<i64>, StoreError> {
+        let (migrator, applied): (&sqlx::migrate::Migrator, Vec<i64>) = match &self.inner.db {
+            Db::Sqlite { read, .. } => (
+                &SQLITE_MIGRATIONS,
+                sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                    .fetch_all(read)
+                    .await?,
+            ),
+            Db::Postgres(pool) => (
+                &POSTGRES_MIGRATIONS,
+                sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                    .fetch_all(pool)
+                    .await?,
+            ),
+        };
+        Ok(migrator
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .map(|m| m.version)
+            .filter(|v| !applied.contains(v))
+            .collect())
     }
 }
 

@@ -26,6 +26,7 @@
 
 pub mod audit;
 pub mod billing;
+pub mod cluster;
 pub mod config;
 mod db;
 pub mod email;

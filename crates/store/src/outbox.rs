@@ -637,6 +637,38 @@ impl Store {
         Ok(())
     }
 
+    /// Give back a claim whose attempt was cut short by a shutdown, without counting the
+    /// attempt: due now, or after `settle_ms` when it had sent a create or a note (which may
+    /// still land at the PSA; the next attempt looks for it before sending again).
+    pub async fn release_interrupted(
+        &self,
+        id: i64,
+        owner: &str,
+        now: Millis,
+        settle_ms: i64,
+    ) -> Result<bool, StoreError> {
+        with_tx!(self, tx => {
+            let group: Option<(i64, String)> = sqlx::query_as(
+                "UPDATE deliveries SET state = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'pending' END, \
+                 attempts = attempts - 1, lease_owner = NULL, lease_until = NULL, \
+                 next_attempt_at = CASE WHEN create_sent_at IS NOT NULL OR note_sent_at IS NOT NULL \
+                                        THEN $2 ELSE $1 END \
+                 WHERE id = $3 AND lease_owner = $4 AND state = 'in_flight' RETURNING connection_id, group_key",
+            )
+            .bind(now)
+            .bind(now + settle_ms)
+            .bind(id)
+            .bind(owner)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let released = group.is_some();
+            if let Some((connection_id, group_key)) = group {
+                refresh_queue!(tx, connection_id, &group_key);
+            }
+            Ok(released)
+        })
+    }
+
     /// At start-up of a single-node (SQLite) installation, no other process can hold a claim:
     /// claims left by a process that died are released at once instead of waiting out their
     /// lease. Their "create sent" marks stay, so their next attempt looks before creating.

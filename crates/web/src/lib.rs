@@ -43,7 +43,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use psabridge_core::catalog::Catalog;
 use psabridge_engine::Engine;
@@ -337,6 +337,8 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("POST /hooks/halopsa/{connection}", Access::Public),
     ("GET /api/v1/openapi.json", Access::Public),
     ("GET /healthz", Access::Public),
+    ("GET /livez", Access::Public),
+    ("GET /readyz", Access::Public),
     ("GET /metrics", Access::Public),
     ("POST /api/v1/auth/login", Access::Public),
     ("POST /api/v1/auth/password", Access::Public),
@@ -461,6 +463,8 @@ pub fn router(state: AppState) -> Router {
         .merge(scim::routes())
         .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(health))
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         // Every route above passes the permission check; unrouted requests get 404 without it.
         .route_layer(axum::middleware::from_fn_with_state(
@@ -495,6 +499,46 @@ async fn health(State(s): State<AppState>) -> impl IntoResponse {
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             "database unreachable\n",
         ),
+    }
+}
+
+/// The process is up and answering: nothing else is checked, so an orchestrator restarts a
+/// node only when it is stuck, never because the database is away.
+async fn livez() -> impl IntoResponse {
+    (axum::http::StatusCode::OK, "ok\n")
+}
+
+/// Whether this node should be sent traffic: the database answers, its schema has every
+/// migration of this build, and the node is not draining. Otherwise 503 problem+json naming
+/// what is wrong (`errors[].path`: `database`, `migrations` or `node`).
+async fn readyz(State(s): State<AppState>) -> Response {
+    use axum::http::StatusCode;
+    let not_ready = |path: &str, problem: String| {
+        problem::Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Not ready")
+            .detail(format!("{path}: {problem}"))
+            .field(path, problem)
+            .into_response()
+    };
+    if s.engine.is_draining() {
+        return not_ready("node", "draining: the node is shutting down".into());
+    }
+    if let Err(e) = s.store.ping().await {
+        return not_ready("database", format!("unreachable: {e}"));
+    }
+    match s.store.migrations_missing().await {
+        Ok(missing) if missing.is_empty() => (StatusCode::OK, "ready\n").into_response(),
+        Ok(missing) => not_ready(
+            "migrations",
+            format!(
+                "not current: the database lacks migration(s) {}",
+                missing
+                    .iter()
+                    .map(|v| format!("{v:04}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        Err(e) => not_ready("migrations", format!("cannot be read: {e}")),
     }
 }
 

@@ -14,7 +14,7 @@ use crate::on_every_psa;
 
 /// Fault-rule fields that pick the create-ticket requests of a PSA (and, where the paths
 /// share a prefix, its note requests too).
-fn creates(kind: PsaKind, rule: Value) -> Value {
+pub(crate) fn creates(kind: PsaKind, rule: Value) -> Value {
     let mut rule = rule;
     let pick = match kind {
         PsaKind::Autotask => json!({"entity": "Tickets", "method": "POST"}),
@@ -29,7 +29,7 @@ fn creates(kind: PsaKind, rule: Value) -> Value {
 }
 
 /// `n` events over `users` users of the three mapped clients and the unmapped one.
-fn workload(prefix: &str, n: usize, users: usize) -> Vec<Value> {
+pub(crate) fn workload(prefix: &str, n: usize, users: usize) -> Vec<Value> {
     let types = [
         "saas.too_many_downloads",
         "saas.too_many_uploads",
@@ -50,7 +50,7 @@ fn workload(prefix: &str, n: usize, users: usize) -> Vec<Value> {
 }
 
 /// Post events in batches of 50; the ids the API acknowledged as accepted.
-async fn post_all(p: &Product, events: &[Value]) -> Result<Vec<String>> {
+pub(crate) async fn post_all(p: &Product, events: &[Value]) -> Result<Vec<String>> {
     let mut accepted = Vec::new();
     for chunk in events.chunks(50) {
         let (status, body) = p.post_events(&json!({"events": chunk})).await?;
@@ -65,7 +65,7 @@ async fn post_all(p: &Product, events: &[Value]) -> Result<Vec<String>> {
 }
 
 /// Every accepted event delivered; one ticket per group; each event one ticket or one note.
-async fn check_exactly_once(
+pub(crate) async fn check_exactly_once(
     sim: &Sim,
     p: &Product,
     ids: &[String],

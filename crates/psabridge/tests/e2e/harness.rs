@@ -310,6 +310,24 @@ impl Product {
         }
     }
 
+    /// Send SIGTERM and wait for the process to exit on its own (error after `within`).
+    pub fn sigterm_and_wait(&mut self, within: Duration) -> Result<std::process::ExitStatus> {
+        let Some(mut c) = self.child.take() else {
+            bail!("the product is not running");
+        };
+        unsafe_free_sigterm(c.id());
+        let end = Instant::now() + within;
+        while Instant::now() < end {
+            if let Some(status) = c.try_wait()? {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        bail!("the product did not exit within {within:?} of SIGTERM")
+    }
+
     pub fn api(&self) -> String {
         self.info["api_url"]
             .as_str()

@@ -11,6 +11,7 @@ mod faults;
 mod harness;
 mod import;
 mod inputs;
+mod nodes;
 mod profiles;
 mod spine;
 mod wrong_tickets;
