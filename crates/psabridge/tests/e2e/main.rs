@@ -10,6 +10,7 @@ mod email;
 mod faults;
 mod harness;
 mod inputs;
+mod metrics;
 mod profiles;
 mod spine;
 mod wrong_tickets;
