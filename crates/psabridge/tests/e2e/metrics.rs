@@ -152,6 +152,18 @@ async fn metrics_move_with_the_work(db: Db) -> Result<()> {
         );
     }
 
+    // The example dashboard graphs only series the product serves.
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/grafana/psabridge.json"
+    ))?;
+    for name in dashboard
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("psabridge_"))
+    {
+        ensure!(text.contains(name), "the dashboard graphs {name}, which is not served");
+    }
+
     // A PSA that refuses: the 5xx are counted by status, the retry by outcome, the backlog
     // shows a pending delivery and its age, the breaker opens.
     sim.fault(json!({"kind": "status", "status": 503, "count": 1000}))
