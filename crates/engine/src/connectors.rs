@@ -134,6 +134,9 @@ impl ConnectorRegistry {
 
     /// Use `connector` for `connection` until the connection changes (embedding, tests).
     pub fn install(&self, connection: &Connection, connector: Arc<dyn Connector>) {
+        connector
+            .meter()
+            .label(connection.id, connection.kind.as_str());
         self.lock().insert(
             connection.id,
             Entry {
@@ -160,6 +163,29 @@ impl ConnectorRegistry {
             .filter(|(_, e)| e.connector.ready_in() > longer_than)
             .map(|(id, _)| *id)
             .collect()
+    }
+
+    /// Each live connector's budget: (connection id, requests in the trailing hour, the
+    /// connector's share of the PSA's hourly limit, how long until it may send again).
+    pub fn budgets(&self) -> Vec<(i64, u64, u32, Duration)> {
+        self.lock()
+            .iter()
+            .map(|(id, e)| {
+                (
+                    *id,
+                    e.connector.meter().last_hour(),
+                    e.connector.sweep_cost().requests_per_hour,
+                    e.connector.ready_in(),
+                )
+            })
+            .collect()
+    }
+
+    /// The PSA kind of a connection whose connector this node has built.
+    pub fn kind_of(&self, connection_id: i64) -> Option<String> {
+        self.lock()
+            .get(&connection_id)
+            .and_then(|e| e.connector.meter().kind())
     }
 
     /// PSA requests sent by every connector of this node, ever.
@@ -190,5 +216,9 @@ fn build(
     c: &Connection,
     secrets: &std::collections::BTreeMap<String, Secret>,
 ) -> Result<Arc<dyn Connector>, BuildError> {
-    Ok(psabridge_psa::build(c.kind, http, &c.settings, secrets)?)
+    let connector = psabridge_psa::build(c.kind, http, &c.settings, secrets)?;
+    if c.id > 0 {
+        connector.meter().label(c.id, c.kind.as_str());
+    }
+    Ok(connector)
 }

@@ -130,6 +130,7 @@ pub async fn deliver_one(engine: &Engine, owner: &str, mut d: Delivery) {
                 .await
             {
                 Ok(true) => {
+                    crate::metrics::delivery(engine, d.connection_id, ok.psa_action);
                     let c = match ok.psa_action {
                         "created" => &engine.stats.tickets_created,
                         "noted" | "closed" => &engine.stats.notes_added,
@@ -215,6 +216,11 @@ pub(crate) async fn fail(
     if retry_at.is_none() {
         Stats::inc(&engine.stats.deliveries_dead);
     }
+    crate::metrics::delivery(
+        engine,
+        d.connection_id,
+        if retry_at.is_some() { "retry" } else { "dead" },
+    );
     let attempt = Attempt {
         attempt: d.attempts,
         started_at: started,
@@ -279,6 +285,7 @@ pub(crate) async fn expire(engine: &Engine, owner: &str, d: &Delivery, started: 
         error: Some(error.clone()),
     };
     Stats::inc(&engine.stats.deliveries_expired);
+    crate::metrics::delivery(engine, d.connection_id, "expired");
     let failure = Failure {
         error: &error,
         retry_at: None,

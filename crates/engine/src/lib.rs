@@ -23,6 +23,7 @@ mod contacts;
 pub mod deliver;
 pub mod dispatch;
 pub mod mail;
+pub mod metrics;
 pub mod router;
 pub mod sweep;
 
@@ -187,6 +188,8 @@ pub struct Engine {
     mailer: Option<Arc<dyn mail::Mailer>>,
     /// Set once shutdown began: no more claims; `/readyz` says so.
     draining: Arc<std::sync::atomic::AtomicBool>,
+    /// Each connection's PSA kind as last sampled, for the labels of delivery metrics.
+    kinds: Arc<std::sync::Mutex<std::collections::HashMap<i64, String>>>,
 }
 
 impl Engine {
@@ -213,6 +216,7 @@ impl Engine {
             work: Arc::new(tokio::sync::Notify::new()),
             install_id: Arc::new(tokio::sync::OnceCell::new()),
             draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            kinds: Arc::default(),
         }
     }
 
@@ -283,6 +287,25 @@ impl Engine {
     }
 
     /// Total PSA requests made by all connectors of this node.
+    /// The PSA kind of a connection for metric labels (`email` for connection 0), from the
+    /// last sample or the connector of this node.
+    pub(crate) fn kind_of(&self, connection: i64) -> String {
+        if connection == 0 {
+            return "email".into();
+        }
+        let mut kinds = self.kinds.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = kinds.get(&connection) {
+            return k.clone();
+        }
+        match self.connectors.kind_of(connection) {
+            Some(k) => {
+                kinds.insert(connection, k.clone());
+                k
+            }
+            None => "unknown".into(),
+        }
+    }
+
     pub fn psa_calls(&self) -> u64 {
         self.connectors.total_calls()
     }

@@ -357,7 +357,7 @@ pub(crate) async fn deliver_email(engine: &Engine, owner: &str, d: Delivery) {
                 .finish_delivery(&d, owner, &ok, &attempt, now_ms())
                 .await
             {
-                Ok(true) => {}
+                Ok(true) => crate::metrics::delivery(engine, 0, "emailed"),
                 Ok(false) => tracing::warn!(
                     delivery = d.id,
                     "lease lost before the email's outcome was recorded"

@@ -351,7 +351,7 @@ impl AutotaskConnector {
         if let Some(z) = slot.clone() {
             return Ok(z);
         }
-        self.meter.record();
+        let mut metered = self.meter.request("GET", "zoneInformation");
         let url = self.discovery_url();
         let resp = self
             .http
@@ -361,6 +361,7 @@ impl AutotaskConnector {
             .send()
             .await
             .map_err(|e| {
+                metered.failed(&e);
                 PsaError::Unreachable(format!(
                     "zone discovery at {}: {}",
                     self.creds.zone_discovery_url,
@@ -368,6 +369,8 @@ impl AutotaskConnector {
                 ))
             })?;
         let status = resp.status();
+        metered.answered(status.as_u16());
+        drop(metered);
         let body = resp.text().await.unwrap_or_default();
         if status != StatusCode::OK {
             let msg = error_messages(&body);
@@ -418,7 +421,7 @@ impl AutotaskConnector {
         let zone = self.zone().await?;
         self.bucket.acquire().await;
         let _slot = self.slots.acquire(entity).await;
-        self.meter.record();
+        let mut metered = self.meter.request(method.as_str(), path);
         // `path` is below the zone's `V1.0/`, or an absolute page link Autotask gave us, which
         // must point at the zone: credentials never go to a host the answer names.
         let url = if path.starts_with("https://") || path.starts_with("http://") {
@@ -448,6 +451,7 @@ impl AutotaskConnector {
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
+                metered.failed(&e);
                 tracing::debug!(entity, %method, error = %root_cause(&e), "Autotask request failed");
                 if e.is_connect() {
                     // Nothing reached Autotask. The zone may have moved: discover again next time.
@@ -457,11 +461,13 @@ impl AutotaskConnector {
             }
         };
         let status = resp.status();
+        metered.answered(status.as_u16());
         let headers = resp.headers().clone();
         let text = match resp.text().await {
             Ok(t) => t,
             Err(e) => return Err(lost_answer(&e, entity, write)),
         };
+        drop(metered);
         tracing::debug!(entity, %method, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "Autotask");
         if status != StatusCode::OK {
             return Err(classify(status, &headers, &text, write));

@@ -563,7 +563,7 @@ impl ConnectWiseConnector {
         let company = &self.creds.company;
         let url = format!("{host}/login/companyinfo/{company}");
         self.bucket.acquire().await;
-        self.meter.record();
+        let mut metered = self.meter.request("GET", "login/companyinfo/{company}");
         let resp = self
             .http
             .get(&url)
@@ -572,6 +572,7 @@ impl ConnectWiseConnector {
             .send()
             .await
             .map_err(|e| {
+                metered.failed(&e);
                 if e.is_timeout() {
                     PsaError::Transient {
                         retry_after: None,
@@ -583,6 +584,8 @@ impl ConnectWiseConnector {
                 }
             })?;
         let status = resp.status();
+        metered.answered(status.as_u16());
+        drop(metered);
         let headers = resp.headers().clone();
         let body = resp.text().await.unwrap_or_default();
         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
@@ -639,7 +642,7 @@ impl ConnectWiseConnector {
     ) -> Result<Answer, PsaError> {
         let base = self.base().await?;
         self.bucket.acquire().await;
-        self.meter.record();
+        let mut metered = self.meter.request(method.as_str(), path);
         let mut req = self
             .http
             .request(method.clone(), format!("{base}/{path}"))
@@ -660,6 +663,7 @@ impl ConnectWiseConnector {
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
+                metered.failed(&e);
                 tracing::debug!(path, %method, error = %root_cause(&e), "ConnectWise request failed");
                 let call = format!("{method} {path}");
                 return Err(unanswered(
@@ -672,11 +676,13 @@ impl ConnectWiseConnector {
             }
         };
         let status = resp.status();
+        metered.answered(status.as_u16());
         let headers = resp.headers().clone();
         let body = match resp.text().await {
             Ok(t) => t,
             Err(e) => return Err(lost_answer(&e, &format!("{method} {path}"), write)),
         };
+        drop(metered);
         tracing::debug!(path, %method, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "ConnectWise");
         if !status.is_success() {
             return Err(classify(

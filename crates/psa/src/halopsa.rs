@@ -646,21 +646,29 @@ impl HaloConnector {
         write: bool,
     ) -> Result<(StatusCode, reqwest::header::HeaderMap, String), PsaError> {
         self.window.acquire().await;
-        self.meter.record();
+        let (client, built) = req.timeout(self.opts.request_timeout).build_split();
+        let request =
+            built.map_err(|e| PsaError::Invalid(format!("{what}: {}", root_cause(&e))))?;
+        let mut metered = self
+            .meter
+            .request(request.method().as_str(), request.url().path());
         let started = Instant::now();
-        let resp = match req.timeout(self.opts.request_timeout).send().await {
+        let resp = match client.execute(request).await {
             Ok(r) => r,
             Err(e) => {
+                metered.failed(&e);
                 tracing::debug!(what, error = %root_cause(&e), "HaloPSA request failed");
                 return Err(unanswered(&e, what, what, write, "timed out calling"));
             }
         };
         let status = resp.status();
+        metered.answered(status.as_u16());
         let headers = resp.headers().clone();
         let body = resp
             .text()
             .await
             .map_err(|e| lost_answer(&e, what, write))?;
+        drop(metered);
         tracing::debug!(
             what,
             status = status.as_u16(),

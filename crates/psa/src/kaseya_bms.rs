@@ -666,7 +666,7 @@ impl KaseyaBmsConnector {
         let (method, endpoint, path, query, write) =
             (method.clone(), *endpoint, *path, *query, *write);
         self.bucket(&format!("{method} {endpoint}")).acquire().await;
-        self.meter.record();
+        let mut metered = self.meter.request(method.as_str(), endpoint);
         let url = format!("{}{path}", self.creds.api_url);
         let mut req = self
             .http
@@ -693,6 +693,7 @@ impl KaseyaBmsConnector {
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
+                metered.failed(&e);
                 tracing::debug!(endpoint, %method, error = %root_cause(&e), "Kaseya BMS request failed");
                 let call = format!("{method} {endpoint}");
                 return Err(unanswered(
@@ -705,11 +706,13 @@ impl KaseyaBmsConnector {
             }
         };
         let status = resp.status();
+        metered.answered(status.as_u16());
         let headers = resp.headers().clone();
         let body = resp
             .text()
             .await
             .map_err(|e| lost_answer(&e, &format!("{method} {endpoint}"), write))?;
+        drop(metered);
         tracing::debug!(endpoint, %method, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "Kaseya BMS");
         Ok((status, headers, body))
     }

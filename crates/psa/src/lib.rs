@@ -14,7 +14,7 @@ pub mod halopsa;
 mod http;
 pub mod kaseya_bms;
 pub mod limits;
-mod meter;
+pub mod meter;
 pub mod outbound;
 
 use std::time::Duration;

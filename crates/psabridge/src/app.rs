@@ -122,6 +122,152 @@ pub async fn drain(running: Running) {
     }
 }
 
+/// Latency buckets (seconds) of every `*_seconds` histogram: PSA requests take from tens of
+/// milliseconds to the 30 s timeout; an acknowledgement from a millisecond to seconds.
+const SECONDS_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// The process's Prometheus recorder, installed on first use (the `metrics` recorder is global).
+fn prometheus() -> Result<metrics_exporter_prometheus::PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    if let Some(h) = HANDLE.get() {
+        return Ok(h.clone());
+    }
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
+            &SECONDS_BUCKETS,
+        )
+        .context("metrics: histogram buckets")?
+        .install_recorder()
+        .context("metrics: cannot install the Prometheus recorder")?;
+    Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+/// Metric descriptions, so a scrape says what each series is.
+fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    use psabridge_engine::metrics as m;
+    describe_counter!(
+        psabridge_psa::meter::REQUESTS,
+        "PSA requests by connection, PSA kind, endpoint template and HTTP status (or timeout/unreachable/lost)."
+    );
+    describe_histogram!(
+        psabridge_psa::meter::REQUEST_SECONDS,
+        Unit::Seconds,
+        "Latency of PSA requests by connection, PSA kind and endpoint template."
+    );
+    describe_gauge!(
+        m::BUDGET_USED,
+        "PSA requests this node sent for the connection in the trailing hour."
+    );
+    describe_gauge!(
+        m::BUDGET_LIMIT,
+        "The connection's share of its PSA's hourly request limit."
+    );
+    describe_gauge!(
+        m::BREAKER_OPEN,
+        "1 while the connection's breaker holds its deliveries back."
+    );
+    describe_gauge!(m::PENDING, "Deliveries pending, retrying or in flight.");
+    describe_gauge!(
+        m::OLDEST_AGE,
+        Unit::Seconds,
+        "Age of the connection's oldest unfinished delivery."
+    );
+    describe_gauge!(m::UNROUTED, "Events accepted and not yet routed.");
+    describe_counter!(
+        m::DELIVERIES,
+        "Delivery attempts finished, by outcome (created, noted, closed, nothing, emailed, retry, dead, expired)."
+    );
+    describe_counter!(
+        psabridge_web::events::EVENTS,
+        "Events received, by outcome (accepted, duplicate, invalid)."
+    );
+    describe_histogram!(
+        psabridge_web::events::ACK_SECONDS,
+        Unit::Seconds,
+        "From an ingestion request's arrival to its answer (after the commit), by HTTP status."
+    );
+}
+
+impl Running {
+    /// Serve the Prometheus exposition at `GET /metrics` on `listener`, apart from the API
+    /// (operators keep it off the public port). Gauges of the backlog are sampled from the
+    /// store on scrape, at most once a second.
+    pub fn serve_metrics(&self, listener: TcpListener) -> Result<SocketAddr> {
+        let handle = prometheus()?;
+        describe_metrics();
+        let addr = listener.local_addr()?;
+        let engine = self.engine.clone();
+        let render = handle.clone();
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let engine = engine.clone();
+                let render = render.clone();
+                async move {
+                    psabridge_engine::metrics::sample(&engine).await;
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4",
+                        )],
+                        render.render(),
+                    )
+                }
+            }),
+        );
+        let stop = self.shutdown.clone();
+        self.tracker.spawn(async move {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+            {
+                tracing::error!(error = %e, "the metrics server failed");
+            }
+        });
+        // Histograms keep their samples until upkeep folds them in; do it now and then.
+        let stop = self.shutdown.clone();
+        self.tracker.spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => handle.run_upkeep(),
+                }
+            }
+        });
+        Ok(addr)
+    }
+}
+
+/// Bind the metrics listener. An address the operator chose must be free; the default one
+/// may be taken (several nodes or demos on one host): then metrics are not served, with a
+/// warning.
+pub async fn bind_metrics(addr: Option<&str>) -> Result<Option<TcpListener>> {
+    match addr {
+        Some(a) if a.eq_ignore_ascii_case("off") => Ok(None),
+        Some(a) => {
+            Ok(Some(TcpListener::bind(a).await.with_context(|| {
+                format!("metrics listen: cannot listen on {a}")
+            })?))
+        }
+        None => match TcpListener::bind(DEFAULT_METRICS_LISTEN).await {
+            Ok(l) => Ok(Some(l)),
+            Err(e) => {
+                tracing::warn!(addr = DEFAULT_METRICS_LISTEN, error = %e, "metrics are not served: the default address is taken (set [metrics] listen)");
+                Ok(None)
+            }
+        },
+    }
+}
+
+/// Where metrics are served unless configured otherwise.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+
 /// Resolve when the process is asked to stop (Ctrl-C or SIGTERM).
 pub async fn stop_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

@@ -170,6 +170,8 @@ impl Sut {
             "127.0.0.1:0",
             "--sim-listen",
             "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
             "--psa",
             kind.as_str(),
             &sim_flag,
@@ -466,31 +468,57 @@ async fn sim_requests(http: &reqwest::Client, sim_url: &str) -> Result<u64> {
         .context("the simulator's stats have no total")
 }
 
-/// Wait until no delivery is pending; the number delivered.
+/// The product's metrics (its own listener, never the API port).
+async fn scrape(http: &reqwest::Client, sut: &Sut) -> Result<String> {
+    let url = sut.info["metrics_url"]
+        .as_str()
+        .context("the demo serves no metrics (demo.json has no metrics_url)")?;
+    Ok(http.get(url).send().await?.text().await?)
+}
+
+/// The sum of a metric's series whose labels satisfy `keep` (given the label text).
+fn metric_sum(text: &str, name: &str, keep: impl Fn(&str) -> bool) -> u64 {
+    text.lines()
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let labels = match series.split_once('{') {
+                Some((n, rest)) if n == name => rest,
+                None if series == name => "",
+                _ => return None,
+            };
+            keep(labels).then(|| value.parse::<f64>().ok())?
+        })
+        .sum::<f64>() as u64
+}
+
+/// Wait until no delivery is pending; the number delivered (by this process of the product).
 async fn drain(http: &reqwest::Client, sut: &Sut, expect: u64, timeout: Duration) -> Result<u64> {
     let end = Instant::now() + timeout;
+    // Gauges are sampled at most once a second: believe "nothing open" only from a scrape
+    // made well after the first one that said so.
+    let mut quiet_since: Option<Instant> = None;
     loop {
-        let text = http
-            .get(format!("{}/metrics", sut.api))
-            .send()
-            .await?
-            .text()
-            .await?;
-        let get = |state: &str| {
-            text.lines()
-                .find(|l| l.starts_with(&format!("psabridge_deliveries{{state=\"{state}\"}}")))
-                .and_then(|l| l.split_whitespace().last())
-                .and_then(|n| n.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        let delivered = get("delivered");
-        let dead = get("dead");
-        let open = get("pending") + get("retrying") + get("in_flight");
+        let text = scrape(http, sut).await?;
+        let delivered = metric_sum(&text, "psabridge_deliveries_total", |l| {
+            !["\"retry\"", "\"dead\"", "\"expired\""]
+                .iter()
+                .any(|o| l.contains(&format!("outcome={o}")))
+        });
+        let dead = metric_sum(&text, "psabridge_deliveries_total", |l| {
+            l.contains("outcome=\"dead\"")
+        });
+        let open = metric_sum(&text, "psabridge_deliveries_pending", |_| true)
+            + metric_sum(&text, "psabridge_events_unrouted", |_| true);
         if delivered + dead >= expect && open == 0 {
-            if dead > 0 {
-                eprintln!("warning: {dead} deliveries are dead");
+            let since = *quiet_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= Duration::from_millis(1100) {
+                if dead > 0 {
+                    eprintln!("warning: {dead} deliveries are dead");
+                }
+                return Ok(delivered);
             }
-            return Ok(delivered);
+        } else {
+            quiet_since = None;
         }
         if Instant::now() > end {
             bail!("deliveries did not drain in {timeout:?}: {delivered} delivered, {open} open");
@@ -570,25 +598,17 @@ async fn scenario_economy(args: &BenchArgs) -> Result<Value> {
     let after = sim_requests(&http, &sut.sim_url).await?;
     let calls = after - before;
     let per_event = calls as f64 / delivered as f64;
-    let metrics = http
-        .get(format!("{}/metrics", sut.api))
-        .send()
-        .await?
-        .text()
-        .await?;
-    let metric = |name: &str| {
-        metrics
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().last())
-            .unwrap_or("?")
-            .to_string()
+    let metrics = scrape(&http, &sut).await?;
+    let metric = |outcome: &str| {
+        metric_sum(&metrics, "psabridge_deliveries_total", |l| {
+            l.contains(&format!("outcome=\"{outcome}\""))
+        })
     };
     println!(
         "economy (mixed workload): {n} events, {delivered} deliveries; {calls} PSA requests = {per_event:.3} per delivered event \
          (tickets created {}, notes {}, tickets completed by the test {completed})",
-        metric("psabridge_tickets_created_total"),
-        metric("psabridge_notes_added_total"),
+        metric("created"),
+        metric("noted") + metric("closed"),
     );
     // Where the requests went (whole run, set-up included), for explaining anything above 1.
     let stats = get_json(&http, &format!("{}/_sim/stats", sut.sim_url), None).await?;

@@ -50,6 +50,8 @@ pub struct RawSettings {
     /// What PSAs and identity providers may be called (see [`RawOutbound`]).
     #[serde(default)]
     pub outbound: RawOutbound,
+    #[serde(default)]
+    pub metrics: RawMetrics,
 }
 
 /// `[outbound]`: the addresses a partner's PSA or identity-provider URL may reach. By
@@ -85,6 +87,15 @@ impl RawOutbound {
             ..psabridge_core::outbound::OutboundPolicy::strict()
         })
     }
+}
+
+/// `[metrics]`: where the Prometheus exposition is served, apart from the API.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// Address of the metrics listener (`GET /metrics`), or `off`. Default `127.0.0.1:9464`
+    /// (skipped with a warning when that address is taken).
+    pub listen: Option<String>,
 }
 
 /// `[smtp]`: where email goes out.
@@ -200,6 +211,8 @@ pub struct Settings {
     pub catalog: Catalog,
     pub engine: psabridge_engine::EngineConfig,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `[metrics] listen` as written (`None`: the default address, if free).
+    pub metrics_listen: Option<String>,
 }
 
 /// The catalog shipped with the binary.
@@ -263,6 +276,13 @@ impl RawSettings {
         let listen: SocketAddr = listen_text.parse().map_err(|_| {
             anyhow!("listen: '{listen_text}' is not an address like 127.0.0.1:8080")
         })?;
+        let metrics_listen = self.metrics.listen.map(|l| l.trim().to_string());
+        if let Some(l) = &metrics_listen
+            && !l.eq_ignore_ascii_case("off")
+            && l.parse::<SocketAddr>().is_err()
+        {
+            bail!("metrics.listen: '{l}' is not an address like 127.0.0.1:9464 (or off)");
+        }
         let url = self.database_url.ok_or_else(|| {
             anyhow!("database_url: required (sqlite://path/file.db or postgres://user@host/db)")
         })?;
@@ -370,6 +390,7 @@ impl RawSettings {
             catalog,
             engine,
             trusted_proxies,
+            metrics_listen,
         })
     }
 }

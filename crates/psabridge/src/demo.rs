@@ -33,6 +33,8 @@ pub struct DemoOptions {
     /// Address of the Autotask simulator; the other simulators take the next ports (or any
     /// free port when this one is 0).
     pub sim_listen: String,
+    /// `--metrics-listen` (`None`: the default address, if free).
+    pub metrics_listen: Option<String>,
     /// Latency the simulators add to every call, to feel like the real thing.
     pub sim_latency_ms: u64,
     /// Simulators running elsewhere (their own processes), instead of built-in ones.
@@ -206,6 +208,10 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         },
     )
     .await?;
+    let metrics_url = match app::bind_metrics(opts.metrics_listen.as_deref()).await? {
+        Some(l) => Some(format!("http://{}/metrics", running.serve_metrics(l)?)),
+        None => None,
+    };
 
     let described: BTreeMap<PsaKind, Value> = simulators
         .iter()
@@ -239,6 +245,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         }
     };
     info["mail_dir"] = json!(mail_dir);
+    info["metrics_url"] = json!(metrics_url);
     info["config_file"] = json!(write_cli_config(
         &opts.data_dir,
         opts.database_url.as_deref()
@@ -779,6 +786,9 @@ fn print_welcome(info: &Value, demo_file: &Path) {
             info["login"]["password"].as_str().unwrap_or_default(),
             info["login"]["partner"].as_str().unwrap_or_default()
         );
+    }
+    if let Some(m) = info["metrics_url"].as_str() {
+        println!("  Metrics:    {m}  (Prometheus; deploy/grafana/psabridge.json graphs them)");
     }
     if let Some(dir) = info["mail_dir"].as_str() {
         println!("  Emails to people (invitations): written to {dir}");

@@ -55,6 +55,10 @@ enum Command {
         /// next three ports (8082, 8083, 8084 by default).
         #[arg(long, default_value = "127.0.0.1:8081")]
         sim_listen: String,
+        /// Address of the Prometheus metrics listener (`GET /metrics`), apart from the API;
+        /// `off` for none. Default 127.0.0.1:9464, skipped with a warning when taken.
+        #[arg(long)]
+        metrics_listen: Option<String>,
         /// Latency the simulators add to every request, in milliseconds.
         #[arg(long, default_value_t = 0)]
         sim_latency_ms: u64,
@@ -283,6 +287,7 @@ async fn run(command: Command) -> Result<()> {
             let listener = tokio::net::TcpListener::bind(settings.listen)
                 .await
                 .with_context(|| format!("listen: cannot listen on {}", settings.listen))?;
+            let metrics_listener = app::bind_metrics(settings.metrics_listen.as_deref()).await?;
             let running = app::start(
                 &settings.store,
                 settings.keys,
@@ -296,6 +301,10 @@ async fn run(command: Command) -> Result<()> {
                 },
             )
             .await?;
+            if let Some(l) = metrics_listener {
+                let addr = running.serve_metrics(l)?;
+                tracing::info!(%addr, "metrics at /metrics");
+            }
             tracing::info!(addr = %running.addr, "PSA Bridge is serving");
             app::stop_signal().await;
             app::drain(running).await;
@@ -305,6 +314,7 @@ async fn run(command: Command) -> Result<()> {
             data_dir,
             listen,
             sim_listen,
+            metrics_listen,
             sim_latency_ms,
             sim_url,
             halopsa_sim_url,
@@ -357,6 +367,7 @@ async fn run(command: Command) -> Result<()> {
                 data_dir,
                 listen,
                 sim_listen,
+                metrics_listen,
                 sim_latency_ms,
                 sim_urls,
                 psas,

@@ -930,6 +930,57 @@ impl Store {
         })
     }
 
+    /// What an operator graphs per connection, read cheaply enough to sample every few
+    /// seconds: each connection's kind, its unfinished deliveries (counted in the partial index
+    /// of active deliveries, not the table) and when the oldest of them was made (the oldest
+    /// queue head, one row per group). Email deliveries are connection 0, kind `email`.
+    pub async fn backlog_by_connection(&self) -> Result<Vec<ConnectionBacklog>, StoreError> {
+        type Read = (Vec<(i64, String)>, Vec<(i64, i64)>, Vec<(i64, Option<i64>)>);
+        let (kinds, counts, oldest): Read = with_read!(self, pool => {
+            let kinds = sqlx::query_as("SELECT id, kind FROM connections ORDER BY id")
+                .fetch_all(pool)
+                .await?;
+            let counts = sqlx::query_as(
+                "SELECT connection_id, COUNT(*) FROM deliveries \
+                 WHERE state IN ('pending', 'retrying', 'in_flight') GROUP BY connection_id",
+            )
+            .fetch_all(pool)
+            .await?;
+            let oldest = sqlx::query_as(
+                "SELECT q.connection_id, MIN(d.created_at) FROM delivery_queues q \
+                 JOIN deliveries d ON d.id = q.head_id GROUP BY q.connection_id",
+            )
+            .fetch_all(pool)
+            .await?;
+            (kinds, counts, oldest)
+        });
+        let mut out: std::collections::BTreeMap<i64, ConnectionBacklog> = kinds
+            .into_iter()
+            .map(|(id, kind)| {
+                (
+                    id,
+                    ConnectionBacklog {
+                        connection_id: id,
+                        kind,
+                        pending: 0,
+                        oldest_created_at: None,
+                    },
+                )
+            })
+            .collect();
+        for (id, n) in counts {
+            out.entry(id)
+                .or_insert_with(|| ConnectionBacklog::unknown(id))
+                .pending = n;
+        }
+        for (id, at) in oldest {
+            out.entry(id)
+                .or_insert_with(|| ConnectionBacklog::unknown(id))
+                .oldest_created_at = at;
+        }
+        Ok(out.into_values().collect())
+    }
+
     /// Events accepted but not yet routed.
     pub async fn unrouted_count(&self) -> Result<i64, StoreError> {
         with_read!(self, pool => {
@@ -949,4 +1000,27 @@ pub(crate) fn deliveries_by_ids_sql(list: &str) -> String {
         "SELECT d.id AS d_id, d.channel, d.connection_id, d.group_key, d.route, d.attempts, d.create_sent_at, d.note_sent_at, d.note_ticket_id, d.reroute, d.attempts_before_retry, d.replayed_at, {EVENT_COLUMNS} \
          FROM deliveries d JOIN events e ON e.pk = d.event_pk WHERE d.id IN ({list}) ORDER BY d.id"
     )
+}
+
+/// One connection's unfinished deliveries, for metrics ([`Store::backlog_by_connection`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionBacklog {
+    pub connection_id: i64,
+    /// The PSA kind (`autotask`, …), `email` for the email channel.
+    pub kind: String,
+    /// Deliveries pending, retrying or in flight.
+    pub pending: i64,
+    /// When the oldest of them was made (ms), if any.
+    pub oldest_created_at: Option<i64>,
+}
+
+impl ConnectionBacklog {
+    fn unknown(id: i64) -> Self {
+        ConnectionBacklog {
+            connection_id: id,
+            kind: if id == 0 { "email" } else { "unknown" }.to_string(),
+            pending: 0,
+            oldest_created_at: None,
+        }
+    }
 }

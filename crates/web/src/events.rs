@@ -199,11 +199,40 @@ fn split_body(headers: &HeaderMap, body: &Value) -> Result<Split, Problem> {
     }
 }
 
+/// Events by outcome (counter: accepted, duplicate, invalid).
+pub const EVENTS: &str = "psabridge_events_total";
+/// From a request's arrival to its answer, the commit included (histogram, seconds).
+pub const ACK_SECONDS: &str = "psabridge_ingest_ack_duration_seconds";
+
+/// Ingestion, timed and counted for metrics.
 async fn ingest(
+    state: State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let started = std::time::Instant::now();
+    let mut counted = false;
+    let answer = accept(state, caller, headers, body, &mut counted).await;
+    if answer.is_err() && !counted {
+        // The request itself was refused (not JSON, wrong type, bad shape): one invalid.
+        metrics::counter!(EVENTS, "outcome" => "invalid").increment(1);
+    }
+    let status = match &answer {
+        Ok(r) => r.status().as_u16(),
+        Err(p) => p.status.as_u16(),
+    };
+    metrics::histogram!(ACK_SECONDS, "status" => status.to_string())
+        .record(started.elapsed().as_secs_f64());
+    answer
+}
+
+async fn accept(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     body: Bytes,
+    counted: &mut bool,
 ) -> Result<Response, Problem> {
     let received_at = chrono::Utc::now().timestamp_millis();
     require_json_content_type(&headers)?;
@@ -233,6 +262,8 @@ async fn ingest(
         verdicts.push(verdict);
     }
 
+    // From here on a failure is ours (the store's), not the request's.
+    *counted = true;
     let outcomes = if good.is_empty() {
         Vec::new()
     } else {
@@ -269,6 +300,15 @@ async fn ingest(
         }
     }
 
+    for (outcome, n) in [
+        ("accepted", accepted),
+        ("duplicate", duplicates),
+        ("invalid", rejected),
+    ] {
+        if n > 0 {
+            metrics::counter!(EVENTS, "outcome" => outcome).increment(n);
+        }
+    }
     if rejected > 0 {
         let mut p = Problem::invalid(all_errors);
         if is_batch {

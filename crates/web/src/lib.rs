@@ -339,7 +339,6 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("GET /healthz", Access::Public),
     ("GET /livez", Access::Public),
     ("GET /readyz", Access::Public),
-    ("GET /metrics", Access::Public),
     ("POST /api/v1/auth/login", Access::Public),
     ("POST /api/v1/auth/password", Access::Public),
     ("POST /api/v1/auth/logout", Access::Session),
@@ -465,7 +464,6 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health))
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         // Every route above passes the permission check; unrouted requests get 404 without it.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -540,78 +538,6 @@ async fn readyz(State(s): State<AppState>) -> Response {
         ),
         Err(e) => not_ready("migrations", format!("cannot be read: {e}")),
     }
-}
-
-/// Prometheus text exposition of the engine's counters.
-async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
-    use psabridge_engine::Stats;
-    let st = &s.engine.stats;
-    let mut out = String::new();
-    let mut counter = |name: &str, help: &str, v: u64| {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
-        ));
-    };
-    counter(
-        "psabridge_events_routed_total",
-        "Events routed to at least one PSA connection.",
-        Stats::get(&st.events_routed),
-    );
-    counter(
-        "psabridge_events_skipped_total",
-        "Events that no rule sent to a PSA.",
-        Stats::get(&st.events_skipped),
-    );
-    counter(
-        "psabridge_tickets_created_total",
-        "PSA tickets created.",
-        Stats::get(&st.tickets_created),
-    );
-    counter(
-        "psabridge_notes_added_total",
-        "Notes added to open PSA tickets.",
-        Stats::get(&st.notes_added),
-    );
-    counter(
-        "psabridge_delivery_failures_total",
-        "Failed delivery attempts.",
-        Stats::get(&st.delivery_failures),
-    );
-    counter(
-        "psabridge_deliveries_dead_total",
-        "Deliveries given up on.",
-        Stats::get(&st.deliveries_dead),
-    );
-    counter(
-        "psabridge_deliveries_expired_total",
-        "Deliveries kept unsent because their event is older than the replay window.",
-        Stats::get(&st.deliveries_expired),
-    );
-    counter(
-        "psabridge_tickets_found_closed_total",
-        "Open tickets found closed in the PSA.",
-        Stats::get(&st.tickets_found_closed),
-    );
-    counter(
-        "psabridge_psa_requests_total",
-        "HTTP requests sent to PSAs by this node.",
-        s.engine.psa_calls(),
-    );
-    if let Ok(counts) = s.store.delivery_counts().await {
-        out.push_str(
-            "# HELP psabridge_deliveries Deliveries by state.\n# TYPE psabridge_deliveries gauge\n",
-        );
-        for (state, n) in counts {
-            out.push_str(&format!("psabridge_deliveries{{state=\"{state}\"}} {n}\n"));
-        }
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4"),
-        )],
-        out,
-    )
 }
 
 #[cfg(test)]

@@ -262,6 +262,8 @@ impl Product {
             "127.0.0.1:0",
             "--sim-listen",
             "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
             &sim_flag,
             &self.sim_url,
             "--data-dir",

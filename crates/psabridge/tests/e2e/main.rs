@@ -12,6 +12,7 @@ mod harness;
 mod import;
 mod inputs;
 mod nodes;
+mod metrics;
 mod profiles;
 mod spine;
 mod wrong_tickets;
