@@ -3,6 +3,7 @@
 
 mod agreements;
 mod auth;
+mod callbacks;
 mod client_library;
 mod common;
 mod control;
