@@ -17,11 +17,12 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 mod backlog;
+mod sweep;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Which scenarios: all, ingest, batch, economy, latency, backlog, fairness (`all` leaves
-    /// out backlog and fairness, which load a large backlog first).
+    /// Which scenarios: all, ingest, batch, economy, latency, backlog, fairness, sweep (`all`
+    /// leaves out backlog and fairness, which load a large backlog first, and sweep, which idles).
     #[arg(long, default_value = "all")]
     pub scenario: String,
     /// Seconds of load for the ingestion scenarios.
@@ -56,6 +57,15 @@ pub struct BenchArgs {
     /// after) instead of SQLite.
     #[arg(long)]
     pub postgres: Option<String>,
+    /// Open tickets the sweep scenario leaves, and seconds it then watches the idle product.
+    #[arg(long, default_value_t = 60)]
+    pub sweep_open: usize,
+    #[arg(long, default_value_t = 120)]
+    pub sweep_secs: u64,
+    /// The connection's request budget (per hour) in the sweep scenario: Kaseya BMS allows
+    /// 1,500 an hour per endpoint, of which we take 1,200.
+    #[arg(long, default_value_t = 1200)]
+    pub sweep_budget_per_hour: u32,
 }
 
 /// A child process killed when dropped.
@@ -713,9 +723,12 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     if args.scenario == "fairness" {
         results.push(backlog::scenario_fairness(&args).await?);
     }
+    if args.scenario == "sweep" {
+        results.push(sweep::scenario_sweep(&args).await?);
+    }
     if results.is_empty() {
         bail!(
-            "--scenario: '{}' is not all, ingest, batch, economy, latency, backlog or fairness",
+            "--scenario: '{}' is not all, ingest, batch, economy, latency, backlog, fairness or sweep",
             args.scenario
         );
     }
