@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use psabridge_core::secret::Secret;
+use psabridge_psa::limits::{BudgetLedger, SharedBudget};
 use psabridge_psa::{Connector, Outbound, SettingsError};
 use psabridge_store::config::Connection;
 use psabridge_store::{Store, StoreError};
@@ -39,6 +40,58 @@ pub struct ConnectorRegistry {
     cache: Arc<Mutex<HashMap<i64, Entry>>>,
     /// Calls made by connectors that were since replaced, so totals never go backwards.
     retired_calls: Arc<std::sync::atomic::AtomicU64>,
+    /// The database ledger of shared request budgets (PostgreSQL), made on first use.
+    ledger: Arc<std::sync::OnceLock<Arc<dyn BudgetLedger>>>,
+}
+
+/// Request budgets counted in the database, for nodes sharing a PostgreSQL database.
+pub struct StoreLedger {
+    store: Store,
+    /// When slices older than a day were last forgotten (milliseconds).
+    last_cleanup: std::sync::atomic::AtomicI64,
+}
+
+impl std::fmt::Debug for StoreLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreLedger")
+    }
+}
+
+impl StoreLedger {
+    pub fn new(store: Store) -> StoreLedger {
+        StoreLedger {
+            store,
+            last_cleanup: std::sync::atomic::AtomicI64::new(0),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl BudgetLedger for StoreLedger {
+    async fn reserve(
+        &self,
+        connection_id: i64,
+        scope: &str,
+        window_start: i64,
+        limit: u32,
+        want: u32,
+    ) -> Result<u32, String> {
+        use std::sync::atomic::Ordering;
+        let last = self.last_cleanup.load(Ordering::Relaxed);
+        if window_start - last > 60_000
+            && self
+                .last_cleanup
+                .compare_exchange(last, window_start, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            // Any node may do it; slices a day old can no longer be reserved from.
+            let _ = self.store.forget_budgets(window_start - 86_400_000).await;
+        }
+        self.store
+            .reserve_budget(connection_id, scope, window_start, limit, want)
+            .await
+            .map_err(|e| e.to_string())
+    }
 }
 
 impl ConnectorRegistry {
@@ -63,6 +116,7 @@ impl ConnectorRegistry {
             outbound,
             cache: Arc::new(Mutex::new(HashMap::new())),
             retired_calls: Arc::default(),
+            ledger: Arc::default(),
         }
     }
 
@@ -80,6 +134,17 @@ impl ConnectorRegistry {
         self.check_urls(&connection.settings).await?;
         let secrets = store.connection_secrets(connection.id).await?;
         let connector = build(self.http.clone(), connection, &secrets)?;
+        if store.engine() == psabridge_store::Engine::Postgres && connection.id > 0 {
+            // Several nodes may serve this connection: they share its budget through the
+            // database. On SQLite (one node) the connector's own bucket is the whole budget.
+            let ledger = self
+                .ledger
+                .get_or_init(|| Arc::new(StoreLedger::new(store.clone())))
+                .clone();
+            connector
+                .meter()
+                .share_budget(Arc::new(SharedBudget::new(ledger, connection.id)));
+        }
         let mut cache = self.lock();
         if let Some(old) = cache.insert(
             connection.id,

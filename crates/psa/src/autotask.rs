@@ -420,6 +420,9 @@ impl AutotaskConnector {
     ) -> Result<Value, PsaError> {
         let zone = self.zone().await?;
         self.bucket.acquire().await;
+        self.meter
+            .admit("", self.opts.requests_per_hour, std::time::Duration::from_secs(3600))
+            .await;
         let _slot = self.slots.acquire(entity).await;
         let mut metered = self.meter.request(method.as_str(), path);
         // `path` is below the zone's `V1.0/`, or an absolute page link Autotask gave us, which
@@ -1114,7 +1117,7 @@ impl Connector for AutotaskConnector {
     }
 
     fn ready_in(&self) -> Duration {
-        self.bucket.ready_in()
+        self.bucket.ready_in().max(self.meter.shared_ready_in())
     }
 
     fn contract_billing(&self) -> Option<&dyn crate::billing::ContractBilling> {

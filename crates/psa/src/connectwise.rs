@@ -563,6 +563,9 @@ impl ConnectWiseConnector {
         let company = &self.creds.company;
         let url = format!("{host}/login/companyinfo/{company}");
         self.bucket.acquire().await;
+        self.meter
+            .admit("", self.opts.requests_per_hour, std::time::Duration::from_secs(3600))
+            .await;
         let mut metered = self.meter.request("GET", "login/companyinfo/{company}");
         let resp = self
             .http
@@ -642,6 +645,9 @@ impl ConnectWiseConnector {
     ) -> Result<Answer, PsaError> {
         let base = self.base().await?;
         self.bucket.acquire().await;
+        self.meter
+            .admit("", self.opts.requests_per_hour, std::time::Duration::from_secs(3600))
+            .await;
         let mut metered = self.meter.request(method.as_str(), path);
         let mut req = self
             .http
@@ -736,6 +742,9 @@ impl ConnectWiseConnector {
             *last = Some(Instant::now());
         }
         self.bucket.acquire().await;
+        self.meter
+            .admit("", self.opts.requests_per_hour, std::time::Duration::from_secs(3600))
+            .await;
         self.meter.record();
         let resp = self
             .http
@@ -1570,7 +1579,7 @@ impl Connector for ConnectWiseConnector {
     }
 
     fn ready_in(&self) -> Duration {
-        self.bucket.ready_in()
+        self.bucket.ready_in().max(self.meter.shared_ready_in())
     }
 
     fn meter(&self) -> &CallMeter {

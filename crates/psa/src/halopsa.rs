@@ -646,6 +646,9 @@ impl HaloConnector {
         write: bool,
     ) -> Result<(StatusCode, reqwest::header::HeaderMap, String), PsaError> {
         self.window.acquire().await;
+        self.meter
+            .admit("", self.opts.requests_per_window, self.opts.window)
+            .await;
         let (client, built) = req.timeout(self.opts.request_timeout).build_split();
         let request =
             built.map_err(|e| PsaError::Invalid(format!("{what}: {}", root_cause(&e))))?;
@@ -1632,7 +1635,7 @@ impl Connector for HaloConnector {
     }
 
     fn ready_in(&self) -> Duration {
-        self.window.ready_in()
+        self.window.ready_in().max(self.meter.shared_ready_in())
     }
 
     fn meter(&self) -> &CallMeter {

@@ -665,7 +665,11 @@ impl KaseyaBmsConnector {
         } = r;
         let (method, endpoint, path, query, write) =
             (method.clone(), *endpoint, *path, *query, *write);
-        self.bucket(&format!("{method} {endpoint}")).acquire().await;
+        let scope = format!("{method} {endpoint}");
+        self.bucket(&scope).acquire().await;
+        self.meter
+            .admit(&scope, self.opts.requests_per_hour, std::time::Duration::from_secs(3600))
+            .await;
         let mut metered = self.meter.request(method.as_str(), endpoint);
         let url = format!("{}{path}", self.creds.api_url);
         let mut req = self
@@ -1573,6 +1577,7 @@ impl Connector for KaseyaBmsConnector {
             .map(|b| b.ready_in())
             .max()
             .unwrap_or(Duration::ZERO)
+            .max(self.meter.shared_ready_in())
     }
 
     fn meter(&self) -> &CallMeter {

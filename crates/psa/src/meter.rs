@@ -35,6 +35,8 @@ struct Inner {
     labels: OnceLock<(String, String)>,
     /// Requests per minute over the trailing hour: (minute since the epoch, count).
     minutes: Mutex<VecDeque<(u64, u64)>>,
+    /// The cluster's share of this connection's budget, when nodes share a ledger.
+    shared: OnceLock<Arc<crate::limits::SharedBudget>>,
 }
 
 impl CallMeter {
@@ -49,6 +51,29 @@ impl CallMeter {
             .0
             .labels
             .set((connection_id.to_string(), kind.to_string()));
+    }
+
+    /// Count this connector's requests in `budget` too (set by whoever builds connectors for
+    /// a cluster; only the first call counts).
+    pub fn share_budget(&self, budget: Arc<crate::limits::SharedBudget>) {
+        let _ = self.0.shared.set(budget);
+    }
+
+    /// Take one request of the cluster's share for `scope` (`limit` per `window`), if this
+    /// connector has one; the connector's own bucket has already paced it.
+    pub async fn admit(&self, scope: &str, limit: u32, window: std::time::Duration) {
+        if let Some(b) = self.0.shared.get() {
+            b.acquire(scope, limit, window).await;
+        }
+    }
+
+    /// How long until the cluster's share allows a request again.
+    pub fn shared_ready_in(&self) -> std::time::Duration {
+        self.0
+            .shared
+            .get()
+            .map(|b| b.ready_in())
+            .unwrap_or_default()
     }
 
     /// The PSA kind this meter was labelled with.

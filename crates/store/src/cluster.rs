@@ -45,6 +45,56 @@ impl Store {
         Ok(())
     }
 
+    /// Reserve up to `want` requests of `limit` for `connection_id` and `scope` in the budget
+    /// slice starting at `window_start`: one statement, so racing nodes never together take
+    /// more than `limit`. Returns how many were granted (0 when the slice is spent).
+    pub async fn reserve_budget(
+        &self,
+        connection_id: i64,
+        scope: &str,
+        window_start: Millis,
+        limit: u32,
+        want: u32,
+    ) -> Result<u32, StoreError> {
+        let first = i64::from(want.min(limit));
+        let granted: i64 = with_write!(self, pool => {
+            sqlx::query_scalar(
+                "INSERT INTO connection_budgets \
+                   (connection_id, scope, window_start, used, lim, last_grant) \
+                 VALUES ($1, $2, $3, $4, $5, $4) \
+                 ON CONFLICT (connection_id, scope, window_start) DO UPDATE SET \
+                   last_grant = CASE WHEN connection_budgets.used >= excluded.lim THEN 0 \
+                     WHEN $6 < excluded.lim - connection_budgets.used THEN $6 \
+                     ELSE excluded.lim - connection_budgets.used END, \
+                   used = connection_budgets.used + CASE WHEN connection_budgets.used >= excluded.lim THEN 0 \
+                     WHEN $6 < excluded.lim - connection_budgets.used THEN $6 \
+                     ELSE excluded.lim - connection_budgets.used END, \
+                   lim = excluded.lim \
+                 RETURNING last_grant",
+            )
+            .bind(connection_id)
+            .bind(scope)
+            .bind(window_start)
+            .bind(first)
+            .bind(i64::from(limit))
+            .bind(i64::from(want))
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(granted.clamp(0, i64::from(u32::MAX)) as u32)
+    }
+
+    /// Forget budget slices that started before `before` (they can no longer be reserved from).
+    pub async fn forget_budgets(&self, before: Millis) -> Result<u64, StoreError> {
+        with_write!(self, pool => {
+            Ok(sqlx::query("DELETE FROM connection_budgets WHERE window_start < $1")
+                .bind(before)
+                .execute(pool)
+                .await?
+                .rows_affected())
+        })
+    }
+
     /// Who holds the lease on `name` and until when, if anyone ever took it.
     pub async fn job_lease(&self, name: &str) -> Result<Option<(String, Millis)>, StoreError> {
         with_write!(self, pool => {

@@ -82,6 +82,44 @@ async fn one_winner(stores: Vec<Store>) -> Result<()> {
     Ok(())
 }
 
+/// Nodes racing to reserve chunks of one budget slice: together they get exactly its limit,
+/// never more; another slice, scope or connection has its own; old slices are forgotten.
+async fn budget_story(stores: Vec<Store>) -> Result<()> {
+    let t0 = 1_900_000_000_000i64;
+    let mut races = Vec::new();
+    for (i, s) in stores.iter().enumerate() {
+        for _ in 0..8 {
+            let s = s.clone();
+            races.push(tokio::spawn(async move {
+                let mut got = 0u32;
+                loop {
+                    let n = s.reserve_budget(5, "", t0, 100, 7).await?;
+                    if n == 0 {
+                        return Ok::<_, anyhow::Error>((i, got));
+                    }
+                    assert!(n <= 7);
+                    got += n;
+                }
+            }));
+        }
+    }
+    let mut total = 0;
+    for r in races {
+        total += r.await??.1;
+    }
+    assert_eq!(total, 100, "the nodes together reserved exactly the slice's limit");
+    let s = &stores[0];
+    assert_eq!(s.reserve_budget(5, "", t0, 100, 7).await?, 0);
+    assert_eq!(s.reserve_budget(5, "", t0 + 60_000, 100, 7).await?, 7);
+    assert_eq!(s.reserve_budget(5, "GET /tickets", t0, 100, 7).await?, 7);
+    assert_eq!(s.reserve_budget(6, "", t0, 3, 7).await?, 3);
+    assert_eq!(s.reserve_budget(6, "", t0, 3, 7).await?, 0);
+    // A lower limit set meanwhile is honoured, never negative.
+    assert_eq!(s.reserve_budget(5, "", t0 + 60_000, 5, 7).await?, 0);
+    assert_eq!(s.forget_budgets(t0 + 60_000).await?, 3);
+    Ok(())
+}
+
 fn keys() -> KeyRing {
     KeyRing::parse(&KeyRing::generate_key()).unwrap()
 }
@@ -93,7 +131,8 @@ async fn job_leases_on_sqlite() -> Result<()> {
     let store = Store::open(&StoreOptions::new(url), keys()).await?;
     lease_story(store.clone(), store.clone()).await?;
     pause_story(store.clone(), store.clone()).await?;
-    one_winner(vec![store.clone(); 4]).await
+    one_winner(vec![store.clone(); 4]).await?;
+    budget_story(vec![store.clone(); 3]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,7 +150,8 @@ async fn job_leases_on_postgres() -> Result<()> {
     let result = async {
         lease_story(nodes[0].clone(), nodes[1].clone()).await?;
         pause_story(nodes[1].clone(), nodes[2].clone()).await?;
-        one_winner(nodes.clone()).await
+        one_winner(nodes.clone()).await?;
+        budget_story(nodes.clone()).await
     }
     .await;
     for n in &nodes {
