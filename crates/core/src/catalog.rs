@@ -139,6 +139,13 @@ impl Catalog {
         Ok(Catalog { types })
     }
 
+    /// A catalog of already checked types (the database's rows); a later duplicate key wins.
+    pub fn from_types(types: impl IntoIterator<Item = EventType>) -> Catalog {
+        Catalog {
+            types: types.into_iter().map(|t| (t.key.clone(), t)).collect(),
+        }
+    }
+
     pub fn get(&self, key: &str) -> Option<&EventType> {
         self.types.get(key)
     }

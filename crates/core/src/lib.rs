@@ -27,6 +27,7 @@ pub mod catalog;
 pub mod contact;
 pub mod email;
 pub mod event;
+pub mod event_types;
 pub mod fair;
 pub mod import;
 pub mod merge_patch;

@@ -31,6 +31,7 @@ pub mod config;
 mod db;
 pub mod email;
 mod error;
+pub mod event_types;
 pub mod groups;
 pub mod identity;
 pub mod ingest;
