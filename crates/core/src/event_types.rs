@@ -67,6 +67,23 @@ pub fn active_catalog<'a>(defs: impl IntoIterator<Item = &'a EventTypeDef>) -> C
     )
 }
 
+/// The catalog ticket text is rendered from: every type, inactive ones too, so that events
+/// accepted before a type was deactivated still deliver with their own title and text.
+pub fn rendering_catalog<'a>(defs: impl IntoIterator<Item = &'a EventTypeDef>) -> Catalog {
+    Catalog::from_types(defs.into_iter().map(EventTypeDef::to_event_type))
+}
+
+/// The active types a partner gets only by saying so (an event set or an event rule naming
+/// them); see `routing`.
+pub fn off_by_default<'a>(
+    defs: impl IntoIterator<Item = &'a EventTypeDef>,
+) -> std::collections::BTreeSet<String> {
+    defs.into_iter()
+        .filter(|d| d.active && !d.on_by_default)
+        .map(|d| d.key.clone())
+        .collect()
+}
+
 /// The problems of a template: an unclosed `{` or a placeholder the renderer does not know.
 /// The renderer itself is lenient (it leaves unknown names as written); a definition sent
 /// through the API is checked so that a typo is refused when it is made, not seen in a ticket.
@@ -355,5 +372,26 @@ mod tests {
         let c = active_catalog([&a, &b]);
         assert!(c.get("a").is_none());
         assert_eq!(c.get("b").unwrap().name, "B");
+    }
+
+    #[test]
+    fn inactive_types_still_render_and_off_by_default_lists_active_ones_only() {
+        let def = |key: &str, on: bool, active: bool| {
+            let mut d =
+                parse_definition(&json!({"key": key, "name": "N", "category": "C"}), None).unwrap();
+            d.on_by_default = on;
+            d.active = active;
+            d
+        };
+        let defs = [
+            def("on", true, true),
+            def("off", false, true),
+            def("gone_off", false, false),
+            def("gone", true, false),
+        ];
+        let r = rendering_catalog(&defs);
+        assert_eq!(r.len(), 4, "every type renders");
+        let off: Vec<String> = off_by_default(&defs).into_iter().collect();
+        assert_eq!(off, ["off"]);
     }
 }

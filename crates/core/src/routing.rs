@@ -37,6 +37,7 @@ pub enum Skip {
     TicketsOffForClient,
     TicketsOffForEventType,
     NotInEventSet,
+    OffByDefault,
     ConnectionDisabled,
 }
 
@@ -51,6 +52,9 @@ impl Skip {
             Skip::TicketsOffForEventType => "ticket creation is off for this event type",
             Skip::NotInEventSet => {
                 "the event type is not in the event set that applies to this client"
+            }
+            Skip::OffByDefault => {
+                "the event type is off by default and no event set or event rule turns it on"
             }
             Skip::ConnectionDisabled => "the PSA connection is disabled",
         }
@@ -114,15 +118,29 @@ pub fn ticket_fields(
     fields
 }
 
-/// Does the event set of `profile` let `event_type` through? No event set: every type.
-fn in_event_set(settings: &PartnerSettings, profile: Profile, event_type: &str) -> bool {
+/// Does the event set of `profile` let `event_type` through? No event set: every type the
+/// vendor has on by default, and an off-by-default type only where an event rule turns
+/// tickets on for it.
+fn admitted(
+    settings: &PartnerSettings,
+    profile: Profile,
+    rule: Option<&EventRule>,
+    event_type: &str,
+) -> Result<(), Skip> {
     match profile.event_set {
-        None => true,
+        None if settings.off_by_default.contains(event_type)
+            && !rule.is_some_and(|r| r.create_ticket) =>
+        {
+            Err(Skip::OffByDefault)
+        }
+        None => Ok(()),
         // A set that no longer exists lets nothing through rather than everything.
         Some(id) => settings
             .event_sets
             .get(&id)
-            .is_some_and(|s| s.event_types.contains(event_type)),
+            .is_some_and(|s| s.event_types.contains(event_type))
+            .then_some(())
+            .ok_or(Skip::NotInEventSet),
     }
 }
 
@@ -156,8 +174,8 @@ pub fn route(event: &NewEvent, settings: &PartnerSettings) -> Routing {
             return Routing::Skip(Skip::TicketsOffForEventType);
         }
         let profile = conn.default_profile;
-        if !in_event_set(settings, profile, &event.event_type) {
-            return Routing::Skip(Skip::NotInEventSet);
+        if let Err(skip) = admitted(settings, profile, rule, &event.event_type) {
+            return Routing::Skip(skip);
         }
         routes.push(Route {
             connection_id: conn.id,
@@ -192,8 +210,8 @@ pub fn route(event: &NewEvent, settings: &PartnerSettings) -> Routing {
             continue;
         }
         let profile = m.profile.or(conn.default_profile);
-        if !in_event_set(settings, profile, &event.event_type) {
-            last_skip = Some(Skip::NotInEventSet);
+        if let Err(skip) = admitted(settings, profile, rule, &event.event_type) {
+            last_skip = Some(skip);
             continue;
         }
         routes.push(Route {
@@ -292,6 +310,7 @@ mod tests {
             default_connection: Some(1),
             mappings,
             event_sets: BTreeMap::new(),
+            off_by_default: Default::default(),
         }
     }
 
@@ -507,6 +526,46 @@ mod tests {
         assert_eq!(r.fields.get("queue"), Some("10"), "client template");
         assert_eq!(r.fields.get("issue_type"), Some("5"), "event type template");
         assert_eq!(r.fields.get("priority"), Some("4"), "event type override");
+    }
+
+    #[test]
+    fn an_off_by_default_type_needs_an_event_set_or_a_rule() {
+        let mut s = with_sets_and_templates();
+        s.off_by_default.insert("usb".into());
+        // No event set applies to the unmapped client nor to "beta" (mapped without one).
+        s.mappings.insert("beta".into(), vec![mapping("200")]);
+        for client in ["beta", "stranger"] {
+            assert_eq!(
+                route(&event(client, "usb", None), &s),
+                Routing::Skip(Skip::OffByDefault),
+                "{client}"
+            );
+            single(route(&event(client, "uploads", None), &s));
+        }
+        // An event set naming it lets it through; one that does not name it keeps it out.
+        s.event_sets
+            .get_mut(&2)
+            .unwrap()
+            .event_types
+            .insert("usb".into());
+        s.mappings.get_mut("acme").unwrap()[0].profile.event_set = Some(2);
+        single(route(&event("acme", "usb", None), &s));
+        s.mappings.get_mut("acme").unwrap()[0].profile.event_set = Some(1);
+        assert_eq!(
+            route(&event("acme", "usb", None), &s),
+            Routing::Skip(Skip::NotInEventSet)
+        );
+        // A rule that turns tickets on is the partner saying yes, without an event set too.
+        s.connections[0].rules.insert(
+            "usb".into(),
+            EventRule {
+                create_ticket: true,
+                template: None,
+                fields: TicketDefaults::default(),
+            },
+        );
+        single(route(&event("beta", "usb", None), &s));
+        single(route(&event("stranger", "usb", None), &s));
     }
 
     #[test]

@@ -433,6 +433,10 @@ pub struct PartnerSettings {
     pub mappings: BTreeMap<String, Vec<Mapping>>,
     /// The partner's event sets by id.
     pub event_sets: BTreeMap<i64, EventSet>,
+    /// Event types the vendor defined as off by default: without an event set, or an event
+    /// rule that turns tickets on for the type, they make no ticket. Not the partner's own
+    /// setting: the engine fills it from the live catalog before routing.
+    pub off_by_default: BTreeSet<String>,
 }
 
 impl PartnerSettings {

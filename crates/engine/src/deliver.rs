@@ -449,9 +449,10 @@ async fn attempt(
         }
     }
     let ctx_client = client_name(engine, &d.partner_id, &d.event.event.client).await;
+    let catalog = engine.catalog.fresh().await;
     let ctx = TemplateContext {
         event: &d.event.event,
-        event_type: engine.catalog.get(&d.event.event.event_type),
+        event_type: catalog.rendering.get(&d.event.event.event_type),
         client_name: ctx_client.as_deref(),
     };
     for _ in 0..3 {

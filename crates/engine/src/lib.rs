@@ -17,6 +17,7 @@
 
 pub mod billing;
 pub mod breaker;
+pub mod catalog;
 pub mod connect;
 pub mod connectors;
 mod contacts;
@@ -173,7 +174,8 @@ impl Stats {
 pub struct Engine {
     pub store: Store,
     pub connectors: ConnectorRegistry,
-    pub catalog: Arc<Catalog>,
+    /// The event types, kept current with the store once `LiveCatalog::follow` ran.
+    pub catalog: Arc<catalog::LiveCatalog>,
     pub config: Arc<EngineConfig>,
     pub stats: Arc<Stats>,
     pub breakers: Arc<breaker::Breakers>,
@@ -208,7 +210,7 @@ impl Engine {
             mailer: mail::mailer_of(config.smtp.as_ref()),
             store,
             connectors,
-            catalog,
+            catalog: Arc::new(catalog::LiveCatalog::fixed(catalog)),
             config: Arc::new(config),
             stats: Arc::new(Stats::default()),
             breakers,

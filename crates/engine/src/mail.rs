@@ -398,9 +398,10 @@ async fn prepare(
         .await
         .ok()
         .flatten();
+    let catalog = engine.catalog.fresh().await;
     let text = render_email(
         &d.event.event,
-        engine.catalog.get(&d.event.event.event_type),
+        catalog.rendering.get(&d.event.event.event_type),
         client_name.as_deref(),
     );
     Ok(OutgoingMail {

@@ -50,10 +50,14 @@ pub async fn route_once(engine: &Engine) -> Result<usize, StoreError> {
     let mut settings: HashMap<String, Option<PartnerSettings>> = HashMap::new();
     let mut email: HashMap<String, EmailSettings> = HashMap::new();
     let mut decisions = Vec::with_capacity(events.len());
+    let catalog = engine.catalog.fresh().await;
     for ev in events {
         if !settings.contains_key(&ev.partner_id) {
             let s = match engine.store.partner_settings(&ev.partner_id).await {
-                Ok(s) => Some(s),
+                Ok(mut s) => {
+                    s.off_by_default = catalog.off_by_default.clone();
+                    Some(s)
+                }
                 Err(StoreError::NotFound(_)) => None,
                 Err(e) => return Err(e),
             };
@@ -133,7 +137,10 @@ pub(crate) async fn reroute(
     d: &mut Delivery,
 ) -> Result<Rerouted, StoreError> {
     let settings = match engine.store.partner_settings(&d.partner_id).await {
-        Ok(s) => s,
+        Ok(mut s) => {
+            s.off_by_default = engine.catalog.fresh().await.off_by_default.clone();
+            s
+        }
         Err(StoreError::NotFound(_)) => {
             return Ok(Rerouted::Kept("the partner no longer exists".into()));
         }

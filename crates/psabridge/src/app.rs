@@ -70,6 +70,13 @@ pub async fn start(
         Arc::new(catalog),
         engine_config,
     );
+    // The catalog file seeds the event types; from now on the store's rows are the catalog,
+    // changed through the API and followed by every node.
+    engine
+        .catalog
+        .follow(&store, chrono::Utc::now().timestamp_millis())
+        .await
+        .context("event types: cannot seed or read them")?;
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     engine.spawn(shutdown.clone(), &tracker);

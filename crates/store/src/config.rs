@@ -1123,6 +1123,7 @@ impl Store {
             default_connection: p.default_connection_id,
             mappings,
             event_sets,
+            off_by_default: Default::default(),
         })
     }
 }

@@ -48,6 +48,18 @@ pub const TOKEN_ONLY_NEEDS: &[(&str, Need)] = &[
         "GET /api/v1/tokens",
         Need::Permission(Permission::ViewSettings),
     ),
+    (
+        "POST /api/v1/event-types",
+        Need::Permission(Permission::ManageSettings),
+    ),
+    (
+        "PUT /api/v1/event-types/{key}",
+        Need::Permission(Permission::ManageSettings),
+    ),
+    (
+        "DELETE /api/v1/event-types/{key}",
+        Need::Permission(Permission::ManageSettings),
+    ),
 ];
 
 /// The scopes a token-only route needs: one of them (from [`TOKEN_ONLY_NEEDS`]), or, for a

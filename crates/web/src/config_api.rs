@@ -1890,7 +1890,7 @@ async fn put_rule(
 ) -> Result<Json<Value>, Problem> {
     caller.require_partner(&p)?;
     let conn = s.store.connection(&p, id).await?;
-    check_event_type(&s.catalog, &event_type)?;
+    check_event_type(&*s.event_catalog().await, &event_type)?;
     let b: RuleBody = body(&bytes)?;
     let mut combined = conn.defaults.clone();
     if let Some(t) = b.template {

@@ -51,8 +51,8 @@ async fn list_email_settings(
     caller.require_partner(&p)?;
     s.store.partner(&p).await?;
     let mut settings = s.store.email_settings(&p).await?;
-    let list: Vec<Value> = s
-        .catalog
+    let catalog = s.event_catalog().await;
+    let list: Vec<Value> = catalog
         .iter()
         .map(|t| {
             let rule = settings.by_event_type.remove(&t.key).unwrap_or_default();
@@ -80,7 +80,8 @@ async fn put_email_setting(
 ) -> Result<Json<Value>, Problem> {
     caller.require_partner(&p)?;
     s.store.partner(&p).await?;
-    let Some(t) = s.catalog.get(&event_type) else {
+    let catalog = s.event_catalog().await;
+    let Some(t) = catalog.get(&event_type) else {
         return Err(Problem::not_found(format!(
             "event type '{event_type}' is not in the catalog (GET /api/v1/event-types lists them)"
         )));

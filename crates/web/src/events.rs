@@ -44,7 +44,6 @@ pub fn routes() -> Router<AppState> {
             post(ingest).layer(DefaultBodyLimit::max(MAX_BODY)),
         )
         .route("/api/v1/events/{id}", get(event_record))
-        .route("/api/v1/event-types", get(event_types))
 }
 
 /// Partners known to exist, remembered briefly so that vendor-token ingestion does not read
@@ -243,11 +242,12 @@ async fn accept(
     let mut verdicts: Vec<Result<usize, Vec<FieldError>>> = Vec::with_capacity(items.len());
     let mut good: Vec<Incoming> = Vec::with_capacity(items.len());
     let mut ids: Vec<Option<String>> = Vec::with_capacity(items.len());
+    let catalog = state.event_catalog().await;
     for (path, value) in &items {
         ids.push(value.get("id").and_then(Value::as_str).map(str::to_string));
         let parsed = match format {
-            Format::Ours => parse_event(value, path, &state.catalog),
-            Format::CloudEvent => parse_cloudevent(value, path, &state.catalog),
+            Format::Ours => parse_event(value, path, &catalog),
+            Format::CloudEvent => parse_cloudevent(value, path, &catalog),
         };
         let verdict = match parsed {
             Err(errors) => Err(errors),
@@ -399,15 +399,4 @@ async fn event_record(
     let partner = scoped_partner(&caller, q.partner)?;
     let record = state.store.event_record(&partner, &id).await?;
     Ok(Json(views::event_record(&record)))
-}
-
-async fn event_types(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
-    Json(json!({
-        "event_types": state.catalog.iter().map(|t| json!({
-            "key": t.key,
-            "name": t.name,
-            "category": t.category,
-            "default_severity": t.default_severity.as_str(),
-        })).collect::<Vec<_>>()
-    }))
 }

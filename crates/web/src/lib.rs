@@ -25,6 +25,7 @@ pub mod auth;
 mod billing;
 pub mod config_api;
 pub mod email_settings;
+pub mod event_types;
 pub mod events;
 pub mod hooks;
 mod import;
@@ -57,7 +58,6 @@ use psabridge_identity::Permission;
 pub struct AppState {
     pub store: Store,
     pub engine: Engine,
-    pub catalog: Arc<Catalog>,
     pub tokens: Arc<auth::TokenCache>,
     pub partners: Arc<events::PartnerCache>,
     /// Where PSAs can reach this service (for webhooks); `None` when they cannot.
@@ -69,10 +69,15 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The event types events may be sent as and settings may name: the active ones, as the
+    /// store holds them (at most `engine::catalog::RECHECK` old).
+    pub async fn event_catalog(&self) -> Arc<Catalog> {
+        self.engine.catalog.fresh().await.accepting.clone()
+    }
+
     pub fn new(engine: Engine, public_url: Option<String>) -> AppState {
         AppState {
             store: engine.store.clone(),
-            catalog: engine.catalog.clone(),
             engine,
             tokens: Arc::new(auth::TokenCache::new(Duration::from_secs(10))),
             partners: Arc::new(events::PartnerCache::new()),
@@ -129,6 +134,13 @@ pub const ROUTES: &[(&str, Access)] = &[
         "GET /api/v1/event-types",
         Access::Acting(Permission::ViewSettings),
     ),
+    (
+        "GET /api/v1/event-types/{key}",
+        Access::Acting(Permission::ViewSettings),
+    ),
+    ("POST /api/v1/event-types", Access::TokenOnly),
+    ("PUT /api/v1/event-types/{key}", Access::TokenOnly),
+    ("DELETE /api/v1/event-types/{key}", Access::TokenOnly),
     ("POST /api/v1/partners", Access::TokenOnly),
     (
         "GET /api/v1/partners",
@@ -449,6 +461,7 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(events::routes())
+        .merge(event_types::routes())
         .merge(usage::routes())
         .merge(billing::routes())
         .merge(import::routes())
@@ -564,6 +577,7 @@ mod tests {
         // Each listed route answers something other than 404/405 from the router itself.
         let sources = [
             include_str!("events.rs"),
+            include_str!("event_types.rs"),
             include_str!("usage.rs"),
             include_str!("billing.rs"),
             include_str!("import.rs"),
@@ -593,6 +607,7 @@ mod tests {
         // middleware at run time; this makes it fail here first.
         let sources = [
             include_str!("events.rs"),
+            include_str!("event_types.rs"),
             include_str!("usage.rs"),
             include_str!("config_api.rs"),
             include_str!("hooks.rs"),

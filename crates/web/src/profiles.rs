@@ -15,6 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
+use psabridge_core::catalog::Catalog;
 use psabridge_core::event::FieldError;
 use psabridge_store::config::{Connection, defaults_to_json};
 use psabridge_store::profiles::{
@@ -128,7 +129,7 @@ fn event_set_view(e: &EventSetRow) -> Value {
 }
 
 /// The name and the catalog-checked, de-duplicated event types of a body.
-fn check_event_set(s: &AppState, b: &EventSetBody) -> Result<(String, Vec<String>), Problem> {
+fn check_event_set(catalog: &Catalog, b: &EventSetBody) -> Result<(String, Vec<String>), Problem> {
     let mut errors = Vec::new();
     let name = name_of(&b.name, &mut errors);
     if b.event_types.is_empty() {
@@ -139,7 +140,7 @@ fn check_event_set(s: &AppState, b: &EventSetBody) -> Result<(String, Vec<String
     }
     let mut seen = BTreeSet::new();
     for (i, t) in b.event_types.iter().enumerate() {
-        if s.catalog.get(t).is_none() {
+        if catalog.get(t).is_none() {
             errors.push(FieldError::new(
                 format!("event_types[{i}]"),
                 format!(
@@ -184,7 +185,7 @@ async fn create_event_set(
 ) -> Result<Response, Problem> {
     caller.require_partner(&p)?;
     s.store.partner(&p).await?;
-    let (name, types) = check_event_set(&s, &body(&bytes)?)?;
+    let (name, types) = check_event_set(&*s.event_catalog().await, &body(&bytes)?)?;
     let set = s.store.create_event_set(&p, &name, &types, now()).await?;
     let after = event_set_view(&set);
     audit(
@@ -208,7 +209,7 @@ async fn put_event_set(
 ) -> Result<Json<Value>, Problem> {
     caller.require_partner(&p)?;
     let before = event_set_view(&s.store.event_set(&p, id).await?);
-    let (name, types) = check_event_set(&s, &body(&bytes)?)?;
+    let (name, types) = check_event_set(&*s.event_catalog().await, &body(&bytes)?)?;
     let set = s
         .store
         .update_event_set(&p, id, &name, &types, now())

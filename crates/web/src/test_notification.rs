@@ -45,7 +45,8 @@ pub(crate) async fn send(
             format!("the body must be {{\"event_type\": \"…\"}} ({e})"),
         )])
     })?;
-    let Some(et) = s.catalog.get(&b.event_type) else {
+    let catalog = s.event_catalog().await;
+    let Some(et) = catalog.get(&b.event_type) else {
         return Err(Problem::invalid(vec![FieldError::new(
             "event_type",
             format!(

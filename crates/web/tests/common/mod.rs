@@ -109,6 +109,7 @@ impl Server {
             Arc::new(Catalog::parse(CATALOG)?),
             EngineConfig::default(),
         );
+        engine.catalog.follow(&store, 0).await?;
         let mut state = AppState::new(engine, None);
         let mail = Arc::new(MailCatcher::default());
         let mut accounts = AccountsConfig {
