@@ -14,6 +14,8 @@
 //! - [`fair`]: how a node's free delivery slots are shared among connections.
 //! - [`retry`]: when a failed delivery is tried again, and when it is dead.
 //! - [`render`]: ticket titles, descriptions and notes, within each PSA's field limits.
+//! - [`channels`]: which chat and webhook channels get an event, their bodies (Teams, Slack,
+//!   Standard Webhooks), the webhook signature, and what a receiver's answer means.
 //! - [`email`]: which events are emailed, to whom, and the text (from the same templates).
 //! - [`billing`]: billing periods, high-water marks of usage, and what a contract sync writes.
 //! - [`sweep`]: how many ticket-state reads a sweep may spend (a share of the PSA's budget).
@@ -24,6 +26,7 @@
 pub mod alerts;
 pub mod billing;
 pub mod catalog;
+pub mod channels;
 pub mod contact;
 pub mod email;
 pub mod event;
