@@ -18,6 +18,7 @@
 pub mod billing;
 pub mod breaker;
 pub mod catalog;
+pub mod channels;
 pub mod connect;
 pub mod connectors;
 mod contacts;
