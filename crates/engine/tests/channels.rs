@@ -23,11 +23,14 @@ use psabridge_psa::outbound::Outbound;
 use serde_json::Value;
 use sha2::Sha256;
 
+/// One scripted answer: status, Retry-After, reply text.
+type Answer = (u16, Option<&'static str>, &'static str);
+
 #[derive(Clone, Default)]
 struct Received {
     requests: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
     /// Answers to give, in order; when empty, 200 "ok".
-    script: Arc<Mutex<Vec<(u16, Option<&'static str>, &'static str)>>>,
+    script: Arc<Mutex<Vec<Answer>>>,
 }
 
 async fn receive(State(r): State<Received>, headers: HeaderMap, body: Bytes) -> Response {
