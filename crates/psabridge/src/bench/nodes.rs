@@ -92,7 +92,10 @@ async fn run_with(args: &BenchArgs, count: usize, events: u64) -> Result<(f64, u
     let mut args = args.clone();
     args.psa = "halopsa".into();
     // Budgets far above what 300 ms a request allows: slots, not the budget, are the limit.
-    let sut = Sut::start(&args, 300, Some(1_200_000), 1_200_000).await?;
+    let mut sut = Sut::start(&args, 300, Some(1_200_000), 1_200_000).await?;
+    // The demo seeded the database and the key; only the `serve` nodes deliver.
+    let _ = sut.product.0.kill();
+    let _ = sut.product.0.wait();
     let dir = sut._dir.path().to_path_buf();
     let http = client()?;
     let mut nodes = Vec::new();
