@@ -17,12 +17,14 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 mod backlog;
+mod nodes;
 mod sweep;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Which scenarios: all, ingest, batch, economy, latency, backlog, fairness, sweep (`all`
-    /// leaves out backlog and fairness, which load a large backlog first, and sweep, which idles).
+    /// Which scenarios: all, ingest, batch, economy, latency, backlog, fairness, nodes, sweep
+    /// (`all` leaves out backlog and fairness, which load a large backlog first, sweep, which
+    /// idles, and nodes, which needs --postgres).
     #[arg(long, default_value = "all")]
     pub scenario: String,
     /// Seconds of load for the ingestion scenarios.
@@ -34,7 +36,7 @@ pub struct BenchArgs {
     /// SQLite sync setting of the product under test: full or normal.
     #[arg(long, default_value = "full")]
     pub sqlite_synchronous: String,
-    /// Events of the economy scenario.
+    /// Events of the economy scenario (and of each run of the nodes scenario).
     #[arg(long, default_value_t = 6000)]
     pub economy_events: usize,
     /// Events per second, and seconds, of the latency scenario.
@@ -723,12 +725,15 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     if args.scenario == "fairness" {
         results.push(backlog::scenario_fairness(&args).await?);
     }
+    if args.scenario == "nodes" {
+        results.push(nodes::scenario_nodes(&args).await?);
+    }
     if args.scenario == "sweep" {
         results.push(sweep::scenario_sweep(&args).await?);
     }
     if results.is_empty() {
         bail!(
-            "--scenario: '{}' is not all, ingest, batch, economy, latency, backlog, fairness or sweep",
+            "--scenario: '{}' is not all, ingest, batch, economy, latency, backlog, fairness, nodes or sweep",
             args.scenario
         );
     }

@@ -149,6 +149,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
                     state_file: (*kind == PsaKind::Autotask)
                         .then(|| opts.data_dir.join("autotask-sim.json")),
                     hourly_limit: Some(opts.sim_hourly_limit),
+                    ..Default::default()
                 };
                 SimHandle::Inside(sims::Running::start(*kind, listener, &sim_opts).await?)
             }

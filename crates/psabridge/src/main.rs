@@ -210,6 +210,13 @@ enum SimCommand {
         /// Raise the limit to this many requests an hour (HaloPSA: 300 per rolling 5 minutes).
         #[arg(long)]
         hourly_limit: Option<u32>,
+        /// Requests allowed per rolling window, exactly (overrides --hourly-limit); with
+        /// --rate-window-secs, a tight limit that tests and benchmarks can reach in seconds.
+        #[arg(long)]
+        rate_limit: Option<u32>,
+        /// Length of the rolling window in seconds (HaloPSA: 300).
+        #[arg(long)]
+        rate_window_secs: Option<u64>,
         /// Latency added to every request, in milliseconds.
         #[arg(long, default_value_t = 0)]
         latency_ms: u64,
@@ -395,11 +402,14 @@ async fn run(command: Command) -> Result<()> {
                         latency_ms,
                         state_file,
                         hourly_limit: Some(hourly_limit),
+                        ..Default::default()
                     },
                 ),
                 SimCommand::Halopsa {
                     listen,
                     hourly_limit,
+                    rate_limit,
+                    rate_window_secs,
                     latency_ms,
                 } => (
                     PsaKind::HaloPsa,
@@ -407,6 +417,8 @@ async fn run(command: Command) -> Result<()> {
                     sims::SimOptions {
                         latency_ms,
                         hourly_limit,
+                        window_limit: rate_limit,
+                        window_secs: rate_window_secs,
                         ..Default::default()
                     },
                 ),

@@ -22,6 +22,10 @@ pub struct SimOptions {
     /// tests): Autotask's database limit, HaloPSA's rolling window scaled to an hour, Kaseya
     /// BMS's limit per endpoint, ConnectWise's throttle.
     pub hourly_limit: Option<u32>,
+    /// HaloPSA: requests per rolling window, exactly (wins over `hourly_limit`).
+    pub window_limit: Option<u32>,
+    /// HaloPSA: the rolling window's length in seconds (Halo: 300).
+    pub window_secs: Option<u64>,
 }
 
 /// A simulator running in this process.
@@ -61,6 +65,12 @@ impl Running {
                         // The same rate over Halo's rolling window.
                         let per_window = u64::from(n) * c.rate_window_secs / 3600;
                         c.rate_limit = u32::try_from(per_window.max(1)).unwrap_or(u32::MAX);
+                    }
+                    if let Some(secs) = opts.window_secs {
+                        c.rate_window_secs = secs.max(1);
+                    }
+                    if let Some(n) = opts.window_limit {
+                        c.rate_limit = n;
                     }
                     c
                 })

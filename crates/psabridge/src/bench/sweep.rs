@@ -56,8 +56,10 @@ pub(super) async fn scenario_sweep(args: &BenchArgs) -> Result<Value> {
         args.psa,
         cpu / secs * 100.0
     );
-    Ok(json!({"scenario": "sweep", "psa": args.psa, "open_tickets": n, "idle_secs": secs.round(),
+    Ok(
+        json!({"scenario": "sweep", "psa": args.psa, "open_tickets": n, "idle_secs": secs.round(),
               "sweep_requests": reads, "sweep_requests_per_hour": per_hour.round(),
               "budget_per_hour": budget, "sweep_share_per_hour": allowed.round(),
-              "cpu_percent_of_one_core": (cpu / secs * 1000.0).round() / 10.0}))
+              "cpu_percent_of_one_core": (cpu / secs * 1000.0).round() / 10.0}),
+    )
 }

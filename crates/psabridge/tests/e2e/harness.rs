@@ -63,6 +63,11 @@ impl Sim {
     }
 
     pub async fn start_psa(kind: PsaKind) -> Result<Sim> {
+        Sim::start_psa_with(kind, &[]).await
+    }
+
+    /// [`Sim::start_psa`] with more `psabridge sim <psa>` flags (they win over the defaults).
+    pub async fn start_psa_with(kind: PsaKind, extra_args: &[&str]) -> Result<Sim> {
         let mut cmd = Command::new(BIN);
         cmd.args([
             "sim",
@@ -72,6 +77,7 @@ impl Sim {
         ]);
         // Generous limits, as the demo has: these tests are about correctness under faults.
         cmd.args(["--hourly-limit", "100000"]);
+        cmd.args(extra_args);
         let mut child = cmd
             .env("PSABRIDGE_LOG", "warn")
             .stdout(Stdio::piped())
@@ -130,6 +136,11 @@ impl Sim {
             .as_array()
             .cloned()
             .unwrap_or_default())
+    }
+
+    /// The simulator's own counts (`/_sim/stats`).
+    pub async fn stats(&self) -> Result<Value> {
+        self.control("stats").await
     }
 
     /// Requests the simulator has answered through its API (its `/_sim/stats`).
@@ -330,6 +341,11 @@ impl Product {
         bail!("the product did not exit within {within:?} of SIGTERM")
     }
 
+    /// Talk to another node on the same database from now on (its API URL).
+    pub fn use_api(&mut self, api_url: &str) {
+        self.info["api_url"] = Value::String(api_url.to_string());
+    }
+
     pub fn api(&self) -> String {
         self.info["api_url"]
             .as_str()
@@ -518,6 +534,97 @@ impl Product {
 }
 
 impl Drop for Product {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A `psabridge serve` node on the database and key of a [`Product`] (which seeded them):
+/// its own configuration file, listening on a port of its own, reaching the simulator.
+pub struct Node {
+    child: Option<Child>,
+    config: PathBuf,
+    pub api: String,
+}
+
+impl Node {
+    /// Write the node's configuration next to the product's and start it; ready when
+    /// `/readyz` answers 200. `engine` is extra `[engine]` TOML (e.g. `concurrency = 4`).
+    pub async fn start(p: &Product, name: &str, engine: &str) -> Result<Node> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let sim_host = p
+            .sim_url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let base = std::fs::read_to_string(p.dir.join("psabridge.toml"))?;
+        let config = p.dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "{base}listen = \"127.0.0.1:{port}\"\n\
+                 [outbound]\nallow = [\"{sim_host}\"]\nallow_http = true\n\
+                 [metrics]\nlisten = \"off\"\n\
+                 [engine]\nnode_name = \"{name}\"\n{engine}\n"
+            ),
+        )?;
+        let mut node = Node {
+            child: None,
+            config,
+            api: format!("http://127.0.0.1:{port}"),
+        };
+        node.launch().await?;
+        Ok(node)
+    }
+
+    /// (Re)start the process; returns once it is ready.
+    pub async fn launch(&mut self) -> Result<()> {
+        let child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .env(
+                "PSABRIDGE_LOG",
+                std::env::var("PSABRIDGE_TEST_LOG").unwrap_or_else(|_| "error".into()),
+            )
+            // (`serve` reads every PSABRIDGE_ variable as a setting.)
+            .env_remove("PSABRIDGE_TEST_LOG")
+            .env_remove("PSABRIDGE_TEST_THREADS")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        self.child = Some(child);
+        let http = reqwest::Client::new();
+        let end = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = http.get(format!("{}/readyz", self.api)).send().await
+                && r.status() == 200
+            {
+                return Ok(());
+            }
+            if let Some(c) = self.child.as_mut()
+                && let Some(status) = c.try_wait()?
+            {
+                bail!("node {} exited at start: {status}", self.config.display());
+            }
+            if Instant::now() > end {
+                bail!("node {} not ready in 60 s", self.config.display());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Kill the process without warning (SIGKILL).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Node {
     fn drop(&mut self) {
         self.kill9();
     }

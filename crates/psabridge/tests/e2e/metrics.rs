@@ -161,7 +161,10 @@ async fn metrics_move_with_the_work(db: Db) -> Result<()> {
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|w| w.starts_with("psabridge_"))
     {
-        ensure!(text.contains(name), "the dashboard graphs {name}, which is not served");
+        ensure!(
+            text.contains(name),
+            "the dashboard graphs {name}, which is not served"
+        );
     }
 
     // A PSA that refuses: the 5xx are counted by status, the retry by outcome, the backlog

@@ -8,7 +8,7 @@ use psabridge_core::settings::PsaKind;
 use serde_json::{Value, json};
 
 use crate::faults::{check_exactly_once, creates, post_all, workload};
-use crate::harness::{Db, Product, Sim};
+use crate::harness::{Db, Node, Product, Sim};
 use crate::on_both;
 
 /// Run one SQL statement against the product's database; returns rows affected or the
@@ -166,6 +166,92 @@ async fn a_second_process_on_one_sqlite_file_is_refused() -> Result<()> {
     );
     let live = p.http.get(format!("{}/readyz", p.api())).send().await?;
     ensure!(live.status() == 200, "the first process still serves");
+    p.cleanup().await;
+    Ok(())
+}
+
+/// Three `serve` nodes on one PostgreSQL database deliver to one HaloPSA whose limit the three
+/// of them would overrun if each kept its own budget: the connection's share is 330 requests
+/// per 5 minutes, which the cluster spends at most 30 per 30-second slice; the simulator
+/// allows 75 per rolling 30 seconds. Each node alone may send its whole share at once, so
+/// three unshared nodes (or one) would burst the backlog's requests well past 75 and be
+/// refused. Shared, not one 429, and every event is a ticket or a note exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_stay_inside_one_psa_limit() -> Result<()> {
+    const SIM_LIMIT: u64 = 75;
+    let sim = Sim::start_psa_with(
+        PsaKind::HaloPsa,
+        &["--rate-limit", "75", "--rate-window-secs", "30"],
+    )
+    .await?;
+    // 330 per 5 minutes is 3,960 an hour.
+    let Some(mut p) = Product::start_with(
+        &sim,
+        Db::Postgres,
+        "three_nodes_one_limit",
+        &["--psa", "halopsa", "--psa-requests-per-hour", "3960"],
+    )
+    .await?
+    else {
+        return Ok(());
+    };
+    // The demo seeded the database and the key; three plain nodes serve it from now on.
+    p.stop();
+    // The seeding's requests leave the simulator's window before the nodes start.
+    let end = Instant::now() + Duration::from_secs(45);
+    while sim.stats().await?["rate_limit"]["used"].as_u64() != Some(0) {
+        ensure!(
+            Instant::now() < end,
+            "the simulator's window never emptied: {}",
+            sim.stats().await?
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let before = sim.stats().await?;
+    let mut nodes = Vec::new();
+    for n in 1..=3 {
+        nodes.push(Node::start(&p, &format!("node-{n}"), "concurrency = 8").await?);
+    }
+
+    // The burst: each node acknowledges a third of it.
+    let events = workload("nodes", 60, 20);
+    let mut acked = Vec::new();
+    for (i, chunk) in events.chunks(20).enumerate() {
+        p.use_api(&nodes[i % nodes.len()].api);
+        acked.extend(post_all(&p, chunk).await?);
+    }
+    ensure!(acked.len() == events.len(), "acknowledged {}", acked.len());
+    p.use_api(&nodes[0].api);
+    check_exactly_once(&sim, &p, &acked, Duration::from_secs(300)).await?;
+
+    let after = sim.stats().await?;
+    let sent = after["requests"].as_u64().unwrap_or(0) - before["requests"].as_u64().unwrap_or(0);
+    let refused =
+        after["rate_limited"].as_u64().unwrap_or(0) - before["rate_limited"].as_u64().unwrap_or(0);
+    eprintln!("three nodes: {sent} requests to the simulator, {refused} refused with 429");
+    ensure!(
+        sent > SIM_LIMIT,
+        "the burst needs more than the simulator's window allows ({sent} requests), or the test proves nothing"
+    );
+    ensure!(
+        refused == 0,
+        "{refused} requests refused with 429: the budget was not shared"
+    );
+
+    // Counted at the PSA: one ticket per group and one note per later event of the group.
+    let tickets = sim.our_tickets().await?;
+    let mut notes = 0;
+    for t in &tickets {
+        let id = t["id"].to_string().trim_matches('"').to_string();
+        notes += sim.notes_of(&id).await?.len();
+    }
+    ensure!(
+        tickets.len() + notes == acked.len(),
+        "{} tickets and {notes} notes for {} events",
+        tickets.len(),
+        acked.len()
+    );
+    drop(nodes);
     p.cleanup().await;
     Ok(())
 }

@@ -131,6 +131,8 @@ struct Shared {
     window: Mutex<VecDeque<Instant>>,
     faults: faults::Faults,
     counters: crate::stats::RequestCounts,
+    /// Requests refused with 429 because the rolling window was full (not fault rules).
+    rate_limited: std::sync::atomic::AtomicU64,
     /// Outgoing webhooks and their callouts.
     webhooks: webhooks::Webhooks,
 }
@@ -146,11 +148,20 @@ impl Shared {
 
     fn stats_json(&self) -> Value {
         let c = self.counters.snapshot();
-        let used = self.window.lock().unwrap_or_else(|p| p.into_inner()).len();
+        let window = Duration::from_secs(self.config.rate_window_secs.max(1));
+        let now = Instant::now();
+        let used = self
+            .window
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|t| now.duration_since(**t) < window)
+            .count();
         json!({
             "requests": c.requests,
             "by_endpoint": c.by_endpoint,
             "rate_limit": {"limit": self.config.rate_limit, "window_secs": self.config.rate_window_secs, "used": used},
+            "rate_limited": self.rate_limited.load(std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -158,6 +169,8 @@ impl Shared {
         *self.db() = seed::seed();
         self.faults.clear();
         self.counters.clear();
+        self.rate_limited
+            .store(0, std::sync::atomic::Ordering::Relaxed);
         self.webhooks.clear();
         self.window
             .lock()
@@ -174,6 +187,8 @@ impl Shared {
             w.pop_front();
         }
         if w.len() >= self.config.rate_limit as usize {
+            self.rate_limited
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let wait = w
                 .front()
                 .map(|t| (*t + window).saturating_duration_since(now))
@@ -209,6 +224,7 @@ impl Simulator {
             window: Mutex::new(VecDeque::new()),
             faults: faults::Faults::default(),
             counters: crate::stats::RequestCounts::default(),
+            rate_limited: std::sync::atomic::AtomicU64::new(0),
             webhooks: webhooks::Webhooks::default(),
         });
         let router = Router::new()
