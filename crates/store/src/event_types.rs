@@ -109,37 +109,14 @@ impl Store {
         Ok(added)
     }
 
-    /// Create a type unless its key exists; `false` (nothing written) when it does.
+    /// Create a type unless its key exists; `false` (nothing written) when it does. One
+    /// statement decides, so two creates of one key at once cannot both succeed.
     pub async fn create_event_type(
         &self,
         d: &EventTypeDef,
         now: Millis,
     ) -> Result<bool, StoreError> {
-        let created = with_tx!(self, tx => {
-            let done = sqlx::query(
-                "INSERT INTO event_types (key, name, category, default_severity, title_template, description_template, on_by_default, active, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT (key) DO NOTHING",
-            )
-            .bind(&d.key)
-            .bind(&d.name)
-            .bind(&d.category)
-            .bind(d.default_severity.as_str())
-            .bind(&d.title)
-            .bind(&d.description)
-            .bind(d.on_by_default)
-            .bind(d.active)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            let created = done.rows_affected() == 1;
-            if created {
-                sqlx::query("UPDATE event_types_version SET version = version + 1 WHERE id = 1")
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            created
-        });
-        Ok(created)
+        Ok(self.seed_event_types(std::slice::from_ref(d), now).await? == 1)
     }
 
     /// Create or replace one type; `true` when it was created.
