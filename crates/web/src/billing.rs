@@ -26,7 +26,8 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::config_api::{audit, body, now};
+use crate::audit::audit;
+use crate::input::{body, now};
 use crate::problem::Problem;
 
 pub fn routes() -> Router<AppState> {

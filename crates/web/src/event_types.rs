@@ -19,7 +19,8 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::config_api::{audit, now};
+use crate::audit::audit;
+use crate::input::now;
 use crate::problem::{Problem, parse_json};
 
 pub fn routes() -> Router<AppState> {

@@ -33,7 +33,9 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::config_api::{audit, body, now, psa_problem};
+use crate::audit::audit;
+use crate::input::{body, now};
+use crate::operations::psa_problem;
 use crate::problem::Problem;
 
 /// The most companies one import takes.

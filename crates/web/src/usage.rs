@@ -27,7 +27,8 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::config_api::{audit, body};
+use crate::audit::audit;
+use crate::input::body;
 use crate::events::{MAX_BATCH, partner_of};
 use crate::problem::{Problem, parse_json};
 
