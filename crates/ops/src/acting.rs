@@ -73,8 +73,7 @@ impl Acting {
             ),
             Authority::Scopes(held) => format!(
                 "the token lacks the scope {} needed for {}",
-                missing_scope(held, Need::Permission(permission))
-                    .map_or("?", |s| s.as_str()),
+                missing_scope(held, Need::Permission(permission)).map_or("?", |s| s.as_str()),
                 permission.as_str()
             ),
             Authority::Operator => unreachable!("the operator may do everything"),

@@ -49,6 +49,15 @@ impl Ops {
         before: Option<&Value>,
         after: Option<&Value>,
     ) {
-        record(&self.store, &acting.actor, partner, action, target, before, after).await;
+        record(
+            &self.store,
+            &acting.actor,
+            partner,
+            action,
+            target,
+            before,
+            after,
+        )
+        .await;
     }
 }

@@ -15,6 +15,7 @@ use psabridge_store::config::{Connection, NewConnection};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::Ops;
 use crate::acting::Acting;
 use crate::audit::snapshot;
 use crate::error::{OpsError, Reference};
@@ -22,7 +23,6 @@ use crate::input::{now, present};
 use crate::psa_checks::WithoutContact;
 use crate::ticket_fields::{check_parents, check_required, patched_defaults, ticket_fields};
 use crate::views::{ConnectedView, ConnectionView};
-use crate::Ops;
 
 /// Longest name of a connection, in characters.
 const MAX_NAME: usize = 100;
@@ -137,7 +137,10 @@ fn split_credentials(
             let given = matches!(plain.get(*name), Some(Value::String(v)) if !v.trim().is_empty())
                 || matches!(plain.get(*name), Some(Value::Number(_)));
             if !given && !errors.iter().any(|e| e.path.ends_with(&format!(".{name}"))) {
-                errors.push(FieldError::new(format!("credentials.{name}"), "is required"));
+                errors.push(FieldError::new(
+                    format!("credentials.{name}"),
+                    "is required",
+                ));
             }
         }
         for name in secret_names {
@@ -146,7 +149,10 @@ fn split_credentials(
                     .iter()
                     .any(|e| e.path == format!("credentials.{name}"))
             {
-                errors.push(FieldError::new(format!("credentials.{name}"), "is required"));
+                errors.push(FieldError::new(
+                    format!("credentials.{name}"),
+                    "is required",
+                ));
             }
         }
     }
@@ -225,7 +231,10 @@ fn grouping_of(g: &str) -> Result<GroupingMode, OpsError> {
 impl Ops {
     /// A connection as answers show it (with its breaker's pause).
     pub fn connection_view(&self, c: &Connection) -> ConnectionView {
-        ConnectionView::of(c, self.engine.breakers.paused_for(c.id).map(|d| d.as_secs()))
+        ConnectionView::of(
+            c,
+            self.engine.breakers.paused_for(c.id).map(|d| d.as_secs()),
+        )
     }
 
     /// The partner's connections.
@@ -350,13 +359,22 @@ impl Ops {
         let removed: Vec<FieldError> = [
             ("name", patch.name.as_ref().is_some_and(Option::is_none)),
             ("enabled", patch.enabled.is_some_and(|v| v.is_none())),
-            ("grouping", patch.grouping.as_ref().is_some_and(Option::is_none)),
-            ("defaults", patch.defaults.as_ref().is_some_and(Option::is_none)),
+            (
+                "grouping",
+                patch.grouping.as_ref().is_some_and(Option::is_none),
+            ),
+            (
+                "defaults",
+                patch.defaults.as_ref().is_some_and(Option::is_none),
+            ),
             (
                 "credentials",
                 patch.credentials.as_ref().is_some_and(Option::is_none),
             ),
-            ("settings", patch.settings.as_ref().is_some_and(Option::is_none)),
+            (
+                "settings",
+                patch.settings.as_ref().is_some_and(Option::is_none),
+            ),
             (
                 "close_on_resolve",
                 patch.close_on_resolve.is_some_and(|v| v.is_none()),
@@ -373,7 +391,12 @@ impl Ops {
         let credentials = patch.credentials.flatten();
         let settings_patch = patch.settings.flatten();
         let before = snapshot(&self.connection_view(&conn));
-        let grouping = patch.grouping.flatten().as_deref().map(grouping_of).transpose()?;
+        let grouping = patch
+            .grouping
+            .flatten()
+            .as_deref()
+            .map(grouping_of)
+            .transpose()?;
         if let Some(n) = &name
             && (n.trim().is_empty() || n.len() > MAX_NAME)
         {
@@ -492,8 +515,9 @@ impl Ops {
         if self.store.partner(partner).await?.default_connection_id == Some(id) {
             references.push(Reference {
                 what: "partner.default_connection".into(),
-                detail: "the partner's default connection (it takes the events of unmapped clients)"
-                    .into(),
+                detail:
+                    "the partner's default connection (it takes the events of unmapped clients)"
+                        .into(),
             });
         }
         for m in self.store.mappings(partner).await? {

@@ -100,7 +100,8 @@ mod tests {
 
     #[test]
     fn null_for_a_kept_field_is_refused_by_name() {
-        let e = refuse_removal(&json!({"name": null, "x": null}), &["name", "enabled"]).unwrap_err();
+        let e =
+            refuse_removal(&json!({"name": null, "x": null}), &["name", "enabled"]).unwrap_err();
         assert_eq!(e.field_errors().len(), 1);
         assert_eq!(e.field_errors()[0].path, "name");
         assert!(refuse_removal(&json!({"name": "n"}), &["name"]).is_ok());

@@ -96,10 +96,20 @@ pub fn refire_of(b: Option<&RefireRequest>) -> Result<Refire, OpsError> {
 
 impl Ops {
     /// The partner's clients.
-    pub async fn clients(&self, acting: &Acting, partner: &str) -> Result<Vec<ClientView>, OpsError> {
+    pub async fn clients(
+        &self,
+        acting: &Acting,
+        partner: &str,
+    ) -> Result<Vec<ClientView>, OpsError> {
         acting.require(partner, Permission::ViewSettings)?;
         self.store.partner(partner).await?;
-        Ok(self.store.clients(partner).await?.iter().map(ClientView::of).collect())
+        Ok(self
+            .store
+            .clients(partner)
+            .await?
+            .iter()
+            .map(ClientView::of)
+            .collect())
     }
 
     pub async fn client(
@@ -152,9 +162,19 @@ impl Ops {
     }
 
     /// The partner's mappings, on every connection.
-    pub async fn mappings(&self, acting: &Acting, partner: &str) -> Result<Vec<MappingView>, OpsError> {
+    pub async fn mappings(
+        &self,
+        acting: &Acting,
+        partner: &str,
+    ) -> Result<Vec<MappingView>, OpsError> {
         acting.require(partner, Permission::ViewSettings)?;
-        Ok(self.store.mappings(partner).await?.iter().map(MappingView::of).collect())
+        Ok(self
+            .store
+            .mappings(partner)
+            .await?
+            .iter()
+            .map(MappingView::of)
+            .collect())
     }
 
     async fn mapping_of(
@@ -204,7 +224,10 @@ impl Ops {
         if let Some(c) = contract
             && !valid_id(c)
         {
-            return Err(OpsError::field("contract", "must be the PSA's id of a contract"));
+            return Err(OpsError::field(
+                "contract",
+                "must be the PSA's id of a contract",
+            ));
         }
         self.check_company_contact(
             &conn,
@@ -234,7 +257,9 @@ impl Ops {
             .put_mapping(partner, &row, req.client_name.as_deref())
             .await?;
         if let Some(name) = req.client_name.as_deref().filter(|n| !n.trim().is_empty()) {
-            self.store.put_client(partner, client, name.trim(), now()).await?;
+            self.store
+                .put_client(partner, client, name.trim(), now())
+                .await?;
         }
         let after = self
             .mapping_of(partner, client, connection)
@@ -262,7 +287,9 @@ impl Ops {
     ) -> Result<(), OpsError> {
         acting.require(partner, Permission::ManageSettings)?;
         let before = self.mapping_of(partner, client, connection).await?;
-        self.store.delete_mapping(partner, connection, client).await?;
+        self.store
+            .delete_mapping(partner, connection, client)
+            .await?;
         self.audit(
             acting,
             Some(partner),
@@ -287,7 +314,12 @@ impl Ops {
     ) -> Result<(), OpsError> {
         let mut errors = Vec::new();
         if let Some(id) = set
-            && !self.store.event_sets(partner).await?.iter().any(|e| e.id == id)
+            && !self
+                .store
+                .event_sets(partner)
+                .await?
+                .iter()
+                .any(|e| e.id == id)
         {
             errors.push(FieldError::new(
                 path_set,
@@ -322,11 +354,20 @@ mod tests {
     #[test]
     fn the_refire_policy_is_checked_whole() {
         assert!(matches!(refire_of(None), Ok(Refire::NewTicket)));
-        assert_eq!(refire("reopen", Some(24)).unwrap().within_secs(), Some(86_400));
+        assert_eq!(
+            refire("reopen", Some(24)).unwrap().within_secs(),
+            Some(86_400)
+        );
         let path = |r: Result<Refire, OpsError>| r.unwrap_err().field_errors()[0].path.clone();
         assert_eq!(path(refire("reopen", None)), "refire.reopen_within_hours");
-        assert_eq!(path(refire("reopen", Some(721))), "refire.reopen_within_hours");
-        assert_eq!(path(refire("note_only", Some(1))), "refire.reopen_within_hours");
+        assert_eq!(
+            path(refire("reopen", Some(721))),
+            "refire.reopen_within_hours"
+        );
+        assert_eq!(
+            path(refire("note_only", Some(1))),
+            "refire.reopen_within_hours"
+        );
         assert_eq!(path(refire("sometimes", None)), "refire.mode");
     }
 }

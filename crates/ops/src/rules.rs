@@ -34,7 +34,9 @@ pub fn check_event_type(catalog: &Catalog, t: &str) -> Result<(), OpsError> {
         Some(_) => Ok(()),
         None => Err(OpsError::field(
             "event_type",
-            format!("'{t}' is not an event type of the catalog (GET /api/v1/event-types lists them)"),
+            format!(
+                "'{t}' is not an event type of the catalog (GET /api/v1/event-types lists them)"
+            ),
         )),
     }
 }

@@ -208,8 +208,8 @@ mod tests {
         let kind = PsaKind::Autotask;
         let queue = field_of(kind, "queue").expect("Autotask has a queue field");
         let raw = json!({queue: "99", "colour": "red"});
-        let e = ticket_fields(kind, raw.as_object().unwrap(), Some(&lists()), "defaults.")
-            .unwrap_err();
+        let e =
+            ticket_fields(kind, raw.as_object().unwrap(), Some(&lists()), "defaults.").unwrap_err();
         let paths: Vec<&str> = e.field_errors().iter().map(|f| f.path.as_str()).collect();
         assert!(paths.contains(&"defaults.colour"), "{paths:?}");
         let q = e

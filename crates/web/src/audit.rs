@@ -16,6 +16,14 @@ pub(crate) async fn audit(
     before: Option<&Value>,
     after: Option<&Value>,
 ) {
-    psabridge_ops::audit::record(&s.store, &caller.1.0, partner, action, target, before, after)
-        .await;
+    psabridge_ops::audit::record(
+        &s.store,
+        &caller.1.0,
+        partner,
+        action,
+        target,
+        before,
+        after,
+    )
+    .await;
 }

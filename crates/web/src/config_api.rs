@@ -520,7 +520,9 @@ async fn put_client(
     bytes: Bytes,
 ) -> Result<Json<ClientView>, Problem> {
     acting.reaches(&p)?;
-    Ok(Json(s.ops.put_client(&acting, &p, &c, body(&bytes)?).await?))
+    Ok(Json(
+        s.ops.put_client(&acting, &p, &c, body(&bytes)?).await?,
+    ))
 }
 
 async fn put_mapping(
@@ -531,7 +533,9 @@ async fn put_mapping(
 ) -> Result<Json<MappingView>, Problem> {
     acting.reaches(&p)?;
     let req = body(&bytes)?;
-    Ok(Json(s.ops.put_mapping(&acting, &p, &client, conn, req).await?))
+    Ok(Json(
+        s.ops.put_mapping(&acting, &p, &client, conn, req).await?,
+    ))
 }
 
 async fn delete_mapping(
@@ -548,7 +552,9 @@ async fn list_mappings(
     Acting(acting): Acting,
     Path(p): Path<String>,
 ) -> Result<Json<Value>, Problem> {
-    Ok(Json(json!({"mappings": s.ops.mappings(&acting, &p).await?})))
+    Ok(Json(
+        json!({"mappings": s.ops.mappings(&acting, &p).await?}),
+    ))
 }
 
 // ---- connections ----------------------------------------------------------------------------
@@ -569,7 +575,9 @@ async fn list_connections(
     Acting(acting): Acting,
     Path(p): Path<String>,
 ) -> Result<Json<Value>, Problem> {
-    Ok(Json(json!({"connections": s.ops.connections(&acting, &p).await?})))
+    Ok(Json(
+        json!({"connections": s.ops.connections(&acting, &p).await?}),
+    ))
 }
 
 async fn get_connection(
@@ -719,7 +727,9 @@ async fn list_rules(
     Acting(acting): Acting,
     Path((p, id)): Path<(String, i64)>,
 ) -> Result<Json<Value>, Problem> {
-    Ok(Json(json!({"rules": s.ops.event_rules(&acting, &p, id).await?})))
+    Ok(Json(
+        json!({"rules": s.ops.event_rules(&acting, &p, id).await?}),
+    ))
 }
 
 async fn put_rule(
@@ -742,7 +752,9 @@ async fn delete_rule(
     Acting(acting): Acting,
     Path((p, id, event_type)): Path<(String, i64, String)>,
 ) -> Result<StatusCode, Problem> {
-    s.ops.delete_event_rule(&acting, &p, id, &event_type).await?;
+    s.ops
+        .delete_event_rule(&acting, &p, id, &event_type)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -42,6 +42,8 @@ async fn put_email_setting(
     acting.reaches(&p)?;
     let req = body(&bytes)?;
     Ok(Json(
-        s.ops.put_email_setting(&acting, &p, &event_type, req).await?,
+        s.ops
+            .put_email_setting(&acting, &p, &event_type, req)
+            .await?,
     ))
 }

@@ -18,8 +18,8 @@ use psabridge_store::event_types::Removal;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::auth::Caller;
 use crate::audit::audit;
+use crate::auth::Caller;
 use crate::input::now;
 use crate::problem::{Problem, parse_json};
 

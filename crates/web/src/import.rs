@@ -32,8 +32,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::auth::Caller;
 use crate::audit::audit;
+use crate::auth::Caller;
 use crate::input::{body, now};
 use crate::operations::psa_problem;
 use crate::problem::Problem;

@@ -21,7 +21,6 @@
 //! - [`problem`]: `application/problem+json` errors that name each bad field.
 
 pub mod accounts;
-mod operations;
 mod audit;
 pub mod auth;
 mod billing;
@@ -33,6 +32,7 @@ pub mod hooks;
 mod import;
 mod input;
 pub mod invitations;
+mod operations;
 pub mod problem;
 mod profiles;
 pub mod scim;

@@ -62,7 +62,9 @@ async fn list_event_sets(
     Acting(acting): Acting,
     Path(p): Path<String>,
 ) -> Result<Json<Value>, Problem> {
-    Ok(Json(json!({"event_sets": s.ops.event_sets(&acting, &p).await?})))
+    Ok(Json(
+        json!({"event_sets": s.ops.event_sets(&acting, &p).await?}),
+    ))
 }
 
 async fn get_event_set(
@@ -111,7 +113,9 @@ async fn list_templates(
     Acting(acting): Acting,
     Path((p, id)): Path<(String, i64)>,
 ) -> Result<Json<Value>, Problem> {
-    Ok(Json(json!({"templates": s.ops.templates(&acting, &p, id).await?})))
+    Ok(Json(
+        json!({"templates": s.ops.templates(&acting, &p, id).await?}),
+    ))
 }
 
 async fn get_template(
@@ -142,7 +146,9 @@ async fn put_template(
     acting.reaches(&p)?;
     let req = body(&bytes)?;
     Ok(Json(
-        s.ops.update_template(&acting, &p, id, template, req).await?,
+        s.ops
+            .update_template(&acting, &p, id, template, req)
+            .await?,
     ))
 }
 
@@ -229,5 +235,7 @@ async fn copy_settings(
 ) -> Result<Json<CopiedView>, Problem> {
     acting.reaches(&p)?;
     let req = body(&bytes)?;
-    Ok(Json(s.ops.copy_mapping_settings(&acting, &p, id, req).await?))
+    Ok(Json(
+        s.ops.copy_mapping_settings(&acting, &p, id, req).await?,
+    ))
 }

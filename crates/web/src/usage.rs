@@ -26,10 +26,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::auth::Caller;
 use crate::audit::audit;
-use crate::input::body;
+use crate::auth::Caller;
 use crate::events::{MAX_BATCH, partner_of};
+use crate::input::body;
 use crate::problem::{Problem, parse_json};
 
 pub fn routes() -> Router<AppState> {
