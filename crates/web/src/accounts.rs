@@ -1123,7 +1123,7 @@ async fn patch_user(
 ) -> Result<Json<Value>, Problem> {
     caller.require_partner(&p)?;
     let user_id = parse_user_id(&user)?;
-    crate::config_api::refuse_removal(&body, &["role", "active"])?;
+    crate::input::refuse_removal(&body, &["role", "active"])?;
     let body = body_json(&body)?;
     let role = parse_role(string_field(&body, "role", false)?)?;
     let active = match body.get("active") {

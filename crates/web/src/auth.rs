@@ -281,7 +281,7 @@ pub async fn authenticate_bearer(
         let on = views::time(expired);
         let on = on.as_str().unwrap_or_default();
         if state.tokens.due(t.grant.id, true) {
-            crate::config_api::audit(
+            crate::audit::audit(
                 state,
                 &t.caller,
                 t.caller.implied_partner(),

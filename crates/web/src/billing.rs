@@ -25,8 +25,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::audit::audit;
 use crate::auth::Caller;
-use crate::config_api::{audit, body, now};
+use crate::input::{body, now};
 use crate::problem::Problem;
 
 pub fn routes() -> Router<AppState> {

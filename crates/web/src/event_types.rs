@@ -18,8 +18,9 @@ use psabridge_store::event_types::Removal;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::audit::audit;
 use crate::auth::Caller;
-use crate::config_api::{audit, now};
+use crate::input::now;
 use crate::problem::{Problem, parse_json};
 
 pub fn routes() -> Router<AppState> {

@@ -32,8 +32,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::audit::audit;
 use crate::auth::Caller;
-use crate::config_api::{audit, body, now, psa_problem};
+use crate::input::{body, now};
+use crate::operations::psa_problem;
 use crate::problem::Problem;
 
 /// The most companies one import takes.

@@ -21,6 +21,7 @@
 //! - [`problem`]: `application/problem+json` errors that name each bad field.
 
 pub mod accounts;
+mod audit;
 pub mod auth;
 mod billing;
 pub mod config_api;
@@ -29,7 +30,9 @@ pub mod event_types;
 pub mod events;
 pub mod hooks;
 mod import;
+mod input;
 pub mod invitations;
+mod operations;
 pub mod problem;
 mod profiles;
 pub mod scim;
@@ -66,6 +69,9 @@ pub struct AppState {
     pub accounts: Arc<accounts::AccountsConfig>,
     /// Logins through identity providers: the portal URL and the discovered providers.
     pub sso: Arc<sso::SsoConfig>,
+    /// Configuration changes (connections, mappings, ticket settings, email settings,
+    /// profiles): the handlers of those routes only extract, call these and shape the answer.
+    pub ops: psabridge_ops::Ops,
 }
 
 impl AppState {
@@ -78,6 +84,7 @@ impl AppState {
     pub fn new(engine: Engine, public_url: Option<String>) -> AppState {
         AppState {
             store: engine.store.clone(),
+            ops: psabridge_ops::Ops::new(engine.clone(), public_url.clone()),
             engine,
             tokens: Arc::new(auth::TokenCache::new(Duration::from_secs(10))),
             partners: Arc::new(events::PartnerCache::new()),

@@ -26,9 +26,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::audit::audit;
 use crate::auth::Caller;
-use crate::config_api::{audit, body};
 use crate::events::{MAX_BATCH, partner_of};
+use crate::input::body;
 use crate::problem::{Problem, parse_json};
 
 pub fn routes() -> Router<AppState> {
