@@ -421,7 +421,11 @@ impl AutotaskConnector {
         let zone = self.zone().await?;
         self.bucket.acquire().await;
         self.meter
-            .admit("", self.opts.requests_per_hour, std::time::Duration::from_secs(3600))
+            .admit(
+                "",
+                self.opts.requests_per_hour,
+                std::time::Duration::from_secs(3600),
+            )
             .await;
         let _slot = self.slots.acquire(entity).await;
         let mut metered = self.meter.request(method.as_str(), path);

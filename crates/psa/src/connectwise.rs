@@ -564,7 +564,11 @@ impl ConnectWiseConnector {
         let url = format!("{host}/login/companyinfo/{company}");
         self.bucket.acquire().await;
         self.meter
-            .admit("", self.opts.requests_per_hour, std::time::Duration::from_secs(3600))
+            .admit(
+                "",
+                self.opts.requests_per_hour,
+                std::time::Duration::from_secs(3600),
+            )
             .await;
         let mut metered = self.meter.request("GET", "login/companyinfo/{company}");
         let resp = self
@@ -646,7 +650,11 @@ impl ConnectWiseConnector {
         let base = self.base().await?;
         self.bucket.acquire().await;
         self.meter
-            .admit("", self.opts.requests_per_hour, std::time::Duration::from_secs(3600))
+            .admit(
+                "",
+                self.opts.requests_per_hour,
+                std::time::Duration::from_secs(3600),
+            )
             .await;
         let mut metered = self.meter.request(method.as_str(), path);
         let mut req = self
@@ -743,7 +751,11 @@ impl ConnectWiseConnector {
         }
         self.bucket.acquire().await;
         self.meter
-            .admit("", self.opts.requests_per_hour, std::time::Duration::from_secs(3600))
+            .admit(
+                "",
+                self.opts.requests_per_hour,
+                std::time::Duration::from_secs(3600),
+            )
             .await;
         self.meter.record();
         let resp = self

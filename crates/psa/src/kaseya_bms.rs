@@ -668,7 +668,11 @@ impl KaseyaBmsConnector {
         let scope = format!("{method} {endpoint}");
         self.bucket(&scope).acquire().await;
         self.meter
-            .admit(&scope, self.opts.requests_per_hour, std::time::Duration::from_secs(3600))
+            .admit(
+                &scope,
+                self.opts.requests_per_hour,
+                std::time::Duration::from_secs(3600),
+            )
             .await;
         let mut metered = self.meter.request(method.as_str(), endpoint);
         let url = format!("{}{path}", self.creds.api_url);

@@ -107,7 +107,10 @@ async fn budget_story(stores: Vec<Store>) -> Result<()> {
     for r in races {
         total += r.await??.1;
     }
-    assert_eq!(total, 100, "the nodes together reserved exactly the slice's limit");
+    assert_eq!(
+        total, 100,
+        "the nodes together reserved exactly the slice's limit"
+    );
     let s = &stores[0];
     assert_eq!(s.reserve_budget(5, "", t0, 100, 7).await?, 0);
     assert_eq!(s.reserve_budget(5, "", t0 + 60_000, 100, 7).await?, 7);
