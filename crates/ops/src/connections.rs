@@ -243,8 +243,7 @@ impl Ops {
         acting: &Acting,
         partner: &str,
     ) -> Result<Vec<ConnectionView>, OpsError> {
-        acting.require(partner, Permission::ViewSettings)?;
-        self.store.partner(partner).await?;
+        self.partner_for(acting, partner, Permission::ViewSettings).await?;
         let list = self.store.connections(Some(partner)).await?;
         Ok(list.iter().map(|c| self.connection_view(c)).collect())
     }
@@ -268,8 +267,7 @@ impl Ops {
         partner: &str,
         req: NewConnectionRequest,
     ) -> Result<ConnectedView, OpsError> {
-        acting.require(partner, Permission::ManageSettings)?;
-        self.store.partner(partner).await?;
+        self.partner_for(acting, partner, Permission::ManageSettings).await?;
         let kind = PsaKind::parse(&req.kind).ok_or_else(|| {
             OpsError::field(
                 "kind",
@@ -354,8 +352,7 @@ impl Ops {
         id: i64,
         patch: ConnectionPatch,
     ) -> Result<ConnectionView, OpsError> {
-        acting.require(partner, Permission::ManageSettings)?;
-        let conn = self.store.connection(partner, id).await?;
+        let conn = self.connection_for(acting, partner, id, Permission::ManageSettings).await?;
         let removed: Vec<FieldError> = [
             ("name", patch.name.as_ref().is_some_and(Option::is_none)),
             ("enabled", patch.enabled.is_some_and(|v| v.is_none())),
@@ -564,8 +561,7 @@ impl Ops {
         partner: &str,
         id: i64,
     ) -> Result<ConnectedView, OpsError> {
-        acting.require(partner, Permission::ManageSettings)?;
-        let conn = self.store.connection(partner, id).await?;
+        let conn = self.connection_for(acting, partner, id, Permission::ManageSettings).await?;
         let done = connect(&self.engine, &conn, self.public_url.as_deref())
             .await
             .map_err(connect_error)?;

@@ -36,8 +36,7 @@ impl Ops {
         acting: &Acting,
         partner: &str,
     ) -> Result<EmailSettingsView, OpsError> {
-        acting.require(partner, Permission::ViewSettings)?;
-        self.store.partner(partner).await?;
+        self.partner_for(acting, partner, Permission::ViewSettings).await?;
         let mut settings = self.store.email_settings(partner).await?;
         let catalog = self.event_catalog().await;
         Ok(EmailSettingsView {
@@ -60,8 +59,7 @@ impl Ops {
         event_type: &str,
         req: EmailSettingRequest,
     ) -> Result<EmailSettingView, OpsError> {
-        acting.require(partner, Permission::ManageSettings)?;
-        self.store.partner(partner).await?;
+        self.partner_for(acting, partner, Permission::ManageSettings).await?;
         let catalog = self.event_catalog().await;
         let Some(t) = catalog.get(event_type) else {
             return Err(OpsError::NotFound(format!(

@@ -43,6 +43,7 @@ use std::sync::Arc;
 
 use psabridge_core::catalog::Catalog;
 use psabridge_engine::Engine;
+use psabridge_identity::Permission;
 use psabridge_store::Store;
 
 /// What operations reach: the store, the engine (connectors, breakers, the live catalog) and
@@ -56,6 +57,31 @@ pub struct Ops {
 }
 
 impl Ops {
+    /// The partner, once `acting` may do `permission` there: the first step of most operations
+    /// (a caller outside the partner learns nothing: 404, as for a partner that does not exist).
+    pub(crate) async fn partner_for(
+        &self,
+        acting: &Acting,
+        partner: &str,
+        permission: Permission,
+    ) -> Result<(), OpsError> {
+        acting.require(partner, permission)?;
+        self.store.partner(partner).await?;
+        Ok(())
+    }
+
+    /// The partner's connection, once `acting` may do `permission` at the partner.
+    pub(crate) async fn connection_for(
+        &self,
+        acting: &Acting,
+        partner: &str,
+        connection: i64,
+        permission: Permission,
+    ) -> Result<psabridge_store::config::Connection, OpsError> {
+        acting.require(partner, permission)?;
+        Ok(self.store.connection(partner, connection).await?)
+    }
+
     pub fn new(engine: Engine, public_url: Option<String>) -> Ops {
         Ops {
             store: engine.store.clone(),

@@ -101,8 +101,7 @@ impl Ops {
         acting: &Acting,
         partner: &str,
     ) -> Result<Vec<ClientView>, OpsError> {
-        acting.require(partner, Permission::ViewSettings)?;
-        self.store.partner(partner).await?;
+        self.partner_for(acting, partner, Permission::ViewSettings).await?;
         Ok(self
             .store
             .clients(partner)

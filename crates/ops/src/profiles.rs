@@ -150,8 +150,7 @@ impl Ops {
         acting: &Acting,
         partner: &str,
     ) -> Result<Vec<EventSetView>, OpsError> {
-        acting.require(partner, Permission::ViewSettings)?;
-        self.store.partner(partner).await?;
+        self.partner_for(acting, partner, Permission::ViewSettings).await?;
         Ok(self
             .store
             .event_sets(partner)
@@ -177,8 +176,7 @@ impl Ops {
         partner: &str,
         req: EventSetRequest,
     ) -> Result<EventSetView, OpsError> {
-        acting.require(partner, Permission::ManageSettings)?;
-        self.store.partner(partner).await?;
+        self.partner_for(acting, partner, Permission::ManageSettings).await?;
         let (name, types) = check_event_set(&*self.event_catalog().await, &req)?;
         let set = self
             .store
@@ -257,8 +255,7 @@ impl Ops {
         partner: &str,
         connection: i64,
     ) -> Result<Vec<TemplateView>, OpsError> {
-        acting.require(partner, Permission::ViewSettings)?;
-        self.store.connection(partner, connection).await?;
+        self.connection_for(acting, partner, connection, Permission::ViewSettings).await?;
         Ok(self
             .store
             .templates(connection)
@@ -275,8 +272,7 @@ impl Ops {
         connection: i64,
         template: i64,
     ) -> Result<TemplateView, OpsError> {
-        acting.require(partner, Permission::ViewSettings)?;
-        self.store.connection(partner, connection).await?;
+        self.connection_for(acting, partner, connection, Permission::ViewSettings).await?;
         Ok(TemplateView::of(
             &self.store.template(connection, template).await?,
         ))
@@ -289,8 +285,7 @@ impl Ops {
         connection: i64,
         req: TemplateRequest,
     ) -> Result<TemplateView, OpsError> {
-        acting.require(partner, Permission::ManageSettings)?;
-        let conn = self.store.connection(partner, connection).await?;
+        let conn = self.connection_for(acting, partner, connection, Permission::ManageSettings).await?;
         let (name, fields) = check_template(&conn, &req)?;
         let t = self
             .store
@@ -317,8 +312,7 @@ impl Ops {
         template: i64,
         req: TemplateRequest,
     ) -> Result<TemplateView, OpsError> {
-        acting.require(partner, Permission::ManageSettings)?;
-        let conn = self.store.connection(partner, connection).await?;
+        let conn = self.connection_for(acting, partner, connection, Permission::ManageSettings).await?;
         let before = snapshot(&TemplateView::of(
             &self.store.template(connection, template).await?,
         ));
@@ -347,8 +341,7 @@ impl Ops {
         connection: i64,
         template: i64,
     ) -> Result<(), OpsError> {
-        acting.require(partner, Permission::ManageSettings)?;
-        self.store.connection(partner, connection).await?;
+        self.connection_for(acting, partner, connection, Permission::ManageSettings).await?;
         let before = snapshot(&TemplateView::of(
             &self.store.template(connection, template).await?,
         ));
@@ -402,8 +395,7 @@ impl Ops {
         partner: &str,
         connection: i64,
     ) -> Result<Vec<IntegrationRuleView>, OpsError> {
-        acting.require(partner, Permission::ViewSettings)?;
-        self.store.connection(partner, connection).await?;
+        self.connection_for(acting, partner, connection, Permission::ViewSettings).await?;
         Ok(self
             .store
             .integration_rules(connection)
@@ -420,8 +412,7 @@ impl Ops {
         connection: i64,
         req: IntegrationRuleRequest,
     ) -> Result<IntegrationRuleView, OpsError> {
-        acting.require(partner, Permission::ManageSettings)?;
-        self.store.connection(partner, connection).await?;
+        self.connection_for(acting, partner, connection, Permission::ManageSettings).await?;
         let fields = self.rule_fields(partner, connection, req).await?;
         let r = self
             .store
@@ -448,8 +439,7 @@ impl Ops {
         rule: i64,
         req: IntegrationRuleRequest,
     ) -> Result<IntegrationRuleView, OpsError> {
-        acting.require(partner, Permission::ManageSettings)?;
-        self.store.connection(partner, connection).await?;
+        self.connection_for(acting, partner, connection, Permission::ManageSettings).await?;
         let before = snapshot(&IntegrationRuleView::of(
             &self.store.integration_rule(connection, rule).await?,
         ));
@@ -480,8 +470,7 @@ impl Ops {
         connection: i64,
         rule: i64,
     ) -> Result<IntegrationRuleView, OpsError> {
-        acting.require(partner, Permission::ManageSettings)?;
-        self.store.connection(partner, connection).await?;
+        self.connection_for(acting, partner, connection, Permission::ManageSettings).await?;
         let current = self.store.integration_rule(connection, rule).await?;
         let before = snapshot(&IntegrationRuleView::of(&current));
         let fields = RuleFields {
@@ -514,8 +503,7 @@ impl Ops {
         connection: i64,
         rule: i64,
     ) -> Result<(), OpsError> {
-        acting.require(partner, Permission::ManageSettings)?;
-        self.store.connection(partner, connection).await?;
+        self.connection_for(acting, partner, connection, Permission::ManageSettings).await?;
         let before = snapshot(&IntegrationRuleView::of(
             &self.store.integration_rule(connection, rule).await?,
         ));
@@ -543,8 +531,7 @@ impl Ops {
         connection: i64,
         req: CopySettingsRequest,
     ) -> Result<CopiedView, OpsError> {
-        acting.require(partner, Permission::ManageSettings)?;
-        self.store.connection(partner, connection).await?;
+        self.connection_for(acting, partner, connection, Permission::ManageSettings).await?;
         let mappings: Vec<_> = self
             .store
             .mappings(partner)
