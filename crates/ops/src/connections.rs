@@ -243,7 +243,8 @@ impl Ops {
         acting: &Acting,
         partner: &str,
     ) -> Result<Vec<ConnectionView>, OpsError> {
-        self.partner_for(acting, partner, Permission::ViewSettings).await?;
+        self.partner_for(acting, partner, Permission::ViewSettings)
+            .await?;
         let list = self.store.connections(Some(partner)).await?;
         Ok(list.iter().map(|c| self.connection_view(c)).collect())
     }
@@ -267,7 +268,8 @@ impl Ops {
         partner: &str,
         req: NewConnectionRequest,
     ) -> Result<ConnectedView, OpsError> {
-        self.partner_for(acting, partner, Permission::ManageSettings).await?;
+        self.partner_for(acting, partner, Permission::ManageSettings)
+            .await?;
         let kind = PsaKind::parse(&req.kind).ok_or_else(|| {
             OpsError::field(
                 "kind",
@@ -352,7 +354,9 @@ impl Ops {
         id: i64,
         patch: ConnectionPatch,
     ) -> Result<ConnectionView, OpsError> {
-        let conn = self.connection_for(acting, partner, id, Permission::ManageSettings).await?;
+        let conn = self
+            .connection_for(acting, partner, id, Permission::ManageSettings)
+            .await?;
         let removed: Vec<FieldError> = [
             ("name", patch.name.as_ref().is_some_and(Option::is_none)),
             ("enabled", patch.enabled.is_some_and(|v| v.is_none())),
@@ -561,7 +565,9 @@ impl Ops {
         partner: &str,
         id: i64,
     ) -> Result<ConnectedView, OpsError> {
-        let conn = self.connection_for(acting, partner, id, Permission::ManageSettings).await?;
+        let conn = self
+            .connection_for(acting, partner, id, Permission::ManageSettings)
+            .await?;
         let done = connect(&self.engine, &conn, self.public_url.as_deref())
             .await
             .map_err(connect_error)?;

@@ -36,7 +36,8 @@ impl Ops {
         acting: &Acting,
         partner: &str,
     ) -> Result<EmailSettingsView, OpsError> {
-        self.partner_for(acting, partner, Permission::ViewSettings).await?;
+        self.partner_for(acting, partner, Permission::ViewSettings)
+            .await?;
         let mut settings = self.store.email_settings(partner).await?;
         let catalog = self.event_catalog().await;
         Ok(EmailSettingsView {
@@ -59,7 +60,8 @@ impl Ops {
         event_type: &str,
         req: EmailSettingRequest,
     ) -> Result<EmailSettingView, OpsError> {
-        self.partner_for(acting, partner, Permission::ManageSettings).await?;
+        self.partner_for(acting, partner, Permission::ManageSettings)
+            .await?;
         let catalog = self.event_catalog().await;
         let Some(t) = catalog.get(event_type) else {
             return Err(OpsError::NotFound(format!(

@@ -101,7 +101,8 @@ impl Ops {
         acting: &Acting,
         partner: &str,
     ) -> Result<Vec<ClientView>, OpsError> {
-        self.partner_for(acting, partner, Permission::ViewSettings).await?;
+        self.partner_for(acting, partner, Permission::ViewSettings)
+            .await?;
         Ok(self
             .store
             .clients(partner)

@@ -150,7 +150,8 @@ impl Ops {
         acting: &Acting,
         partner: &str,
     ) -> Result<Vec<EventSetView>, OpsError> {
-        self.partner_for(acting, partner, Permission::ViewSettings).await?;
+        self.partner_for(acting, partner, Permission::ViewSettings)
+            .await?;
         Ok(self
             .store
             .event_sets(partner)
@@ -176,7 +177,8 @@ impl Ops {
         partner: &str,
         req: EventSetRequest,
     ) -> Result<EventSetView, OpsError> {
-        self.partner_for(acting, partner, Permission::ManageSettings).await?;
+        self.partner_for(acting, partner, Permission::ManageSettings)
+            .await?;
         let (name, types) = check_event_set(&*self.event_catalog().await, &req)?;
         let set = self
             .store
@@ -255,7 +257,8 @@ impl Ops {
         partner: &str,
         connection: i64,
     ) -> Result<Vec<TemplateView>, OpsError> {
-        self.connection_for(acting, partner, connection, Permission::ViewSettings).await?;
+        self.connection_for(acting, partner, connection, Permission::ViewSettings)
+            .await?;
         Ok(self
             .store
             .templates(connection)
@@ -272,7 +275,8 @@ impl Ops {
         connection: i64,
         template: i64,
     ) -> Result<TemplateView, OpsError> {
-        self.connection_for(acting, partner, connection, Permission::ViewSettings).await?;
+        self.connection_for(acting, partner, connection, Permission::ViewSettings)
+            .await?;
         Ok(TemplateView::of(
             &self.store.template(connection, template).await?,
         ))
@@ -285,7 +289,9 @@ impl Ops {
         connection: i64,
         req: TemplateRequest,
     ) -> Result<TemplateView, OpsError> {
-        let conn = self.connection_for(acting, partner, connection, Permission::ManageSettings).await?;
+        let conn = self
+            .connection_for(acting, partner, connection, Permission::ManageSettings)
+            .await?;
         let (name, fields) = check_template(&conn, &req)?;
         let t = self
             .store
@@ -312,7 +318,9 @@ impl Ops {
         template: i64,
         req: TemplateRequest,
     ) -> Result<TemplateView, OpsError> {
-        let conn = self.connection_for(acting, partner, connection, Permission::ManageSettings).await?;
+        let conn = self
+            .connection_for(acting, partner, connection, Permission::ManageSettings)
+            .await?;
         let before = snapshot(&TemplateView::of(
             &self.store.template(connection, template).await?,
         ));
@@ -341,7 +349,8 @@ impl Ops {
         connection: i64,
         template: i64,
     ) -> Result<(), OpsError> {
-        self.connection_for(acting, partner, connection, Permission::ManageSettings).await?;
+        self.connection_for(acting, partner, connection, Permission::ManageSettings)
+            .await?;
         let before = snapshot(&TemplateView::of(
             &self.store.template(connection, template).await?,
         ));
@@ -395,7 +404,8 @@ impl Ops {
         partner: &str,
         connection: i64,
     ) -> Result<Vec<IntegrationRuleView>, OpsError> {
-        self.connection_for(acting, partner, connection, Permission::ViewSettings).await?;
+        self.connection_for(acting, partner, connection, Permission::ViewSettings)
+            .await?;
         Ok(self
             .store
             .integration_rules(connection)
@@ -412,7 +422,8 @@ impl Ops {
         connection: i64,
         req: IntegrationRuleRequest,
     ) -> Result<IntegrationRuleView, OpsError> {
-        self.connection_for(acting, partner, connection, Permission::ManageSettings).await?;
+        self.connection_for(acting, partner, connection, Permission::ManageSettings)
+            .await?;
         let fields = self.rule_fields(partner, connection, req).await?;
         let r = self
             .store
@@ -439,7 +450,8 @@ impl Ops {
         rule: i64,
         req: IntegrationRuleRequest,
     ) -> Result<IntegrationRuleView, OpsError> {
-        self.connection_for(acting, partner, connection, Permission::ManageSettings).await?;
+        self.connection_for(acting, partner, connection, Permission::ManageSettings)
+            .await?;
         let before = snapshot(&IntegrationRuleView::of(
             &self.store.integration_rule(connection, rule).await?,
         ));
@@ -470,7 +482,8 @@ impl Ops {
         connection: i64,
         rule: i64,
     ) -> Result<IntegrationRuleView, OpsError> {
-        self.connection_for(acting, partner, connection, Permission::ManageSettings).await?;
+        self.connection_for(acting, partner, connection, Permission::ManageSettings)
+            .await?;
         let current = self.store.integration_rule(connection, rule).await?;
         let before = snapshot(&IntegrationRuleView::of(&current));
         let fields = RuleFields {
@@ -503,7 +516,8 @@ impl Ops {
         connection: i64,
         rule: i64,
     ) -> Result<(), OpsError> {
-        self.connection_for(acting, partner, connection, Permission::ManageSettings).await?;
+        self.connection_for(acting, partner, connection, Permission::ManageSettings)
+            .await?;
         let before = snapshot(&IntegrationRuleView::of(
             &self.store.integration_rule(connection, rule).await?,
         ));
@@ -531,7 +545,8 @@ impl Ops {
         connection: i64,
         req: CopySettingsRequest,
     ) -> Result<CopiedView, OpsError> {
-        self.connection_for(acting, partner, connection, Permission::ManageSettings).await?;
+        self.connection_for(acting, partner, connection, Permission::ManageSettings)
+            .await?;
         let mappings: Vec<_> = self
             .store
             .mappings(partner)

@@ -49,7 +49,8 @@ impl Ops {
         partner: &str,
         connection: i64,
     ) -> Result<Vec<EventRuleView>, OpsError> {
-        self.connection_for(acting, partner, connection, Permission::ViewSettings).await?;
+        self.connection_for(acting, partner, connection, Permission::ViewSettings)
+            .await?;
         let rules = self.store.rules(connection).await?;
         Ok(rules.iter().map(|(t, r)| EventRuleView::of(t, r)).collect())
     }
@@ -77,7 +78,9 @@ impl Ops {
         event_type: &str,
         req: EventRuleRequest,
     ) -> Result<EventRuleView, OpsError> {
-        let conn = self.connection_for(acting, partner, connection, Permission::ManageSettings).await?;
+        let conn = self
+            .connection_for(acting, partner, connection, Permission::ManageSettings)
+            .await?;
         check_event_type(&*self.event_catalog().await, event_type)?;
         let mut combined = conn.defaults.clone();
         if let Some(t) = req.template {
@@ -130,7 +133,8 @@ impl Ops {
         connection: i64,
         event_type: &str,
     ) -> Result<(), OpsError> {
-        self.connection_for(acting, partner, connection, Permission::ManageSettings).await?;
+        self.connection_for(acting, partner, connection, Permission::ManageSettings)
+            .await?;
         let before = self.event_rule_of(connection, event_type).await?;
         self.store.delete_rule(connection, event_type).await?;
         self.audit(
