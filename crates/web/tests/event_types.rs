@@ -14,29 +14,6 @@ use serde_json::{Value, json};
 mod common;
 use common::Server;
 
-async fn call(
-    s: &Server,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> Result<(StatusCode, Value)> {
-    let mut rb = s
-        .http
-        .request(method, format!("{}{path}", s.url))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let res = rb.send().await?;
-    let status = res.status();
-    let text = res.text().await?;
-    Ok((
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    ))
-}
-
 fn usb() -> Value {
     json!({"key": "usb.mass_storage", "name": "USB mass storage", "category": "Endpoint",
            "default_severity": "medium", "title_template": "{client_name}: USB storage used by {user}",
@@ -72,46 +49,43 @@ async fn event_types_over_http(s: &Server) -> Result<()> {
     other_node.follow(&s.store, 0).await?;
 
     // The catalog file seeded its type; partners can read the list.
-    let (st, v) = call(s, &partner, Method::GET, "/api/v1/event-types", None).await?;
+    let (st, v) = s
+        .bearer(&partner, Method::GET, "/api/v1/event-types", None)
+        .await?;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(keys_of(&v), ["a"]);
     assert_eq!(v["event_types"][0]["active"], json!(true));
     assert_eq!(v["event_types"][0]["on_by_default"], json!(true));
 
     // Before it exists, its events are refused, naming the field.
-    let (st, v) = call(
-        s,
-        &vendor,
-        Method::POST,
-        "/api/v1/events",
-        Some(event("e0", "usb.mass_storage")),
-    )
-    .await?;
+    let (st, v) = s
+        .bearer(
+            &vendor,
+            Method::POST,
+            "/api/v1/events",
+            Some(event("e0", "usb.mass_storage")),
+        )
+        .await?;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["errors"][0]["path"], json!("type"), "{v}");
 
     // Only the vendor defines types.
-    let (st, _) = call(
-        s,
-        &partner,
-        Method::POST,
-        "/api/v1/event-types",
-        Some(usb()),
-    )
-    .await?;
+    let (st, _) = s
+        .bearer(&partner, Method::POST, "/api/v1/event-types", Some(usb()))
+        .await?;
     assert_eq!(st, StatusCode::FORBIDDEN);
     // Every bad field is named; nothing is stored.
-    let (st, v) = call(
-        s,
-        &vendor,
-        Method::POST,
-        "/api/v1/event-types",
-        Some(
-            json!({"key": "Bad Key", "category": "C", "title_template": "{nope}",
+    let (st, v) = s
+        .bearer(
+            &vendor,
+            Method::POST,
+            "/api/v1/event-types",
+            Some(
+                json!({"key": "Bad Key", "category": "C", "title_template": "{nope}",
                     "default_severity": "urgent", "colour": "red"}),
-        ),
-    )
-    .await?;
+            ),
+        )
+        .await?;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     let mut paths: Vec<&str> = v["errors"]
         .as_array()
@@ -133,17 +107,19 @@ async fn event_types_over_http(s: &Server) -> Result<()> {
     );
 
     // Created: effective at once for ingestion on this node.
-    let (st, v) = call(s, &vendor, Method::POST, "/api/v1/event-types", Some(usb())).await?;
+    let (st, v) = s
+        .bearer(&vendor, Method::POST, "/api/v1/event-types", Some(usb()))
+        .await?;
     assert_eq!(st, StatusCode::CREATED, "{v}");
     assert_eq!(v["on_by_default"], json!(false));
-    let (st, v) = call(
-        s,
-        &vendor,
-        Method::POST,
-        "/api/v1/events",
-        Some(event("e1", "usb.mass_storage")),
-    )
-    .await?;
+    let (st, v) = s
+        .bearer(
+            &vendor,
+            Method::POST,
+            "/api/v1/events",
+            Some(event("e1", "usb.mass_storage")),
+        )
+        .await?;
     assert_eq!(st, StatusCode::ACCEPTED, "{v}");
     // And on the other node within the recheck interval, without a restart.
     tokio::time::sleep(RECHECK + std::time::Duration::from_millis(50)).await;
@@ -152,119 +128,120 @@ async fn event_types_over_http(s: &Server) -> Result<()> {
     assert!(seen.off_by_default.contains("usb.mass_storage"));
 
     // A second create of the key is a conflict; PUT replaces it.
-    let (st, _) = call(s, &vendor, Method::POST, "/api/v1/event-types", Some(usb())).await?;
+    let (st, _) = s
+        .bearer(&vendor, Method::POST, "/api/v1/event-types", Some(usb()))
+        .await?;
     assert_eq!(st, StatusCode::CONFLICT);
     let mut changed = usb();
     changed["name"] = json!("USB storage");
     changed["on_by_default"] = json!(true);
-    let (st, v) = call(
-        s,
-        &vendor,
-        Method::PUT,
-        "/api/v1/event-types/usb.mass_storage",
-        Some(changed),
-    )
-    .await?;
+    let (st, v) = s
+        .bearer(
+            &vendor,
+            Method::PUT,
+            "/api/v1/event-types/usb.mass_storage",
+            Some(changed),
+        )
+        .await?;
     assert_eq!(st, StatusCode::OK, "{v}");
-    let (st, v) = call(
-        s,
-        &partner,
-        Method::GET,
-        "/api/v1/event-types/usb.mass_storage",
-        None,
-    )
-    .await?;
+    let (st, v) = s
+        .bearer(
+            &partner,
+            Method::GET,
+            "/api/v1/event-types/usb.mass_storage",
+            None,
+        )
+        .await?;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(v["name"], json!("USB storage"));
     // A body naming another key than the path is refused by field.
-    let (st, v) = call(
-        s,
-        &vendor,
-        Method::PUT,
-        "/api/v1/event-types/other",
-        Some(usb()),
-    )
-    .await?;
+    let (st, v) = s
+        .bearer(
+            &vendor,
+            Method::PUT,
+            "/api/v1/event-types/other",
+            Some(usb()),
+        )
+        .await?;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["errors"][0]["path"], json!("key"), "{v}");
     // PUT of a new key creates it.
     let mut spare = usb();
     spare["key"] = json!("spare");
-    let (st, _) = call(
-        s,
-        &vendor,
-        Method::PUT,
-        "/api/v1/event-types/spare",
-        Some(spare),
-    )
-    .await?;
+    let (st, _) = s
+        .bearer(
+            &vendor,
+            Method::PUT,
+            "/api/v1/event-types/spare",
+            Some(spare),
+        )
+        .await?;
     assert_eq!(st, StatusCode::CREATED);
 
     // In use (an event names it): deactivated, not deleted; its new events are refused.
-    let (st, v) = call(
-        s,
-        &vendor,
-        Method::DELETE,
-        "/api/v1/event-types/usb.mass_storage",
-        None,
-    )
-    .await?;
+    let (st, v) = s
+        .bearer(
+            &vendor,
+            Method::DELETE,
+            "/api/v1/event-types/usb.mass_storage",
+            None,
+        )
+        .await?;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["result"], json!("deactivated"));
-    let (_, v) = call(
-        s,
-        &partner,
-        Method::GET,
-        "/api/v1/event-types/usb.mass_storage",
-        None,
-    )
-    .await?;
+    let (_, v) = s
+        .bearer(
+            &partner,
+            Method::GET,
+            "/api/v1/event-types/usb.mass_storage",
+            None,
+        )
+        .await?;
     assert_eq!(v["active"], json!(false));
-    let (st, v) = call(
-        s,
-        &vendor,
-        Method::POST,
-        "/api/v1/events",
-        Some(event("e2", "usb.mass_storage")),
-    )
-    .await?;
+    let (st, v) = s
+        .bearer(
+            &vendor,
+            Method::POST,
+            "/api/v1/events",
+            Some(event("e2", "usb.mass_storage")),
+        )
+        .await?;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     // Unused: deleted.
-    let (st, v) = call(
-        s,
-        &vendor,
-        Method::DELETE,
-        "/api/v1/event-types/spare",
-        None,
-    )
-    .await?;
+    let (st, v) = s
+        .bearer(&vendor, Method::DELETE, "/api/v1/event-types/spare", None)
+        .await?;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(v["result"], json!("deleted"));
-    let (st, v) = call(s, &vendor, Method::GET, "/api/v1/event-types/spare", None).await?;
+    let (st, v) = s
+        .bearer(&vendor, Method::GET, "/api/v1/event-types/spare", None)
+        .await?;
     assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
-    let (st, _) = call(s, &partner, Method::DELETE, "/api/v1/event-types/a", None).await?;
+    let (st, _) = s
+        .bearer(&partner, Method::DELETE, "/api/v1/event-types/a", None)
+        .await?;
     assert_eq!(st, StatusCode::FORBIDDEN);
 
     // Reactivated by PUT with active: true.
     let mut back = usb();
     back["active"] = json!(true);
-    let (st, _) = call(
-        s,
-        &vendor,
-        Method::PUT,
-        "/api/v1/event-types/usb.mass_storage",
-        Some(back),
-    )
-    .await?;
+    let (st, _) = s
+        .bearer(
+            &vendor,
+            Method::PUT,
+            "/api/v1/event-types/usb.mass_storage",
+            Some(back),
+        )
+        .await?;
     assert_eq!(st, StatusCode::OK);
-    let (st, v) = call(
-        s,
-        &vendor,
-        Method::POST,
-        "/api/v1/events",
-        Some(event("e3", "usb.mass_storage")),
-    )
-    .await?;
+    let (st, v) = s
+        .bearer(
+            &vendor,
+            Method::POST,
+            "/api/v1/events",
+            Some(event("e3", "usb.mass_storage")),
+        )
+        .await?;
     assert_eq!(st, StatusCode::ACCEPTED, "{v}");
 
     Ok(())

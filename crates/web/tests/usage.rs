@@ -9,29 +9,6 @@ use serde_json::{Value, json};
 mod common;
 use common::Server;
 
-async fn call(
-    s: &Server,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> Result<(StatusCode, Value)> {
-    let mut rb = s
-        .http
-        .request(method, format!("{}{path}", s.url))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let res = rb.send().await?;
-    let status = res.status();
-    let text = res.text().await?;
-    Ok((
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    ))
-}
-
 fn report(id: &str, client: &str, units: u64, at: &str) -> Value {
     json!({"id": id, "partner": "msp-a", "client": client, "metric": "users",
            "units": units, "observed_at": at})
@@ -50,32 +27,32 @@ async fn usage_over_http(s: &Server) -> Result<()> {
         .await?;
 
     // One report.
-    let (st, v) = call(
-        s,
-        &vendor,
-        Method::POST,
-        "/api/v1/usage",
-        Some(report("u1", "c1", 12, "2026-11-03T10:00:00Z")),
-    )
-    .await?;
+    let (st, v) = s
+        .bearer(
+            &vendor,
+            Method::POST,
+            "/api/v1/usage",
+            Some(report("u1", "c1", 12, "2026-11-03T10:00:00Z")),
+        )
+        .await?;
     assert_eq!(st, StatusCode::ACCEPTED, "{v}");
     assert_eq!(v, json!({"id": "u1", "status": "accepted"}));
 
     // A batch with one bad report: the good ones are kept, the bad one named by its path.
-    let (st, v) = call(
-        s,
-        &vendor,
-        Method::POST,
-        "/api/v1/usage",
-        Some(json!({"usage": [
-            report("u2", "c1", 20, "2026-11-20T10:00:00Z"),
-            report("u1", "c1", 99, "2026-11-03T10:00:00Z"),
-            {"id": "u3", "partner": "msp-a", "client": "c2", "metric": "users", "units": -4,
-             "observed_at": "2026-11-20T10:00:00Z"},
-            report("u4", "c1", 15, "2026-11-25T10:00:00Z"),
-        ]})),
-    )
-    .await?;
+    let (st, v) = s
+        .bearer(
+            &vendor,
+            Method::POST,
+            "/api/v1/usage",
+            Some(json!({"usage": [
+                report("u2", "c1", 20, "2026-11-20T10:00:00Z"),
+                report("u1", "c1", 99, "2026-11-03T10:00:00Z"),
+                {"id": "u3", "partner": "msp-a", "client": "c2", "metric": "users", "units": -4,
+                 "observed_at": "2026-11-20T10:00:00Z"},
+                report("u4", "c1", 15, "2026-11-25T10:00:00Z"),
+            ]})),
+        )
+        .await?;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(
         (
@@ -89,14 +66,14 @@ async fn usage_over_http(s: &Server) -> Result<()> {
     assert_eq!(v["results"][1]["status"], "duplicate");
 
     // The mark is the period's highest count, not the last one nor the resent 99.
-    let (st, v) = call(
-        s,
-        &vendor,
-        Method::GET,
-        "/api/v1/partners/msp-a/usage?period=2026-11",
-        None,
-    )
-    .await?;
+    let (st, v) = s
+        .bearer(
+            &vendor,
+            Method::GET,
+            "/api/v1/partners/msp-a/usage?period=2026-11",
+            None,
+        )
+        .await?;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["usage"].as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v["usage"][0]["units"], 20);
@@ -104,85 +81,84 @@ async fn usage_over_http(s: &Server) -> Result<()> {
     assert_eq!(v["usage"][0]["period_start"], "2026-11-01T00:00:00+00:00");
 
     // Partner B sees none of it, and cannot report for A.
-    let (st, v) = call(
-        s,
-        &b_token,
-        Method::GET,
-        "/api/v1/partners/msp-a/usage?period=2026-11",
-        None,
-    )
-    .await?;
+    let (st, v) = s
+        .bearer(
+            &b_token,
+            Method::GET,
+            "/api/v1/partners/msp-a/usage?period=2026-11",
+            None,
+        )
+        .await?;
     assert!(
         st == StatusCode::NOT_FOUND || st == StatusCode::FORBIDDEN,
         "{st} {v}"
     );
-    let (st, v) = call(
-        s,
-        &b_token,
-        Method::POST,
-        "/api/v1/usage",
-        Some(report("b1", "c1", 1, "2026-11-03T10:00:00Z")),
-    )
-    .await?;
+    let (st, v) = s
+        .bearer(
+            &b_token,
+            Method::POST,
+            "/api/v1/usage",
+            Some(report("b1", "c1", 1, "2026-11-03T10:00:00Z")),
+        )
+        .await?;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["errors"][0]["path"], "partner");
-    let (st, v) = call(
-        s,
-        &b_token,
-        Method::GET,
-        "/api/v1/partners/msp-b/usage?period=2026-11",
-        None,
-    )
-    .await?;
+    let (st, v) = s
+        .bearer(
+            &b_token,
+            Method::GET,
+            "/api/v1/partners/msp-b/usage?period=2026-11",
+            None,
+        )
+        .await?;
     assert_eq!((st, v["usage"].clone()), (StatusCode::OK, json!([])));
 
     // The calendar: bad settings named; a good one moves later reports' periods.
-    let (st, v) = call(
-        s,
-        &vendor,
-        Method::PUT,
-        "/api/v1/partners/msp-a/billing-calendar",
-        Some(json!({"time_zone": "Mars/Olympus"})),
-    )
-    .await?;
+    let (st, v) = s
+        .bearer(
+            &vendor,
+            Method::PUT,
+            "/api/v1/partners/msp-a/billing-calendar",
+            Some(json!({"time_zone": "Mars/Olympus"})),
+        )
+        .await?;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["errors"][0]["path"], "time_zone");
-    let (st, v) = call(
-        s,
-        &vendor,
-        Method::PUT,
-        "/api/v1/partners/msp-a/billing-calendar",
-        Some(json!({"time_zone": "Europe/Berlin", "anchor_day": 31})),
-    )
-    .await?;
+    let (st, v) = s
+        .bearer(
+            &vendor,
+            Method::PUT,
+            "/api/v1/partners/msp-a/billing-calendar",
+            Some(json!({"time_zone": "Europe/Berlin", "anchor_day": 31})),
+        )
+        .await?;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["errors"][0]["path"], "anchor_day");
-    let (st, v) = call(
-        s,
-        &vendor,
-        Method::PUT,
-        "/api/v1/partners/msp-a/billing-calendar",
-        Some(json!({"time_zone": "Europe/Berlin", "anchor_day": 15})),
-    )
-    .await?;
+    let (st, v) = s
+        .bearer(
+            &vendor,
+            Method::PUT,
+            "/api/v1/partners/msp-a/billing-calendar",
+            Some(json!({"time_zone": "Europe/Berlin", "anchor_day": 15})),
+        )
+        .await?;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v, json!({"time_zone": "Europe/Berlin", "anchor_day": 15}));
-    call(
-        s,
+    s.bearer(
         &vendor,
         Method::POST,
         "/api/v1/usage",
         Some(report("u5", "c1", 7, "2026-12-03T10:00:00Z")),
     )
     .await?;
-    let (_, v) = call(
-        s,
-        &vendor,
-        Method::GET,
-        "/api/v1/partners/msp-a/usage?period=2026-11",
-        None,
-    )
-    .await?;
+    let (_, v) = s
+        .bearer(
+            &vendor,
+            Method::GET,
+            "/api/v1/partners/msp-a/usage?period=2026-11",
+            None,
+        )
+        .await?;
     let c1 = v["usage"]
         .as_array()
         .unwrap()
@@ -190,14 +166,14 @@ async fn usage_over_http(s: &Server) -> Result<()> {
         .find(|m| m["period_start"] == "2026-11-14T23:00:00+00:00")
         .cloned();
     assert_eq!(c1.map(|m| m["units"].clone()), Some(json!(7)), "{v}");
-    let (st, v) = call(
-        s,
-        &vendor,
-        Method::GET,
-        "/api/v1/partners/msp-a/usage?period=2026-13",
-        None,
-    )
-    .await?;
+    let (st, v) = s
+        .bearer(
+            &vendor,
+            Method::GET,
+            "/api/v1/partners/msp-a/usage?period=2026-13",
+            None,
+        )
+        .await?;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["errors"][0]["path"], "period");
 

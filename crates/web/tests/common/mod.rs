@@ -154,6 +154,31 @@ impl Server {
         }))
     }
 
+    /// One API request with a bearer token: the status and the answer as JSON (a non-JSON
+    /// answer as a JSON string).
+    pub async fn bearer(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<(reqwest::StatusCode, serde_json::Value)> {
+        let mut rb = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let res = rb.send().await?;
+        let status = res.status();
+        let text = res.text().await?;
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        ))
+    }
+
     pub async fn stop(self) {
         self.store.close().await;
         if let Some(db) = self.pg {
