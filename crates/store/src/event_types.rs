@@ -73,6 +73,17 @@ impl Store {
         })
     }
 
+    /// One event type by key, active or not.
+    pub async fn event_type_def(&self, key: &str) -> Result<Option<EventTypeDef>, StoreError> {
+        with_read!(self, pool => {
+            let row = sqlx::query("SELECT key, name, category, default_severity, title_template, description_template, on_by_default, active FROM event_types WHERE key = $1")
+                .bind(key)
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(def_from).transpose()
+        })
+    }
+
     /// Insert the catalog file's types that are not rows yet; a type changed through the API
     /// keeps its row. Returns how many were added.
     pub async fn seed_event_types(

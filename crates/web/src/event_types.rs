@@ -34,7 +34,7 @@ pub fn routes() -> Router<AppState> {
 
 /// Every type, inactive ones too (flagged), in key order.
 async fn list(State(s): State<AppState>, _caller: Caller) -> Result<Json<Value>, Problem> {
-    let defs = defs(&s).await?;
+    let (_, defs) = s.store.event_type_defs().await?;
     Ok(Json(
         json!({"event_types": defs.iter().map(to_json).collect::<Vec<_>>()}),
     ))
@@ -45,12 +45,12 @@ async fn show(
     _caller: Caller,
     Path(key): Path<String>,
 ) -> Result<Json<Value>, Problem> {
-    let defs = defs(&s).await?;
-    let def = defs
-        .iter()
-        .find(|d| d.key == key)
+    let def = s
+        .store
+        .event_type_def(&key)
+        .await?
         .ok_or_else(|| not_found(&key))?;
-    Ok(Json(to_json(def)))
+    Ok(Json(to_json(&def)))
 }
 
 async fn create(
@@ -81,7 +81,7 @@ async fn replace(
 ) -> Result<Response, Problem> {
     caller.require_vendor()?;
     let def = parse_definition(&parse_json(&bytes)?, Some(&key)).map_err(Problem::invalid)?;
-    let before = defs(&s).await?.into_iter().find(|d| d.key == def.key);
+    let before = s.store.event_type_def(&def.key).await?;
     let created = s.store.put_event_type(&def, now()).await?;
     changed(&s, &caller, "event_type.put", before.as_ref(), &def).await;
     let status = if created {
@@ -99,10 +99,10 @@ async fn remove(
     Path(key): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     caller.require_vendor()?;
-    let before = defs(&s)
+    let before = s
+        .store
+        .event_type_def(&key)
         .await?
-        .into_iter()
-        .find(|d| d.key == key)
         .ok_or_else(|| not_found(&key))?;
     let removal = s.store.remove_event_type(&key, now()).await?;
     let (result, after) = match removal {
@@ -133,10 +133,6 @@ async fn remove(
         }
     };
     Ok(Json(json!({"key": key, "result": result, "detail": why})))
-}
-
-async fn defs(s: &AppState) -> Result<Vec<EventTypeDef>, Problem> {
-    Ok(s.store.event_type_defs().await?.1)
 }
 
 fn not_found(key: &str) -> Problem {
