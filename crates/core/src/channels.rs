@@ -125,6 +125,78 @@ pub struct ChannelMessage {
     pub ticket_number: Option<String>,
 }
 
+/// The message of one event: the ticket's title (from the event type's template, so a message
+/// reads like the ticket beside it), a resolution marked as such, and the ticket once known.
+pub fn event_message(
+    partner: &str,
+    event: &crate::event::NewEvent,
+    event_type: Option<&crate::catalog::EventType>,
+    client_name: Option<&str>,
+    ticket: Option<&LinkedTicket>,
+) -> ChannelMessage {
+    let ctx = crate::render::TemplateContext {
+        event,
+        event_type,
+        client_name,
+    };
+    let title = match event.action {
+        crate::event::Action::Trigger => ctx.ticket_title(),
+        crate::event::Action::Resolve => format!("Resolved: {}", ctx.ticket_title()),
+    };
+    ChannelMessage {
+        event_id: event.id.clone(),
+        partner: partner.to_string(),
+        client: client_name.unwrap_or(&event.client).to_string(),
+        event_type: event.event_type.clone(),
+        severity: event.severity.as_str().to_string(),
+        title,
+        ticket_link: ticket.and_then(|t| t.link.clone()),
+        ticket_number: ticket.and_then(|t| t.number.clone()),
+    }
+}
+
+/// The PSA ticket an event went to, as a message shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedTicket {
+    /// The number people know it by (the id when the PSA shows no other).
+    pub number: Option<String>,
+    /// Where it opens in the PSA's own screens, when the PSA has such an address.
+    pub link: Option<String>,
+}
+
+/// One PSA delivery of the event a message is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PsaSide {
+    /// It will not make or find a ticket by itself any more (delivered, dead, expired).
+    pub settled: bool,
+    /// The ticket it created or noted, once it did.
+    pub ticket: Option<LinkedTicket>,
+}
+
+/// Whether to send a message now or wait for its event's ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkDecision {
+    /// Send, with the ticket when there is one.
+    Send(Option<LinkedTicket>),
+    /// The event's ticket is still being made: look again later.
+    Wait,
+}
+
+/// A message carries a link to its event's ticket once the ticket exists. The PSA side of an
+/// event is usually done within seconds, so a message waits for it, but never longer than
+/// `wait_ms` after the event was accepted (a PSA that is down or rationed must not silence
+/// chat): after that it goes without the link. An event with no PSA delivery (email- or
+/// chat-only types) sends at once.
+pub fn link_decision(psa: &[PsaSide], age_ms: i64, wait_ms: i64) -> LinkDecision {
+    if let Some(ticket) = psa.iter().find_map(|p| p.ticket.clone()) {
+        return LinkDecision::Send(Some(ticket));
+    }
+    if psa.iter().any(|p| !p.settled) && age_ms < wait_ms {
+        return LinkDecision::Wait;
+    }
+    LinkDecision::Send(None)
+}
+
 /// Escape text for Slack mrkdwn (`&`, `<`, `>` are the only characters Slack asks to escape).
 fn slack_escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -388,6 +460,44 @@ mod tests {
             ticket_link: Some("https://psa.example.com/tickets/42".into()),
             ticket_number: Some("T20260101.0042".into()),
         }
+    }
+
+    #[test]
+    fn a_message_waits_for_its_ticket_but_not_for_ever() {
+        let ticket = LinkedTicket {
+            number: Some("T1".into()),
+            link: Some("https://psa.example/t/1".into()),
+        };
+        let pending = PsaSide {
+            settled: false,
+            ticket: None,
+        };
+        let done = PsaSide {
+            settled: true,
+            ticket: Some(ticket.clone()),
+        };
+        let dead = PsaSide {
+            settled: true,
+            ticket: None,
+        };
+        // No PSA side (a chat-only event type): at once, without a ticket.
+        assert_eq!(link_decision(&[], 0, 30_000), LinkDecision::Send(None));
+        // The ticket is being made: wait, until the wait is over.
+        assert_eq!(
+            link_decision(&[pending.clone()], 1_000, 30_000),
+            LinkDecision::Wait
+        );
+        assert_eq!(
+            link_decision(&[pending.clone()], 30_000, 30_000),
+            LinkDecision::Send(None)
+        );
+        // A ticket on any connection is linked, even while another connection is pending.
+        assert_eq!(
+            link_decision(&[pending.clone(), done], 0, 30_000),
+            LinkDecision::Send(Some(ticket))
+        );
+        // The PSA side died: no ticket will come, no reason to wait.
+        assert_eq!(link_decision(&[dead], 0, 30_000), LinkDecision::Send(None));
     }
 
     #[test]

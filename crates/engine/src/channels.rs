@@ -8,15 +8,49 @@
 //! PSA URL (https only, private and loopback addresses refused unless allowed), checked again
 //! at every name resolution.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use psabridge_core::channels::{
-    AnswerClass, ChannelKind, ChannelMessage, classify_answer, parse_retry_after_secs, payload,
-    sign_webhook,
+    AnswerClass, ChannelKind, ChannelMessage, LinkDecision, LinkedTicket, PsaSide, classify_answer,
+    event_message, link_decision, parse_retry_after_secs, parse_webhook_secret, payload,
+    sign_webhook, webhook_id,
 };
 use psabridge_core::secret::Secret;
 use psabridge_psa::outbound::Outbound;
+use psabridge_store::channels::ChannelSecrets;
+use psabridge_store::outbox::{Attempt, Delivery, Success};
+
+use crate::{Engine, now_ms};
+
+/// How long one post may take before it counts as unanswered.
+pub const POST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How soon a message waiting for its event's ticket looks again.
+const LINK_RECHECK: Duration = Duration::from_secs(2);
+
+/// The HTTP sender of an engine, within its outbound rules.
+pub fn sender_of(outbound: &Outbound) -> Arc<dyn ChannelSender> {
+    match HttpChannelSender::new(outbound.clone(), POST_TIMEOUT) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            tracing::error!(error = %e, "chat and webhook channels cannot post");
+            Arc::new(Unavailable(e))
+        }
+    }
+}
+
+/// A sender for when no HTTP client could be built: every post is refused with the reason.
+#[derive(Debug)]
+struct Unavailable(String);
+
+#[async_trait]
+impl ChannelSender for Unavailable {
+    async fn post(&self, _post: &OutgoingPost) -> Result<ReceiverAnswer, SendError> {
+        Err(SendError::Refused(self.0.clone()))
+    }
+}
 
 /// One request to a receiver, ready to send.
 #[derive(Debug, Clone)]
@@ -185,6 +219,31 @@ pub fn build_post(
     })
 }
 
+/// The parts of a receiver URL that may be its credential, for blanking out of replies: the
+/// URL, its path, and each path segment and query value long enough to be a token (Slack's
+/// is the last segment, Teams Workflows' the `sig` value).
+fn secret_parts(url: &str) -> Vec<String> {
+    let mut parts = vec![url.to_string()];
+    if let Ok(u) = reqwest::Url::parse(url) {
+        parts.push(u.path().to_string());
+        parts.extend(
+            u.path_segments()
+                .into_iter()
+                .flatten()
+                .map(str::to_string)
+                .chain(u.query_pairs().map(|(_, v)| v.into_owned()))
+                .filter(|p| p.len() >= 8),
+        );
+        if let Some(q) = u.query() {
+            parts.push(q.to_string());
+        }
+    }
+    parts.retain(|p| p.len() > 1);
+    // Longest first, so a part inside another is not blanked before the whole.
+    parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    parts
+}
+
 /// The result of one attempt: the class of the answer and, when there was one, its status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostOutcome {
@@ -212,14 +271,8 @@ pub async fn post_message(
     };
     match sender.post(&post).await {
         Ok(answer) => {
-            let url = target.url.expose();
-            let path = reqwest::Url::parse(url)
-                .map(|u| u.path().to_string())
-                .unwrap_or_default();
-            let secrets: Vec<&str> = [url, path.as_str()]
-                .into_iter()
-                .filter(|p| p.len() > 1)
-                .collect();
+            let secrets = secret_parts(target.url.expose());
+            let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
             PostOutcome {
                 status: Some(answer.status),
                 class: classify_answer(answer.status, answer.retry_after, &answer.reply, &secrets),
@@ -237,4 +290,219 @@ pub async fn post_message(
             },
         },
     }
+}
+
+impl ChannelTarget {
+    /// The target of a stored channel (the signing secret parsed into its key).
+    pub fn of(stored: &ChannelSecrets) -> Result<ChannelTarget, String> {
+        let signing_key = match &stored.signing_secret {
+            Some(s) => Some(
+                parse_webhook_secret(s.expose())
+                    .map_err(|e| format!("the channel's signing secret: {e}"))?,
+            ),
+            None => None,
+        };
+        Ok(ChannelTarget {
+            kind: stored.channel.kind,
+            url: stored.url.clone(),
+            signing_key,
+        })
+    }
+}
+
+/// Deliver one claimed channel delivery (`deliveries.channel` is the channel's kind) and
+/// record what happened: sent, tried again later (429/5xx/no answer, honouring Retry-After),
+/// dead (another 4xx, a refused URL, the channel deleted), or given back without counting an
+/// attempt while the event's PSA ticket is still being made (so the message can link it).
+pub(crate) async fn deliver_channel(engine: &Engine, owner: &str, d: Delivery) {
+    let d = &d;
+    let started = now_ms();
+    if psabridge_core::replay::outside_replay_window(
+        d.event.received_at,
+        d.replayed_at,
+        now_ms(),
+        engine.config.replay_window,
+        false,
+    ) {
+        crate::deliver::expire(engine, owner, d, started).await;
+        return;
+    }
+    let dead = |why: String| async move {
+        crate::deliver::fail(engine, owner, d, started, 0, None, &why, None, false).await
+    };
+    let Some(channel_id) = d.route["channel_id"].as_i64() else {
+        return dead("the delivery names no channel".into()).await;
+    };
+    let stored = match engine.store.channel_secrets(channel_id).await {
+        Ok(Some(c)) if c.channel.partner_id == d.partner_id => c,
+        Ok(_) => return dead("the channel was deleted".into()).await,
+        Err(e) => {
+            let why = format!("storage: {e}");
+            crate::deliver::fail(engine, owner, d, started, 0, None, &why, Some(None), false).await;
+            return;
+        }
+    };
+    if !stored.channel.enabled {
+        return dead(format!(
+            "the channel '{}' is switched off",
+            stored.channel.name
+        ))
+        .await;
+    }
+    let target = match ChannelTarget::of(&stored) {
+        Ok(t) => t,
+        Err(why) => return dead(why).await,
+    };
+    let ticket = match event_ticket(engine, d).await {
+        Ok(LinkDecision::Send(ticket)) => ticket,
+        Ok(LinkDecision::Wait) => {
+            let at = now_ms() + LINK_RECHECK.as_millis() as i64;
+            if let Err(e) = engine.store.release_delivery(d.id, owner, at).await {
+                tracing::warn!(delivery = d.id, error = %e, "giving back a waiting message failed; its lease will expire");
+            }
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(delivery = d.id, error = %e, "the event's ticket could not be read; sending without its link");
+            None
+        }
+    };
+    let install = match engine
+        .install_id
+        .get_or_try_init(|| async { engine.store.install_id().await })
+        .await
+    {
+        Ok(i) => i.clone(),
+        Err(e) => {
+            let why = format!("storage: {e}");
+            crate::deliver::fail(engine, owner, d, started, 0, None, &why, Some(None), false).await;
+            return;
+        }
+    };
+    let client_name = engine
+        .store
+        .client_name(&d.partner_id, &d.event.event.client)
+        .await
+        .ok()
+        .flatten();
+    let catalog = engine.catalog.fresh().await;
+    let message = event_message(
+        &d.partner_id,
+        &d.event.event,
+        catalog.rendering.get(&d.event.event.event_type),
+        client_name.as_deref(),
+        ticket.as_ref(),
+    );
+    let id = webhook_id(&install, d.id);
+    let outcome = post_message(
+        engine.channel_sender.as_ref(),
+        &target,
+        &message,
+        &id,
+        now_ms() / 1000,
+    )
+    .await;
+    let name = &stored.channel.name;
+    let kind = stored.channel.kind.as_str();
+    match outcome.class {
+        AnswerClass::Delivered => {
+            let link = match &message.ticket_number {
+                Some(n) => format!(" with ticket {n}"),
+                None => String::new(),
+            };
+            let attempt = Attempt {
+                attempt: d.attempts,
+                started_at: started,
+                finished_at: now_ms(),
+                outcome: "posted".into(),
+                psa_calls: 0,
+                summary: Some(format!(
+                    "posted to {kind} channel '{name}'{link} (HTTP {})",
+                    outcome.status.unwrap_or_default()
+                )),
+                error: None,
+            };
+            let ok = Success {
+                psa_action: "posted",
+                ticket_id: None,
+                ticket_number: message.ticket_number.clone(),
+                contact_id: None,
+                contact_source: None,
+                open_alerts: None,
+            };
+            match engine
+                .store
+                .finish_delivery(d, owner, &ok, &attempt, now_ms())
+                .await
+            {
+                Ok(true) => crate::metrics::delivery(engine, 0, "posted"),
+                Ok(false) => tracing::warn!(
+                    delivery = d.id,
+                    "lease lost before the message's outcome was recorded"
+                ),
+                Err(e) => {
+                    tracing::error!(delivery = d.id, error = %e, "recording a channel delivery failed; its lease will expire and it will be posted again (same webhook-id)")
+                }
+            }
+        }
+        AnswerClass::Retry { at_least, reason } => {
+            let why = format!("{kind} channel '{name}': {reason}");
+            crate::deliver::fail(
+                engine,
+                owner,
+                d,
+                started,
+                0,
+                None,
+                &why,
+                Some(at_least),
+                false,
+            )
+            .await;
+        }
+        AnswerClass::Dead { reason } => {
+            dead(format!("{kind} channel '{name}': {reason}")).await;
+        }
+    }
+}
+
+/// Whether the event's PSA ticket exists (and where it opens), or is still being made.
+async fn event_ticket(
+    engine: &Engine,
+    d: &Delivery,
+) -> Result<LinkDecision, psabridge_store::StoreError> {
+    let rows = engine.store.psa_tickets_of_event(d.event.pk).await?;
+    let mut sides = Vec::with_capacity(rows.len());
+    for row in rows {
+        let ticket = match &row.ticket_id {
+            Some(id) => Some(LinkedTicket {
+                number: row.ticket_number.clone().or_else(|| Some(id.clone())),
+                link: ticket_link(engine, row.connection_id, id).await,
+            }),
+            None => None,
+        };
+        sides.push(PsaSide {
+            settled: row.settled,
+            ticket,
+        });
+    }
+    // A replayed message does not wait again: its PSA side had its chance.
+    let wait = if d.replayed_at.is_some() {
+        0
+    } else {
+        engine.config.channel_link_wait.as_millis() as i64
+    };
+    Ok(link_decision(&sides, now_ms() - d.event.received_at, wait))
+}
+
+/// Where a ticket opens in its PSA, from the connection's connector (no PSA request, but
+/// Autotask's zone discovery once per connector when nothing else has asked for it yet).
+async fn ticket_link(engine: &Engine, connection_id: i64, ticket_id: &str) -> Option<String> {
+    let connection = engine.store.connection_by_id(connection_id).await.ok()?;
+    let connector = engine
+        .connectors
+        .get(&engine.store, &connection)
+        .await
+        .ok()?;
+    connector.ticket_url(ticket_id).await
 }

@@ -43,6 +43,9 @@ pub async fn deliver_one(engine: &Engine, owner: &str, mut d: Delivery) {
     if d.channel == psabridge_core::email::EMAIL_CHANNEL {
         return crate::mail::deliver_email(engine, owner, d).await;
     }
+    if psabridge_core::channels::ChannelKind::parse(&d.channel).is_some() {
+        return crate::channels::deliver_channel(engine, owner, d).await;
+    }
     let started = now_ms();
     // A retry asked for by hand goes out with today's settings, not those of its first try.
     let mut rerouted = None;

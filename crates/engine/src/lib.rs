@@ -90,6 +90,9 @@ pub struct EngineConfig {
     /// At shutdown, how long deliveries in progress may take to finish; those still running
     /// then are interrupted and given back (due now, attempt not counted).
     pub drain_timeout: Duration,
+    /// How long a chat or webhook message waits for its event's PSA ticket, so that it can
+    /// carry the ticket's link; after that it goes without (default 30 s).
+    pub channel_link_wait: Duration,
 }
 
 impl Default for EngineConfig {
@@ -114,6 +117,7 @@ impl Default for EngineConfig {
             billing_schedule_check: billing::SCHEDULE_CHECK,
             outbound: psabridge_core::outbound::OutboundPolicy::unrestricted(),
             drain_timeout: Duration::from_secs(30),
+            channel_link_wait: Duration::from_secs(30),
         }
     }
 }
@@ -189,6 +193,8 @@ pub struct Engine {
     install_id: Arc<tokio::sync::OnceCell<String>>,
     /// Sends the email channel's deliveries (from `config.smtp`, or given by a test).
     mailer: Option<Arc<dyn mail::Mailer>>,
+    /// Posts the chat and webhook channels' messages (HTTP within `[outbound]`, or a test's).
+    channel_sender: Arc<dyn channels::ChannelSender>,
     /// Set once shutdown began: no more claims; `/readyz` says so.
     draining: Arc<std::sync::atomic::AtomicBool>,
     /// Each connection's PSA kind as last sampled, for the labels of delivery metrics.
@@ -209,6 +215,7 @@ impl Engine {
                 connectors: connectors.clone(),
             }),
             mailer: mail::mailer_of(config.smtp.as_ref()),
+            channel_sender: channels::sender_of(connectors.outbound()),
             store,
             connectors,
             catalog: Arc::new(catalog::LiveCatalog::fixed(catalog)),
@@ -274,6 +281,17 @@ impl Engine {
         self
     }
 
+    /// Post chat and webhook messages through `sender` instead of HTTP.
+    pub fn with_channel_sender(mut self, sender: Arc<dyn channels::ChannelSender>) -> Engine {
+        self.channel_sender = sender;
+        self
+    }
+
+    /// What chat and webhook messages are posted through.
+    pub fn channel_sender(&self) -> Arc<dyn channels::ChannelSender> {
+        self.channel_sender.clone()
+    }
+
     /// The mailer email goes through, if any (account emails use it too).
     pub fn mailer(&self) -> Option<Arc<dyn mail::Mailer>> {
         self.mailer.clone()
@@ -290,7 +308,8 @@ impl Engine {
     }
 
     /// Total PSA requests made by all connectors of this node.
-    /// The PSA kind of a connection for metric labels (`email` for connection 0), from the
+    /// The PSA kind of a connection for metric labels (`email` for connection 0, the lane of
+    /// email and chat messages), from the
     /// last sample or the connector of this node.
     pub(crate) fn kind_of(&self, connection: i64) -> String {
         if connection == 0 {

@@ -2,6 +2,9 @@
 
 use std::collections::HashMap;
 
+use psabridge_core::channels::{
+    CHANNEL_CONNECTION_ID, ChannelSubscription, channel_group_key, channels_for,
+};
 use psabridge_core::email::{EMAIL_CHANNEL, EMAIL_CONNECTION_ID, EmailSettings, email_route};
 use psabridge_core::routing::{Route, Routing, route};
 use psabridge_core::settings::{PartnerSettings, Refire, TicketDefaults};
@@ -49,6 +52,7 @@ pub async fn route_once(engine: &Engine) -> Result<usize, StoreError> {
     }
     let mut settings: HashMap<String, Option<PartnerSettings>> = HashMap::new();
     let mut email: HashMap<String, EmailSettings> = HashMap::new();
+    let mut channels: HashMap<String, Vec<ChannelSubscription>> = HashMap::new();
     let mut decisions = Vec::with_capacity(events.len());
     let catalog = engine.catalog.fresh().await;
     for ev in events {
@@ -66,12 +70,23 @@ pub async fn route_once(engine: &Engine) -> Result<usize, StoreError> {
                     ev.partner_id.clone(),
                     engine.store.email_settings(&ev.partner_id).await?,
                 );
+                channels.insert(
+                    ev.partner_id.clone(),
+                    engine.store.channel_subscriptions(&ev.partner_id).await?,
+                );
             }
             settings.insert(ev.partner_id.clone(), s);
         }
         let result = match settings.get(&ev.partner_id).and_then(Option::as_ref) {
             None => RoutingResult::Skip("the partner no longer exists".into()),
-            Some(s) => with_email(decide(&ev, s), &ev, email.get(&ev.partner_id)),
+            Some(s) => with_channels(
+                with_email(decide(&ev, s), &ev, email.get(&ev.partner_id)),
+                &ev,
+                channels
+                    .get(&ev.partner_id)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default(),
+            ),
         };
         match &result {
             RoutingResult::Skip(_) => Stats::inc(&engine.stats.events_skipped),
@@ -194,6 +209,37 @@ fn with_email(
             RoutingResult::Deliver(list)
         }
         RoutingResult::Skip(_) => RoutingResult::Deliver(vec![delivery]),
+    }
+}
+
+/// Add a message for each chat or webhook channel that gets the event's type: beside the PSA
+/// and email deliveries, or alone when the PSA side skipped it (the same rule as email).
+fn with_channels(
+    result: RoutingResult,
+    ev: &StoredEvent,
+    subscriptions: &[ChannelSubscription],
+) -> RoutingResult {
+    let messages: Vec<NewDelivery> = channels_for(subscriptions, &ev.event.event_type)
+        .into_iter()
+        .filter_map(|id| {
+            let kind = subscriptions.iter().find(|s| s.channel_id == id)?.kind;
+            Some(NewDelivery {
+                channel: kind.as_str(),
+                connection_id: CHANNEL_CONNECTION_ID,
+                group_key: channel_group_key(&ev.partner_id, id, &ev.event.id),
+                route: json!({ "channel_id": id }),
+            })
+        })
+        .collect();
+    if messages.is_empty() {
+        return result;
+    }
+    match result {
+        RoutingResult::Deliver(mut list) => {
+            list.extend(messages);
+            RoutingResult::Deliver(list)
+        }
+        RoutingResult::Skip(_) => RoutingResult::Deliver(messages),
     }
 }
 

@@ -18,11 +18,13 @@
 //!   checked in the PSA, re-fire policy).
 //! - [`rules`]: a connection's ticket settings per event type.
 //! - [`email`]: email on/off and recipients per event type.
+//! - [`channels`]: Teams, Slack and signed webhook channels, the event types each gets, test messages.
 //! - [`profiles`]: event sets, templates, integration rules and "copy settings".
 //! - [`ticket_fields`]: the pure checks of ticket fields against a PSA's fields and lists.
 
 pub mod acting;
 pub mod audit;
+pub mod channels;
 pub mod connections;
 pub mod email;
 pub mod error;

@@ -163,6 +163,28 @@ const LISTS_FOR: Duration = Duration::from_secs(6 * 3600);
 /// Autotask answers at most 500 records a page and takes at most 500 values in `in`.
 const MAX_PAGE: usize = 500;
 
+/// Where a ticket opens in Autotask's web screens: the documented "execute command" address
+/// (`OpenTicketDetail`) on the zone's web host, `wwN.autotask.net` beside the API's
+/// `webservicesN.autotask.net` (any other host, e.g. a simulator, is kept as it is).
+pub fn ticket_page(zone_api_url: &str, ticket_id: &str) -> Option<String> {
+    let mut url = reqwest::Url::parse(zone_api_url).ok()?;
+    if let Some(n) = url
+        .host_str()
+        .and_then(|h| h.strip_prefix("webservices"))
+        .and_then(|h| h.strip_suffix(".autotask.net"))
+        .filter(|n| n.chars().all(|c| c.is_ascii_digit()))
+        .map(str::to_string)
+    {
+        url.set_host(Some(&format!("ww{n}.autotask.net"))).ok()?;
+    }
+    url.set_path("/Autotask/AutotaskExtend/ExecuteCommand.aspx");
+    url.query_pairs_mut()
+        .clear()
+        .append_pair("Code", "OpenTicketDetail")
+        .append_pair("TicketID", ticket_id);
+    Some(url.to_string())
+}
+
 /// The Autotask connector.
 pub struct AutotaskConnector {
     http: reqwest::Client,
@@ -720,6 +742,10 @@ const CONTACT_FIELDS: &[&str] = &[
 
 #[async_trait]
 impl Connector for AutotaskConnector {
+    async fn ticket_url(&self, ticket_id: &str) -> Option<String> {
+        ticket_page(&self.zone().await.ok()?, ticket_id)
+    }
+
     async fn check(&self) -> Result<ConnectionCheck, PsaError> {
         *self.zone.write().await = None;
         let zone = self.zone().await?;
@@ -1142,6 +1168,19 @@ impl Connector for AutotaskConnector {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ticket_pages_are_on_the_zone_web_host() {
+        assert_eq!(
+            super::ticket_page("https://webservices5.autotask.net/ATServicesRest/", "42").unwrap(),
+            "https://ww5.autotask.net/Autotask/AutotaskExtend/ExecuteCommand.aspx?Code=OpenTicketDetail&TicketID=42"
+        );
+        // Anything else (a simulator, a proxy) keeps its own host and port.
+        assert_eq!(
+            super::ticket_page("http://127.0.0.1:8081/ATServicesRest/", "7").unwrap(),
+            "http://127.0.0.1:8081/Autotask/AutotaskExtend/ExecuteCommand.aspx?Code=OpenTicketDetail&TicketID=7"
+        );
+    }
+
     #[test]
     fn a_discovered_zone_never_leads_to_another_address_or_to_http() {
         let d = "https://webservices.autotask.net/atservicesrest/v1.0/zoneInformation";

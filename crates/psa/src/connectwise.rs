@@ -92,6 +92,25 @@ pub const REQUIRED: &[&str] = &["site_url", "company", "public_key", "client_id"
 /// The ConnectWise secret fields.
 pub const SECRETS: &[&str] = &["private_key"];
 
+/// Where a service ticket opens in ConnectWise's web client: the site's host without the
+/// `api-` prefix of its API host, the service-request screen with the ticket's record id.
+pub fn ticket_page(api_host: &str, company: &str, ticket_id: &str) -> Option<String> {
+    let mut url = reqwest::Url::parse(api_host).ok()?;
+    if let Some(site) = url
+        .host_str()
+        .and_then(|h| h.strip_prefix("api-"))
+        .map(str::to_string)
+    {
+        url.set_host(Some(&site)).ok()?;
+    }
+    url.set_path("/v4_6_release/services/system_io/Service/fv_sr100_request.rsp");
+    url.query_pairs_mut()
+        .clear()
+        .append_pair("companyName", company)
+        .append_pair("service_recid", ticket_id);
+    Some(url.to_string())
+}
+
 /// What a ConnectWise API member gives us.
 #[derive(Debug, Clone)]
 pub struct ConnectWiseCredentials {
@@ -1090,6 +1109,10 @@ impl ConnectWiseConnector {
 
 #[async_trait]
 impl Connector for ConnectWiseConnector {
+    async fn ticket_url(&self, ticket_id: &str) -> Option<String> {
+        ticket_page(&self.creds.host, &self.creds.company, ticket_id)
+    }
+
     async fn check(&self) -> Result<ConnectionCheck, PsaError> {
         if self.opts.codebase.is_none() {
             *self.site.write().await = None;
@@ -1608,6 +1631,14 @@ impl Connector for ConnectWiseConnector {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ticket_pages_are_on_the_site_host() {
+        assert_eq!(
+            super::ticket_page("https://api-na.myconnectwise.net", "Acme IT", "9").unwrap(),
+            "https://na.myconnectwise.net/v4_6_release/services/system_io/Service/fv_sr100_request.rsp?companyName=Acme+IT&service_recid=9"
+        );
+    }
+
     use super::*;
     use reqwest::header::{HeaderMap, HeaderValue};
 

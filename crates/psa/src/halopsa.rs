@@ -1210,6 +1210,13 @@ const TICKET_FIELDS: [(&str, &str, bool); 9] = [
 
 #[async_trait]
 impl Connector for HaloConnector {
+    async fn ticket_url(&self, ticket_id: &str) -> Option<String> {
+        // The agent screens live at the instance's root, beside `/api`.
+        let mut url = reqwest::Url::parse(&format!("{}/ticket", self.creds.resource_url)).ok()?;
+        url.query_pairs_mut().append_pair("id", ticket_id);
+        Some(url.to_string())
+    }
+
     async fn check(&self) -> Result<ConnectionCheck, PsaError> {
         *self.token_url.lock().await = None;
         *self.token.lock().await = None;

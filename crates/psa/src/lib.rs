@@ -387,6 +387,13 @@ pub trait Connector: Send + Sync {
         None
     }
 
+    /// Where a ticket opens in the PSA's own screens, for links in chat messages: built from
+    /// the connection's address without asking the PSA (`None` where the PSA has no such
+    /// address, or it is not known yet).
+    async fn ticket_url(&self, _ticket_id: &str) -> Option<String> {
+        None
+    }
+
     /// What reading ticket states costs (see [`SweepCost`]). Every PSA connector states its
     /// own; the default, for stand-ins in tests, is a generous budget read in large batches.
     fn sweep_cost(&self) -> SweepCost {

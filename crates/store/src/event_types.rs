@@ -179,6 +179,7 @@ impl Store {
                 "SELECT 1 FROM events WHERE event_type = $1 \
                  UNION ALL SELECT 1 FROM event_rules WHERE event_type = $1 \
                  UNION ALL SELECT 1 FROM email_settings WHERE event_type = $1 \
+                 UNION ALL SELECT 1 FROM channel_event_types WHERE event_type = $1 \
                  UNION ALL SELECT 1 FROM event_sets WHERE event_types LIKE $2 \
                  LIMIT 1",
             )

@@ -18,6 +18,7 @@
 //! - [`profiles`]: event sets, templates, integration rules, copy settings, references.
 //! - [`groups`]: the group → open ticket table.
 //! - [`email`]: email settings per partner and event type.
+//! - [`channels`]: chat and webhook channels (Teams, Slack, signed webhook), URLs sealed.
 //! - [`seal`]: encryption of secrets at rest.
 //! - [`identity`]: people who log in, roles per partner, sessions, TOTP and login failures.
 //! - [`invitations`]: how a person joins a partner (invited, then accepted by the person).
@@ -26,6 +27,7 @@
 
 pub mod audit;
 pub mod billing;
+pub mod channels;
 pub mod cluster;
 pub mod config;
 mod db;

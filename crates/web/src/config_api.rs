@@ -832,10 +832,11 @@ async fn list_deliveries(
     };
     if let Some(c) = q.channel.as_deref()
         && !matches!(c, "psa" | "email")
+        && psabridge_core::channels::ChannelKind::parse(c).is_none()
     {
         return Err(Problem::invalid(vec![FieldError::new(
             "channel",
-            format!("'{c}' is not a channel (psa, email)"),
+            format!("'{c}' is not a channel (psa, email, teams, slack, webhook)"),
         )]));
     }
     let list = s
