@@ -28,7 +28,7 @@ use crate::{Engine, now_ms};
 pub const POST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How soon a message waiting for its event's ticket looks again.
-const LINK_RECHECK: Duration = Duration::from_secs(2);
+const LINK_RECHECK: Duration = Duration::from_millis(500);
 
 /// The HTTP sender of an engine, within its outbound rules.
 pub fn sender_of(outbound: &Outbound) -> Arc<dyn ChannelSender> {

@@ -2,6 +2,7 @@
 //! and PostgreSQL. One test binary (each file under tests/ would be another slow link).
 
 mod billing;
+mod channels;
 mod cli;
 mod config;
 mod connections;
