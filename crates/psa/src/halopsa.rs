@@ -1531,7 +1531,10 @@ impl Connector for HaloConnector {
                 )
                 .await?;
             for t in records(&v, "tickets") {
-                let Some(id) = field_id(&t, "id") else {
+                // Only the tickets asked about: a state of another ticket (a filter the
+                // instance ignored) must not close or open someone else's group.
+                let Some(id) = field_id(&t, "id").filter(|id| chunk.contains(&id.to_string()))
+                else {
                     continue;
                 };
                 let status = t.get("status_id").and_then(text).unwrap_or_default();

@@ -381,6 +381,7 @@ async fn a_create_whose_answer_was_lost_is_found_not_made_twice() -> Result<()> 
             probability: None,
             entity: None,
             seed: None,
+            body: None,
         })
         .map_err(anyhow::Error::msg)?;
     let e = h.cw.create_ticket(&h.ticket("CRASH-1")).await.err();
@@ -414,6 +415,7 @@ fn status_fault(status: u16, retry: Option<u64>, method: &str, path: &str) -> Fa
         probability: None,
         entity: None,
         seed: None,
+        body: None,
     }
 }
 

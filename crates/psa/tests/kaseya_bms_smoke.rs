@@ -99,6 +99,7 @@ impl H {
             path_contains: Some(path.into()),
             entity: None,
             seed: None,
+            body: None,
         };
         self.sim.add_fault(rule).expect("a valid rule");
     }

@@ -31,6 +31,10 @@ pub enum FaultKind {
     /// Carry the request out, then close the connection without answering: "the PSA made it,
     /// the client never heard".
     AfterCommit,
+    /// Answer `status` (default 200) with `body` as it is, as JSON: a malformed or unexpected
+    /// answer (truncated, wrong types, missing fields), for checking that clients refuse it
+    /// cleanly. Nothing is carried out.
+    Body,
 }
 
 /// One fault rule, as posted to `/_sim/faults`.
@@ -63,10 +67,13 @@ pub struct FaultRule {
     /// Seed of the probability draws (default fixed, so runs repeat).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// The answer's body of a `body` fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
 }
 
 /// The JSON names of [`FaultRule`]'s fields, for simulators that ignore any other.
-const FIELDS: [&str; 11] = [
+const FIELDS: [&str; 12] = [
     "kind",
     "status",
     "retry_after_secs",
@@ -78,6 +85,7 @@ const FIELDS: [&str; 11] = [
     "method",
     "path_contains",
     "seed",
+    "body",
 ];
 
 impl FaultRule {
@@ -102,6 +110,15 @@ impl FaultRule {
             let s = self.status.unwrap_or(500);
             if !(400..=599).contains(&s) {
                 return Err(format!("status {s} is not an error status (400..599)"));
+            }
+        }
+        if self.kind == FaultKind::Body {
+            let s = self.status.unwrap_or(200);
+            if !(200..=599).contains(&s) {
+                return Err(format!("status {s} is not an HTTP status (200..599)"));
+            }
+            if self.body.is_none() {
+                return Err("a body fault needs \"body\"".into());
             }
         }
         if let Some(m) = &self.method
@@ -231,6 +248,21 @@ impl Faults {
         }
         Some(rule)
     }
+}
+
+/// The answer of a `body` fault: its status and its body, unchanged, as JSON.
+pub fn body_answer(rule: &FaultRule) -> Response {
+    let status = axum::http::StatusCode::from_u16(rule.status.unwrap_or(200))
+        .unwrap_or(axum::http::StatusCode::OK);
+    let mut r = Response::new(axum::body::Body::from(
+        rule.body.clone().unwrap_or_default(),
+    ));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    with_retry_after(r, rule)
 }
 
 /// `r` with the rule's `Retry-After`, if it has one.

@@ -736,3 +736,148 @@ pub async fn a_closed_ticket_is_reopened_with_a_note(t: &Target) -> anyhow::Resu
     );
     Ok(())
 }
+
+/// Bodies a broken PSA, proxy or a version we do not know might answer: not JSON, cut short,
+/// the wrong shape, the wrong types, missing or null ids, absurd numbers. Drawn from a fixed
+/// seed so that a failure repeats; the last few are grown from the seed at random.
+fn malformed_bodies() -> Vec<String> {
+    let mut bodies: Vec<String> = [
+        "", " ", "null", "true", "0", "-1", "\"\"", "[]", "{}", "[{}]", "{\"items\":null}",
+        "{\"items\":5}", "{\"items\":[null, 1, \"x\"]}", "{\"item\":{}}", "{\"item\":{\"id\":null}}",
+        "{\"itemId\":\"x\"}", "{\"itemId\":-5}", "{\"id\":1e400}", "{\"id\":\"\"}",
+        "{\"id\":18446744073709551616}", "{\"result\":{}}", "{\"Result\":[]}", "[{\"id\":{}}]",
+        "{\"tickets\":[{\"id\":\"a\",\"status\":{}}]}", "{\"records\":\"many\"}",
+        "{\"access_token\":7}", "{\"errors\":[{\"message\":null}]}", "{\"error\":{}}",
+        "{\"pageDetails\":{\"nextPageUrl\":7}}", "{\"items\":[{\"id\":1,\"isActive\":\"yes\"}]}",
+        "<html><body>502 Bad Gateway</body></html>", "{\"items\":[", "{\"id\":", "\u{feff}{}",
+        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let atoms = [
+        "null",
+        "0",
+        "-7",
+        "1.5",
+        "\"\"",
+        "\"x\"",
+        "true",
+        "[]",
+        "{}",
+        "\"2026-13-45\"",
+    ];
+    let keys = [
+        "id",
+        "items",
+        "item",
+        "itemId",
+        "ticketNumber",
+        "status",
+        "name",
+        "records",
+        "tickets",
+        "result",
+        "Result",
+        "pageDetails",
+        "count",
+        "isActive",
+        "closedFlag",
+        "summary",
+    ];
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    for _ in 0..16 {
+        let mut fields = Vec::new();
+        for _ in 0..1 + next(4) {
+            let value = match next(3) {
+                0 => atoms[next(atoms.len())].to_string(),
+                1 => format!(
+                    "[{{\"{}\":{}}}]",
+                    keys[next(keys.len())],
+                    atoms[next(atoms.len())]
+                ),
+                _ => format!(
+                    "{{\"{}\":{}}}",
+                    keys[next(keys.len())],
+                    atoms[next(atoms.len())]
+                ),
+            };
+            fields.push(format!("\"{}\":{value}", keys[next(keys.len())]));
+        }
+        bodies.push(format!("{{{}}}", fields.join(",")));
+    }
+    bodies
+}
+
+/// A PSA answering nonsense makes every operation fail with a typed error or succeed with
+/// something sound — never a panic, never a ticket without an id.
+pub async fn malformed_answers_are_typed_errors(t: &Target) -> anyhow::Result<()> {
+    let f = fixtures(t).await?;
+    let c = t.connector(&[])?;
+    c.check().await?;
+    let (ticket, _) = create(c.as_ref(), &f).await?;
+    let company = f.str("company_id")?;
+    for (i, body) in malformed_bodies().iter().enumerate() {
+        for status in [200, 400, 500] {
+            // The next request, whatever it is (a token refresh included), gets this answer.
+            sim_post(
+                t,
+                "faults",
+                json!({"kind": "body", "status": status, "body": body, "count": 1}),
+            )
+            .await?;
+            let case = format!("answer {status} {body:?}");
+            match (i + status as usize) % 6 {
+                0 => {
+                    if let Ok(made) = c.create_ticket(&new_ticket(&f, &reference()).await?).await {
+                        ensure!(!made.id.trim().is_empty(), "{case}: a create without an id");
+                    }
+                }
+                1 => {
+                    if let Ok(page) = c.companies(None, None).await {
+                        ensure!(
+                            page.companies.iter().all(|c| !c.id.trim().is_empty()),
+                            "{case}: a company without an id"
+                        );
+                    }
+                }
+                2 => {
+                    let asked = vec![ticket.id.clone()];
+                    if let Ok(states) = c.ticket_states(&asked).await {
+                        ensure!(
+                            states.iter().all(|s| asked.contains(&s.id)),
+                            "{case}: a state of a ticket not asked for: {states:?}"
+                        );
+                    }
+                }
+                3 => {
+                    let _ = c.find_ticket_by_reference(&reference()).await;
+                }
+                4 => {
+                    let _ = c.add_note(&ticket.id, &note(&reference())).await;
+                }
+                _ => {
+                    if let Ok(contacts) = c.contacts(&company).await {
+                        ensure!(
+                            contacts.iter().all(|c| !c.id.trim().is_empty()),
+                            "{case}: a contact without an id"
+                        );
+                    }
+                }
+            }
+            clear_faults(t).await?;
+        }
+    }
+    // Unharmed afterwards: the next real answer is read as before.
+    ensure!(
+        !c.companies(None, None).await?.companies.is_empty(),
+        "the connector works again once the PSA answers properly"
+    );
+    Ok(())
+}

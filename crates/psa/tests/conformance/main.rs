@@ -36,6 +36,7 @@ macro_rules! conformance {
                 a_ticket_carries_its_contract,
                 an_unknown_or_foreign_contract_is_refused,
                 a_closed_ticket_is_reopened_with_a_note,
+                malformed_answers_are_typed_errors,
             );
         }
     };

@@ -134,6 +134,7 @@ async fn api(s: &Arc<Shared>, call: Call, conn: Option<Conn>) -> Response {
         let answer = match rule.kind {
             FaultKind::Status => Some(faults::status_answer(&rule)),
             FaultKind::Html => Some(faults::html_answer(&rule)),
+            FaultKind::Body => Some(crate::faults::body_answer(&rule)),
             FaultKind::Delay => {
                 extra = Duration::from_millis(rule.delay_ms.unwrap_or(1000));
                 None

@@ -119,6 +119,11 @@ pub async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
                 s.record(&stat, r.status().as_str());
                 return r;
             }
+            FaultKind::Body => {
+                let r = crate::faults::body_answer(&rule);
+                s.record(&stat, r.status().as_str());
+                return r;
+            }
             FaultKind::Delay => {
                 tokio::time::sleep(Duration::from_millis(rule.delay_ms.unwrap_or(1000))).await;
             }

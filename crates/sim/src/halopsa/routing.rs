@@ -94,6 +94,7 @@ pub async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     {
         match rule.kind {
             FaultKind::Status | FaultKind::Html => return faults::answer(&rule),
+            FaultKind::Body => return crate::faults::body_answer(&rule),
             FaultKind::Delay => {
                 tokio::time::sleep(Duration::from_millis(rule.delay_ms.unwrap_or(1000))).await
             }

@@ -53,6 +53,11 @@ pub async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
                 s.record(&endpoint, r.status().as_str());
                 return r;
             }
+            FaultKind::Body => {
+                let r = crate::faults::body_answer(&rule);
+                s.record(&endpoint, r.status().as_str());
+                return r;
+            }
             FaultKind::Delay => extra = Duration::from_millis(rule.delay_ms.unwrap_or(1000)),
             FaultKind::AfterCommit => after_commit = true,
             FaultKind::Drop => {
