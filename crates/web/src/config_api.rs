@@ -150,7 +150,7 @@ async fn create_partner(
             "must be 1 to 100 characters of letters, digits, '.', '_', ':' or '-'",
         ));
     }
-    if p.name.trim().is_empty() || p.name.len() > 200 {
+    if p.name.trim().is_empty() || p.name.chars().count() > 200 {
         errors.push(FieldError::new("name", "must be 1 to 200 characters"));
     }
     if !errors.is_empty() {
@@ -309,7 +309,7 @@ async fn issue_token(
     let t: NewToken = body(bytes)?;
     let now = s.accounts.clock.now_ms();
     let mut errors = Vec::new();
-    if t.name.trim().is_empty() || t.name.len() > 100 {
+    if t.name.trim().is_empty() || t.name.chars().count() > 100 {
         errors.push(FieldError::new("name", "must be 1 to 100 characters"));
     }
     let (grantable, created_by_user) = grantable_scopes(who.0, who.1, partner);
