@@ -192,7 +192,10 @@ pub fn parse_definition(
         (None, Some(b)) => b,
         (None, None) => String::new(),
     };
-    if !key.is_empty() && !valid_key(&key) {
+    // An empty key (`"key": ""`) is refused like any other bad one; only a key that is
+    // missing altogether has been named already ("is required").
+    let key_missing = errors.iter().any(|e| e.path == "key");
+    if !key_missing && !valid_key(&key) {
         errors.push(FieldError::new(
             "key",
             format!(
@@ -289,6 +292,16 @@ mod tests {
 
     fn fields(errs: &[FieldError]) -> Vec<&str> {
         errs.iter().map(|e| e.path.as_str()).collect()
+    }
+
+    #[test]
+    fn an_empty_key_is_refused_by_name() {
+        let errs =
+            parse_definition(&json!({"key": "", "name": "A", "category": "C"}), None).unwrap_err();
+        assert_eq!(fields(&errs), ["key"]);
+        // Missing altogether: named once, as required.
+        let errs = parse_definition(&json!({"name": "A", "category": "C"}), None).unwrap_err();
+        assert_eq!(fields(&errs), ["key"]);
     }
 
     #[test]

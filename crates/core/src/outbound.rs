@@ -126,6 +126,8 @@ pub enum Refusal {
     Address { kind: &'static str, ip: IpAddr },
     /// This service's own listen port on a local address.
     OwnPort { ip: IpAddr, port: u16 },
+    /// A public address or a name to resolve, when only this machine may be called.
+    NotLocal(String),
 }
 
 impl fmt::Display for Refusal {
@@ -139,6 +141,10 @@ impl fmt::Display for Refusal {
             Refusal::Address { kind, ip } => write!(
                 f,
                 "{kind} address {ip} is not allowed; add it to [outbound] allow"
+            ),
+            Refusal::NotLocal(what) => write!(
+                f,
+                "{what} is not on this machine; this node calls only local addresses"
             ),
             Refusal::OwnPort { ip, port } => write!(
                 f,
@@ -162,6 +168,10 @@ pub struct OutboundPolicy {
     pub allow: Vec<Allowed>,
     /// The ports this service listens on: refused on local addresses.
     pub own_ports: Vec<u16>,
+    /// Public addresses are refused too, and names other than `localhost` are refused before
+    /// they are resolved: nothing leaves the machine (`psabridge demo --outbound-local-only`,
+    /// for tests that let a fuzzer choose PSA and identity-provider URLs).
+    pub local_only: bool,
 }
 
 impl OutboundPolicy {
@@ -188,6 +198,15 @@ impl OutboundPolicy {
         }
     }
 
+    /// May the name `host` be resolved at all? Only `localhost` when the policy is local only,
+    /// so not even a DNS query leaves the machine.
+    pub fn check_name(&self, host: &str) -> Result<(), Refusal> {
+        if self.enforced && self.local_only && !host.eq_ignore_ascii_case("localhost") {
+            return Err(Refusal::NotLocal(host.to_string()));
+        }
+        Ok(())
+    }
+
     /// May `ip` be called on `port`? `None` asks whether it may be called on some port
     /// (a name being resolved, before its port is known).
     pub fn check_addr(&self, ip: IpAddr, port: Option<u16>) -> Result<(), Refusal> {
@@ -196,6 +215,9 @@ impl OutboundPolicy {
         }
         let ip = canonical(ip);
         let Some(kind) = special(ip) else {
+            if self.local_only {
+                return Err(Refusal::NotLocal(ip.to_string()));
+            }
             return Ok(());
         };
         let covering = self.allow.iter().filter(|a| a.network.contains(ip));
@@ -296,6 +318,31 @@ mod tests {
             own_ports: vec![8080],
             ..OutboundPolicy::strict()
         }
+    }
+
+    #[test]
+    fn a_local_only_policy_calls_nothing_off_the_machine() {
+        let p = OutboundPolicy {
+            local_only: true,
+            ..policy(&["127.0.0.1"])
+        };
+        assert!(p.check_addr(ip("127.0.0.1"), Some(9000)).is_ok());
+        assert!(matches!(
+            p.check_addr(ip("93.184.216.34"), Some(443)),
+            Err(Refusal::NotLocal(_))
+        ));
+        assert!(p.check_name("localhost").is_ok());
+        assert!(matches!(
+            p.check_name("webservices.autotask.net"),
+            Err(Refusal::NotLocal(_))
+        ));
+        // Not local only: names resolve, public addresses are called.
+        assert!(policy(&[]).check_name("webservices.autotask.net").is_ok());
+        assert!(
+            policy(&[])
+                .check_addr(ip("93.184.216.34"), Some(443))
+                .is_ok()
+        );
     }
 
     #[test]

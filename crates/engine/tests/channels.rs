@@ -75,6 +75,7 @@ fn sender() -> HttpChannelSender {
         allow_http: true,
         allow: vec!["127.0.0.1".parse().unwrap()],
         own_ports: vec![],
+        local_only: false,
     };
     HttpChannelSender::new(Outbound::new(policy), Duration::from_secs(5)).unwrap()
 }

@@ -284,7 +284,7 @@ impl Ops {
             .grouping
             .as_deref()
             .map_or(Ok(GroupingMode::User), grouping_of)?;
-        if req.name.trim().is_empty() || req.name.len() > MAX_NAME {
+        if req.name.trim().is_empty() || req.name.chars().count() > MAX_NAME {
             return Err(OpsError::field(
                 "name",
                 format!("must be 1 to {MAX_NAME} characters"),
@@ -399,7 +399,7 @@ impl Ops {
             .map(grouping_of)
             .transpose()?;
         if let Some(n) = &name
-            && (n.trim().is_empty() || n.len() > MAX_NAME)
+            && (n.trim().is_empty() || n.chars().count() > MAX_NAME)
         {
             return Err(OpsError::field(
                 "name",

@@ -14,7 +14,8 @@ pub fn now() -> i64 {
 
 /// A typed request from its JSON, the first problem named by its path (`refire.mode`), or
 /// `(body)` when the whole body is of the wrong shape.
-pub fn from_json<T: DeserializeOwned>(value: Value) -> Result<T, OpsError> {
+pub fn from_json<T: DeserializeOwned>(mut value: Value) -> Result<T, OpsError> {
+    whole_numbers_as_integers(&mut value);
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = match e.path().to_string() {
             p if p == "." => "(body)".to_string(),
@@ -22,6 +23,26 @@ pub fn from_json<T: DeserializeOwned>(value: Value) -> Result<T, OpsError> {
         };
         OpsError::field(path, e.inner().to_string())
     })
+}
+
+/// JSON has one kind of number: `3.0` is the integer 3 (JSON Schema's `integer` admits it,
+/// and generators and some languages write whole numbers so), so a whole number written with
+/// a fraction is read as that integer. Fractions and numbers past 64 bits stay as they are
+/// and are refused where an integer is expected.
+fn whole_numbers_as_integers(v: &mut Value) {
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f)
+            {
+                *v = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        Value::Object(members) => members.values_mut().for_each(whole_numbers_as_integers),
+        _ => {}
+    }
 }
 
 /// A merge patch (RFC 7396) removes a field it sets to `null`; these fields cannot be removed,
@@ -86,6 +107,19 @@ mod tests {
     struct Outer {
         name: String,
         refire: Option<Inner>,
+    }
+
+    #[test]
+    fn a_whole_number_with_a_fraction_is_an_integer() {
+        #[derive(Debug, Deserialize)]
+        struct Ids {
+            ids: Vec<i64>,
+            day: u8,
+        }
+        let v = from_json::<Ids>(json!({"ids": [3.0, 7], "day": 24.0})).unwrap();
+        assert_eq!((v.ids, v.day), (vec![3, 7], 24));
+        assert!(from_json::<Ids>(json!({"ids": [2.5], "day": 1})).is_err());
+        assert!(from_json::<Ids>(json!({"ids": [1e30], "day": 1})).is_err());
     }
 
     #[test]

@@ -130,7 +130,9 @@ impl Ops {
         client: &str,
         req: ClientRequest,
     ) -> Result<ClientView, OpsError> {
-        acting.require(partner, Permission::ManageSettings)?;
+        // An unknown partner is not found (404), not a client that refers to nothing.
+        self.partner_for(acting, partner, Permission::ManageSettings)
+            .await?;
         if !valid_id(client) {
             return Err(OpsError::field("client", CLIENT_ID));
         }

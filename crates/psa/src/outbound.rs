@@ -80,6 +80,7 @@ impl Outbound {
                 if !self.policy.enforced {
                     return Ok(());
                 }
+                self.policy.check_name(name)?;
                 tokio::net::lookup_host((name, port.unwrap_or(443)))
                     .await
                     .map_err(|_| OutboundError::Unresolved(name.to_string()))?
@@ -135,6 +136,9 @@ impl reqwest::dns::Resolve for CheckedResolver {
         let policy = self.policy.clone();
         let host = name.as_str().to_string();
         Box::pin(async move {
+            policy
+                .check_name(&host)
+                .map_err(|r| Box::new(HostRefused(host.clone(), r)))?;
             let addrs: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             for a in &addrs {

@@ -55,6 +55,8 @@ pub struct DemoOptions {
     pub smtp_from: String,
     /// More addresses PSA and identity-provider URLs may reach (`--outbound-allow`).
     pub outbound_allow: Vec<psabridge_core::outbound::Allowed>,
+    /// Nothing off this machine is called (`--outbound-local-only`).
+    pub outbound_local_only: bool,
     /// How long in-flight deliveries may take to finish at shutdown.
     pub drain_timeout: Duration,
 }
@@ -177,6 +179,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         allow_http: true,
         allow,
         own_ports: vec![listener.local_addr()?.port()],
+        local_only: opts.outbound_local_only,
         ..psabridge_core::outbound::OutboundPolicy::strict()
     };
     let engine_config = psabridge_engine::EngineConfig {

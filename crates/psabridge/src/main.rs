@@ -105,6 +105,11 @@ enum Command {
         /// (`127.0.0.1:9000`, `10.0.0.0/8`); the demo's simulators are always allowed.
         #[arg(long, value_delimiter = ',')]
         outbound_allow: Vec<String>,
+        /// Call nothing off this machine: public addresses are refused and names other than
+        /// localhost are not even resolved (for fuzzers that choose PSA and identity-provider
+        /// URLs; the simulators stay reachable).
+        #[arg(long)]
+        outbound_local_only: bool,
         /// On SIGTERM or Ctrl-C, how long deliveries in progress may take to finish before
         /// they are given back (due again, attempt not counted).
         #[arg(long, default_value_t = 30)]
@@ -335,6 +340,7 @@ async fn run(command: Command) -> Result<()> {
             smtp_url,
             smtp_from,
             outbound_allow,
+            outbound_local_only,
             drain_timeout_secs,
         } => {
             let outbound_allow = outbound_allow
@@ -384,6 +390,7 @@ async fn run(command: Command) -> Result<()> {
                 smtp,
                 smtp_from: smtp_from_for_demo,
                 outbound_allow,
+                outbound_local_only,
                 drain_timeout: std::time::Duration::from_secs(drain_timeout_secs),
             })
             .await

@@ -150,7 +150,7 @@ async fn create_partner(
             "must be 1 to 100 characters of letters, digits, '.', '_', ':' or '-'",
         ));
     }
-    if p.name.trim().is_empty() || p.name.len() > 200 {
+    if p.name.trim().is_empty() || p.name.chars().count() > 200 {
         errors.push(FieldError::new("name", "must be 1 to 200 characters"));
     }
     if !errors.is_empty() {
@@ -309,7 +309,7 @@ async fn issue_token(
     let t: NewToken = body(bytes)?;
     let now = s.accounts.clock.now_ms();
     let mut errors = Vec::new();
-    if t.name.trim().is_empty() || t.name.len() > 100 {
+    if t.name.trim().is_empty() || t.name.chars().count() > 100 {
         errors.push(FieldError::new("name", "must be 1 to 100 characters"));
     }
     let (grantable, created_by_user) = grantable_scopes(who.0, who.1, partner);
@@ -775,6 +775,18 @@ struct DeliveryQuery {
     limit: Option<i64>,
 }
 
+/// An id in a query filter or page cursor: ids are positive, so 0 or less is a mistake
+/// (a cursor that would page to nothing, a connection that cannot exist), refused by name.
+fn positive_id(field: &str, v: Option<i64>) -> Result<(), Problem> {
+    match v {
+        Some(id) if id < 1 => Err(Problem::invalid(vec![FieldError::new(
+            field,
+            format!("must be a positive id, not {id}"),
+        )])),
+        _ => Ok(()),
+    }
+}
+
 fn rfc3339(field: &str, v: &Option<String>) -> Result<Option<i64>, Problem> {
     v.as_deref()
         .map(|t| {
@@ -820,6 +832,8 @@ async fn list_deliveries(
             "must be from 1 to 1000",
         )]));
     }
+    positive_id("connection", q.connection)?;
+    positive_id("before", q.before)?;
     let filter = DeliveryFilter {
         state: q.status,
         client_id: q.client,
@@ -873,6 +887,7 @@ async fn list_audit(
 ) -> Result<Json<Value>, Problem> {
     caller.require_partner(&p)?;
     s.store.partner(&p).await?;
+    positive_id("before", q.before)?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(Problem::invalid(vec![FieldError::new(
@@ -906,6 +921,21 @@ async fn retry_deliveries(
             "ids",
             "must list 1 to 1000 delivery ids",
         )]));
+    }
+    let bad: Vec<FieldError> = b
+        .ids
+        .iter()
+        .enumerate()
+        .filter(|(_, id)| **id < 1)
+        .map(|(i, id)| {
+            FieldError::new(
+                format!("ids[{i}]"),
+                format!("must be a positive id, not {id}"),
+            )
+        })
+        .collect();
+    if !bad.is_empty() {
+        return Err(Problem::invalid(bad));
     }
     let n = s.store.retry_deliveries(&p, &b.ids, now()).await?;
     s.engine.wake();

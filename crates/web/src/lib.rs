@@ -630,6 +630,23 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_time_zones_are_the_ones_this_build_knows() {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap();
+        let zones =
+            doc["components"]["schemas"]["BillingCalendar"]["properties"]["time_zone"]["enum"]
+                .as_array()
+                .expect("time_zone lists its zones");
+        assert!(zones.len() > 500);
+        for z in zones {
+            let z = z.as_str().expect("a zone name");
+            assert!(
+                psabridge_core::billing::BillingCalendar::new(z, 1).is_ok(),
+                "{z} is documented but not known"
+            );
+        }
+    }
+
+    #[test]
     fn every_route_listed_exists_in_the_router() {
         // Each listed route answers something other than 404/405 from the router itself.
         let sources = ROUTE_SOURCES.concat();

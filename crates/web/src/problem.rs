@@ -138,17 +138,21 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, Problem> {
     })
 }
 
-/// Every error answer under `/api/` as problem+json, whoever made it: axum's own rejections
-/// (a bad path segment or query string, a body too large or unreadable), an unknown route
-/// (404) and a method the route does not have (405) come as text or empty; they are
-/// rewritten here with their status, a title, the original text as `detail` (bounded) and,
-/// for a bad path segment or query parameter, the field by its path (`path.id`,
-/// `query.force`). Answers that are JSON already are left alone; SCIM keeps its own schema.
+/// Every error answer under `/api/` and `/hooks/` as problem+json, whoever made it: axum's own
+/// rejections (a bad path segment or query string, malformed JSON, a wrong media type, a body
+/// too large or unreadable), an unknown route (404) and a method the route does not have (405)
+/// come as text or empty; they are rewritten here with their status, a title, the original
+/// text as `detail` (bounded) and, for a bad path segment or query parameter, the field by its
+/// path (`path.id`, `query.force`). Answers that are JSON already are left alone. Under
+/// `/scim/` the same rejections become SCIM errors (RFC 7644 §3.12), the schema SCIM clients
+/// read.
 pub async fn uniform(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let api = request.uri().path().starts_with("/api/");
+    let path = request.uri().path();
+    let api = path.starts_with("/api/") || path.starts_with("/hooks/");
+    let scim = path.starts_with("/scim/");
     let response = next.run(request).await;
     let status = response.status();
-    if !api || !(status.is_client_error() || status.is_server_error()) {
+    if !(api || scim) || !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
     let is_json = response
@@ -181,6 +185,15 @@ pub async fn uniform(request: axum::extract::Request, next: axum::middleware::Ne
         _ if text.is_empty() => status.canonical_reason().unwrap_or("error").to_lowercase(),
         _ => psabridge_core::render::truncate(&text, 300),
     });
+    if scim {
+        let detail = p.detail.take().unwrap_or_default();
+        let fresh = crate::scim::rejection(status, detail);
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts.headers.remove(header::CONTENT_TYPE);
+        let (fresh_parts, body) = fresh.into_parts();
+        parts.headers.extend(fresh_parts.headers);
+        return Response::from_parts(parts, body);
+    }
     if let Some(field) = rejected_field(&text) {
         p.errors.push(FieldError::new(
             field,

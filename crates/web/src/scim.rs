@@ -140,6 +140,14 @@ impl IntoResponse for ScimProblem {
     }
 }
 
+/// axum's own rejection of a request under `/scim/` (a query string or body that does not
+/// parse, a wrong media type, a method the route lacks) as a SCIM error, so SCIM clients read
+/// every error the same way (`problem::uniform` calls this).
+pub(crate) fn rejection(status: StatusCode, detail: String) -> Response {
+    let scim_type = (status == StatusCode::BAD_REQUEST).then_some("invalidValue");
+    ScimProblem::new(status, scim_type, detail).into_response()
+}
+
 fn scim_json(status: StatusCode, body: &Value) -> Response {
     (
         status,

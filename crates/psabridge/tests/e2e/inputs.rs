@@ -330,6 +330,10 @@ async fn every_error_is_problem_json_and_bounded(db: Db) -> Result<()> {
         ("no content type", Method::POST, "/api/v1/events".into(), None, b"{}".to_vec(), 415, None),
         ("unsupported content type", Method::POST, "/api/v1/events".into(), Some("text/csv"), b"a,b".to_vec(), 415, None),
         ("unknown route", Method::GET, "/api/v1/nothing-here".into(), None, vec![], 404, None),
+        ("bad hook path segment", Method::POST, "/hooks/autotask/abc".into(), json_ct, b"{}".to_vec(), 400, Some("(path)")),
+        ("negative page cursor", Method::GET, format!("/api/v1/partners/{partner}/deliveries?before=-1"), None, vec![], 422, Some("before")),
+        ("negative connection filter", Method::GET, format!("/api/v1/partners/{partner}/deliveries?connection=-3"), None, vec![], 422, Some("connection")),
+        ("negative audit cursor", Method::GET, format!("/api/v1/partners/{partner}/audit?before=0"), None, vec![], 422, Some("before")),
         ("method not allowed", Method::PUT, "/api/v1/events".into(), json_ct, b"{}".to_vec(), 405, None),
         ("events body over 4 MiB", Method::POST, "/api/v1/events".into(), json_ct,
             json!({"events": [event("big", json!({"blob": "x".repeat(4200 * 1024)}))]}).to_string().into_bytes(), 413, Some("(body)")),
@@ -378,6 +382,22 @@ async fn every_error_is_problem_json_and_bounded(db: Db) -> Result<()> {
     ensure!(
         status == 401 && v["schemas"][0] == "urn:ietf:params:scim:api:messages:2.0:Error",
         "SCIM: {status} {v}"
+    );
+    // So does axum's own rejection there (a query string that does not parse).
+    let (status, ctype, v, _) = raw(
+        &p,
+        Method::GET,
+        &format!("/scim/v2/{partner}/Users?startIndex=1&startIndex=2"),
+        None,
+        vec![],
+    )
+    .await?;
+    ensure!(
+        status == 400
+            && ctype == "application/scim+json"
+            && v["schemas"][0] == "urn:ietf:params:scim:api:messages:2.0:Error"
+            && v["status"] == "400",
+        "SCIM rejection: {status} {ctype} {v}"
     );
     p.cleanup().await;
     Ok(())

@@ -16,6 +16,7 @@ mod inputs;
 mod metrics;
 mod nodes;
 mod profiles;
+mod schemathesis;
 mod spine;
 mod wrong_tickets;
 
