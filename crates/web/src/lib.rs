@@ -9,6 +9,7 @@
 //! - [`profiles`]: event sets, templates, integration rules, copy settings.
 //! - [`email_settings`]: email on/off and recipients per event type.
 //! - [`channels`]: Teams, Slack and signed webhook channels, their test message.
+//! - `api_docs`: the interactive reference at `/api/docs` (Redoc, vendored and embedded).
 //! - `usage` and `billing`: usage reports and their high-water marks; contract billing settings,
 //!   syncs and their reports.
 //! - `import`: a PSA's chosen companies imported as clients, already mapped, with a preview.
@@ -22,6 +23,7 @@
 //! - [`problem`]: `application/problem+json` errors that name each bad field.
 
 pub mod accounts;
+mod api_docs;
 mod audit;
 pub mod auth;
 mod billing;
@@ -385,6 +387,8 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("POST /hooks/connectwise/{connection}", Access::Public),
     ("POST /hooks/halopsa/{connection}", Access::Public),
     ("GET /api/v1/openapi.json", Access::Public),
+    ("GET /api/docs", Access::Public),
+    ("GET /api/docs/redoc.standalone.js", Access::Public),
     ("GET /healthz", Access::Public),
     ("GET /livez", Access::Public),
     ("GET /readyz", Access::Public),
@@ -506,6 +510,7 @@ pub fn router(state: AppState) -> Router {
         .merge(profiles::routes())
         .merge(email_settings::routes())
         .merge(channels::routes())
+        .merge(api_docs::routes())
         .merge(hooks::routes())
         .merge(accounts::routes())
         .merge(invitations::routes())
@@ -604,6 +609,7 @@ mod tests {
         include_str!("profiles.rs"),
         include_str!("email_settings.rs"),
         include_str!("channels.rs"),
+        include_str!("api_docs.rs"),
         include_str!("hooks.rs"),
         include_str!("accounts.rs"),
         include_str!("invitations.rs"),

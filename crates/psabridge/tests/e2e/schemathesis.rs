@@ -38,12 +38,18 @@ async fn schemathesis_finds_no_failure() -> Result<()> {
             .with_context(|| format!("demo.json has no {key}"))
     };
     let mut failed = Vec::new();
-    for (who, token) in [
-        ("partner", token("api_token")?),
-        ("vendor", token("vendor_token")?),
+    // The vendor's DELETE of an event type that events still name deactivates it (it stays
+    // readable, `"active": false`, so those events still render): "Deleted resource still
+    // available" cannot tell that answer from a deletion, and schemathesis 4.32's stateful
+    // phase does not take that check's per-operation switch (schemathesis.toml). So the vendor
+    // run leaves that one check out; the partner run, whose deletes (channels, connections,
+    // profiles, tokens) all remove, keeps every check.
+    for (who, token, excluded) in [
+        ("partner", token("api_token")?, None),
+        ("vendor", token("vendor_token")?, Some("use_after_free")),
     ] {
         let started = Instant::now();
-        let (ok, report) = run(&st, &dir, &api, &token).await?;
+        let (ok, report) = run(&st, &dir, &api, &token, excluded).await?;
         eprintln!(
             "schemathesis with the {who} token: {} in {:.0?}",
             if ok { "no failure" } else { "FAILURES" },
@@ -65,7 +71,13 @@ async fn schemathesis_finds_no_failure() -> Result<()> {
 }
 
 /// One `schemathesis run`; (no failure, the part of its output that says what failed).
-async fn run(st: &Path, dir: &Path, api: &str, token: &str) -> Result<(bool, String)> {
+async fn run(
+    st: &Path,
+    dir: &Path,
+    api: &str,
+    token: &str,
+    excluded_check: Option<&str>,
+) -> Result<(bool, String)> {
     let work = tempfile::tempdir()?;
     let mut cmd = tokio::process::Command::new(st);
     cmd.arg("--config-file")
@@ -74,6 +86,12 @@ async fn run(st: &Path, dir: &Path, api: &str, token: &str) -> Result<(bool, Str
         .args(["run", &format!("{api}/api/v1/openapi.json")])
         .args(["--url", api])
         .args(["--checks", "all"])
+        .args(
+            excluded_check
+                .map(|c| ["--exclude-checks", c])
+                .into_iter()
+                .flatten(),
+        )
         .args(["--phases", "examples,coverage,fuzzing,stateful"])
         .args(["--seed", SEED])
         .args(["--header", &format!("Authorization: Bearer {token}")])
