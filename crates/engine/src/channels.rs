@@ -20,7 +20,7 @@ use psabridge_core::channels::{
 use psabridge_core::secret::Secret;
 use psabridge_psa::outbound::Outbound;
 use psabridge_store::channels::ChannelSecrets;
-use psabridge_store::outbox::{Attempt, Delivery, Success};
+use psabridge_store::outbox::Delivery;
 
 use crate::{Engine, now_ms};
 
@@ -410,40 +410,20 @@ pub(crate) async fn deliver_channel(engine: &Engine, owner: &str, d: Delivery) {
                 Some(n) => format!(" with ticket {n}"),
                 None => String::new(),
             };
-            let attempt = Attempt {
-                attempt: d.attempts,
-                started_at: started,
-                finished_at: now_ms(),
-                outcome: "posted".into(),
-                psa_calls: 0,
-                summary: Some(format!(
-                    "posted to {kind} channel '{name}'{link} (HTTP {})",
-                    outcome.status.unwrap_or_default()
-                )),
-                error: None,
-            };
-            let ok = Success {
-                psa_action: "posted",
-                ticket_id: None,
-                ticket_number: message.ticket_number.clone(),
-                contact_id: None,
-                contact_source: None,
-                open_alerts: None,
-            };
-            match engine
-                .store
-                .finish_delivery(d, owner, &ok, &attempt, now_ms())
-                .await
-            {
-                Ok(true) => crate::metrics::delivery(engine, 0, "posted"),
-                Ok(false) => tracing::warn!(
-                    delivery = d.id,
-                    "lease lost before the message's outcome was recorded"
-                ),
-                Err(e) => {
-                    tracing::error!(delivery = d.id, error = %e, "recording a channel delivery failed; its lease will expire and it will be posted again (same webhook-id)")
-                }
-            }
+            let summary = format!(
+                "posted to {kind} channel '{name}'{link} (HTTP {})",
+                outcome.status.unwrap_or_default()
+            );
+            crate::deliver::finish_sent(
+                engine,
+                owner,
+                d,
+                started,
+                "posted",
+                summary,
+                message.ticket_number.clone(),
+            )
+            .await;
         }
         AnswerClass::Retry { at_least, reason } => {
             let why = format!("{kind} channel '{name}': {reason}");

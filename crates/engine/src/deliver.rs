@@ -273,6 +273,53 @@ fn closing_note(body: &str, reference: &str) -> NewNote {
 }
 
 /// Keep a delivery whose event is older than the replay window, unsent, as `expired`.
+/// Record a message that went out without a PSA call (an email, a chat or webhook post):
+/// delivered, with `action` as its outcome and `summary` in the log. If the record fails, the
+/// lease expires and the message is sent again under the same id (Message-ID, webhook-id), so
+/// the receiver can drop the copy.
+pub(crate) async fn finish_sent(
+    engine: &Engine,
+    owner: &str,
+    d: &Delivery,
+    started: i64,
+    action: &'static str,
+    summary: String,
+    ticket_number: Option<String>,
+) {
+    let attempt = Attempt {
+        attempt: d.attempts,
+        started_at: started,
+        finished_at: now_ms(),
+        outcome: action.into(),
+        psa_calls: 0,
+        summary: Some(summary),
+        error: None,
+    };
+    let ok = Success {
+        psa_action: action,
+        ticket_id: None,
+        ticket_number,
+        contact_id: None,
+        contact_source: None,
+        open_alerts: None,
+    };
+    match engine
+        .store
+        .finish_delivery(d, owner, &ok, &attempt, now_ms())
+        .await
+    {
+        Ok(true) => crate::metrics::delivery(engine, d.connection_id, action),
+        Ok(false) => tracing::warn!(
+            delivery = d.id,
+            channel = %d.channel,
+            "lease lost before the delivery's outcome was recorded"
+        ),
+        Err(e) => {
+            tracing::error!(delivery = d.id, channel = %d.channel, error = %e, "recording a sent delivery failed; its lease will expire and it will be sent again under the same id")
+        }
+    }
+}
+
 pub(crate) async fn expire(engine: &Engine, owner: &str, d: &Delivery, started: i64) {
     let hours = engine.config.replay_window.as_secs() / 3600;
     let error = format!(

@@ -23,7 +23,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use psabridge_core::email::{message_id, render_email};
 use psabridge_core::secret::Secret;
-use psabridge_store::outbox::{Attempt, Delivery, Success};
+use psabridge_store::outbox::Delivery;
 
 use crate::{Engine, now_ms};
 
@@ -331,41 +331,12 @@ pub(crate) async fn deliver_email(engine: &Engine, owner: &str, d: Delivery) {
     };
     match result {
         Ok(()) => {
-            let attempt = Attempt {
-                attempt: d.attempts,
-                started_at: started,
-                finished_at: now_ms(),
-                outcome: "emailed".into(),
-                psa_calls: 0,
-                summary: Some(format!(
-                    "emailed {} as {}",
-                    mail.recipients.join(", "),
-                    mail.message_id
-                )),
-                error: None,
-            };
-            let ok = Success {
-                psa_action: "emailed",
-                ticket_id: None,
-                ticket_number: None,
-                contact_id: None,
-                contact_source: None,
-                open_alerts: None,
-            };
-            match engine
-                .store
-                .finish_delivery(&d, owner, &ok, &attempt, now_ms())
-                .await
-            {
-                Ok(true) => crate::metrics::delivery(engine, 0, "emailed"),
-                Ok(false) => tracing::warn!(
-                    delivery = d.id,
-                    "lease lost before the email's outcome was recorded"
-                ),
-                Err(e) => {
-                    tracing::error!(delivery = d.id, error = %e, "recording an email delivery failed; its lease will expire and it will be sent again (same Message-ID)")
-                }
-            }
+            let summary = format!(
+                "emailed {} as {}",
+                mail.recipients.join(", "),
+                mail.message_id
+            );
+            crate::deliver::finish_sent(engine, owner, &d, started, "emailed", summary, None).await;
         }
         Err(MailError::Transient(e)) => {
             let msg = format!("SMTP: {e} (transient)");
