@@ -146,6 +146,16 @@ impl crate::Store {
             });
             first = last + 1;
         }
+        // A backlog a user lives with is hours old: PostgreSQL's autovacuum has analysed it
+        // within a minute of such a load. Do that now, so the figures that follow measure that
+        // steady state, not the planner's statistics of a moment after a bulk insert.
+        if self.engine() == crate::Engine::Postgres {
+            crate::db::with_write!(self, pool => {
+                sqlx::query("ANALYZE events, deliveries, delivery_queues")
+                    .execute(pool)
+                    .await?;
+            });
+        }
         Ok(written)
     }
 }
