@@ -352,8 +352,34 @@ impl Store {
                         .push_bind(*id)
                         .push_bind(now);
                 });
-                qb.push(" ON CONFLICT (connection_id, group_key) DO NOTHING");
-                qb.build().execute(&mut *tx).await?;
+                qb.push(" ON CONFLICT (connection_id, group_key) DO NOTHING RETURNING connection_id, group_key");
+                let written: std::collections::BTreeSet<(i64, String)> =
+                    qb.build_query_as().fetch_all(&mut *tx).await?.into_iter().collect();
+                if crate::queues::is_postgres(&tx) {
+                    // A group whose head row was already there: a finishing delivery of it may
+                    // be removing that row concurrently (it did not see ours yet). Under the
+                    // group's lock (see `queues::LOCK_GROUP`), make sure the row exists.
+                    for ((connection_id, group_key), id) in &heads {
+                        if written.contains(&(*connection_id, group_key.clone())) {
+                            continue;
+                        }
+                        sqlx::query(crate::queues::LOCK_GROUP)
+                            .bind(*connection_id)
+                            .bind(group_key.as_str())
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query(
+                            "INSERT INTO delivery_queues (connection_id, group_key, head_id, due_at) \
+                             VALUES ($1, $2, $3, $4) ON CONFLICT (connection_id, group_key) DO NOTHING",
+                        )
+                        .bind(*connection_id)
+                        .bind(group_key.as_str())
+                        .bind(*id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
                 crate::queues::notify_work!(tx);
             }
         });

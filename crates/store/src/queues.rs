@@ -32,6 +32,13 @@ pub(crate) const REFRESH_HEAD: &str = "INSERT INTO delivery_queues (connection_i
        AND state IN ('pending', 'retrying', 'in_flight') ORDER BY id LIMIT 1 \
      ON CONFLICT (connection_id, group_key) DO UPDATE SET head_id = excluded.head_id, due_at = excluded.due_at";
 
+/// PostgreSQL: a transaction-long lock on one group's head row (`$1` connection, `$2` group
+/// key), taken by a refresh about to remove the row and by a router that found the row present
+/// while adding a delivery, so that one always sees the other's delivery: without it, a
+/// refresh that did not yet see a new delivery could remove the head row the router relied
+/// on, and that delivery would never be claimed.
+pub(crate) const LOCK_GROUP: &str = "SELECT pg_advisory_xact_lock(hashtextextended($2, $1))";
+
 /// Whether a lane has a head due (`$1` connection, `$2` now).
 const LANE_HAS_DUE: &str =
     "SELECT head_id FROM delivery_queues WHERE connection_id = $1 AND due_at <= $2 LIMIT 1";
@@ -45,13 +52,30 @@ macro_rules! refresh_queue {
     ($exec:expr, $connection_id:expr, $group_key:expr) => {{
         let connection_id: i64 = $connection_id;
         let group_key: &str = $group_key;
-        let written = sqlx::query($crate::queues::REFRESH_HEAD)
+        let mut written = sqlx::query($crate::queues::REFRESH_HEAD)
             .bind(connection_id)
             .bind(group_key)
             .execute(&mut *$exec)
             .await?
             .rows_affected();
         $crate::queues::notify_work!($exec);
+        if written == 0 && $crate::queues::is_postgres(&$exec) {
+            // Nothing left in the group, as far as this statement saw. A router on another
+            // connection may be adding a delivery to it right now, and found the head row
+            // still here (so it did not write one): under the group's lock, which that
+            // router also takes, look again with a fresh snapshot before removing the row.
+            sqlx::query($crate::queues::LOCK_GROUP)
+                .bind(connection_id)
+                .bind(group_key)
+                .execute(&mut *$exec)
+                .await?;
+            written = sqlx::query($crate::queues::REFRESH_HEAD)
+                .bind(connection_id)
+                .bind(group_key)
+                .execute(&mut *$exec)
+                .await?
+                .rows_affected();
+        }
         if written == 0 {
             sqlx::query("DELETE FROM delivery_queues WHERE connection_id = $1 AND group_key = $2")
                 .bind(connection_id)
