@@ -49,7 +49,15 @@ async fn schemathesis_finds_no_failure() -> Result<()> {
         ("vendor", token("vendor_token")?, Some("use_after_free")),
     ] {
         let started = Instant::now();
-        let (ok, report) = run(&st, &dir, &api, &token, excluded).await?;
+        let (mut ok, mut report) = run(&st, &dir, &api, &token, excluded).await?;
+        if !ok && !report.contains("FAILURES") && report.contains("ERRORS") {
+            // schemathesis itself broke (a Hypothesis error while generating, seen once under
+            // load), without a failure of ours: run it once more before calling it one.
+            eprintln!(
+                "schemathesis with the {who} token errored without a failure; running it again"
+            );
+            (ok, report) = run(&st, &dir, &api, &token, excluded).await?;
+        }
         eprintln!(
             "schemathesis with the {who} token: {} in {:.0?}",
             if ok { "no failure" } else { "FAILURES" },
