@@ -367,24 +367,16 @@ pub(crate) async fn deliver_channel(engine: &Engine, owner: &str, d: Delivery) {
             None
         }
     };
-    let install = match engine
-        .install_id
-        .get_or_try_init(|| async { engine.store.install_id().await })
-        .await
-    {
-        Ok(i) => i.clone(),
+    let install = match engine.install_id().await {
+        Ok(i) => i,
         Err(e) => {
             let why = format!("storage: {e}");
             crate::deliver::fail(engine, owner, d, started, 0, None, &why, Some(None), false).await;
             return;
         }
     };
-    let client_name = engine
-        .store
-        .client_name(&d.partner_id, &d.event.event.client)
-        .await
-        .ok()
-        .flatten();
+    let client_name =
+        crate::deliver::client_name(engine, &d.partner_id, &d.event.event.client).await;
     let catalog = engine.catalog.fresh().await;
     let message = event_message(
         &d.partner_id,

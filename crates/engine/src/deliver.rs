@@ -867,14 +867,11 @@ where
 }
 
 async fn install_id(engine: &Engine) -> Result<String, PsaError> {
-    engine
-        .install_id
-        .get_or_try_init(|| async { engine.store.install_id().await.map_err(store_err) })
-        .await
-        .cloned()
+    engine.install_id().await.map_err(store_err)
 }
 
-async fn client_name(engine: &Engine, partner: &str, client: &str) -> Option<String> {
+/// The client's name as the partner gave it, if any (for ticket and message text).
+pub(crate) async fn client_name(engine: &Engine, partner: &str, client: &str) -> Option<String> {
     engine
         .store
         .client_name(partner, client)

@@ -302,6 +302,15 @@ impl Engine {
         self.mailer.is_some()
     }
 
+    /// The installation's id (it prefixes ticket references, Message-IDs and webhook-ids),
+    /// read from the store once.
+    pub(crate) async fn install_id(&self) -> Result<String, psabridge_store::StoreError> {
+        self.install_id
+            .get_or_try_init(|| async { self.store.install_id().await })
+            .await
+            .cloned()
+    }
+
     /// Look for due work now (after deliveries were made due by hand).
     pub fn wake(&self) {
         self.work.notify_one();

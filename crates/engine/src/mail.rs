@@ -358,17 +358,11 @@ async fn prepare(
     mailer: &dyn Mailer,
 ) -> Result<OutgoingMail, String> {
     let install = engine
-        .install_id
-        .get_or_try_init(|| async { engine.store.install_id().await })
+        .install_id()
         .await
-        .map_err(|e| format!("storage: {e}"))?
-        .clone();
-    let client_name = engine
-        .store
-        .client_name(&d.partner_id, &d.event.event.client)
-        .await
-        .ok()
-        .flatten();
+        .map_err(|e| format!("storage: {e}"))?;
+    let client_name =
+        crate::deliver::client_name(engine, &d.partner_id, &d.event.event.client).await;
     let catalog = engine.catalog.fresh().await;
     let text = render_email(
         &d.event.event,
