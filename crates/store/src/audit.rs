@@ -62,14 +62,52 @@ impl Store {
         before_id: Option<i64>,
         limit: i64,
     ) -> Result<Vec<AuditEntry>, StoreError> {
+        self.audit_log_filtered(
+            partner,
+            &AuditFilter {
+                before_id,
+                limit,
+                ..AuditFilter::default()
+            },
+        )
+        .await
+    }
+
+    /// A partner's changes that match `f`, newest first.
+    pub async fn audit_log_filtered(
+        &self,
+        partner: &str,
+        f: &AuditFilter,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        // LIKE patterns: the person's text is matched literally (its % and _ escaped).
+        let like = |s: &Option<String>, prefix_only: bool| {
+            s.as_ref().map(|t| {
+                let escaped = t
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                if prefix_only {
+                    format!("{escaped}%")
+                } else {
+                    format!("%{escaped}%")
+                }
+            })
+        };
         with_read!(self, pool => {
             let rows = sqlx::query(
                 "SELECT id, partner_id, actor, action, target, before_json, after_json, at FROM audit_log \
-                 WHERE partner_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+                 WHERE partner_id = $1 AND ($2 IS NULL OR id < $2) \
+                 AND ($4 IS NULL OR actor LIKE $4 ESCAPE '\\') AND ($5 IS NULL OR action LIKE $5 ESCAPE '\\') \
+                 AND ($6 IS NULL OR at >= $6) AND ($7 IS NULL OR at < $7) \
+                 ORDER BY id DESC LIMIT $3",
             )
             .bind(partner)
-            .bind(before_id)
-            .bind(limit.clamp(1, 1000))
+            .bind(f.before_id)
+            .bind(f.limit.clamp(1, 1000))
+            .bind(like(&f.actor, false))
+            .bind(like(&f.action, true))
+            .bind(f.since)
+            .bind(f.until)
             .fetch_all(pool)
             .await?;
             rows.iter()
@@ -92,4 +130,19 @@ impl Store {
                 .collect()
         })
     }
+}
+
+/// Which audit entries to read (every filter optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Entries with an id below this (paging backwards).
+    pub before_id: Option<i64>,
+    pub limit: i64,
+    /// Who: a part of the actor (`ann@example.com`, `token:3`).
+    pub actor: Option<String>,
+    /// What: the start of the action (`connection.`, `auth.login`).
+    pub action: Option<String>,
+    /// When: from (inclusive) and until (exclusive), in milliseconds.
+    pub since: Option<crate::Millis>,
+    pub until: Option<crate::Millis>,
 }

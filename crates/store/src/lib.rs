@@ -39,6 +39,7 @@ pub mod identity;
 pub mod ingest;
 pub mod invitations;
 pub mod outbox;
+pub mod overview;
 pub mod profiles;
 pub mod queues;
 pub mod scim;

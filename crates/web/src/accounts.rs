@@ -145,11 +145,11 @@ pub struct SessionUser {
 }
 
 impl SessionUser {
-    fn actor(&self) -> Actor {
+    pub(crate) fn actor(&self) -> Actor {
         Actor::user(self.user.id, &self.user.email)
     }
 
-    fn role_at(&self, partner: &str) -> Option<Role> {
+    pub(crate) fn role_at(&self, partner: &str) -> Option<Role> {
         self.memberships
             .iter()
             .find(|m| m.partner_id == partner)
@@ -277,8 +277,33 @@ async fn resolve_session(s: &AppState, cookie: &str) -> Result<Option<SessionUse
 pub async fn enforce(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
     match authorize(&s, &mut req).await {
         Ok(()) => next.run(req).await,
+        // The portal's refusals are pages (the same status and words).
+        Err(p) if crate::portal::is_portal_path(req.uri().path()) => crate::portal::page_error(p),
         Err(p) => p.into_response(),
     }
+}
+
+/// The `csrf_token` field of an HTML form's body (the portal's forms carry the session's
+/// token there, as scripts send it in `X-CSRF-Token`); the body is put back for the handler.
+async fn csrf_from_form(req: &mut Request) -> Result<String, Problem> {
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Ok(String::new());
+    }
+    let body = std::mem::replace(req.body_mut(), axum::body::Body::empty());
+    let bytes = axum::body::to_bytes(body, crate::MAX_BODY)
+        .await
+        .map_err(|_| Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "Body too large"))?;
+    let token = url::form_urlencoded::parse(&bytes)
+        .find(|(k, _)| k == "csrf_token")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    *req.body_mut() = axum::body::Body::from(bytes);
+    Ok(token)
 }
 
 async fn authorize(s: &AppState, req: &mut Request) -> Result<(), Problem> {
@@ -359,14 +384,20 @@ async fn authorize(s: &AppState, req: &mut Request) -> Result<(), Problem> {
     };
     let safe = matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
     if !safe {
-        let sent = req
+        let header_token = req
             .headers()
             .get("x-csrf-token")
             .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        if !constant_time_eq(sent, &user.session.csrf_token) {
+            .unwrap_or_default()
+            .to_string();
+        let sent = if header_token.is_empty() {
+            csrf_from_form(req).await?
+        } else {
+            header_token
+        };
+        if !constant_time_eq(&sent, &user.session.csrf_token) {
             return Err(Problem::forbidden(
-                "send the session's CSRF token in the X-CSRF-Token header",
+                "send the session's CSRF token in the X-CSRF-Token header (or a form's csrf_token field)",
             ));
         }
     }
@@ -674,21 +705,84 @@ async fn login(State(s): State<AppState>, req: Request) -> Result<Response, Prob
         .await
         .map_err(|_| Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "Body too large"))?;
     let body = body_json(&bytes)?;
-    let email = string_field(&body, "email", true)?.unwrap_or_default();
+    let credentials = Credentials {
+        email: string_field(&body, "email", true)?.unwrap_or_default(),
+        password: string_field(&body, "password", true)?.unwrap_or_default(),
+        totp_code: string_field(&body, "totp_code", false)?,
+        recovery_code: string_field(&body, "recovery_code", false)?,
+        partner: string_field(&body, "partner", false)?,
+    };
+    let l = match log_in(&s, credentials, &address, &key).await? {
+        Ok(logged_in) => logged_in,
+        Err(refusal) => return Ok(refusal),
+    };
+    let mut resp = Json(json!({
+        "user": user_view(&l.user),
+        "session": {"id": l.session_row, "auth_method": l.auth_method, "expires_at": psabridge_store::from_millis(l.expires_at)},
+        "partner": l.partner,
+        "memberships": memberships_view(&l.memberships),
+        "csrf_token": l.csrf_token,
+    }))
+    .into_response();
+    resp.headers_mut().insert(header::SET_COOKIE, l.cookie);
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// What a password login brings, from the JSON API or the portal's form.
+pub(crate) struct Credentials {
+    pub email: String,
+    pub password: String,
+    pub totp_code: Option<String>,
+    pub recovery_code: Option<String>,
+    /// The partner the session is for (needed when the person belongs to several).
+    pub partner: Option<String>,
+}
+
+/// A session opened by [`log_in`].
+pub(crate) struct LoggedIn {
+    pub user: User,
+    pub session_row: i64,
+    pub auth_method: &'static str,
+    pub expires_at: i64,
+    pub partner: Option<String>,
+    /// The memberships the session reaches.
+    pub memberships: Vec<Membership>,
+    pub csrf_token: String,
+    /// `Set-Cookie` for the session.
+    pub cookie: HeaderValue,
+}
+
+/// A password login, the one way both the JSON API and the portal check one: throttling
+/// before any credential, password then second factor, the account's and the partner's
+/// policy (deactivation, "require the IdP"), then the session, audited. `Ok(Err(response))`
+/// is a throttling refusal to send as it is (429 with Retry-After, or a demand for the code);
+/// `Err` a refusal as problem+json (wrong credentials, a code required, not a member).
+pub(crate) async fn log_in(
+    s: &AppState,
+    credentials: Credentials,
+    address: &str,
+    key: &str,
+) -> Result<Result<LoggedIn, Response>, Problem> {
+    let Credentials {
+        email,
+        password,
+        totp_code,
+        recovery_code,
+        partner: wanted_partner,
+    } = credentials;
     // No account has a longer one; refused before anything is counted or stored.
     check_length(&email, EMAIL_MAX_CHARS).map_err(|e| invalid("email", &e))?;
-    let password = string_field(&body, "password", true)?.unwrap_or_default();
-    let totp_code = string_field(&body, "totp_code", false)?;
-    let recovery_code = string_field(&body, "recovery_code", false)?;
-    let wanted_partner = string_field(&body, "partner", false)?;
+    let (address, key) = (address.to_string(), key.to_string());
     let cfg = &s.accounts;
     let now = cfg.clock.now_ms();
 
     // 1. Throttling, before any credential is checked.
     let second_factor = totp_code.is_some() || recovery_code.is_some();
-    let decision = throttle_decision(&s, &email, &key, second_factor, now).await?;
-    if let Some(refusal) = throttle_refusal(&s, decision, &email, &address).await? {
-        return Ok(refusal);
+    let decision = throttle_decision(s, &email, &key, second_factor, now).await?;
+    if let Some(refusal) = throttle_refusal(s, decision, &email, &address).await? {
+        return Ok(Err(refusal));
     }
     let code_required = decision == Decision::CheckWithSecondFactor;
 
@@ -704,7 +798,7 @@ async fn login(State(s): State<AppState>, req: Request) -> Result<Response, Prob
         Some(u) => s.store.memberships_of(u.id).await?,
         None => Vec::new(),
     };
-    let fail = async |reason: &str| -> Result<Response, Problem> {
+    let fail = async |reason: &str| -> Result<Result<LoggedIn, Response>, Problem> {
         s.store.record_login_failure(&email, &key, now).await?;
         let (actor, target) = match &user {
             Some(u) => (
@@ -714,7 +808,7 @@ async fn login(State(s): State<AppState>, req: Request) -> Result<Response, Prob
             None => (format!("address:{address}"), format!("email:{email}")),
         };
         audit_account(
-            &s,
+            s,
             &partner_ids(&memberships),
             &actor,
             "auth.login_failed",
@@ -771,7 +865,7 @@ async fn login(State(s): State<AppState>, req: Request) -> Result<Response, Prob
     let active: Vec<Membership> = memberships.iter().filter(|m| m.active).cloned().collect();
     if !user.active || active.is_empty() {
         audit_account(
-            &s,
+            s,
             &partner_ids(&memberships),
             &format!("user:{} {:?}", user.id, user.email),
             "auth.login_refused",
@@ -784,7 +878,7 @@ async fn login(State(s): State<AppState>, req: Request) -> Result<Response, Prob
         ));
     }
     // "Require login with the IdP": refuses a non-exempt person here (audited).
-    crate::sso::enforce_local_login(&s, &user, &active).await?;
+    crate::sso::enforce_local_login(s, &user, &active).await?;
     let partner = match wanted_partner {
         Some(p) if active.iter().any(|m| m.partner_id == p) => Some(p),
         Some(_) => return Err(invalid("partner", "you are not a member of this partner")),
@@ -822,7 +916,7 @@ async fn login(State(s): State<AppState>, req: Request) -> Result<Response, Prob
         .collect();
     let reached = partner_ids(&reached_memberships);
     audit_account(
-        &s,
+        s,
         &reached,
         &format!("user:{} {:?}", user.id, user.email),
         "auth.login",
@@ -830,30 +924,34 @@ async fn login(State(s): State<AppState>, req: Request) -> Result<Response, Prob
         Some(json!({"auth_method": auth_method, "client_address": address})),
     )
     .await?;
-    let mut resp = Json(json!({
-        "user": user_view(&user),
-        "session": {"id": id, "auth_method": auth_method, "expires_at": psabridge_store::from_millis(expires_at)},
-        "partner": partner,
-        "memberships": memberships_view(&reached_memberships),
-        "csrf_token": csrf,
+    Ok(Ok(LoggedIn {
+        user,
+        session_row: id,
+        auth_method,
+        expires_at,
+        partner,
+        memberships: reached_memberships,
+        csrf_token: csrf,
+        cookie: cfg.cookie(&session_id, cfg.idle_timeout.as_secs()),
     }))
-    .into_response();
-    resp.headers_mut().insert(
-        header::SET_COOKIE,
-        cfg.cookie(&session_id, cfg.idle_timeout.as_secs()),
-    );
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(resp)
 }
 
 async fn logout(State(s): State<AppState>, me: SessionUser) -> Result<Response, Problem> {
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, end_session(&s, &me).await?);
+    Ok(resp)
+}
+
+/// End the request's session (audited); the `Set-Cookie` that clears the cookie. The API's
+/// logout and the portal's.
+pub(crate) async fn end_session(s: &AppState, me: &SessionUser) -> Result<HeaderValue, Problem> {
     let now = s.accounts.clock.now_ms();
     s.store
         .revoke_session(me.user.id, me.session.id, now)
         .await?;
     audit_account(
-        &s,
+        s,
         &partner_ids(&me.memberships),
         &me.actor().0,
         "auth.logout",
@@ -861,10 +959,7 @@ async fn logout(State(s): State<AppState>, me: SessionUser) -> Result<Response, 
         None,
     )
     .await?;
-    let mut resp = StatusCode::NO_CONTENT.into_response();
-    resp.headers_mut()
-        .insert(header::SET_COOKIE, s.accounts.cookie("", 0));
-    Ok(resp)
+    Ok(s.accounts.cookie("", 0))
 }
 
 async fn current_session(me: SessionUser) -> Json<Value> {

@@ -760,19 +760,19 @@ async fn delete_rule(
 
 // ---- deliveries -----------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct DeliveryQuery {
-    status: Option<String>,
-    client: Option<String>,
-    event_type: Option<String>,
-    connection: Option<i64>,
-    /// `psa` or `email`.
-    channel: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-    before: Option<i64>,
-    limit: Option<i64>,
+pub(crate) struct DeliveryQuery {
+    pub status: Option<String>,
+    pub client: Option<String>,
+    pub event_type: Option<String>,
+    pub connection: Option<i64>,
+    /// `psa`, `email`, `teams`, `slack` or `webhook`.
+    pub channel: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub before: Option<i64>,
+    pub limit: Option<i64>,
 }
 
 /// An id in a query filter or page cursor: ids are positive, so 0 or less is a mistake
@@ -809,6 +809,19 @@ async fn list_deliveries(
     Query(q): Query<DeliveryQuery>,
 ) -> Result<Json<Value>, Problem> {
     caller.require_partner(&p)?;
+    let (list, next) = deliveries(&s, &p, q).await?;
+    Ok(Json(
+        json!({"deliveries": list.iter().map(views::delivery).collect::<Vec<_>>(), "next_before": next}),
+    ))
+}
+
+/// One page of the delivery log of `p`, newest first, with the cursor of the next page: the
+/// filters checked by name, for the API and the portal alike.
+pub(crate) async fn deliveries(
+    s: &AppState,
+    p: &str,
+    q: DeliveryQuery,
+) -> Result<(Vec<psabridge_store::outbox::DeliveryView>, Option<i64>), Problem> {
     if let Some(st) = &q.status
         && ![
             "pending",
@@ -855,14 +868,12 @@ async fn list_deliveries(
     }
     let list = s
         .store
-        .list_deliveries_on_channel(&p, q.channel.as_deref(), &filter)
+        .list_deliveries_on_channel(p, q.channel.as_deref(), &filter)
         .await?;
     let next = (list.len() as i64 == limit)
         .then(|| list.last().map(|d| d.id))
         .flatten();
-    Ok(Json(
-        json!({"deliveries": list.iter().map(views::delivery).collect::<Vec<_>>(), "next_before": next}),
-    ))
+    Ok((list, next))
 }
 
 #[derive(Deserialize)]
@@ -916,14 +927,25 @@ async fn retry_deliveries(
 ) -> Result<Json<Value>, Problem> {
     caller.require_partner(&p)?;
     let b: RetryBody = body(&bytes)?;
-    if b.ids.is_empty() || b.ids.len() > 1000 {
+    let n = retry(&s, &caller, &p, &b.ids).await?;
+    Ok(Json(json!({"retried": n})))
+}
+
+/// Retry these deliveries of `p` (dead, expired or retrying ones; others are left alone), wake
+/// the dispatcher and audit it: the API's bulk retry and the portal's "retry" and "retry all".
+pub(crate) async fn retry(
+    s: &AppState,
+    caller: &Caller,
+    p: &str,
+    ids: &[i64],
+) -> Result<u64, Problem> {
+    if ids.is_empty() || ids.len() > 1000 {
         return Err(Problem::invalid(vec![FieldError::new(
             "ids",
             "must list 1 to 1000 delivery ids",
         )]));
     }
-    let bad: Vec<FieldError> = b
-        .ids
+    let bad: Vec<FieldError> = ids
         .iter()
         .enumerate()
         .filter(|(_, id)| **id < 1)
@@ -937,20 +959,20 @@ async fn retry_deliveries(
     if !bad.is_empty() {
         return Err(Problem::invalid(bad));
     }
-    let n = s.store.retry_deliveries(&p, &b.ids, now()).await?;
+    let n = s.store.retry_deliveries(p, ids, now()).await?;
     s.engine.wake();
-    let what = json!({"ids": b.ids, "retried": n});
+    let what = json!({"ids": ids, "retried": n});
     audit(
-        &s,
-        &caller,
-        Some(&p),
+        s,
+        caller,
+        Some(p),
         "deliveries.retry",
         "deliveries",
         None,
         Some(&what),
     )
     .await;
-    Ok(Json(json!({"retried": n})))
+    Ok(n)
 }
 
 async fn retry_delivery(

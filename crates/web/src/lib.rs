@@ -37,6 +37,7 @@ mod import;
 mod input;
 pub mod invitations;
 mod operations;
+pub mod portal;
 pub mod problem;
 mod profiles;
 pub mod scim;
@@ -390,6 +391,52 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("GET /api/docs", Access::Public),
     ("GET /api/docs/redoc.standalone.js", Access::Public),
     ("GET /healthz", Access::Public),
+    // The partner portal (crates/web/src/portal): the same table governs its pages and forms.
+    ("GET /", Access::Public),
+    ("GET /portal.css", Access::Public),
+    ("GET /login", Access::Public),
+    ("POST /login", Access::Public),
+    ("GET /login/sso", Access::Public),
+    ("POST /logout", Access::Session),
+    ("GET /choose", Access::Session),
+    ("GET /p/{p}", Access::Partner(Permission::ViewSettings)),
+    (
+        "GET /p/{p}/clients",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "GET /p/{p}/clients/{client}",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "POST /p/{p}/clients/{client}/test",
+        Access::Partner(Permission::OperateDeliveries),
+    ),
+    (
+        "GET /p/{p}/deliveries",
+        Access::Partner(Permission::ViewDeliveries),
+    ),
+    (
+        "POST /p/{p}/deliveries/retry",
+        Access::Partner(Permission::OperateDeliveries),
+    ),
+    (
+        "POST /p/{p}/deliveries/{id}/retry",
+        Access::Partner(Permission::OperateDeliveries),
+    ),
+    (
+        "GET /p/{p}/notifications",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "POST /p/{p}/notifications/category",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "POST /p/{p}/notifications/{event_type}",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    ("GET /p/{p}/audit", Access::Partner(Permission::ViewAudit)),
     ("GET /livez", Access::Public),
     ("GET /readyz", Access::Public),
     ("POST /api/v1/auth/login", Access::Public),
@@ -516,6 +563,7 @@ pub fn router(state: AppState) -> Router {
         .merge(invitations::routes())
         .merge(sso::routes())
         .merge(scim::routes())
+        .merge(portal::routes())
         .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(health))
         .route("/livez", get(livez))
@@ -616,6 +664,13 @@ mod tests {
         include_str!("sso.rs"),
         include_str!("scim.rs"),
         include_str!("lib.rs"),
+        include_str!("portal/mod.rs"),
+        include_str!("portal/login.rs"),
+        include_str!("portal/dashboard.rs"),
+        include_str!("portal/clients.rs"),
+        include_str!("portal/deliveries.rs"),
+        include_str!("portal/notifications.rs"),
+        include_str!("portal/audit.rs"),
     ];
 
     #[test]
@@ -630,7 +685,15 @@ mod tests {
             }
         }
         documented.sort();
-        let mut routes: Vec<String> = super::ROUTES.iter().map(|(r, _)| r.to_string()).collect();
+        // The portal's pages are HTML for people, not part of the API the document describes.
+        let mut routes: Vec<String> = super::ROUTES
+            .iter()
+            .map(|(r, _)| r.to_string())
+            .filter(|r| {
+                r.split_once(' ')
+                    .is_some_and(|(_, path)| !super::portal::is_portal_path(path))
+            })
+            .collect();
         routes.sort();
         assert_eq!(documented, routes);
     }

@@ -45,13 +45,55 @@ pub(crate) async fn send(
             format!("the body must be {{\"event_type\": \"…\"}} ({e})"),
         )])
     })?;
+    Ok(answer(run(&s, &p, &client, &b.event_type).await?))
+}
+
+/// What a test notification came to.
+pub(crate) enum Outcome {
+    /// The PSA made the ticket (or noted it).
+    Delivered {
+        event_id: String,
+        psa_action: Option<String>,
+        connection: i64,
+        ticket_id: Option<String>,
+        ticket_number: Option<String>,
+        contact: Option<(String, Option<String>)>,
+    },
+    /// Nothing could be sent, and why (no connection, the event type off, …).
+    NotSent { event_id: String, error: String },
+    /// Not routed yet when the wait ended.
+    Pending { event_id: String },
+    /// The PSA refused for good (`dead`) or it was too old (`expired`).
+    Failed {
+        event_id: String,
+        state: String,
+        connection: i64,
+        error: Option<String>,
+    },
+    /// The PSA has not accepted it yet; it is being retried.
+    Retrying {
+        event_id: String,
+        connection: i64,
+        error: Option<String>,
+    },
+}
+
+/// Send a test event of `event_type` for `client` through the real pipeline and wait (up to
+/// [`WAIT`]) for what the PSA made of it. The caller has checked the permission; the JSON API
+/// and the portal both come here.
+pub(crate) async fn run(
+    s: &AppState,
+    p: &str,
+    client: &str,
+    event_type: &str,
+) -> Result<Outcome, Problem> {
+    s.store.client(p, client).await?;
     let catalog = s.event_catalog().await;
-    let Some(et) = catalog.get(&b.event_type) else {
+    let Some(et) = catalog.get(event_type) else {
         return Err(Problem::invalid(vec![FieldError::new(
             "event_type",
             format!(
-                "'{}' is not an event type of the catalog (GET /api/v1/event-types lists them)",
-                b.event_type
+                "'{event_type}' is not an event type of the catalog (GET /api/v1/event-types lists them)"
             ),
         )]));
     };
@@ -62,7 +104,7 @@ pub(crate) async fn send(
     let event = NewEvent {
         id: id.clone(),
         partner: None,
-        client: client.clone(),
+        client: client.to_string(),
         event_type: et.key.clone(),
         action: Action::Trigger,
         occurred_at: None,
@@ -83,7 +125,7 @@ pub(crate) async fn send(
     s.store
         .accept_events(
             vec![Incoming {
-                partner_id: p.clone(),
+                partner_id: p.to_string(),
                 event,
             }],
             now,
@@ -93,13 +135,13 @@ pub(crate) async fn send(
 
     let deadline = Instant::now() + WAIT;
     let record = loop {
-        let r = s.store.event_record(&p, &id).await?;
+        let r = s.store.event_record(p, &id).await?;
         if finished(&r) || Instant::now() > deadline {
             break r;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    Ok(answer(&s, &p, &record).await)
+    Ok(outcome(s, p, &record).await)
 }
 
 fn finished(r: &EventRecord) -> bool {
@@ -111,23 +153,16 @@ fn finished(r: &EventRecord) -> bool {
                 .all(|d| matches!(d.state.as_str(), "delivered" | "dead" | "expired")))
 }
 
-/// What the PSA made of the test: 201 with the ticket, 422 when nothing could be sent (and
-/// why), 502 when the PSA refused, 202 when it is still being retried.
-async fn answer(s: &AppState, partner: &str, r: &EventRecord) -> Response {
-    let event_id = &r.stored.event.id;
+async fn outcome(s: &AppState, partner: &str, r: &EventRecord) -> Outcome {
+    let event_id = r.stored.event.id.clone();
     if let Some(why) = &r.skip_reason {
-        return (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({"event_id": event_id, "status": "not_sent", "error": why})),
-        )
-            .into_response();
+        return Outcome::NotSent {
+            event_id,
+            error: why.clone(),
+        };
     }
     let Some(d) = r.deliveries.first() else {
-        return (
-            StatusCode::ACCEPTED,
-            Json(json!({"event_id": event_id, "status": "pending"})),
-        )
-            .into_response();
+        return Outcome::Pending { event_id };
     };
     match d.state.as_str() {
         "delivered" => {
@@ -141,29 +176,81 @@ async fn answer(s: &AppState, partner: &str, r: &EventRecord) -> Response {
             {
                 number = states.into_iter().next().and_then(|t| t.number);
             }
-            (
-                StatusCode::CREATED,
-                Json(json!({
-                    "event_id": event_id,
-                    "status": "delivered",
-                    "psa_action": d.psa_action,
-                    "connection": d.connection_id,
-                    "ticket": {"id": d.ticket_id, "number": number},
-                    "contact": d.contact_id.as_ref().map(|c| json!({"id": c, "source": d.contact_source})),
-                })),
-            )
-                .into_response()
+            Outcome::Delivered {
+                event_id,
+                psa_action: d.psa_action.clone(),
+                connection: d.connection_id,
+                ticket_id: d.ticket_id.clone(),
+                ticket_number: number,
+                contact: d.contact_id.clone().map(|c| (c, d.contact_source.clone())),
+            }
         }
-        "dead" | "expired" => (
-            StatusCode::BAD_GATEWAY,
-            Json(json!({"event_id": event_id, "status": d.state, "connection": d.connection_id,
-                        "error": d.last_error})),
+        "dead" | "expired" => Outcome::Failed {
+            event_id,
+            state: d.state.clone(),
+            connection: d.connection_id,
+            error: d.last_error.clone(),
+        },
+        _ => Outcome::Retrying {
+            event_id,
+            connection: d.connection_id,
+            error: d.last_error.clone(),
+        },
+    }
+}
+
+/// What the PSA made of the test: 201 with the ticket, 422 when nothing could be sent (and
+/// why), 502 when the PSA refused, 202 when it is still being retried.
+fn answer(o: Outcome) -> Response {
+    match o {
+        Outcome::NotSent { event_id, error } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"event_id": event_id, "status": "not_sent", "error": error})),
         )
             .into_response(),
-        _ => (
+        Outcome::Pending { event_id } => (
             StatusCode::ACCEPTED,
-            Json(json!({"event_id": event_id, "status": "retrying", "connection": d.connection_id,
-                        "error": d.last_error,
+            Json(json!({"event_id": event_id, "status": "pending"})),
+        )
+            .into_response(),
+        Outcome::Delivered {
+            event_id,
+            psa_action,
+            connection,
+            ticket_id,
+            ticket_number,
+            contact,
+        } => (
+            StatusCode::CREATED,
+            Json(json!({
+                "event_id": event_id,
+                "status": "delivered",
+                "psa_action": psa_action,
+                "connection": connection,
+                "ticket": {"id": ticket_id, "number": ticket_number},
+                "contact": contact.map(|(c, source)| json!({"id": c, "source": source})),
+            })),
+        )
+            .into_response(),
+        Outcome::Failed {
+            event_id,
+            state,
+            connection,
+            error,
+        } => (
+            StatusCode::BAD_GATEWAY,
+            Json(json!({"event_id": event_id, "status": state, "connection": connection,
+                        "error": error})),
+        )
+            .into_response(),
+        Outcome::Retrying {
+            event_id,
+            connection,
+            error,
+        } => (
+            StatusCode::ACCEPTED,
+            Json(json!({"event_id": event_id, "status": "retrying", "connection": connection,
+                        "error": error,
                         "note": "the PSA has not accepted it yet; the delivery log shows further attempts"})),
         )
             .into_response(),

@@ -1,0 +1,325 @@
+//! Clients: a searchable, paged list with each client's state (configured, not configured, or
+//! failing with its last error), and a client's page with its mappings and a test
+//! notification that shows the ticket number or the PSA's exact error.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+
+use super::{AtPartner, Frame, ops_error, page_error, render, url_encode, when};
+use crate::AppState;
+use crate::test_notification::{self, Outcome};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/p/{p}/clients", get(list))
+        .route("/p/{p}/clients/{client}", get(show))
+        .route("/p/{p}/clients/{client}/test", post(test))
+}
+
+const PAGE: usize = 50;
+/// A dead delivery newer than this marks its client as failing.
+const FAILING_WINDOW_MS: i64 = 7 * 86_400_000;
+
+struct Row {
+    id: String,
+    name: String,
+    status: &'static str,
+    /// The mappings' companies, as "connection: company".
+    companies: Vec<String>,
+    mapped_at: Option<String>,
+    last_error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "portal/clients.html")]
+struct ListPage {
+    frame: Frame,
+    q: String,
+    status: String,
+    rows: Vec<Row>,
+    total: usize,
+    page: usize,
+    pages: usize,
+    prev: Option<String>,
+    next: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    status: String,
+    page: Option<usize>,
+}
+
+async fn list(State(s): State<AppState>, at: AtPartner, Query(q): Query<ListQuery>) -> Response {
+    let acting = at.acting();
+    let clients = match s.ops.clients(&acting, &at.partner).await {
+        Ok(c) => c,
+        Err(e) => return ops_error(e),
+    };
+    let mappings = match s.ops.mappings(&acting, &at.partner).await {
+        Ok(m) => m,
+        Err(e) => return ops_error(e),
+    };
+    let connections = match s.ops.connections(&acting, &at.partner).await {
+        Ok(c) => c,
+        Err(e) => return ops_error(e),
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let failing = match s
+        .store
+        .failing_clients(&at.partner, now - FAILING_WINDOW_MS, 1000)
+        .await
+    {
+        Ok(f) => f,
+        Err(e) => return page_error(e.into()),
+    };
+    let needle = q.q.trim().to_lowercase();
+    let mut rows: Vec<Row> = clients
+        .iter()
+        .filter(|c| {
+            needle.is_empty()
+                || c.id.to_lowercase().contains(&needle)
+                || c.name.to_lowercase().contains(&needle)
+        })
+        .map(|c| {
+            let mine: Vec<_> = mappings.iter().filter(|m| m.client == c.id).collect();
+            let failure = failing.iter().find(|(id, ..)| *id == c.id);
+            Row {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                status: if failure.is_some() {
+                    "failing"
+                } else {
+                    c.status
+                },
+                companies: mine
+                    .iter()
+                    .map(|m| {
+                        let conn = connections
+                            .iter()
+                            .find(|k| k.id == m.connection)
+                            .map_or_else(|| m.connection.to_string(), |k| k.name.clone());
+                        format!("{conn}: {}", m.company)
+                    })
+                    .collect(),
+                mapped_at: mine.iter().map(|m| m.mapped_at.0).max().map(when),
+                last_error: failure.and_then(|(_, e, _)| e.clone()),
+            }
+        })
+        .filter(|r| q.status.is_empty() || r.status == q.status)
+        .collect();
+    rows.sort_by_key(|a| a.name.to_lowercase());
+    let total = rows.len();
+    let pages = total.div_ceil(PAGE).max(1);
+    let page = q.page.unwrap_or(1).clamp(1, pages);
+    let rows: Vec<Row> = rows
+        .into_iter()
+        .skip((page - 1) * PAGE)
+        .take(PAGE)
+        .collect();
+    let link = |n: usize| {
+        format!(
+            "/p/{}/clients?q={}&status={}&page={n}",
+            url_encode(&at.partner),
+            url_encode(&q.q),
+            url_encode(&q.status)
+        )
+    };
+    render(&ListPage {
+        frame: at.frame(&s, "clients", "Clients", None).await,
+        q: q.q.clone(),
+        status: q.status.clone(),
+        rows,
+        total,
+        page,
+        pages,
+        prev: (page > 1).then(|| link(page - 1)),
+        next: (page < pages).then(|| link(page + 1)),
+    })
+}
+
+struct MappingRow {
+    connection: String,
+    company: String,
+    contact: String,
+    contract: String,
+    tickets: bool,
+    refire: String,
+    mapped_at: String,
+}
+
+/// What the last test notification came to, in words.
+struct TestResult {
+    ok: bool,
+    headline: String,
+    detail: Option<String>,
+    event_id: String,
+}
+
+#[derive(Template)]
+#[template(path = "portal/client.html")]
+struct ClientPage {
+    frame: Frame,
+    id: String,
+    status: &'static str,
+    mappings: Vec<MappingRow>,
+    event_types: Vec<(String, String)>,
+    chosen: String,
+    result: Option<TestResult>,
+    test_error: Option<String>,
+}
+
+async fn client_page(
+    s: &AppState,
+    at: &AtPartner,
+    client: &str,
+    chosen: String,
+    result: Option<TestResult>,
+    test_error: Option<String>,
+) -> Response {
+    let acting = at.acting();
+    let c = match s.ops.client(&acting, &at.partner, client).await {
+        Ok(c) => c,
+        Err(e) => return ops_error(e),
+    };
+    let (mappings, connections) = match (
+        s.ops.mappings(&acting, &at.partner).await,
+        s.ops.connections(&acting, &at.partner).await,
+    ) {
+        (Ok(m), Ok(c)) => (m, c),
+        (Err(e), _) | (_, Err(e)) => return ops_error(e),
+    };
+    let catalog = s.event_catalog().await;
+    let event_types = catalog
+        .iter()
+        .map(|t| (t.key.clone(), format!("{} ({})", t.name, t.category)))
+        .collect();
+    let mappings = mappings
+        .iter()
+        .filter(|m| m.client == c.id)
+        .map(|m| MappingRow {
+            connection: connections
+                .iter()
+                .find(|k| k.id == m.connection)
+                .map_or_else(
+                    || m.connection.to_string(),
+                    |k| format!("{} ({})", k.name, k.kind),
+                ),
+            company: m.company.clone(),
+            contact: m
+                .default_contact
+                .clone()
+                .unwrap_or_else(|| "chosen per event".into()),
+            contract: m.contract.clone().unwrap_or_else(|| "none".into()),
+            tickets: m.create_tickets,
+            refire: m.refire.behaviour.clone(),
+            mapped_at: when(m.mapped_at.0),
+        })
+        .collect();
+    render(&ClientPage {
+        frame: at
+            .frame(s, "clients", format!("Client: {}", c.name), None)
+            .await,
+        id: c.id.clone(),
+        status: c.status,
+        mappings,
+        event_types,
+        chosen,
+        result,
+        test_error,
+    })
+}
+
+async fn show(
+    State(s): State<AppState>,
+    at: AtPartner,
+    Path((_, client)): Path<(String, String)>,
+) -> Response {
+    client_page(&s, &at, &client, String::new(), None, None).await
+}
+
+#[derive(Deserialize)]
+struct TestForm {
+    event_type: String,
+}
+
+/// "Send a test notification": the same run as `POST …/clients/{client}/test-notification`.
+async fn test(
+    State(s): State<AppState>,
+    at: AtPartner,
+    Path((_, client)): Path<(String, String)>,
+    Form(form): Form<TestForm>,
+) -> Response {
+    let outcome = test_notification::run(&s, &at.partner, &client, &form.event_type).await;
+    let (result, error) = match outcome {
+        Ok(o) => (Some(describe(o)), None),
+        Err(p) if !p.errors.is_empty() => (
+            None,
+            Some(
+                p.errors
+                    .iter()
+                    .map(|e| e.problem.clone())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+        ),
+        Err(p) => return page_error(p),
+    };
+    client_page(&s, &at, &client, form.event_type, result, error).await
+}
+
+fn describe(o: Outcome) -> TestResult {
+    match o {
+        Outcome::Delivered {
+            event_id,
+            psa_action,
+            ticket_id,
+            ticket_number,
+            ..
+        } => TestResult {
+            ok: true,
+            headline: match (ticket_number, ticket_id) {
+                (Some(n), _) => format!("Ticket {n} was made in the PSA."),
+                (None, Some(id)) => format!("Ticket (id {id}) was made in the PSA."),
+                (None, None) => "The PSA accepted it.".into(),
+            },
+            detail: psa_action.map(|a| format!("What was done: {a}.")),
+            event_id,
+        },
+        Outcome::NotSent { event_id, error } => TestResult {
+            ok: false,
+            headline: "Nothing was sent to the PSA.".into(),
+            detail: Some(error),
+            event_id,
+        },
+        Outcome::Pending { event_id } => TestResult {
+            ok: false,
+            headline: "Not sent yet: the delivery log will show what happens.".into(),
+            detail: None,
+            event_id,
+        },
+        Outcome::Failed {
+            event_id, error, ..
+        } => TestResult {
+            ok: false,
+            headline: "The PSA refused the ticket.".into(),
+            detail: error,
+            event_id,
+        },
+        Outcome::Retrying {
+            event_id, error, ..
+        } => TestResult {
+            ok: false,
+            headline: "The PSA has not accepted it yet; it is being retried.".into(),
+            detail: error,
+            event_id,
+        },
+    }
+}

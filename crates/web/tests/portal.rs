@@ -1,0 +1,332 @@
+//! The partner portal over real HTTP, on SQLite and PostgreSQL, as a browser without
+//! JavaScript uses it: the sign-in form and its own CSRF cookie, the pages each role sees, the
+//! session's CSRF token and the permission table behind every form, refusals as pages, and
+//! settings saved in the portal read back through the operations the API uses.
+//! (The same screens in Chromium, with axe: crates/psabridge/tests/e2e/portal.rs.)
+
+use anyhow::{Context, Result, ensure};
+use psabridge_identity::password::PasswordHashing;
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_SECURITY_POLICY, LOCATION, SET_COOKIE};
+
+mod common;
+use common::{PASSWORD, Server};
+
+/// A browser: its own cookie jar, redirects not followed (each is checked).
+struct Browser {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Browser {
+    fn new(server: &Server) -> Result<Browser> {
+        Ok(Browser {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
+            url: server.url.clone(),
+        })
+    }
+
+    async fn get(&self, path: &str) -> Result<(StatusCode, String, reqwest::header::HeaderMap)> {
+        let r = self.http.get(format!("{}{path}", self.url)).send().await?;
+        let (status, headers) = (r.status(), r.headers().clone());
+        Ok((status, r.text().await?, headers))
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Result<(StatusCode, String, reqwest::header::HeaderMap)> {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .form(form)
+            .send()
+            .await?;
+        let (status, headers) = (r.status(), r.headers().clone());
+        Ok((status, r.text().await?, headers))
+    }
+
+    /// Sign in through the form, as a person would; where the portal sent the browser.
+    async fn sign_in(&self, email: &str, password: &str) -> Result<(StatusCode, String)> {
+        let (_, page, _) = self.get("/login?next=/p/msp-a/clients").await?;
+        let login_csrf = hidden(&page, "login_csrf").context("the form has its token")?;
+        let next = hidden(&page, "next").unwrap_or_default();
+        let (status, body, headers) = self
+            .post(
+                "/login",
+                &[
+                    ("email", email),
+                    ("password", password),
+                    ("login_csrf", &login_csrf),
+                    ("next", &next),
+                ],
+            )
+            .await?;
+        let to = headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        Ok((status, if to.is_empty() { body } else { to }))
+    }
+
+    /// The session's CSRF token, as the pages' forms carry it.
+    async fn csrf(&self) -> Result<String> {
+        let (_, page, _) = self.get("/p/msp-a/clients").await?;
+        hidden(&page, "csrf_token").context("a signed-in page carries the CSRF token")
+    }
+}
+
+/// The value of the hidden input `name` of a page.
+fn hidden(page: &str, name: &str) -> Option<String> {
+    let at = page.find(&format!("name=\"{name}\" value=\""))?;
+    let rest = &page[at + name.len() + 15..];
+    rest.split('"').next().map(str::to_string)
+}
+
+async fn person(s: &Server, email: &str, partner: &str, role: &str) -> Result<i64> {
+    let id = s.store.create_user(email, email, 0).await?;
+    let hash = PasswordHashing::FAST_INSECURE.hash(PASSWORD)?;
+    s.store.set_password_hash(id, &hash).await?;
+    s.store.add_membership(id, partner, role, 0).await?;
+    Ok(id)
+}
+
+async fn on_both(name: &str, scenario: impl AsyncFn(&Server) -> Result<()>) -> Result<()> {
+    for pg in [false, true] {
+        let Some(s) = Server::start(pg, name).await? else {
+            continue;
+        };
+        let outcome = scenario(&s).await;
+        s.stop().await;
+        outcome.with_context(|| format!("on {}", if pg { "PostgreSQL" } else { "SQLite" }))?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn signing_in_goes_through_the_form_and_its_own_cookie() -> Result<()> {
+    on_both("portal sign-in", async |s| {
+        person(s, "ann@a.example", "msp-a", "admin").await?;
+        let b = Browser::new(s)?;
+        // Not signed in: every page sends the browser to the form, and back afterwards.
+        let (status, _, headers) = b.get("/p/msp-a/clients").await?;
+        ensure!(status == StatusCode::SEE_OTHER);
+        ensure!(headers[LOCATION] == "/login?next=%2Fp%2Fmsp-a%2Fclients");
+
+        // A form posted from elsewhere (no cookie of ours) signs nobody in.
+        let outsider = Browser::new(s)?;
+        let (status, _, headers) = outsider
+            .post(
+                "/login",
+                &[
+                    ("email", "ann@a.example"),
+                    ("password", PASSWORD),
+                    ("login_csrf", "forged"),
+                ],
+            )
+            .await?;
+        ensure!(status == StatusCode::FORBIDDEN, "{status}");
+        ensure!(
+            !headers
+                .get_all(SET_COOKIE)
+                .iter()
+                .any(|c| c.to_str().unwrap_or_default().starts_with("psab_session=")),
+            "no session for a forged form"
+        );
+
+        // A wrong password: the form again, with the reason, and no session.
+        let (status, page) = b.sign_in("ann@a.example", "wrong password").await?;
+        ensure!(status == StatusCode::UNAUTHORIZED, "{status}");
+        ensure!(page.contains("The email, password or code is wrong."));
+
+        let (status, to) = b.sign_in("ann@a.example", PASSWORD).await?;
+        ensure!(status == StatusCode::SEE_OTHER, "{status}: {to}");
+        ensure!(
+            to == "/p/msp-a/clients",
+            "back where the person wanted: {to}"
+        );
+        let (status, page, headers) = b.get("/p/msp-a").await?;
+        ensure!(status == StatusCode::OK && page.contains("Tickets and notes per day"));
+        let csp = headers[CONTENT_SECURITY_POLICY].to_str()?;
+        ensure!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"));
+        ensure!(headers["referrer-policy"] == "same-origin");
+        ensure!(headers["cache-control"] == "no-store");
+        ensure!(page.contains("<svg"), "the chart is drawn on the server");
+
+        // Another partner's pages do not exist for this person.
+        let (status, page, _) = b.get("/p/msp-b/clients").await?;
+        ensure!(status == StatusCode::NOT_FOUND, "{status}");
+        ensure!(page.contains("<html"), "refusals are pages");
+
+        // Signing out ends the session (the token is the form's).
+        let csrf = b.csrf().await?;
+        let (status, _, _) = b.post("/logout", &[("csrf_token", &csrf)]).await?;
+        ensure!(status == StatusCode::SEE_OTHER);
+        let (status, _, headers) = b.get("/p/msp-a").await?;
+        ensure!(
+            status == StatusCode::SEE_OTHER && headers[LOCATION].to_str()?.starts_with("/login")
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_read_only_member_sees_no_controls_and_a_forced_post_is_refused() -> Result<()> {
+    on_both("portal read-only", async |s| {
+        person(s, "rita@a.example", "msp-a", "read_only").await?;
+        let b = Browser::new(s)?;
+        let (status, _) = b.sign_in("rita@a.example", PASSWORD).await?;
+        ensure!(status == StatusCode::SEE_OTHER);
+        let (_, client, _) = b.get("/p/msp-a/clients/c1").await?;
+        ensure!(client.contains("Mappings"));
+        ensure!(
+            !client.contains("Send test notification"),
+            "no test for read-only"
+        );
+        let (_, settings, _) = b.get("/p/msp-a/notifications").await?;
+        ensure!(settings.contains("Alert A"));
+        ensure!(!settings.contains("Save Alert A"), "no save button");
+        ensure!(settings.contains(" disabled"), "fields are read-only");
+        let (_, log, _) = b.get("/p/msp-a/deliveries").await?;
+        ensure!(!log.contains("Retry"), "no retry for read-only");
+
+        // The buttons are hidden, and the forms refused anyway: the same table as the API.
+        let csrf = b.csrf().await?;
+        let (status, page, _) = b
+            .post(
+                "/p/msp-a/notifications/a",
+                &[
+                    ("csrf_token", &csrf),
+                    ("ticket", "default"),
+                    ("addresses", "x@y.example"),
+                ],
+            )
+            .await?;
+        ensure!(status == StatusCode::FORBIDDEN, "{status}");
+        ensure!(page.contains("does not allow manage_settings"), "{page}");
+        let (status, _, _) = b
+            .post(
+                "/p/msp-a/clients/c1/test",
+                &[("csrf_token", &csrf), ("event_type", "a")],
+            )
+            .await?;
+        ensure!(status == StatusCode::FORBIDDEN);
+        let (status, _, _) = b
+            .post("/p/msp-a/deliveries/retry", &[("csrf_token", &csrf)])
+            .await?;
+        ensure!(status == StatusCode::FORBIDDEN);
+        let email = s
+            .state
+            .ops
+            .email_settings(&psabridge_ops::Acting::operator("test"), "msp-a")
+            .await?;
+        ensure!(email.event_types.iter().all(|t| t.addresses.is_empty()));
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn settings_saved_in_the_portal_go_through_the_operations() -> Result<()> {
+    on_both("portal settings", async |s| {
+        person(s, "ann@a.example", "msp-a", "admin").await?;
+        let b = Browser::new(s)?;
+        b.sign_in("ann@a.example", PASSWORD).await?;
+        let csrf = b.csrf().await?;
+
+        // Without the session's token, or with another, a form changes nothing.
+        for token in ["", "not-the-token"] {
+            let (status, _, _) = b
+                .post(
+                    "/p/msp-a/notifications/a",
+                    &[
+                        ("csrf_token", token),
+                        ("ticket", "default"),
+                        ("addresses", "ops@a.example"),
+                    ],
+                )
+                .await?;
+            ensure!(status == StatusCode::FORBIDDEN, "token {token:?}: {status}");
+        }
+
+        // A bad address: the page again, the problem next to the field, nothing saved.
+        let (status, page, _) = b
+            .post(
+                "/p/msp-a/notifications/a",
+                &[
+                    ("csrf_token", &csrf),
+                    ("ticket", "default"),
+                    ("addresses", "ops@a.example; not an address"),
+                ],
+            )
+            .await?;
+        ensure!(status == StatusCode::UNPROCESSABLE_ENTITY, "{status}");
+        ensure!(page.contains("id=\"addresses-a-error\""), "{page}");
+        ensure!(page.contains("aria-invalid=\"true\""));
+
+        // Email cannot be switched on without SMTP: said next to the switch.
+        let (status, page, _) = b
+            .post(
+                "/p/msp-a/notifications/a",
+                &[
+                    ("csrf_token", &csrf),
+                    ("ticket", "default"),
+                    ("email", "on"),
+                    ("addresses", "ops@a.example"),
+                ],
+            )
+            .await?;
+        ensure!(status == StatusCode::UNPROCESSABLE_ENTITY, "{status}");
+        ensure!(page.contains("no SMTP server is configured"));
+
+        let (status, page, headers) = b
+            .post(
+                "/p/msp-a/notifications/a",
+                &[
+                    ("csrf_token", &csrf),
+                    ("ticket", "default"),
+                    ("addresses", "ops@a.example;bea@a.example"),
+                ],
+            )
+            .await?;
+        ensure!(
+            status == StatusCode::SEE_OTHER,
+            "{status}: {:?}",
+            page.lines()
+                .filter(|l| l.contains("error"))
+                .collect::<Vec<_>>()
+        );
+        ensure!(headers[LOCATION].to_str()?.contains("saved=1"));
+        let email = s
+            .state
+            .ops
+            .email_settings(&psabridge_ops::Acting::operator("test"), "msp-a")
+            .await?;
+        let a = email
+            .event_types
+            .iter()
+            .find(|t| t.event_type == "a")
+            .context("a")?;
+        ensure!(a.addresses == "ops@a.example; bea@a.example" && !a.enabled);
+
+        // The change is in the audit log under the person's name, and the log's filters work.
+        let (_, audit, _) = b.get("/p/msp-a/audit?what=email_settings.").await?;
+        ensure!(audit.contains("email_settings.put") && audit.contains("ann@a.example"));
+        let (_, audit, _) = b.get("/p/msp-a/audit?what=connection.").await?;
+        ensure!(!audit.contains("email_settings.put"), "filtered out");
+        let (status, audit, _) = b.get("/p/msp-a/audit?from=yesterday").await?;
+        ensure!(status == StatusCode::OK && audit.contains("is not a date"));
+
+        // The delivery log names a bad filter next to its field.
+        let (_, log, _) = b.get("/p/msp-a/deliveries?since=soon").await?;
+        ensure!(log.contains("since: ") && log.contains("RFC 3339"), "{log}");
+        Ok(())
+    })
+    .await
+}
