@@ -107,7 +107,7 @@ impl PsaError {
 }
 
 /// One value of a PSA list (a queue, a status, …).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ListItem {
     pub id: String,
     pub label: String,

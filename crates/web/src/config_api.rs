@@ -650,14 +650,8 @@ async fn connection_companies(
     Query(q): Query<CompanyQuery>,
 ) -> Result<Json<Value>, Problem> {
     caller.require_partner(&p)?;
-    let conn = s.store.connection(&p, id).await?;
-    let connector = s
-        .engine
-        .connectors
-        .get(&s.store, &conn)
-        .await
-        .map_err(Problem::internal)?;
-    let page = connector
+    let page = connector_of(&s, &p, id)
+        .await?
         .companies(q.search.as_deref(), q.cursor.as_deref())
         .await
         .map_err(psa_problem)?;
@@ -666,20 +660,31 @@ async fn connection_companies(
     ))
 }
 
+/// The connector of a partner's connection (built on first use, then the registry's).
+pub(crate) async fn connector_of(
+    s: &AppState,
+    p: &str,
+    id: i64,
+) -> Result<std::sync::Arc<dyn psabridge_psa::Connector>, Problem> {
+    let conn = s.store.connection(p, id).await?;
+    s.engine
+        .connectors
+        .get(&s.store, &conn)
+        .await
+        .map_err(Problem::internal)
+}
+
 async fn company_contacts(
     State(s): State<AppState>,
     caller: Caller,
     Path((p, id, company)): Path<(String, i64, String)>,
 ) -> Result<Json<Value>, Problem> {
     caller.require_partner(&p)?;
-    let conn = s.store.connection(&p, id).await?;
-    let connector = s
-        .engine
-        .connectors
-        .get(&s.store, &conn)
+    let contacts = connector_of(&s, &p, id)
+        .await?
+        .contacts(&company)
         .await
-        .map_err(Problem::internal)?;
-    let contacts = connector.contacts(&company).await.map_err(psa_problem)?;
+        .map_err(psa_problem)?;
     Ok(Json(json!({"contacts": contacts})))
 }
 
@@ -690,14 +695,11 @@ async fn company_contracts(
     Path((p, id, company)): Path<(String, i64, String)>,
 ) -> Result<Json<Value>, Problem> {
     caller.require_partner(&p)?;
-    let conn = s.store.connection(&p, id).await?;
-    let connector = s
-        .engine
-        .connectors
-        .get(&s.store, &conn)
+    let contracts = connector_of(&s, &p, id)
+        .await?
+        .contracts(&company)
         .await
-        .map_err(Problem::internal)?;
-    let contracts = connector.contracts(&company).await.map_err(psa_problem)?;
+        .map_err(psa_problem)?;
     Ok(Json(json!({"contracts": contracts.iter().map(|c| json!({
         "id": c.id, "name": c.name, "active": c.active,
     })).collect::<Vec<_>>()})))

@@ -437,6 +437,58 @@ pub const ROUTES: &[(&str, Access)] = &[
         Access::Partner(Permission::ManageSettings),
     ),
     ("GET /p/{p}/audit", Access::Partner(Permission::ViewAudit)),
+    (
+        "GET /p/{p}/connections",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "POST /p/{p}/connections",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "GET /p/{p}/connections/new",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "GET /p/{p}/connections/{id}",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "POST /p/{p}/connections/{id}",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "POST /p/{p}/connections/{id}/delete",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "GET /p/{p}/connections/{id}/mapping",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "POST /p/{p}/connections/{id}/mapping",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "POST /p/{p}/connections/{id}/catch-all",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "GET /p/{p}/connections/{id}/mapping/{client}/contact",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "POST /p/{p}/connections/{id}/mapping/{client}/contact",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "GET /p/{p}/connections/{id}/defaults",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "POST /p/{p}/connections/{id}/defaults",
+        Access::Partner(Permission::ManageSettings),
+    ),
     ("GET /livez", Access::Public),
     ("GET /readyz", Access::Public),
     ("POST /api/v1/auth/login", Access::Public),
@@ -668,6 +720,7 @@ mod tests {
         include_str!("portal/login.rs"),
         include_str!("portal/dashboard.rs"),
         include_str!("portal/clients.rs"),
+        include_str!("portal/connections.rs"),
         include_str!("portal/deliveries.rs"),
         include_str!("portal/notifications.rs"),
         include_str!("portal/audit.rs"),

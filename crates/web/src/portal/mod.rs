@@ -23,6 +23,7 @@
 mod audit;
 mod charts;
 mod clients;
+mod connections;
 mod dashboard;
 mod deliveries;
 mod login;
@@ -50,6 +51,7 @@ pub fn routes() -> Router<AppState> {
         .merge(login::routes())
         .merge(dashboard::routes())
         .merge(clients::routes())
+        .merge(connections::routes())
         .merge(deliveries::routes())
         .merge(notifications::routes())
         .merge(audit::routes())
