@@ -447,7 +447,7 @@ pub const ROUTES: &[(&str, Access)] = &[
     ),
     (
         "GET /p/{p}/connections/new",
-        Access::Partner(Permission::ManageSettings),
+        Access::Partner(Permission::ViewSettings),
     ),
     (
         "GET /p/{p}/connections/{id}",

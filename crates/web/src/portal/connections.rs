@@ -614,7 +614,7 @@ async fn mapping_view(
             }
         })
         .collect();
-    clients.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    clients.sort_by_key(|c| c.name.to_lowercase());
     // The PSA's companies, one page at a time, searched by the PSA itself.
     let search = q.search.trim().to_string();
     let (companies, next, psa_error) = match connector_of(s, &at.partner, id).await {
