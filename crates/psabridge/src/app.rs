@@ -94,6 +94,12 @@ pub async fn start(
         trusted_proxies: people.trusted_proxies,
         ..Default::default()
     });
+    // The portal is served here too: invitation links open its page, and logins through an
+    // identity provider end on it (its chooser and confirmation pages) instead of in JSON.
+    let portal = public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    state.sso = Arc::new(psabridge_web::sso::SsoConfig::with_portal_url(Some(portal)));
     let app = psabridge_web::router(state)
         // The client address, for login throttling and the audit log.
         .into_make_service_with_connect_info::<SocketAddr>();

@@ -444,6 +444,7 @@ async fn seed(
     let login = first["login"].clone();
     Ok(json!({
         "api_url": api_url,
+        "portal_url": format!("{api_url}/"),
         "vendor_token": vendor_token,
         // The first partner (Autotask's, unless `--psa` leaves it out) at the top level, as
         // scripts written for one PSA expect.
@@ -763,6 +764,7 @@ async fn refresh(
         }
     }
     info["api_url"] = json!(api_url);
+    info["portal_url"] = json!(format!("{api_url}/"));
     info["simulators"] = simulators_json(described);
 
     Ok(info)
@@ -772,7 +774,10 @@ fn print_welcome(info: &Value, demo_file: &Path) {
     let api = info["api_url"].as_str().unwrap_or_default();
     let token = info["api_token"].as_str().unwrap_or_default();
     println!("PSA Bridge demo is running.");
-    println!("  API:        {api}  (OpenAPI: {api}/api/v1/openapi.json)");
+    println!("  Portal:     {api}/  (open it in a browser and sign in with the login below)");
+    println!(
+        "  API:        {api}  (OpenAPI: {api}/api/v1/openapi.json, reference: {api}/api/docs)"
+    );
     for p in info["partners"].as_array().into_iter().flatten() {
         let psa = p["psa"].as_str().unwrap_or_default();
         println!(
@@ -786,7 +791,7 @@ fn print_welcome(info: &Value, demo_file: &Path) {
     }
     if let Some(email) = info["login"]["email"].as_str() {
         println!(
-            "  Log in:     {email} / {}  (Primary of {}; POST {api}/api/v1/auth/login)",
+            "  Log in:     {email} / {}  (Primary of {}; the portal's form or POST {api}/api/v1/auth/login)",
             info["login"]["password"].as_str().unwrap_or_default(),
             info["login"]["partner"].as_str().unwrap_or_default()
         );

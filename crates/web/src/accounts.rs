@@ -1078,6 +1078,18 @@ async fn set_password(
     let body = body_json(&body)?;
     let token = string_field(&body, "token", true)?.unwrap_or_default();
     let password = string_field(&body, "password", true)?.unwrap_or_default();
+    set_password_with_token(&s, &token, password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Set a password with a link's token: an invitation's (which it accepts) or an operator's
+/// password link (which ends the person's sessions). The API's `POST /api/v1/auth/password`
+/// and the portal's page both come here.
+pub(crate) async fn set_password_with_token(
+    s: &AppState,
+    token: &str,
+    password: String,
+) -> Result<(), Problem> {
     let now = s.accounts.clock.now_ms();
     let hash = token_hash(&token);
     let unknown = || invalid("token", "the link is unknown, used or expired");
@@ -1132,7 +1144,7 @@ async fn set_password(
                 now,
             )
             .await?;
-        return Ok(StatusCode::NO_CONTENT);
+        return Ok(());
     }
 
     // A password link the operator issued (`psabridge password-link`): sets the password of
@@ -1153,7 +1165,7 @@ async fn set_password(
     s.store.revoke_sessions_of(user.id, now).await?;
     let memberships = s.store.memberships_of(user.id).await?;
     audit_account(
-        &s,
+        s,
         &partner_ids(&memberships),
         &format!("user:{} {:?}", user.id, user.email),
         "user.password_set",
@@ -1161,7 +1173,7 @@ async fn set_password(
         None,
     )
     .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 // ---- users of a partner -------------------------------------------------------------------

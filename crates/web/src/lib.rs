@@ -394,6 +394,11 @@ pub const ROUTES: &[(&str, Access)] = &[
     // The partner portal (crates/web/src/portal): the same table governs its pages and forms.
     ("GET /", Access::Public),
     ("GET /portal.css", Access::Public),
+    ("GET /portal.js", Access::Public),
+    ("GET /invitation", Access::Public),
+    ("POST /invitation", Access::Public),
+    ("GET /sso/choose", Access::Public),
+    ("GET /sso/confirm", Access::Public),
     ("GET /login", Access::Public),
     ("POST /login", Access::Public),
     ("GET /login/sso", Access::Public),
@@ -724,6 +729,8 @@ mod tests {
         include_str!("portal/deliveries.rs"),
         include_str!("portal/notifications.rs"),
         include_str!("portal/audit.rs"),
+        include_str!("portal/password.rs"),
+        include_str!("portal/sso.rs"),
     ];
 
     #[test]

@@ -1044,8 +1044,37 @@ async fn open_session(
     Ok(resp)
 }
 
+/// The portal's chooser and confirmation pages post HTML forms here; scripts post JSON. Both
+/// are bound to the browser's login cookie, which another site's form does not carry.
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+}
+
+fn body_fields(bytes: &Bytes, form: bool) -> Result<serde_json::Map<String, Value>, Problem> {
+    if !form {
+        return body_json(bytes);
+    }
+    Ok(url::form_urlencoded::parse(bytes)
+        .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+        .collect())
+}
+
 async fn choices(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, Problem> {
-    let browser = browser_hash(&s, &headers)?;
+    Ok(Json(
+        json!({"partners": memberships_view(&partners_to_choose(&s, &headers).await?)}),
+    ))
+}
+
+/// The partners a login waiting for this browser's choice may open (the portal's chooser
+/// and `GET /api/v1/auth/sso/choose`).
+pub(crate) async fn partners_to_choose(
+    s: &AppState,
+    headers: &HeaderMap,
+) -> Result<Vec<Membership>, Problem> {
+    let browser = browser_hash(s, headers)?;
     let Some(c) = s
         .store
         .sso_continuation(&browser, "choose", now_ms(&s))
@@ -1055,17 +1084,17 @@ async fn choices(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<V
             "a partner choice waiting for this browser",
         ));
     };
-    let openable = openable_partners(&s, c.user_id, &c.issuer).await?;
-    Ok(Json(json!({"partners": memberships_view(&openable)})))
+    openable_partners(s, c.user_id, &c.issuer).await
 }
 
 async fn choose(State(s): State<AppState>, req: Request) -> Result<Response, Problem> {
     let address = client_address(req.extensions());
     let browser = browser_hash(&s, req.headers())?;
+    let form = is_form(req.headers());
     let bytes = axum::body::to_bytes(req.into_body(), 64 * 1024)
         .await
         .map_err(|_| Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "Body too large"))?;
-    let body = body_json(&bytes)?;
+    let body = body_fields(&bytes, form)?;
     let partner = string_field(&body, "partner", true)?.unwrap_or_default();
     let now = now_ms(&s);
     let Some(c) = s.store.sso_continuation(&browser, "choose", now).await? else {
@@ -1103,10 +1132,11 @@ async fn confirm(State(s): State<AppState>, req: Request) -> Result<Response, Pr
     let address = client_address(req.extensions());
     let key = throttle_key(req.extensions());
     let browser = browser_hash(&s, req.headers())?;
+    let form = is_form(req.headers());
     let bytes = axum::body::to_bytes(req.into_body(), 64 * 1024)
         .await
         .map_err(|_| Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "Body too large"))?;
-    let body = body_json(&bytes)?;
+    let body = body_fields(&bytes, form)?;
     let password = string_field(&body, "password", true)?.unwrap_or_default();
     let code = string_field(&body, "totp_code", true)?.unwrap_or_default();
     let now = now_ms(&s);

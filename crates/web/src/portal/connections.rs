@@ -84,12 +84,7 @@ fn vendor_label(kind: PsaKind, key: &str) -> String {
 }
 
 fn kind_name(kind: PsaKind) -> &'static str {
-    match kind {
-        PsaKind::Autotask => "Autotask",
-        PsaKind::HaloPsa => "HaloPSA",
-        PsaKind::KaseyaBms => "Kaseya BMS",
-        PsaKind::ConnectWise => "ConnectWise PSA",
-    }
+    kind.display_name()
 }
 
 /// One credential or setting input of the form.
@@ -286,7 +281,8 @@ struct CredentialsPage {
 
 #[derive(Deserialize)]
 struct KindQuery {
-    kind: String,
+    /// Without one, the list offers the four.
+    kind: Option<String>,
 }
 
 async fn new_form(
@@ -294,10 +290,12 @@ async fn new_form(
     at: AtPartner,
     Query(q): Query<KindQuery>,
 ) -> Response {
-    let Some(kind) = PsaKind::parse(&q.kind) else {
+    let Some(wanted) = q.kind else {
+        return see_other(&format!("/p/{}/connections", url_encode(&at.partner)));
+    };
+    let Some(kind) = PsaKind::parse(&wanted) else {
         return page_error(crate::problem::Problem::not_found(format!(
-            "PSA '{}' (autotask, halopsa, kaseya_bms, connectwise)",
-            q.kind
+            "PSA '{wanted}' (autotask, halopsa, kaseya_bms, connectwise)"
         )));
     };
     let (main, advanced) = fields(kind, &Map::new(), &[], &FieldErrors::default());

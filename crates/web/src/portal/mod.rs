@@ -28,6 +28,8 @@ mod dashboard;
 mod deliveries;
 mod login;
 mod notifications;
+mod password;
+mod sso;
 
 use askama::Template;
 use axum::Router;
@@ -48,6 +50,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(login::home))
         .route("/portal.css", get(stylesheet))
+        .route("/portal.js", get(script))
         .merge(login::routes())
         .merge(dashboard::routes())
         .merge(clients::routes())
@@ -55,6 +58,8 @@ pub fn routes() -> Router<AppState> {
         .merge(deliveries::routes())
         .merge(notifications::routes())
         .merge(audit::routes())
+        .merge(password::routes())
+        .merge(sso::routes())
         .layer(axum::middleware::map_response(secure_headers))
 }
 
@@ -67,11 +72,14 @@ pub fn is_portal_path(path: &str) -> bool {
         || path == "/logout"
         || path == "/choose"
         || path == "/portal.css"
+        || path == "/portal.js"
+        || path == "/invitation"
+        || path.starts_with("/sso/")
         || path.starts_with("/p/")
 }
 
-const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
-     frame-ancestors 'none'; base-uri 'none'";
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 async fn secure_headers(mut resp: Response) -> Response {
     let h = resp.headers_mut();
@@ -101,6 +109,16 @@ async fn stylesheet() -> impl IntoResponse {
             (header::CACHE_CONTROL, "max-age=300"),
         ],
         include_str!("../../assets/portal/portal.css"),
+    )
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        include_str!("../../assets/portal/portal.js"),
     )
 }
 
