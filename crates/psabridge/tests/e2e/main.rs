@@ -15,6 +15,7 @@ mod import;
 mod inputs;
 mod metrics;
 mod nodes;
+mod portal;
 mod profiles;
 mod schemathesis;
 mod spine;

@@ -1,0 +1,105 @@
+//! The partner portal in a real browser: Playwright (`playwright-core`, pinned in
+//! `clients/portal-node`) drives Debian's Chromium against a real `psabridge demo`, with
+//! axe-core checking every screen. The scenarios are in `clients/portal-node/portal.mjs`;
+//! screenshots of each screen land in `target/portal-screenshots/`.
+//!
+//! Without Chromium or the npm packages the test says SKIPPED loudly and passes, except when
+//! `PSABRIDGE_REQUIRE_BROWSER=1` (CI sets it), where that is a failure.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::harness::{Db, Product, Sim};
+use anyhow::{Context, Result, bail};
+
+/// One spec's budget: it signs in, connects a PSA and waits for tickets.
+const SPEC_LIMIT: Duration = Duration::from_secs(240);
+
+fn client_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../clients/portal-node")
+}
+
+fn chromium() -> PathBuf {
+    std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+}
+
+/// `None` when the browser and the packages are here; else why not.
+pub fn browser_missing() -> Option<String> {
+    let modules = client_dir().join("node_modules/playwright-core");
+    if !modules.exists() {
+        return Some(format!(
+            "{} is missing: run `npm ci` in clients/portal-node (./scripts/test does)",
+            modules.display()
+        ));
+    }
+    if !chromium().exists() {
+        return Some(format!(
+            "no Chromium at {} (Debian's package `chromium`; .ci/run installs it; CHROMIUM names another)",
+            chromium().display()
+        ));
+    }
+    None
+}
+
+/// Skip loudly (`Ok(true)`), or fail when CI requires the browser.
+pub fn skip_without_browser() -> Result<bool> {
+    let Some(reason) = browser_missing() else {
+        return Ok(false);
+    };
+    if std::env::var("PSABRIDGE_REQUIRE_BROWSER").as_deref() == Ok("1") {
+        bail!("the portal's browser tests are required here, but: {reason}");
+    }
+    eprintln!("\n*** SKIPPED (portal browser tests): {reason} ***\n");
+    Ok(true)
+}
+
+/// Run `clients/portal-node/<spec>` against `product`; its whole output on failure.
+pub async fn run_spec(product: &Product, spec: &str) -> Result<String> {
+    let name = spec.trim_end_matches(".mjs");
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/portal-screenshots")
+        .join(name);
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(client_dir().join(spec))
+        .current_dir(client_dir())
+        .env("PSABRIDGE_URL", product.api())
+        .env("DEMO_JSON", product.dir.join("demo.json"))
+        .env("ARTIFACTS_DIR", &artifacts)
+        .env("CHROMIUM", chromium())
+        // Only the demo on 127.0.0.1 is ever called.
+        .env("NO_PROXY", "*")
+        .env_remove("HTTP_PROXY")
+        .env_remove("HTTPS_PROXY")
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(SPEC_LIMIT, cmd.output())
+        .await
+        .with_context(|| format!("{spec} ran longer than {SPEC_LIMIT:?}"))?
+        .with_context(|| format!("running node {spec}"))?;
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        bail!("{spec} failed ({}):\n{text}", out.status);
+    }
+    Ok(text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_scenarios_in_chromium() -> Result<()> {
+    if skip_without_browser()? {
+        return Ok(());
+    }
+    let sim = Sim::start().await?;
+    let product = Product::start_with(&sim, Db::Sqlite, "portal", &[])
+        .await?
+        .context("the demo did not start")?;
+    let outcome = run_spec(&product, "portal.mjs").await;
+    product.cleanup().await;
+    let output = outcome?;
+    eprintln!("{output}");
+    Ok(())
+}
