@@ -1238,9 +1238,27 @@ async fn patch_user(
         Some(Value::Bool(b)) => Some(*b),
         Some(_) => return Err(invalid("active", "must be true or false")),
     };
+    Ok(Json(member_view(
+        &update_member(&s, &caller, me.0.as_ref(), &p, user_id, role, active).await?,
+    )))
+}
+
+/// Change a member's role or switch their membership on or off, keeping the Primary's rules
+/// (never deactivated or demoted; handed over only by the Primary, to an active member, who
+/// then becomes a Security Admin), and audit it. The API's `PATCH …/users/{user}` and the
+/// portal's users screen.
+pub(crate) async fn update_member(
+    s: &AppState,
+    caller: &Caller,
+    me: Option<&SessionUser>,
+    p: &str,
+    user_id: i64,
+    role: Option<Role>,
+    active: Option<bool>,
+) -> Result<psabridge_store::identity::Member, Problem> {
     let before = s
         .store
-        .member(&p, user_id)
+        .member(p, user_id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("user {user_id}")))?;
     let current_role = Role::parse(&before.role);
@@ -1258,9 +1276,9 @@ async fn patch_user(
         && current_role != Some(Role::Primary)
     {
         // Transfer: only the Primary (or an API token of the partner) hands Primary over.
-        let members = s.store.members_of(&p).await?;
+        let members = s.store.members_of(p).await?;
         let primary = members.iter().find(|m| m.role == Role::Primary.as_str());
-        if let Some(me) = &me.0
+        if let Some(me) = me
             && primary.map(|m| m.user_id) != Some(me.user.id)
         {
             return Err(Problem::forbidden(
@@ -1273,32 +1291,32 @@ async fn patch_user(
         match primary {
             Some(from) => {
                 s.store
-                    .transfer_primary(&p, from.user_id, user_id, Role::SecurityAdmin.as_str())
+                    .transfer_primary(p, from.user_id, user_id, Role::SecurityAdmin.as_str())
                     .await?
             }
             None => {
                 s.store
-                    .set_member_role(&p, user_id, Role::Primary.as_str())
+                    .set_member_role(p, user_id, Role::Primary.as_str())
                     .await?
             }
         }
     } else if let Some(role) = role {
-        s.store.set_member_role(&p, user_id, role.as_str()).await?;
+        s.store.set_member_role(p, user_id, role.as_str()).await?;
     }
     if let Some(active) = active {
-        s.store.set_member_active(&p, user_id, active, now).await?;
+        s.store.set_member_active(p, user_id, active, now).await?;
         // Deactivation revoked the person's tokens: forget them on this node at once.
         s.tokens.clear();
     }
     let after = s
         .store
-        .member(&p, user_id)
+        .member(p, user_id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("user {user_id}")))?;
     s.store
         .record_audit(
             &NewAuditEntry {
-                partner_id: Some(&p),
+                partner_id: Some(p),
                 actor: &caller.1.0,
                 action: "user.update",
                 target: &format!("user:{user_id}"),
@@ -1308,7 +1326,7 @@ async fn patch_user(
             now,
         )
         .await?;
-    Ok(Json(member_view(&after)))
+    Ok(after)
 }
 
 async fn remove_user(
@@ -1317,10 +1335,21 @@ async fn remove_user(
     Path((p, user)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
     caller.require_partner(&p)?;
-    let user_id = parse_user_id(&user)?;
+    remove_member(&s, &caller, &p, parse_user_id(&user)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Remove a member from `p` (never the Primary), ending their sessions and tokens there, and
+/// audit it. The API's `DELETE …/users/{user}` and the portal's users screen.
+pub(crate) async fn remove_member(
+    s: &AppState,
+    caller: &Caller,
+    p: &str,
+    user_id: i64,
+) -> Result<(), Problem> {
     let before = s
         .store
-        .member(&p, user_id)
+        .member(p, user_id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("user {user_id}")))?;
     if before.role == Role::Primary.as_str() {
@@ -1328,12 +1357,12 @@ async fn remove_user(
             .detail("the Primary user cannot be removed; make another member Primary first"));
     }
     let now = s.accounts.clock.now_ms();
-    s.store.remove_membership(&p, user_id, now).await?;
+    s.store.remove_membership(p, user_id, now).await?;
     s.tokens.clear();
     s.store
         .record_audit(
             &NewAuditEntry {
-                partner_id: Some(&p),
+                partner_id: Some(p),
                 actor: &caller.1.0,
                 action: "user.remove",
                 target: &format!("user:{user_id}"),
@@ -1343,7 +1372,7 @@ async fn remove_user(
             now,
         )
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// docs/permissions.md, generated from [`psabridge_identity::roles::MATRIX`] and

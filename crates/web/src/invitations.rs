@@ -223,7 +223,30 @@ pub(crate) async fn add_user(
         })
         .transpose()?
         .unwrap_or(Role::ReadOnly);
-    if role == Role::Primary && me.0.is_some() {
+    let (view, delivery) = invite(&s, &caller, me.0.is_some(), &p, email, name, role).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "invitation": view,
+            "delivery": delivery,
+            "detail": "the person becomes a member once they accept the invitation",
+        })),
+    ))
+}
+
+/// Invite a (checked) address to `p` with `role`, email the link and audit it: the invitation
+/// as the API shows it and how it was delivered. A person (`by_person`) cannot make a new
+/// Primary; the Primary hands it over instead. The API and the portal's "Invite".
+pub(crate) async fn invite(
+    s: &AppState,
+    caller: &Caller,
+    by_person: bool,
+    p: &str,
+    email: String,
+    name: Option<String>,
+    role: Role,
+) -> Result<(Value, &'static str), Problem> {
+    if role == Role::Primary && by_person {
         return Err(invalid(
             "role",
             "a person cannot make a new Primary; the Primary transfers it with PATCH",
@@ -235,7 +258,7 @@ pub(crate) async fn add_user(
         .store
         .invite(
             &NewInvitation {
-                partner_id: &p,
+                partner_id: p,
                 email: &email,
                 name: name.as_deref(),
                 role: role.as_str(),
@@ -246,12 +269,12 @@ pub(crate) async fn add_user(
             now,
         )
         .await?;
-    let delivery = send_invitation(&s, &invitation, invitee, &token).await?;
+    let delivery = send_invitation(s, &invitation, invitee, &token).await?;
     let view = partner_view(&invitation);
     s.store
         .record_audit(
             &NewAuditEntry {
-                partner_id: Some(&p),
+                partner_id: Some(p),
                 actor: &caller.1.0,
                 action: "user.invite",
                 target: &format!("invitation:{}", invitation.id),
@@ -261,14 +284,7 @@ pub(crate) async fn add_user(
             now,
         )
         .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({
-            "invitation": view,
-            "delivery": delivery.as_str(),
-            "detail": "the person becomes a member once they accept the invitation",
-        })),
-    ))
+    Ok((view, delivery.as_str()))
 }
 
 async fn list_of_partner(

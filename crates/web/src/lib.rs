@@ -442,6 +442,19 @@ pub const ROUTES: &[(&str, Access)] = &[
         Access::Partner(Permission::ManageSettings),
     ),
     ("GET /p/{p}/audit", Access::Partner(Permission::ViewAudit)),
+    ("GET /p/{p}/users", Access::Partner(Permission::ViewUsers)),
+    (
+        "POST /p/{p}/users",
+        Access::Partner(Permission::ManageUsers),
+    ),
+    (
+        "POST /p/{p}/users/{user}",
+        Access::Partner(Permission::ManageUsers),
+    ),
+    (
+        "POST /p/{p}/users/{user}/remove",
+        Access::Partner(Permission::ManageUsers),
+    ),
     (
         "GET /p/{p}/connections",
         Access::Partner(Permission::ViewSettings),
@@ -731,6 +744,7 @@ mod tests {
         include_str!("portal/audit.rs"),
         include_str!("portal/password.rs"),
         include_str!("portal/sso.rs"),
+        include_str!("portal/users.rs"),
     ];
 
     #[test]

@@ -330,3 +330,107 @@ async fn settings_saved_in_the_portal_go_through_the_operations() -> Result<()> 
     })
     .await
 }
+
+#[tokio::test]
+async fn people_are_invited_and_changed_under_the_apis_rules() -> Result<()> {
+    on_both("portal users", async |s| {
+        person(s, "sam@a.example", "msp-a", "security_admin").await?;
+        let tech = person(s, "tom@a.example", "msp-a", "technician").await?;
+        let primary = person(s, "pia@a.example", "msp-a", "primary").await?;
+        let b = Browser::new(s)?;
+        b.sign_in("sam@a.example", PASSWORD).await?;
+        let csrf = b.csrf().await?;
+        let (status, page, _) = b.get("/p/msp-a/users").await?;
+        ensure!(status == StatusCode::OK && page.contains("tom@a.example"));
+        ensure!(
+            !page.contains("value=\"primary\">Primary (hand over"),
+            "only the Primary hands Primary over"
+        );
+
+        // A bad address is named next to its field; nothing is sent.
+        let (status, page, _) = b
+            .post(
+                "/p/msp-a/users",
+                &[
+                    ("csrf_token", &csrf),
+                    ("email", "not an address"),
+                    ("role", "admin"),
+                ],
+            )
+            .await?;
+        ensure!(status == StatusCode::UNPROCESSABLE_ENTITY, "{status}");
+        ensure!(page.contains("id=\"invite-email-error\""));
+        ensure!(s.mail.to("not an address").is_empty());
+
+        let (status, _, _) = b
+            .post(
+                "/p/msp-a/users",
+                &[
+                    ("csrf_token", &csrf),
+                    ("email", "new@a.example"),
+                    ("role", "admin"),
+                ],
+            )
+            .await?;
+        ensure!(status == StatusCode::SEE_OTHER, "{status}");
+        ensure!(
+            s.mail.token_for("new@a.example").is_some(),
+            "the link was emailed"
+        );
+        let (_, page, _) = b.get("/p/msp-a/users").await?;
+        ensure!(
+            page.contains("new@a.example as Admin"),
+            "the invitation waits"
+        );
+
+        // A role change and a switch-off, through the API's own rules.
+        let (status, _, _) = b
+            .post(
+                &format!("/p/msp-a/users/{tech}"),
+                &[("csrf_token", &csrf), ("role", "read_only")],
+            )
+            .await?;
+        ensure!(status == StatusCode::SEE_OTHER);
+        let (status, _, _) = b
+            .post(
+                &format!("/p/msp-a/users/{tech}"),
+                &[("csrf_token", &csrf), ("active", "off")],
+            )
+            .await?;
+        ensure!(status == StatusCode::SEE_OTHER);
+        let tom = s.store.member("msp-a", tech).await?.context("tom")?;
+        ensure!(tom.role == "read_only" && !tom.active);
+
+        // The Primary cannot be removed: said on the page, nothing changes.
+        let (status, page, _) = b
+            .post(
+                &format!("/p/msp-a/users/{primary}/remove"),
+                &[("csrf_token", &csrf)],
+            )
+            .await?;
+        ensure!(status == StatusCode::CONFLICT, "{status}");
+        ensure!(page.contains("cannot be removed"));
+        ensure!(s.store.member("msp-a", primary).await?.is_some());
+
+        // A Technician sees the people but no way to change them.
+        let t = Browser::new(s)?;
+        person(s, "ted@a.example", "msp-a", "technician").await?;
+        t.sign_in("ted@a.example", PASSWORD).await?;
+        let (_, page, _) = t.get("/p/msp-a/users").await?;
+        ensure!(page.contains("sam@a.example") && !page.contains("Send the invitation"));
+        let token = t.csrf().await?;
+        let (status, _, _) = t
+            .post(
+                "/p/msp-a/users",
+                &[
+                    ("csrf_token", &token),
+                    ("email", "x@a.example"),
+                    ("role", "admin"),
+                ],
+            )
+            .await?;
+        ensure!(status == StatusCode::FORBIDDEN);
+        Ok(())
+    })
+    .await
+}

@@ -30,6 +30,7 @@ mod login;
 mod notifications;
 mod password;
 mod sso;
+mod users;
 
 use askama::Template;
 use axum::Router;
@@ -60,6 +61,7 @@ pub fn routes() -> Router<AppState> {
         .merge(audit::routes())
         .merge(password::routes())
         .merge(sso::routes())
+        .merge(users::routes())
         .layer(axum::middleware::map_response(secure_headers))
 }
 
@@ -130,6 +132,7 @@ pub(crate) struct Can {
     pub operate: bool,
     pub view_deliveries: bool,
     pub view_audit: bool,
+    pub view_users: bool,
 }
 
 impl Can {
@@ -139,6 +142,7 @@ impl Can {
             operate: allows(role, Permission::OperateDeliveries),
             view_deliveries: allows(role, Permission::ViewDeliveries),
             view_audit: allows(role, Permission::ViewAudit),
+            view_users: allows(role, Permission::ViewUsers),
         }
     }
 }
