@@ -105,3 +105,28 @@ export async function linkMailedTo(address) {
   }
   throw new Error(`no invitation email to ${address} in ${DEMO.mail_dir}`);
 }
+
+/**
+ * Let the page reach only the product's origin (and data:/blob: URLs): anything else is
+ * aborted and recorded in the returned list, which a spec checks at its end.
+ */
+export async function localOnly(page) {
+  const origin = new URL(BASE).origin;
+  const refused = [];
+  await page.route("**/*", (route) => {
+    const url = route.request().url();
+    if (url.startsWith(`${origin}/`) || url.startsWith("data:") || url.startsWith("blob:")) {
+      return route.continue();
+    }
+    refused.push(url);
+    return route.abort("blockedbyclient");
+  });
+  return refused;
+}
+
+/** Uncaught errors of the page's scripts, collected as they happen. */
+export function pageErrors(page) {
+  const errors = [];
+  page.on("pageerror", (err) => errors.push(String(err)));
+  return errors;
+}

@@ -18,13 +18,14 @@ use tokio::sync::Mutex;
 
 mod backlog;
 mod nodes;
+mod portal;
 mod sweep;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Which scenarios: all, ingest, batch, economy, latency, backlog, fairness, nodes, sweep
-    /// (`all` leaves out backlog and fairness, which load a large backlog first, sweep, which
-    /// idles, and nodes, which needs --postgres).
+    /// Which scenarios: all, ingest, batch, economy, latency, backlog, fairness, nodes, sweep,
+    /// portal (`all` leaves out backlog and fairness, which load a large backlog first, sweep,
+    /// which idles, nodes, which needs --postgres, and portal, which seeds a large partner).
     #[arg(long, default_value = "all")]
     pub scenario: String,
     /// Seconds of load for the ingestion scenarios.
@@ -68,6 +69,14 @@ pub struct BenchArgs {
     /// 1,500 an hour per endpoint, of which we take 1,200.
     #[arg(long, default_value_t = 1200)]
     pub sweep_budget_per_hour: u32,
+    /// The portal scenario: clients of the partner, more companies in the PSA, requests of
+    /// each page.
+    #[arg(long, default_value_t = 2000)]
+    pub portal_clients: usize,
+    #[arg(long, default_value_t = 20_000)]
+    pub portal_companies: u64,
+    #[arg(long, default_value_t = 200)]
+    pub portal_requests: usize,
 }
 
 /// A child process killed when dropped.
@@ -731,9 +740,12 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     if args.scenario == "sweep" {
         results.push(sweep::scenario_sweep(&args).await?);
     }
+    if args.scenario == "portal" {
+        results.push(portal::scenario_portal(&args).await?);
+    }
     if results.is_empty() {
         bail!(
-            "--scenario: '{}' is not all, ingest, batch, economy, latency, backlog, fairness, nodes or sweep",
+            "--scenario: '{}' is not all, ingest, batch, economy, latency, backlog, fairness, nodes, sweep or portal",
             args.scenario
         );
     }

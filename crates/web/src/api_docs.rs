@@ -21,7 +21,9 @@ const PAGE: &str = concat!(
     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n",
     "<title>PSA Bridge API reference</title>\n</head>\n<body>\n",
     "<redoc spec-url=\"/api/v1/openapi.json\" hide-download-button=\"false\"></redoc>\n",
-    "<script src=\"/api/docs/redoc.standalone.js\"></script>\n",
+    // A module: Redoc 3's bundle uses `import.meta`, which a classic script cannot parse
+    // (the page stayed blank in browsers until the portal's browser tests opened it).
+    "<script type=\"module\" src=\"/api/docs/redoc.standalone.js\"></script>\n",
     "<noscript>The reference needs JavaScript; the document itself is at ",
     "<a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a>.</noscript>\n",
     "</body>\n</html>\n"

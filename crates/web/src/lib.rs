@@ -488,6 +488,10 @@ pub const ROUTES: &[(&str, Access)] = &[
         Access::Partner(Permission::ManageSettings),
     ),
     (
+        "GET /p/{p}/connections/{id}/companies",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
         "POST /p/{p}/connections/{id}/catch-all",
         Access::Partner(Permission::ManageSettings),
     ),

@@ -36,6 +36,7 @@ const ENDPOINTS: &[&str] = &[
     "POST /_sim/tickets/{id}/update {field: value, ...}",
     "POST /_sim/tickets/{id}/notes {description, title?, noteType?, publish?}",
     "GET /_sim/webhook-deliveries",
+    "POST /_sim/companies {count, name_prefix} (adds that many active customer companies: a large PSA for benchmarks)",
 ];
 
 /// `/_sim/...` (`segs` are the segments after `_sim`).
@@ -68,6 +69,7 @@ pub async fn handle(
         }
         ("GET", ["fixtures"]) => ok(fixtures(s)),
         ("GET", ["webhook-deliveries"]) => ok(json!({"deliveries": s.deliveries.list()})),
+        ("POST", ["companies"]) => add_companies(s, body),
         ("GET", ["tickets"]) => {
             let params: Vec<(String, String)> = query
                 .map(|q| {
@@ -326,4 +328,36 @@ fn normalised(t: &Value, notes: &[Value]) -> Value {
         })).collect::<Vec<_>>(),
         "raw": t,
     })
+}
+
+/// `POST /_sim/companies {count, name_prefix}`: many more customer companies, numbered, for
+/// the portal's and the import's benchmarks (an MSP with 20,000 companies in its PSA).
+fn add_companies(s: &Arc<Shared>, body: &Bytes) -> Response {
+    let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let Some(count) = req
+        .get("count")
+        .and_then(Value::as_u64)
+        .filter(|n| *n <= 100_000)
+    else {
+        return bad(StatusCode::BAD_REQUEST, "count: 0 to 100000 companies");
+    };
+    let prefix = req
+        .get("name_prefix")
+        .and_then(Value::as_str)
+        .unwrap_or("Customer");
+    let Some(entity) = super::all_entities().iter().find(|e| e.name == "Companies") else {
+        return bad(StatusCode::INTERNAL_SERVER_ERROR, "no Companies entity");
+    };
+    let mut db = s.db();
+    let mut first = None;
+    for n in 0..count {
+        let id = db.next_id();
+        first.get_or_insert(id);
+        let mut record = json!({"id": id, "companyName": format!("{prefix} {:05}", n + 1),
+            "companyType": 1, "isActive": true, "phone": "312-555-0000",
+            "companyNumber": format!("B{id}")});
+        super::store::fill(entity, &mut record);
+        db.put(entity, id, record);
+    }
+    ok(json!({"added": count, "first_id": first}))
 }

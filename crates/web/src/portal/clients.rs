@@ -80,6 +80,18 @@ async fn list(State(s): State<AppState>, at: AtPartner, Query(q): Query<ListQuer
         Ok(f) => f,
         Err(e) => return page_error(e.into()),
     };
+    // Grouped once: a page of 2,000 clients must not scan every mapping per client.
+    let mut by_client: std::collections::HashMap<&str, Vec<&psabridge_ops::views::MappingView>> =
+        std::collections::HashMap::new();
+    for m in &mappings {
+        by_client.entry(m.client.as_str()).or_default().push(m);
+    }
+    let connection_names: std::collections::HashMap<i64, &str> = connections
+        .iter()
+        .map(|k| (k.id, k.name.as_str()))
+        .collect();
+    let failing: std::collections::HashMap<&str, &Option<String>> =
+        failing.iter().map(|(c, e, _)| (c.as_str(), e)).collect();
     let needle = q.q.trim().to_lowercase();
     let mut rows: Vec<Row> = clients
         .iter()
@@ -89,8 +101,9 @@ async fn list(State(s): State<AppState>, at: AtPartner, Query(q): Query<ListQuer
                 || c.name.to_lowercase().contains(&needle)
         })
         .map(|c| {
-            let mine: Vec<_> = mappings.iter().filter(|m| m.client == c.id).collect();
-            let failure = failing.iter().find(|(id, ..)| *id == c.id);
+            let mine: &[&psabridge_ops::views::MappingView] =
+                by_client.get(c.id.as_str()).map_or(&[], Vec::as_slice);
+            let failure = failing.get(c.id.as_str());
             Row {
                 id: c.id.clone(),
                 name: c.name.clone(),
@@ -101,16 +114,13 @@ async fn list(State(s): State<AppState>, at: AtPartner, Query(q): Query<ListQuer
                 },
                 companies: mine
                     .iter()
-                    .map(|m| {
-                        let conn = connections
-                            .iter()
-                            .find(|k| k.id == m.connection)
-                            .map_or_else(|| m.connection.to_string(), |k| k.name.clone());
-                        format!("{conn}: {}", m.company)
+                    .map(|m| match connection_names.get(&m.connection) {
+                        Some(name) => format!("{name}: {}", m.company),
+                        None => format!("{}: {}", m.connection, m.company),
                     })
                     .collect(),
                 mapped_at: mine.iter().map(|m| m.mapped_at.0).max().map(when),
-                last_error: failure.and_then(|(_, e, _)| e.clone()),
+                last_error: failure.and_then(|e| (*e).clone()),
             }
         })
         .filter(|r| q.status.is_empty() || r.status == q.status)

@@ -35,6 +35,7 @@ pub(super) fn routes() -> Router<AppState> {
             "/p/{p}/connections/{id}/mapping",
             get(mapping_page).post(map_client),
         )
+        .route("/p/{p}/connections/{id}/companies", get(companies_page))
         .route("/p/{p}/connections/{id}/catch-all", post(set_catch_all))
         .route(
             "/p/{p}/connections/{id}/mapping/{client}/contact",
@@ -556,6 +557,9 @@ struct CompanyRow {
     active: bool,
 }
 
+/// Clients per page of the mapping step.
+const CLIENTS_PAGE: usize = 50;
+
 #[derive(Template)]
 #[template(path = "portal/mapping.html")]
 struct MappingPage {
@@ -564,30 +568,30 @@ struct MappingPage {
     connection: String,
     catch_all: Option<(String, Option<String>)>,
     clients: Vec<ClientRow>,
-    search: String,
-    companies: Vec<CompanyRow>,
+    q: String,
+    total: usize,
+    prev: Option<String>,
     next: Option<String>,
-    psa_error: Option<String>,
-    error: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
 struct MappingQuery {
     #[serde(default)]
-    search: String,
-    cursor: Option<String>,
+    q: String,
+    page: Option<usize>,
     done: Option<String>,
 }
 
-async fn mapping_view(
-    s: &AppState,
-    at: &AtPartner,
-    id: i64,
-    q: MappingQuery,
-    error: Option<String>,
+/// Step 2: the partner's clients (searched, paged) with their company on this connection, and
+/// the catch-all.
+async fn mapping_page(
+    State(s): State<AppState>,
+    at: AtPartner,
+    Path((_, id)): Path<(String, i64)>,
+    Query(q): Query<MappingQuery>,
 ) -> Response {
     let acting = at.acting();
-    let c = match connection(s, at, id).await {
+    let c = match connection(&s, &at, id).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -598,12 +602,21 @@ async fn mapping_view(
         (Ok(c), Ok(m)) => (c, m),
         (Err(e), _) | (_, Err(e)) => return ops_error(e),
     };
-    let mut clients: Vec<ClientRow> = clients
+    let on_this: HashMap<&str, &psabridge_ops::views::MappingView> = mappings
         .iter()
+        .filter(|m| m.connection == id)
+        .map(|m| (m.client.as_str(), m))
+        .collect();
+    let needle = q.q.trim().to_lowercase();
+    let mut rows: Vec<ClientRow> = clients
+        .iter()
+        .filter(|cl| {
+            needle.is_empty()
+                || cl.id.to_lowercase().contains(&needle)
+                || cl.name.to_lowercase().contains(&needle)
+        })
         .map(|cl| {
-            let m = mappings
-                .iter()
-                .find(|m| m.client == cl.id && m.connection == id);
+            let m = on_this.get(cl.id.as_str());
             ClientRow {
                 id: cl.id.clone(),
                 name: cl.name.clone(),
@@ -612,8 +625,93 @@ async fn mapping_view(
             }
         })
         .collect();
-    clients.sort_by_key(|c| c.name.to_lowercase());
-    // The PSA's companies, one page at a time, searched by the PSA itself.
+    rows.sort_by_key(|r| r.name.to_lowercase());
+    let total = rows.len();
+    let pages = total.div_ceil(CLIENTS_PAGE).max(1);
+    let page = q.page.unwrap_or(1).clamp(1, pages);
+    let rows = rows
+        .into_iter()
+        .skip((page - 1) * CLIENTS_PAGE)
+        .take(CLIENTS_PAGE)
+        .collect();
+    let link = |n: usize| {
+        format!(
+            "/p/{}/connections/{id}/mapping?q={}&page={n}",
+            url_encode(&at.partner),
+            url_encode(&q.q)
+        )
+    };
+    render(&MappingPage {
+        frame: at
+            .frame(
+                &s,
+                "connections",
+                format!("Map clients: {}", c.name),
+                notice_of(&Notice { done: q.done }),
+            )
+            .await,
+        id,
+        connection: c.name.clone(),
+        catch_all: c
+            .catch_all
+            .as_ref()
+            .map(|ca| (ca.company.clone(), ca.contact.clone())),
+        clients: rows,
+        q: q.q.clone(),
+        total,
+        prev: (page > 1).then(|| link(page - 1)),
+        next: (page < pages).then(|| link(page + 1)),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "portal/companies.html")]
+struct CompaniesPage {
+    frame: Frame,
+    id: i64,
+    /// `catch-all`, or the client's id.
+    target: String,
+    /// "Acme Dental Group", or "the catch-all".
+    target_name: String,
+    for_client: bool,
+    search: String,
+    companies: Vec<CompanyRow>,
+    next: Option<String>,
+    psa_error: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct CompaniesQuery {
+    /// A client id, or `catch-all`.
+    #[serde(rename = "for", default)]
+    target: String,
+    #[serde(default)]
+    search: String,
+    cursor: Option<String>,
+}
+
+/// The PSA's companies, searched and paged by the PSA itself (a 20,000-company PSA stays
+/// usable), each with one button: map the client to it, or make it the catch-all.
+async fn companies_view(
+    s: &AppState,
+    at: &AtPartner,
+    id: i64,
+    q: CompaniesQuery,
+    error: Option<String>,
+) -> Response {
+    let c = match connection(s, at, id).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let (target_id, target_name, for_client) = if q.target == "catch-all" {
+        ("catch-all".to_string(), "the catch-all".to_string(), false)
+    } else {
+        match s.ops.client(&at.acting(), &at.partner, &q.target).await {
+            Ok(cl) => (cl.id, cl.name, true),
+            Err(e) => return ops_error(e),
+        }
+    };
     let search = q.search.trim().to_string();
     let (companies, next, psa_error) = match connector_of(s, &at.partner, id).await {
         Ok(connector) => match connector
@@ -634,8 +732,9 @@ async fn mapping_view(
                     .collect(),
                 page.next.map(|n| {
                     format!(
-                        "/p/{}/connections/{id}/mapping?search={}&cursor={}",
+                        "/p/{}/connections/{id}/companies?for={}&search={}&cursor={}",
                         url_encode(&at.partner),
+                        url_encode(&target_id),
                         url_encode(&search),
                         url_encode(&n)
                     )
@@ -646,22 +745,19 @@ async fn mapping_view(
         },
         Err(p) => (Vec::new(), None, p.detail.clone().or(Some(p.title.clone()))),
     };
-    render(&MappingPage {
+    render(&CompaniesPage {
         frame: at
             .frame(
                 s,
                 "connections",
-                format!("Map clients: {}", c.name),
-                notice_of(&Notice { done: q.done }),
+                format!("{}: a company for {target_name}", c.name),
+                None,
             )
             .await,
         id,
-        connection: c.name.clone(),
-        catch_all: c
-            .catch_all
-            .as_ref()
-            .map(|ca| (ca.company.clone(), ca.contact.clone())),
-        clients,
+        target: target_id,
+        target_name,
+        for_client,
         search,
         companies,
         next,
@@ -670,13 +766,13 @@ async fn mapping_view(
     })
 }
 
-async fn mapping_page(
+async fn companies_page(
     State(s): State<AppState>,
     at: AtPartner,
     Path((_, id)): Path<(String, i64)>,
-    Query(q): Query<MappingQuery>,
+    Query(q): Query<CompaniesQuery>,
 ) -> Response {
-    mapping_view(&s, &at, id, q, None).await
+    companies_view(&s, &at, id, q, None).await
 }
 
 #[derive(Deserialize)]
@@ -709,27 +805,30 @@ async fn map_client(
         .await
     {
         Ok(_) => see_other(&format!(
-            "/p/{}/connections/{id}/mapping?search={}&done=mapped",
-            url_encode(&at.partner),
-            url_encode(&form.search)
+            "/p/{}/connections/{id}/mapping?done=mapped",
+            url_encode(&at.partner)
         )),
         Err(OpsError::Forbidden(m)) => ops_error(OpsError::Forbidden(m)),
         Err(e) => {
-            let message = FieldErrors::of(e)
-                .0
-                .into_iter()
-                .map(|(f, p)| if f.is_empty() { p } else { format!("{f}: {p}") })
-                .collect::<Vec<_>>()
-                .join("; ");
-            let q = MappingQuery {
+            let q = CompaniesQuery {
+                target: form.client.clone(),
                 search: form.search.clone(),
-                ..MappingQuery::default()
+                cursor: None,
             };
-            let mut resp = mapping_view(&s, &at, id, q, Some(message)).await;
+            let mut resp = companies_view(&s, &at, id, q, Some(joined(FieldErrors::of(e)))).await;
             *resp.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
             resp
         }
     }
+}
+
+fn joined(errors: FieldErrors) -> String {
+    errors
+        .0
+        .into_iter()
+        .map(|(f, p)| if f.is_empty() { p } else { format!("{f}: {p}") })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn mapping_request(
@@ -766,6 +865,8 @@ struct CatchAllForm {
     company: String,
     #[serde(default)]
     contact: String,
+    #[serde(default)]
+    search: String,
 }
 
 async fn set_catch_all(
@@ -792,13 +893,12 @@ async fn set_catch_all(
         )),
         Err(OpsError::Forbidden(m)) => ops_error(OpsError::Forbidden(m)),
         Err(e) => {
-            let message = FieldErrors::of(e)
-                .0
-                .into_iter()
-                .map(|(f, p)| if f.is_empty() { p } else { format!("{f}: {p}") })
-                .collect::<Vec<_>>()
-                .join("; ");
-            let mut resp = mapping_view(&s, &at, id, MappingQuery::default(), Some(message)).await;
+            let q = CompaniesQuery {
+                target: "catch-all".into(),
+                search: form.search.clone(),
+                cursor: None,
+            };
+            let mut resp = companies_view(&s, &at, id, q, Some(joined(FieldErrors::of(e)))).await;
             *resp.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
             resp
         }
