@@ -1008,6 +1008,22 @@ async fn revoke_session(
 // ---- TOTP enrolment -----------------------------------------------------------------------
 
 async fn totp_enroll(State(s): State<AppState>, me: SessionUser) -> Result<Json<Value>, Problem> {
+    let (base32, uri) = start_totp_enrolment(&s, &me).await?;
+    Ok(Json(json!({
+        "secret": base32,
+        "otpauth_uri": uri,
+        "digits": totp::DIGITS,
+        "period": totp::STEP_SECONDS,
+        "algorithm": "SHA1",
+    })))
+}
+
+/// Begin enrolling an authenticator: a new secret kept pending until a code proves the app
+/// has it; (the secret in base32, its `otpauth://` URI). The API's and the portal's.
+pub(crate) async fn start_totp_enrolment(
+    s: &AppState,
+    me: &SessionUser,
+) -> Result<(String, String), Problem> {
     if me.user.totp_enabled {
         return Err(Problem::new(StatusCode::CONFLICT, "Conflict")
             .detail("an authenticator is already enrolled"));
@@ -1018,7 +1034,7 @@ async fn totp_enroll(State(s): State<AppState>, me: SessionUser) -> Result<Json<
     let uri =
         totp::otpauth_uri(&secret, &me.user.email, "PSA Bridge").map_err(Problem::internal)?;
     audit_account(
-        &s,
+        s,
         &partner_ids(&me.memberships),
         &me.actor().0,
         "auth.totp_enrolment_started",
@@ -1026,13 +1042,7 @@ async fn totp_enroll(State(s): State<AppState>, me: SessionUser) -> Result<Json<
         None,
     )
     .await?;
-    Ok(Json(json!({
-        "secret": base32,
-        "otpauth_uri": uri,
-        "digits": totp::DIGITS,
-        "period": totp::STEP_SECONDS,
-        "algorithm": "SHA1",
-    })))
+    Ok((base32, uri))
 }
 
 async fn totp_confirm(
@@ -1042,13 +1052,24 @@ async fn totp_confirm(
 ) -> Result<Json<Value>, Problem> {
     let body = body_json(&body)?;
     let code = string_field(&body, "code", true)?.unwrap_or_default();
+    let codes = confirm_totp_enrolment(&s, &me, &code).await?;
+    Ok(Json(json!({"recovery_codes": codes})))
+}
+
+/// Finish enrolling: the app's first code turns the pending secret on; the recovery codes,
+/// shown once. The API's and the portal's.
+pub(crate) async fn confirm_totp_enrolment(
+    s: &AppState,
+    me: &SessionUser,
+    code: &str,
+) -> Result<Vec<String>, Problem> {
     let Some(pending) = s.store.pending_totp(me.user.id).await? else {
         return Err(Problem::new(StatusCode::CONFLICT, "Conflict")
             .detail("no enrolment is pending; call /api/v1/auth/totp/enroll first"));
     };
     let secret = totp::secret_from_base32(pending.expose()).map_err(Problem::internal)?;
     let now = s.accounts.clock.now_ms();
-    let step = totp::verify(&secret, &code, (now / 1000) as u64, None)
+    let step = totp::verify(&secret, code, (now / 1000) as u64, None)
         .map_err(|_| invalid("code", "the code is wrong or expired"))?;
     let codes = recovery::generate();
     let hashes: Vec<String> = codes.iter().map(|c| recovery::hash(c)).collect();
@@ -1056,7 +1077,7 @@ async fn totp_confirm(
         .confirm_totp(me.user.id, step as i64, &hashes)
         .await?;
     audit_account(
-        &s,
+        s,
         &partner_ids(&me.memberships),
         &me.actor().0,
         "auth.totp_enrolled",
@@ -1064,7 +1085,7 @@ async fn totp_confirm(
         None,
     )
     .await?;
-    Ok(Json(json!({"recovery_codes": codes})))
+    Ok(codes)
 }
 
 // ---- password setup -----------------------------------------------------------------------

@@ -443,6 +443,13 @@ pub const ROUTES: &[(&str, Access)] = &[
     ),
     ("GET /p/{p}/audit", Access::Partner(Permission::ViewAudit)),
     ("GET /p/{p}/users", Access::Partner(Permission::ViewUsers)),
+    // A person's own authenticator: any member, for themselves.
+    (
+        "GET /p/{p}/account",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    ("POST /p/{p}/account/totp", Access::Session),
+    ("POST /p/{p}/account/totp/confirm", Access::Session),
     (
         "POST /p/{p}/users",
         Access::Partner(Permission::ManageUsers),
@@ -749,6 +756,7 @@ mod tests {
         include_str!("portal/password.rs"),
         include_str!("portal/sso.rs"),
         include_str!("portal/users.rs"),
+        include_str!("portal/account.rs"),
     ];
 
     #[test]

@@ -434,3 +434,77 @@ async fn people_are_invited_and_changed_under_the_apis_rules() -> Result<()> {
     })
     .await
 }
+
+/// The code an authenticator app would show, computed independently with totp-rs.
+fn app_code(secret_base32: &str, at_ms: i64) -> String {
+    let secret = totp_rs::Secret::try_from_base32(secret_base32).expect("a base32 key");
+    totp_rs::Builder::new()
+        .with_secret(secret.as_ref())
+        .build()
+        .expect("a TOTP")
+        .generate((at_ms / 1000) as u64)
+        .to_string()
+}
+
+#[tokio::test]
+async fn an_authenticator_is_enrolled_in_the_portal_and_then_asked_for() -> Result<()> {
+    on_both("portal authenticator", async |s| {
+        person(s, "ann@a.example", "msp-a", "read_only").await?;
+        let b = Browser::new(s)?;
+        b.sign_in("ann@a.example", PASSWORD).await?;
+        let csrf = b.csrf().await?;
+        let (_, page, _) = b.get("/p/msp-a/account").await?;
+        ensure!(page.contains("Set up an authenticator"));
+        let (status, page, _) = b
+            .post("/p/msp-a/account/totp", &[("csrf_token", &csrf)])
+            .await?;
+        ensure!(
+            status == StatusCode::OK && page.contains("<svg"),
+            "a QR code"
+        );
+        let secret = page
+            .split("id=\"totp-secret\">")
+            .nth(1)
+            .and_then(|r| r.split('<').next())
+            .context("the key as text")?
+            .to_string();
+        let (status, page, _) = b
+            .post(
+                "/p/msp-a/account/totp/confirm",
+                &[("csrf_token", &csrf), ("code", "000000")],
+            )
+            .await?;
+        ensure!(status == StatusCode::UNPROCESSABLE_ENTITY && page.contains("id=\"code-error\""));
+        let now = s.state.accounts.clock.now_ms();
+        let (status, page, _) = b
+            .post(
+                "/p/msp-a/account/totp/confirm",
+                &[("csrf_token", &csrf), ("code", &app_code(&secret, now))],
+            )
+            .await?;
+        ensure!(
+            status == StatusCode::OK && page.contains("id=\"recovery-codes\""),
+            "{status}"
+        );
+        ensure!(
+            s.store
+                .user_by_email("ann@a.example")
+                .await?
+                .is_some_and(|u| u.totp_enabled)
+        );
+
+        // Next sign-in: the password alone is not enough, and the form says what is missing.
+        let again = Browser::new(s)?;
+        let (status, page) = again.sign_in("ann@a.example", PASSWORD).await?;
+        ensure!(
+            status == StatusCode::OK && page.contains("Enter the code"),
+            "{status}"
+        );
+        ensure!(
+            page.contains("aria-invalid=\"true\""),
+            "the code field is marked"
+        );
+        Ok(())
+    })
+    .await
+}

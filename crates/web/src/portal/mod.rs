@@ -20,6 +20,7 @@
 //! notification), [`deliveries`] (the log with filters, attempts and retries), [`notifications`]
 //! (ticket and email per event type), [`audit`].
 
+mod account;
 mod audit;
 mod charts;
 mod clients;
@@ -59,6 +60,7 @@ pub fn routes() -> Router<AppState> {
         .merge(deliveries::routes())
         .merge(notifications::routes())
         .merge(audit::routes())
+        .merge(account::routes())
         .merge(password::routes())
         .merge(sso::routes())
         .merge(users::routes())
