@@ -239,12 +239,12 @@ async fn patch_partner(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewToken {
-    name: String,
+pub(crate) struct NewToken {
+    pub name: String,
     /// Omitted: every scope the creator may grant (what tokens could do before scopes).
-    scopes: Option<Vec<String>>,
-    expires_in_days: Option<i64>,
-    expires_at: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub expires_in_days: Option<i64>,
+    pub expires_at: Option<String>,
 }
 
 /// The longest a token may be made to last by `expires_in_days` (10 years).
@@ -306,7 +306,20 @@ async fn issue_token(
     partner: Option<&str>,
     bytes: &Bytes,
 ) -> Result<Response, Problem> {
-    let t: NewToken = body(bytes)?;
+    Ok(created(
+        make_token(s, caller, who, partner, body(bytes)?).await?,
+    ))
+}
+
+/// Make an API token (checked name, scopes within what its creator may grant, expiry) and
+/// audit it: its view with the token itself, shown this once. The API's and the portal's.
+pub(crate) async fn make_token(
+    s: &AppState,
+    caller: &Caller,
+    who: (Option<&TokenGrant>, Option<&SessionUser>),
+    partner: Option<&str>,
+    t: NewToken,
+) -> Result<Value, Problem> {
     let now = s.accounts.clock.now_ms();
     let mut errors = Vec::new();
     if t.name.trim().is_empty() || t.name.chars().count() > 100 {
@@ -405,7 +418,18 @@ async fn issue_token(
     } else {
         "the token is shown once; store it now"
     });
-    Ok(created(shown))
+    Ok(shown)
+}
+
+/// The partner's API tokens as the API lists them.
+pub(crate) async fn partner_tokens(s: &AppState, p: &str) -> Result<Vec<Value>, Problem> {
+    let now = s.accounts.clock.now_ms();
+    Ok(s.store
+        .tokens(Some(p))
+        .await?
+        .iter()
+        .map(|t| token_view(t, now))
+        .collect())
 }
 
 async fn list_vendor_tokens(
@@ -431,15 +455,7 @@ async fn list_partner_tokens(
 ) -> Result<Json<Value>, Problem> {
     caller.require_partner(&p)?;
     s.store.partner(&p).await?;
-    let now = s.accounts.clock.now_ms();
-    let tokens: Vec<Value> = s
-        .store
-        .tokens(Some(&p))
-        .await?
-        .iter()
-        .map(|t| token_view(t, now))
-        .collect();
-    Ok(Json(json!({"tokens": tokens})))
+    Ok(Json(json!({"tokens": partner_tokens(&s, &p).await?})))
 }
 
 async fn create_vendor_token(
@@ -478,21 +494,28 @@ async fn revoke_token(
     Path((p, id)): Path<(String, i64)>,
 ) -> Result<StatusCode, Problem> {
     caller.require_partner(&p)?;
+    revoke(&s, &caller, &p, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revoke a partner's token at once on this node (others within their token cache's life)
+/// and audit it. The API's and the portal's.
+pub(crate) async fn revoke(s: &AppState, caller: &Caller, p: &str, id: i64) -> Result<(), Problem> {
     s.store
-        .revoke_token(id, Some(&p), s.accounts.clock.now_ms())
+        .revoke_token(id, Some(p), s.accounts.clock.now_ms())
         .await?;
     s.tokens.clear();
     audit(
-        &s,
-        &caller,
-        Some(&p),
+        s,
+        caller,
+        Some(p),
         "token.revoke",
         &format!("token:{id}"),
         None,
         None,
     )
     .await;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 // ---- clients and mappings -------------------------------------------------------------------

@@ -443,6 +443,18 @@ pub const ROUTES: &[(&str, Access)] = &[
     ),
     ("GET /p/{p}/audit", Access::Partner(Permission::ViewAudit)),
     ("GET /p/{p}/users", Access::Partner(Permission::ViewUsers)),
+    (
+        "GET /p/{p}/tokens",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "POST /p/{p}/tokens",
+        Access::Partner(Permission::ManageTokens),
+    ),
+    (
+        "POST /p/{p}/tokens/{id}/revoke",
+        Access::Partner(Permission::ManageTokens),
+    ),
     // A person's own authenticator: any member, for themselves.
     (
         "GET /p/{p}/account",
@@ -757,6 +769,7 @@ mod tests {
         include_str!("portal/sso.rs"),
         include_str!("portal/users.rs"),
         include_str!("portal/account.rs"),
+        include_str!("portal/tokens.rs"),
     ];
 
     #[test]

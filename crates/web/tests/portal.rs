@@ -508,3 +508,70 @@ async fn an_authenticator_is_enrolled_in_the_portal_and_then_asked_for() -> Resu
     })
     .await
 }
+
+#[tokio::test]
+async fn an_api_token_is_made_once_and_revoked_in_the_portal() -> Result<()> {
+    on_both("portal tokens", async |s| {
+        person(s, "ann@a.example", "msp-a", "admin").await?;
+        let b = Browser::new(s)?;
+        b.sign_in("ann@a.example", PASSWORD).await?;
+        let csrf = b.csrf().await?;
+        // No scope chosen: refused by name, nothing made.
+        let (status, page, _) = b
+            .post(
+                "/p/msp-a/tokens",
+                &[
+                    ("csrf_token", &csrf),
+                    ("name", "monitoring"),
+                    ("expires_in_days", "30"),
+                ],
+            )
+            .await?;
+        ensure!(status == StatusCode::UNPROCESSABLE_ENTITY && page.contains("at least one scope"));
+        let (status, page, _) = b
+            .post(
+                "/p/msp-a/tokens",
+                &[
+                    ("csrf_token", &csrf),
+                    ("name", "monitoring"),
+                    ("scope", "settings:read"),
+                    ("expires_in_days", "30"),
+                ],
+            )
+            .await?;
+        ensure!(status == StatusCode::OK, "{status}");
+        let token = page
+            .split("id=\"new-token\">")
+            .nth(1)
+            .and_then(|r| r.split('<').next())
+            .context("the token, shown once")?
+            .to_string();
+        let (status, _) = s
+            .bearer(&token, reqwest::Method::GET, "/api/v1/partners/msp-a", None)
+            .await?;
+        ensure!(status == StatusCode::OK, "the token works: {status}");
+        let (_, page, _) = b.get("/p/msp-a/tokens").await?;
+        ensure!(!page.contains(&token), "never shown again");
+        let id = s
+            .store
+            .tokens(Some("msp-a"))
+            .await?
+            .into_iter()
+            .find(|t| t.name == "monitoring")
+            .context("listed")?
+            .id;
+        let (status, _, _) = b
+            .post(
+                &format!("/p/msp-a/tokens/{id}/revoke"),
+                &[("csrf_token", &csrf)],
+            )
+            .await?;
+        ensure!(status == StatusCode::SEE_OTHER);
+        let (status, _) = s
+            .bearer(&token, reqwest::Method::GET, "/api/v1/partners/msp-a", None)
+            .await?;
+        ensure!(status == StatusCode::UNAUTHORIZED, "revoked: {status}");
+        Ok(())
+    })
+    .await
+}

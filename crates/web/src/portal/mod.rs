@@ -31,6 +31,7 @@ mod login;
 mod notifications;
 mod password;
 mod sso;
+mod tokens;
 mod users;
 
 use askama::Template;
@@ -64,6 +65,7 @@ pub fn routes() -> Router<AppState> {
         .merge(password::routes())
         .merge(sso::routes())
         .merge(users::routes())
+        .merge(tokens::routes())
         .layer(axum::middleware::map_response(secure_headers))
 }
 
