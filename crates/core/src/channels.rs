@@ -484,11 +484,11 @@ mod tests {
         assert_eq!(link_decision(&[], 0, 30_000), LinkDecision::Send(None));
         // The ticket is being made: wait, until the wait is over.
         assert_eq!(
-            link_decision(&[pending.clone()], 1_000, 30_000),
+            link_decision(std::slice::from_ref(&pending), 1_000, 30_000),
             LinkDecision::Wait
         );
         assert_eq!(
-            link_decision(&[pending.clone()], 30_000, 30_000),
+            link_decision(std::slice::from_ref(&pending), 30_000, 30_000),
             LinkDecision::Send(None)
         );
         // A ticket on any connection is linked, even while another connection is pending.

@@ -230,6 +230,7 @@ pub fn load(file: Option<&Path>) -> Result<RawSettings> {
     fig = fig.merge(Env::prefixed("PSABRIDGE_").split("__").ignore(&[
         "test_pg_url",
         "test_threads",
+        "test_require_browser",
         "log",
         "log_format",
         "config",

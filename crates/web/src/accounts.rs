@@ -1112,7 +1112,7 @@ pub(crate) async fn set_password_with_token(
     password: String,
 ) -> Result<(), Problem> {
     let now = s.accounts.clock.now_ms();
-    let hash = token_hash(&token);
+    let hash = token_hash(token);
     let unknown = || invalid("token", "the link is unknown, used or expired");
     let hashing = s.accounts.hashing;
     let hash_password = async |password: String| -> Result<String, Problem> {

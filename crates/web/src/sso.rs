@@ -1077,7 +1077,7 @@ pub(crate) async fn partners_to_choose(
     let browser = browser_hash(s, headers)?;
     let Some(c) = s
         .store
-        .sso_continuation(&browser, "choose", now_ms(&s))
+        .sso_continuation(&browser, "choose", now_ms(s))
         .await?
     else {
         return Err(Problem::not_found(

@@ -37,11 +37,14 @@ struct Received {
 
 /// Local stand-ins for Teams, Slack and a webhook receiver on one port, each under its own
 /// path; each checks the shape its service documents and answers as that service does.
+/// An answer to give before the normal one: (path, status, Retry-After, body).
+type Scripted = (String, u16, Option<u64>, String);
+
 #[derive(Clone, Default)]
 struct Receivers {
     got: Arc<Mutex<Vec<Received>>>,
     /// Answers to give before the normal one, per path (status, Retry-After, body).
-    scripted: Arc<Mutex<Vec<(String, u16, Option<u64>, String)>>>,
+    scripted: Arc<Mutex<Vec<Scripted>>>,
     /// Shape errors found in what was posted.
     faults: Arc<Mutex<Vec<String>>>,
 }

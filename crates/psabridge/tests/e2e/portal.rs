@@ -4,7 +4,7 @@
 //! screenshots of each screen land in `target/portal-screenshots/`.
 //!
 //! Without Chromium or the npm packages the test says SKIPPED loudly and passes, except when
-//! `PSABRIDGE_REQUIRE_BROWSER=1` (CI sets it), where that is a failure.
+//! `PSABRIDGE_TEST_REQUIRE_BROWSER=1` (CI sets it), where that is a failure.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -48,7 +48,7 @@ pub fn skip_without_browser() -> Result<bool> {
     let Some(reason) = browser_missing() else {
         return Ok(false);
     };
-    if std::env::var("PSABRIDGE_REQUIRE_BROWSER").as_deref() == Ok("1") {
+    if std::env::var("PSABRIDGE_TEST_REQUIRE_BROWSER").as_deref() == Ok("1") {
         bail!("the portal's browser tests are required here, but: {reason}");
     }
     eprintln!("\n*** SKIPPED (portal browser tests): {reason} ***\n");

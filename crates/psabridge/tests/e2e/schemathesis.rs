@@ -11,8 +11,9 @@ use anyhow::{Context, Result};
 
 /// Fixed, so a failure seen once is seen again.
 const SEED: &str = "20261204";
-/// Each run's budget; the settings in schemathesis.toml keep a run well inside it.
-const RUN_LIMIT: Duration = Duration::from_secs(120);
+/// Each run's budget: a run takes about 65 s alone, and up to twice that beside the rest of
+/// the suite on a 2-core machine.
+const RUN_LIMIT: Duration = Duration::from_secs(300);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_failure() -> Result<()> {
