@@ -408,18 +408,30 @@ async fn connection(s: &AppState, at: &AtPartner, id: i64) -> Result<ConnectionV
         .map_err(ops_error)
 }
 
+/// The connection with its PSA kind.
+async fn connection_and_kind(
+    s: &AppState,
+    at: &AtPartner,
+    id: i64,
+) -> Result<(ConnectionView, PsaKind), Response> {
+    let c = connection(s, at, id).await?;
+    match PsaKind::parse(c.kind) {
+        Some(kind) => Ok((c, kind)),
+        None => Err(page_error(crate::problem::Problem::internal(
+            "unknown PSA kind",
+        ))),
+    }
+}
+
 async fn edit_form(
     State(s): State<AppState>,
     at: AtPartner,
     Path((_, id)): Path<(String, i64)>,
     Query(n): Query<Notice>,
 ) -> Response {
-    let c = match connection(&s, &at, id).await {
-        Ok(c) => c,
+    let (c, kind) = match connection_and_kind(&s, &at, id).await {
+        Ok(ck) => ck,
         Err(r) => return r,
-    };
-    let Some(kind) = PsaKind::parse(c.kind) else {
-        return page_error(crate::problem::Problem::internal("unknown PSA kind"));
     };
     let (main, advanced) = fields(kind, &c.settings, &c.secrets_set, &FieldErrors::default());
     render(&CredentialsPage {
@@ -451,12 +463,9 @@ async fn update(
     Path((_, id)): Path<(String, i64)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let c = match connection(&s, &at, id).await {
-        Ok(c) => c,
+    let (c, kind) = match connection_and_kind(&s, &at, id).await {
+        Ok(ck) => ck,
         Err(r) => return r,
-    };
-    let Some(kind) = PsaKind::parse(c.kind) else {
-        return page_error(crate::problem::Problem::internal("unknown PSA kind"));
     };
     // Only what changed is sent: an untouched form changes nothing and reaches no PSA.
     let typed = credentials_of(kind, &form);
@@ -1117,12 +1126,9 @@ async fn defaults_page(
     Path((_, id)): Path<(String, i64)>,
     Query(n): Query<Notice>,
 ) -> Response {
-    let c = match connection(&s, &at, id).await {
-        Ok(c) => c,
+    let (c, kind) = match connection_and_kind(&s, &at, id).await {
+        Ok(ck) => ck,
         Err(r) => return r,
-    };
-    let Some(kind) = PsaKind::parse(c.kind) else {
-        return page_error(crate::problem::Problem::internal("unknown PSA kind"));
     };
     let stored = match s.store.connection(&at.partner, id).await {
         Ok(conn) => conn,
@@ -1156,12 +1162,9 @@ async fn save_defaults(
     Path((_, id)): Path<(String, i64)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let c = match connection(&s, &at, id).await {
-        Ok(c) => c,
+    let (c, kind) = match connection_and_kind(&s, &at, id).await {
+        Ok(ck) => ck,
         Err(r) => return r,
-    };
-    let Some(kind) = PsaKind::parse(c.kind) else {
-        return page_error(crate::problem::Problem::internal("unknown PSA kind"));
     };
     // A merge patch: a chosen value sets the field, "none" (empty) removes it.
     let current = c.defaults.as_object().cloned().unwrap_or_default();
