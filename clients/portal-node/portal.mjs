@@ -3,13 +3,23 @@
 //      wizard (a refused secret shown next to its field first), maps a client, sets the ticket
 //      defaults, sends a test notification that shows the ticket number, and finds a real
 //      event's ticket in the delivery log;
-//  (c) notification settings saved in the portal are honoured by the next event;
+//  (a') ticket profiles: an event set, a template and an integration rule made on their
+//      screen, with what uses each shown before a delete;
+//  (b) HaloPSA connected with the wizard, a client mapped to one site of a company, and its
+//      test ticket made at that site;
+//  (c) notification settings saved in the portal are honoured by the next event (its email
+//      reaches the real SMTP test server, and no ticket is made);
 //  (d) a Read-only member sees no edit controls and a forced POST is refused;
+//  (e) the partner's identity provider (the real `oidc-provider` of the SSO tests) set up on
+//      the security screen, the Primary's account linked once with password and authenticator
+//      code, "require the identity provider" switched on, then password logins refused and
+//      the provider's login working;
 //  (f) axe-core on every screen on the way, with a screenshot of each;
 //  and the API reference (/api/docs) renders. No page reaches beyond the product, and no page
 //  script fails.
 import {
-  BASE, DEMO, api, check, launch, linkMailedTo, localOnly, pageErrors, screen, shot, step,
+  BASE, DEMO, api, check, launch, linkMailedTo, localOnly, mailTo, pageErrors, screen, shot,
+  startProvider, step, totpCode, watch,
 } from "./lib.mjs";
 
 const PARTNER = "fresh-msp";
@@ -17,6 +27,8 @@ const PRIMARY = "pat@fresh-msp.example";
 const READER = "rita@fresh-msp.example";
 const PASSWORD = "a long enough pass phrase 42";
 const SIM = DEMO.simulators.autotask;
+const HALO = DEMO.simulators.halopsa;
+const IDP_CLIENT = { client_id: "psabridge-portal", client_secret: "a test client secret of the portal" };
 
 async function acceptInvitation(page, email, name) {
   const link = await linkMailedTo(email);
@@ -43,13 +55,34 @@ async function signIn(page, email) {
   await page.waitForURL(`${BASE}/p/${PARTNER}`);
 }
 
+/** Wait for `text`; if the page shows field errors instead, fail with them. */
+async function expectSaved(page, text) {
+  const saved = page.getByText(text);
+  const problem = page.locator(".field-error").first();
+  await saved.or(problem).first().waitFor();
+  if (await saved.count() === 0) {
+    const problems = await page.locator(".field-error").allTextContents();
+    throw new Error(`expected "${text}", the page says: ${problems.join(" | ")}`);
+  }
+}
+
+async function signOut(page) {
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.waitForURL(`${BASE}/login`);
+}
+
 async function main() {
   const browser = await launch();
+  const provider = await startProvider(
+    [{ ...IDP_CLIENT, redirect_uris: [`${BASE}/api/v1/auth/sso/callback`] }],
+    [{ sub: "pat-at-idp", email: PRIMARY, email_verified: true, name: "Pat" }],
+  );
   try {
     const page = await browser.newPage();
     page.setDefaultTimeout(30_000);
-    const refused = await localOnly(page);
+    const refused = await localOnly(page, [provider.issuer]);
     const errors = pageErrors(page);
+    watch(page);
 
     await step("the API reference renders (Redoc, under its CSP)", async () => {
       await page.goto(`${BASE}/api/docs`);
@@ -137,6 +170,44 @@ async function main() {
       await page.getByText("Your changes were saved.").waitFor();
     });
 
+    await step("(a') ticket profiles: event set, template, rule; uses shown before a delete", async () => {
+      await page.getByRole("link", { name: "4. Ticket profiles" }).click();
+      await screen(page, "ticket-profiles-empty");
+      // An event set with nothing ticked is refused next to its field.
+      await page.locator("#set-name").fill("Threats only");
+      await page.getByRole("button", { name: "Add the event set" }).click();
+      await page.locator("#set-types-error").waitFor();
+      await page.getByLabel(/Too many downloads/).check();
+      await page.getByRole("button", { name: "Add the event set" }).click();
+      await page.getByText("The event set was saved.").waitFor();
+      await page.locator("#template-name").fill("Urgent");
+      const priority = page.locator("select[name='fields.priority']");
+      const values = await priority.locator("option").evaluateAll(
+        (os) => os.map((o) => o.value).filter((v) => v !== ""));
+      check(values.length > 0, "the template offers the PSA's priorities");
+      await priority.selectOption(values[values.length - 1]);
+      await page.getByRole("button", { name: "Add the template" }).click();
+      await page.getByText("The template was saved.").waitFor();
+      await page.locator("#rule-name").fill("Threats, urgent");
+      await page.getByLabel("Event set", { exact: true }).selectOption({ label: "Threats only" });
+      await page.getByLabel("Template", { exact: true }).selectOption({ label: "Urgent" });
+      await page.getByRole("button", { name: "Add the rule" }).click();
+      await page.getByText("The integration rule was saved.").waitFor();
+      const setRow = page.locator("tr", { hasText: "Threats only" }).last();
+      check((await setRow.textContent()).includes("integration rule 'Threats, urgent'"),
+        "the event set lists the rule that uses it");
+      check(await setRow.getByRole("button", { name: /Yes, delete/ }).count() === 0,
+        "no delete for an event set in use");
+      await screen(page, "ticket-profiles");
+      // The rule goes; then nothing uses the set, and it can go too.
+      const ruleRow = page.locator("tr", { hasText: "Threats, urgent" }).first();
+      await ruleRow.locator("summary", { hasText: "Delete" }).click();
+      await ruleRow.getByRole("button", { name: "Yes, delete Threats, urgent" }).click();
+      await page.getByText("Deleted.").waitFor();
+      const freed = page.locator("tr", { hasText: "Threats only" }).last();
+      check((await freed.textContent()).includes("nothing"), "nothing uses the set any more");
+    });
+
     await step("(a) a test notification shows the ticket number", async () => {
       await page.getByRole("link", { name: "Clients", exact: true }).click();
       await screen(page, "clients");
@@ -154,15 +225,24 @@ async function main() {
       await page.getByRole("link", { name: "Notification settings", exact: true }).click();
       await screen(page, "notification-settings");
       const form = page.locator("form#row-saas\\.too_many_uploads");
+      // No ticket for this event type, an email instead; a bad address is named first.
       await form.getByLabel("Ticket").selectOption("off");
+      await form.getByLabel("Email", { exact: true }).check();
+      await form.getByLabel("Email addresses").fill("soc@fresh-msp.example; not an address");
       await form.getByRole("button", { name: /^Save/ }).click();
+      await page.locator("#addresses-saas\\.too_many_uploads-error").waitFor();
+      await screen(page, "notification-settings-refused");
+      const again = page.locator("form#row-saas\\.too_many_uploads");
+      await again.getByLabel("Ticket").selectOption("off");
+      await again.getByLabel("Email", { exact: true }).check();
+      await again.getByLabel("Email addresses").fill("soc@fresh-msp.example");
+      await again.getByRole("button", { name: /^Save/ }).click();
       await page.getByText("Your changes were saved.").waitFor();
       let r = await api("POST", "/api/v1/events", {
         id: "portal-e2e-uploads", partner: PARTNER, client: "acme", type: "saas.too_many_uploads",
         user: { email: "someone@acme.example" },
       });
       check(r.status === 202, `event: ${r.status} ${JSON.stringify(r.body)}`);
-      // The event type switched off makes no ticket: the event is skipped, not delivered.
       let state;
       for (let i = 0; i < 100; i++) {
         r = await api("GET", `/api/v1/events/portal-e2e-uploads?partner=${PARTNER}`);
@@ -170,7 +250,11 @@ async function main() {
         if (state && state !== "received") break;
         await new Promise((res) => setTimeout(res, 100));
       }
-      check(state === "skipped", `an event type switched off makes no ticket: ${JSON.stringify(r.body)}`);
+      const channels = (r.body.deliveries || []).map((d) => d.channel);
+      check(state === "routed" && channels.length > 0 && channels.every((c) => c === "email"),
+        `the event makes an email and no ticket: ${JSON.stringify(r.body)}`);
+      const mail = await mailTo("soc@fresh-msp.example", "portal-e2e-uploads");
+      check(/too many uploads/i.test(mail.subject || ""), `the email's subject: ${mail.subject}`);
     });
 
     await step("(a) a real event's ticket appears in the delivery log", async () => {
@@ -197,6 +281,43 @@ async function main() {
       check((await page.locator("table").textContent()).includes("connection.create"),
         "the connection's creation is audited");
       await screen(page, "audit-log");
+    });
+
+    await step("(b) HaloPSA: a client mapped to one site, its test ticket made there", async () => {
+      await page.getByRole("link", { name: "PSA connections", exact: true }).click();
+      await page.getByRole("link", { name: "Connect HaloPSA" }).click();
+      await screen(page, "connect-halopsa");
+      await page.getByLabel("Resource Server").fill(HALO.resource_url);
+      await page.getByLabel("Authorisation Server").fill(HALO.auth_url);
+      await page.getByLabel("Tenant").fill(HALO.tenant);
+      await page.getByLabel("Client ID").fill(HALO.client_id);
+      await page.getByLabel("Client Secret").fill(HALO.client_secret);
+      await page.getByRole("button", { name: "Connect", exact: true }).click();
+      await page.getByText("Connected. Now map your clients").waitFor();
+      await page.getByRole("link", { name: "Choose the company of Blue Harbor Legal" }).click();
+      await page.getByLabel("Search the PSA by company name").fill("Acme Ltd");
+      await page.getByRole("button", { name: "Search", exact: true }).click();
+      await screen(page, "halopsa-sites");
+      await page.getByRole("button", { name: "Map Blue Harbor Legal to Acme Ltd / Warehouse" }).click();
+      await page.getByText("The mapping was saved.").waitFor();
+      check((await page.locator("tr", { hasText: "Blue Harbor Legal" }).first().textContent())
+        .includes("12/4"), "blue is mapped to Acme's Warehouse site (12/4)");
+      await page.goto(`${BASE}/p/${PARTNER}/clients/blue`);
+      await page.getByLabel("Event type").selectOption("saas.too_many_downloads");
+      await page.getByRole("button", { name: "Send test notification" }).click();
+      const result = page.locator("#test-result");
+      await result.waitFor();
+      const text = await result.textContent();
+      const m = /Ticket (\d+) was made in the PSA/.exec(text);
+      check(m, `HaloPSA test result: ${text}`);
+      const res = await fetch(`${HALO.control_url}/tickets`);
+      const body = await res.json();
+      const tickets = Array.isArray(body) ? body : body.tickets;
+      const ticket = tickets.find((t) => t.id === m[1]);
+      check(ticket, `ticket ${m[1]} is in the HaloPSA simulator`);
+      check(ticket.client_id === "12" && ticket.site_id === "4",
+        `the ticket is at Acme's Warehouse: ${JSON.stringify({ client: ticket.client_id, site: ticket.site_id })}`);
+      await screen(page, "halopsa-test-notification");
     });
 
     await step("(d) a Read-only member sees no edit controls; forced POSTs are refused", async () => {
@@ -233,12 +354,90 @@ async function main() {
       await context.close();
     });
 
+    await step("(e) the identity provider set up, linked once, then required", async () => {
+      // The Primary turns on an authenticator: an administrator's account is linked to the
+      // provider only with its password and code.
+      await page.goto(`${BASE}/p/${PARTNER}/account`);
+      await page.getByRole("button", { name: "Set up an authenticator" }).click();
+      const secret = (await page.locator("#totp-secret").textContent()).trim();
+      await screen(page, "account-totp-scan");
+      await page.getByLabel("The code your app shows now").fill(totpCode(secret));
+      await page.getByRole("button", { name: "Turn it on" }).click();
+      await page.locator("#recovery-codes").waitFor();
+
+      await page.getByRole("link", { name: "Sign-in and security" }).click();
+      await screen(page, "security-empty");
+      await page.getByLabel("Issuer URL").fill(provider.issuer);
+      await page.getByLabel("Client ID").fill(IDP_CLIENT.client_id);
+      await page.getByLabel(/^Client secret/).fill(IDP_CLIENT.client_secret);
+      await page.getByLabel(/^Name on the login button/).fill("Test IdP");
+      // Requiring it before an administrator proved it is refused, and says why.
+      await page.getByLabel(/Password logins are refused/).check();
+      await page.getByRole("button", { name: "Test and save" }).click();
+      await page.locator("#require_idp-error").waitFor();
+      check(await page.getByLabel(/^Client secret/).inputValue() === "", "the secret is not rendered back");
+      await screen(page, "security-refused");
+      await page.getByLabel(/^Client secret/).fill(IDP_CLIENT.client_secret);
+      await page.getByLabel(/Password logins are refused/).uncheck();
+      await page.getByRole("button", { name: "Test and save" }).click();
+      await expectSaved(page, "The identity provider settings were saved");
+      await page.getByRole("button", { name: "Issue a token" }).click();
+      check((await page.locator("#scim-token").textContent()).trim().length > 20, "the SCIM token, once");
+      await screen(page, "security");
+      await signOut(page);
+
+      // "Log in with Test IdP" from the partner's own login page; the first time, the account
+      // is proven once with its password and a later code.
+      await page.goto(`${BASE}/login`);
+      await page.locator("#sso-partner").fill(PARTNER);
+      await page.getByRole("button", { name: "Continue" }).click();
+      await screen(page, "login-with-idp");
+      await page.getByRole("link", { name: "Log in with Test IdP" }).click();
+      await page.locator("input[name=login]").fill("pat-at-idp");
+      await page.locator("input[name=password]").fill("anything");
+      await page.locator("button[type=submit]").click();
+      await page.waitForURL(/\/sso\/confirm/);
+      await screen(page, "sso-confirm");
+      await page.getByLabel("Your PSA Bridge password").fill(PASSWORD);
+      await page.getByLabel("Authenticator code").fill(totpCode(secret, 1));
+      await page.getByRole("button", { name: "Link and sign in" }).click();
+      await page.waitForURL(`${BASE}/p/${PARTNER}`);
+
+      // Proven: now the switch holds.
+      await page.goto(`${BASE}/p/${PARTNER}/security`);
+      check((await page.locator("#require-help").textContent()).includes("Proven"),
+        "the administrator's provider login is recorded");
+      await page.getByLabel(/Password logins are refused/).check();
+      await page.getByRole("button", { name: "Test and save" }).click();
+      await expectSaved(page, "The identity provider settings were saved");
+      await signOut(page);
+
+      // A person who is not exempt can no longer use a password.
+      await page.goto(`${BASE}/login`);
+      await page.getByLabel("Email").fill(READER);
+      await page.getByLabel("Password").fill(PASSWORD);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      const refusal = await page.locator("#login-error").textContent();
+      check(refusal.includes("requires Log in with Test IdP"), `a password login is refused: ${refusal}`);
+      // The provider's login still works, now without the confirmation.
+      await page.goto(`${BASE}/login?partner=${PARTNER}`);
+      await page.getByRole("link", { name: "Log in with Test IdP" }).click();
+      const atProvider = page.locator("input[name=login]");
+      if (await atProvider.count() > 0) {
+        await atProvider.fill("pat-at-idp");
+        await page.locator("input[name=password]").fill("anything");
+        await page.locator("button[type=submit]").click();
+      }
+      await page.waitForURL(`${BASE}/p/${PARTNER}`);
+    });
+
     await step("nothing outside the product was requested, no page script failed", async () => {
       check(refused.length === 0, `requests refused: ${refused.join(", ")}`);
       check(errors.length === 0, `page errors: ${errors.join("; ")}`);
     });
   } finally {
     await browser.close();
+    provider.stop();
   }
 }
 

@@ -5,6 +5,7 @@
 use psabridge_core::event::FieldError;
 use psabridge_core::settings::Refire;
 use psabridge_identity::Permission;
+pub use psabridge_store::client_pages::ClientFilter;
 use psabridge_store::config::MappingRow;
 use serde::Deserialize;
 
@@ -187,11 +188,49 @@ impl Ops {
     ) -> Result<Option<MappingView>, OpsError> {
         Ok(self
             .store
-            .mappings(partner)
+            .mappings_of(partner, &[client.to_string()])
             .await?
             .iter()
-            .find(|m| m.client_id == client && m.connection_id == connection)
+            .find(|m| m.connection_id == connection)
             .map(MappingView::of))
+    }
+
+    /// One page of the partner's clients that `filter` selects (ordered by name), and how
+    /// many match in all: a list screen reads its page, not every client.
+    pub async fn client_page(
+        &self,
+        acting: &Acting,
+        partner: &str,
+        filter: &ClientFilter,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<ClientView>, i64), OpsError> {
+        acting.require(partner, Permission::ViewSettings)?;
+        let page = self
+            .store
+            .client_page(partner, filter, offset, limit)
+            .await?;
+        Ok((
+            page.clients.iter().map(ClientView::of).collect(),
+            page.total,
+        ))
+    }
+
+    /// The mappings of these clients, on every connection.
+    pub async fn mappings_of(
+        &self,
+        acting: &Acting,
+        partner: &str,
+        clients: &[String],
+    ) -> Result<Vec<MappingView>, OpsError> {
+        acting.require(partner, Permission::ViewSettings)?;
+        Ok(self
+            .store
+            .mappings_of(partner, clients)
+            .await?
+            .iter()
+            .map(MappingView::of)
+            .collect())
     }
 
     /// Map a client to a PSA company on a connection (replacing its mapping there). The

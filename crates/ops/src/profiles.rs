@@ -171,6 +171,20 @@ impl Ops {
         Ok(EventSetView::of(&self.store.event_set(partner, id).await?))
     }
 
+    /// What uses an event set (mappings, integration rules, event rules): shown before a
+    /// delete, which is refused while the list is not empty.
+    pub async fn event_set_uses(
+        &self,
+        acting: &Acting,
+        partner: &str,
+        id: i64,
+    ) -> Result<Vec<Reference>, OpsError> {
+        acting.require(partner, Permission::ViewSettings)?;
+        Ok(references(
+            &self.store.event_set_references(partner, id).await?,
+        ))
+    }
+
     pub async fn create_event_set(
         &self,
         acting: &Acting,
@@ -279,6 +293,21 @@ impl Ops {
             .await?;
         Ok(TemplateView::of(
             &self.store.template(connection, template).await?,
+        ))
+    }
+
+    /// What uses a template: shown before a delete, which is refused while there is any.
+    pub async fn template_uses(
+        &self,
+        acting: &Acting,
+        partner: &str,
+        connection: i64,
+        template: i64,
+    ) -> Result<Vec<Reference>, OpsError> {
+        self.connection_for(acting, partner, connection, Permission::ViewSettings)
+            .await?;
+        Ok(references(
+            &self.store.template_references(connection, template).await?,
         ))
     }
 

@@ -1392,9 +1392,10 @@ impl Connector for HaloConnector {
                 outcome_unknown: true,
                 message: "HaloPSA answered a ticket create without an id".into(),
             })?;
+        // HaloPSA shows people a ticket's id as its number ("#104").
         Ok(TicketRef {
             id: id.to_string(),
-            number: None,
+            number: Some(id.to_string()),
         })
     }
 
@@ -1428,7 +1429,7 @@ impl Connector for HaloConnector {
             .min()
             .map(|id| TicketRef {
                 id: id.to_string(),
-                number: None,
+                number: Some(id.to_string()),
             }))
     }
 
@@ -1542,7 +1543,7 @@ impl Connector for HaloConnector {
                     id: id.to_string(),
                     closed: closed.contains(&status) || field_bool(&t, "hasbeenclosed"),
                     status,
-                    number: None,
+                    number: Some(id.to_string()),
                 });
             }
         }
@@ -1640,7 +1641,7 @@ impl Connector for HaloConnector {
             ticket_id: id.to_string(),
             closed,
             deleted: false,
-            number: None,
+            number: Some(id.to_string()),
         }))
     }
 

@@ -7,7 +7,7 @@ use serde_json::Value;
 use sqlx::Row;
 
 use crate::Millis;
-use crate::db::{Store, with_read, with_write};
+use crate::db::{Store, like_contains, like_literal, with_read, with_write};
 use crate::error::StoreError;
 
 /// One change to record.
@@ -82,14 +82,10 @@ impl Store {
         // LIKE patterns: the person's text is matched literally (its % and _ escaped).
         let like = |s: &Option<String>, prefix_only: bool| {
             s.as_ref().map(|t| {
-                let escaped = t
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_");
                 if prefix_only {
-                    format!("{escaped}%")
+                    format!("{}%", like_literal(t))
                 } else {
-                    format!("%{escaped}%")
+                    like_contains(t)
                 }
             })
         };

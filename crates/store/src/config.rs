@@ -157,6 +157,65 @@ pub struct MappingRow {
     pub refire: Refire,
 }
 
+/// Clients from rows of `id, name, created_at, connection_id` (one row per mapping, a client's
+/// rows adjacent), each with the connections it is mapped on.
+pub(crate) fn clients_of_rows<R: Row>(rows: &[R]) -> Result<Vec<Client>, StoreError>
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    for<'v> String: sqlx::Decode<'v, R::Database> + sqlx::Type<R::Database>,
+    for<'v> i64: sqlx::Decode<'v, R::Database> + sqlx::Type<R::Database>,
+    for<'v> Option<i64>: sqlx::Decode<'v, R::Database> + sqlx::Type<R::Database>,
+{
+    let mut out: Vec<Client> = Vec::new();
+    for row in rows {
+        let id: String = row.try_get("id")?;
+        let conn: Option<i64> = row.try_get("connection_id")?;
+        if out.last().map(|c| c.id.as_str()) != Some(id.as_str()) {
+            out.push(Client {
+                id,
+                name: row.try_get("name")?,
+                created_at: row.try_get("created_at")?,
+                mapped_on: Vec::new(),
+            });
+        }
+        if let (Some(c), Some(last)) = (conn, out.last_mut()) {
+            last.mapped_on.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// The columns `mapping_of_row` reads, in one place for every query that reads mappings.
+pub(crate) const MAPPING_COLUMNS: &str = "connection_id, client_id, company_id, default_contact_id, \
+     create_tickets, mapped_at, event_set_id, template_id, contract_id, refire, reopen_within_secs";
+
+pub(crate) fn mapping_of_row<R: Row>(r: &R) -> Result<MappingRow, StoreError>
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    for<'v> String: sqlx::Decode<'v, R::Database> + sqlx::Type<R::Database>,
+    for<'v> Option<String>: sqlx::Decode<'v, R::Database> + sqlx::Type<R::Database>,
+    for<'v> i64: sqlx::Decode<'v, R::Database> + sqlx::Type<R::Database>,
+    for<'v> Option<i64>: sqlx::Decode<'v, R::Database> + sqlx::Type<R::Database>,
+    for<'v> bool: sqlx::Decode<'v, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(MappingRow {
+        connection_id: r.try_get("connection_id")?,
+        client_id: r.try_get("client_id")?,
+        company_id: r.try_get("company_id")?,
+        default_contact_id: r.try_get("default_contact_id")?,
+        create_tickets: r.try_get("create_tickets")?,
+        mapped_at: r.try_get("mapped_at")?,
+        event_set_id: r.try_get("event_set_id")?,
+        template_id: r.try_get("template_id")?,
+        contract_id: r.try_get("contract_id")?,
+        refire: {
+            let mode: String = r.try_get("refire")?;
+            Refire::from_parts(&mode, r.try_get("reopen_within_secs")?)
+                .ok_or_else(|| corrupt(format!("re-fire policy {mode}")))?
+        },
+    })
+}
+
 /// `TicketDefaults` ⇄ JSON object keyed by ticket field name (`{"queue": "8"}`).
 pub fn defaults_to_json(d: &TicketDefaults) -> Value {
     Value::Object(
@@ -525,31 +584,27 @@ impl Store {
             .bind(partner)
             .fetch_all(pool)
             .await?;
-            let mut out: Vec<Client> = Vec::new();
-            for row in rows {
-                let id: String = row.try_get("id")?;
-                let conn: Option<i64> = row.try_get("connection_id")?;
-                if out.last().map(|c| c.id.as_str()) != Some(id.as_str()) {
-                    out.push(Client {
-                        id,
-                        name: row.try_get("name")?,
-                        created_at: row.try_get("created_at")?,
-                        mapped_on: Vec::new(),
-                    });
-                }
-                if let (Some(c), Some(last)) = (conn, out.last_mut()) {
-                    last.mapped_on.push(c);
-                }
-            }
-            Ok(out)
+            clients_of_rows(&rows)
         })
     }
 
+    /// One client, read by its key (not by listing the partner's clients).
     pub async fn client(&self, partner: &str, id: &str) -> Result<Client, StoreError> {
-        self.clients(partner)
-            .await?
+        let found = with_read!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT c.id, c.name, c.created_at, m.connection_id FROM clients c \
+                 LEFT JOIN mappings m ON m.partner_id = c.partner_id AND m.client_id = c.id \
+                 WHERE c.partner_id = $1 AND c.id = $2 ORDER BY m.connection_id",
+            )
+            .bind(partner)
+            .bind(id)
+            .fetch_all(pool)
+            .await?;
+            clients_of_rows(&rows)?
+        });
+        found
             .into_iter()
-            .find(|c| c.id == id)
+            .next()
             .ok_or_else(|| StoreError::NotFound(format!("client '{id}'")))
     }
 
@@ -1023,34 +1078,13 @@ impl Store {
 
     pub async fn mappings(&self, partner: &str) -> Result<Vec<MappingRow>, StoreError> {
         with_read!(self, pool => {
-            let rows = sqlx::query(
-                "SELECT connection_id, client_id, company_id, default_contact_id, create_tickets, mapped_at, \
-                 event_set_id, template_id, contract_id, refire, reopen_within_secs \
-                 FROM mappings WHERE partner_id = $1 ORDER BY client_id, connection_id",
-            )
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {MAPPING_COLUMNS} FROM mappings WHERE partner_id = $1 ORDER BY client_id, connection_id"
+            )))
             .bind(partner)
             .fetch_all(pool)
             .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(MappingRow {
-                        connection_id: r.try_get("connection_id")?,
-                        client_id: r.try_get("client_id")?,
-                        company_id: r.try_get("company_id")?,
-                        default_contact_id: r.try_get("default_contact_id")?,
-                        create_tickets: r.try_get("create_tickets")?,
-                        mapped_at: r.try_get("mapped_at")?,
-                        event_set_id: r.try_get("event_set_id")?,
-                        template_id: r.try_get("template_id")?,
-                        contract_id: r.try_get("contract_id")?,
-                        refire: {
-                            let mode: String = r.try_get("refire")?;
-                            Refire::from_parts(&mode, r.try_get("reopen_within_secs")?)
-                                .ok_or_else(|| corrupt(format!("re-fire policy {mode}")))?
-                        },
-                    })
-                })
-                .collect()
+            rows.iter().map(mapping_of_row).collect()
         })
     }
 

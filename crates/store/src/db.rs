@@ -128,6 +128,19 @@ macro_rules! with_tx {
 
 pub(crate) use {with_read, with_tx, with_write};
 
+/// A LIKE pattern (for `LIKE … ESCAPE '\'`) matching `text` anywhere, its own `%`, `_` and
+/// `\` taken literally.
+pub(crate) fn like_contains(text: &str) -> String {
+    format!("%{}%", like_literal(text))
+}
+
+/// `text` with LIKE's wildcards and the escape character escaped.
+pub(crate) fn like_literal(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
 /// Create the SQLite file readable by its owner only (0600), or narrow an existing one: it
 /// holds sealed secrets, session hashes and the audit log.
 fn private_file(path: &std::path::Path) -> Result<(), StoreError> {

@@ -28,6 +28,7 @@
 pub mod audit;
 pub mod billing;
 pub mod channels;
+pub mod client_pages;
 pub mod cluster;
 pub mod config;
 mod db;

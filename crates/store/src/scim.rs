@@ -182,6 +182,16 @@ impl Store {
         })
     }
 
+    /// When the partner's SCIM token was issued, if it has one.
+    pub async fn scim_token_issued_at(&self, partner: &str) -> Result<Option<Millis>, StoreError> {
+        with_read!(self, pool => {
+            Ok(sqlx::query_scalar("SELECT created_at FROM scim_tokens WHERE partner_id = $1")
+                .bind(partner)
+                .fetch_optional(pool)
+                .await?)
+        })
+    }
+
     /// The partner a SCIM token (by hash) belongs to.
     pub async fn partner_of_scim_token(
         &self,

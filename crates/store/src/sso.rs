@@ -34,6 +34,8 @@ pub struct SsoSettings {
     pub jit_enabled: bool,
     /// A role name (`psabridge_identity::Role::as_str`).
     pub jit_default_role: String,
+    /// What the login button calls the provider ("Okta"); empty: not named.
+    pub display_name: String,
     /// When an administrator first logged in through the provider; `None`: never.
     pub first_admin_idp_login_at: Option<Millis>,
     pub updated_at: Millis,
@@ -50,6 +52,7 @@ pub struct SsoSettingsUpdate<'a> {
     pub require_idp: bool,
     pub jit_enabled: bool,
     pub jit_default_role: &'a str,
+    pub display_name: &'a str,
 }
 
 /// A verified identity waiting for the person.
@@ -77,6 +80,7 @@ type SettingsTuple = (
     String,
     Option<i64>,
     i64,
+    String,
 );
 
 type ContinuationTuple = (
@@ -97,7 +101,7 @@ impl Store {
         let row: Option<SettingsTuple> = with_read!(self, pool => {
             sqlx::query_as(
                 "SELECT partner_id, issuer, client_id, client_secret, scopes, require_idp, jit_enabled, \
-                 jit_default_role, first_admin_idp_login_at, updated_at FROM sso_settings WHERE partner_id = $1",
+                 jit_default_role, first_admin_idp_login_at, updated_at, display_name FROM sso_settings WHERE partner_id = $1",
             )
             .bind(partner)
             .fetch_optional(pool)
@@ -115,6 +119,7 @@ impl Store {
                 jit_default_role: t.7,
                 first_admin_idp_login_at: t.8,
                 updated_at: t.9,
+                display_name: t.10,
             })
         })
         .transpose()
@@ -138,7 +143,7 @@ impl Store {
                 "UPDATE sso_settings SET \
                  first_admin_idp_login_at = CASE WHEN issuer = $2 THEN first_admin_idp_login_at ELSE NULL END, \
                  issuer = $2, client_id = $3, client_secret = COALESCE($4, client_secret), scopes = $5, \
-                 require_idp = $6, jit_enabled = $7, jit_default_role = $8, updated_at = $9 \
+                 require_idp = $6, jit_enabled = $7, jit_default_role = $8, updated_at = $9, display_name = $10 \
                  WHERE partner_id = $1",
             )
             .bind(partner)
@@ -150,6 +155,7 @@ impl Store {
             .bind(s.jit_enabled)
             .bind(s.jit_default_role)
             .bind(now)
+            .bind(s.display_name)
             .execute(pool)
             .await?;
             if updated.rows_affected() == 0 {
@@ -158,8 +164,8 @@ impl Store {
                 };
                 sqlx::query(
                     "INSERT INTO sso_settings (partner_id, issuer, client_id, client_secret, scopes, \
-                     require_idp, jit_enabled, jit_default_role, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                     require_idp, jit_enabled, jit_default_role, updated_at, display_name) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 )
                 .bind(partner)
                 .bind(s.issuer)
@@ -170,6 +176,7 @@ impl Store {
                 .bind(s.jit_enabled)
                 .bind(s.jit_default_role)
                 .bind(now)
+                .bind(s.display_name)
                 .execute(pool)
                 .await
                 .map_err(|e| StoreError::conflict_or(e, || format!("partner '{partner}' not found")))?;

@@ -29,6 +29,7 @@ async fn sso(store: Store, dir: Option<&std::path::Path>) -> Result<()> {
         require_idp: false,
         jit_enabled: true,
         jit_default_role: "read_only",
+        display_name: "Example IdP",
     };
     assert!(matches!(
         store.put_sso_settings("msp-a", &update, now).await,

@@ -349,6 +349,15 @@ async fn authorize(s: &AppState, req: &mut Request) -> Result<(), Problem> {
         )));
     };
     if access == Access::Public {
+        // Public pages still know who is signed in (the portal's `/` and `/login` send a
+        // signed-in person on); an unknown or ended session is simply nobody here.
+        let user = match session_cookie(req.headers(), s.accounts.cookie_name()) {
+            Some(cookie) => resolve_session(s, cookie).await.ok().flatten(),
+            None => None,
+        };
+        if let Some(user) = user {
+            req.extensions_mut().insert(user);
+        }
         return Ok(());
     }
     if req.headers().contains_key(header::AUTHORIZATION) {

@@ -444,6 +444,30 @@ pub const ROUTES: &[(&str, Access)] = &[
     ("GET /p/{p}/audit", Access::Partner(Permission::ViewAudit)),
     ("GET /p/{p}/users", Access::Partner(Permission::ViewUsers)),
     (
+        "GET /p/{p}/security",
+        Access::Partner(Permission::ViewUsers),
+    ),
+    (
+        "POST /p/{p}/security/idp",
+        Access::Partner(Permission::ManageUsers),
+    ),
+    (
+        "POST /p/{p}/security/exemptions",
+        Access::Partner(Permission::ManageUsers),
+    ),
+    (
+        "POST /p/{p}/security/exemptions/{user}/remove",
+        Access::Partner(Permission::ManageUsers),
+    ),
+    (
+        "POST /p/{p}/security/scim-token",
+        Access::Partner(Permission::ManageUsers),
+    ),
+    (
+        "POST /p/{p}/security/scim-token/revoke",
+        Access::Partner(Permission::ManageUsers),
+    ),
+    (
         "GET /p/{p}/tokens",
         Access::Partner(Permission::ViewSettings),
     ),
@@ -528,6 +552,42 @@ pub const ROUTES: &[(&str, Access)] = &[
     ),
     (
         "POST /p/{p}/connections/{id}/defaults",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "GET /p/{p}/connections/{id}/profiles",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "POST /p/{p}/connections/{id}/event-sets",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "POST /p/{p}/connections/{id}/event-sets/{set}/delete",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "POST /p/{p}/connections/{id}/templates",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "POST /p/{p}/connections/{id}/templates/{template}/delete",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "POST /p/{p}/connections/{id}/rules",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "POST /p/{p}/connections/{id}/rules/{rule}/default",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "POST /p/{p}/connections/{id}/rules/{rule}/delete",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "POST /p/{p}/connections/{id}/copy-settings",
         Access::Partner(Permission::ManageSettings),
     ),
     ("GET /livez", Access::Public),
@@ -762,12 +822,14 @@ mod tests {
         include_str!("portal/dashboard.rs"),
         include_str!("portal/clients.rs"),
         include_str!("portal/connections.rs"),
+        include_str!("portal/profiles.rs"),
         include_str!("portal/deliveries.rs"),
         include_str!("portal/notifications.rs"),
         include_str!("portal/audit.rs"),
         include_str!("portal/password.rs"),
         include_str!("portal/sso.rs"),
         include_str!("portal/users.rs"),
+        include_str!("portal/security.rs"),
         include_str!("portal/account.rs"),
         include_str!("portal/tokens.rs"),
     ];

@@ -210,17 +210,29 @@ async fn create_token(
     caller: Caller,
     Path(p): Path<String>,
 ) -> Result<Response, Problem> {
-    caller.require_partner(&p)?;
-    s.store.partner(&p).await?;
+    let token = issue_token(&s, &caller, &p).await?;
+    let body = json!({
+        "token": token,
+        "scim_base_path": format!("/scim/v2/{p}"),
+        "note": "shown once; it replaces any previous SCIM token of this partner",
+    });
+    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}
+
+/// A new SCIM token for the partner (only its hash is kept), replacing any previous one;
+/// audited. The API and the portal's security page both call it.
+pub(crate) async fn issue_token(s: &AppState, caller: &Caller, p: &str) -> Result<String, Problem> {
+    caller.require_partner(p)?;
+    s.store.partner(p).await?;
     let token = format!("{TOKEN_PREFIX}{}", secret_token::new_token());
     let now = s.accounts.clock.now_ms();
     s.store
-        .set_scim_token(&p, &secret_token::token_hash(&token), now)
+        .set_scim_token(p, &secret_token::token_hash(&token), now)
         .await?;
     s.store
         .record_audit(
             &NewAuditEntry {
-                partner_id: Some(&p),
+                partner_id: Some(p),
                 actor: &caller.1.0,
                 action: "scim.token.create",
                 target: "scim_token",
@@ -230,12 +242,7 @@ async fn create_token(
             now,
         )
         .await?;
-    let body = json!({
-        "token": token,
-        "scim_base_path": format!("/scim/v2/{p}"),
-        "note": "shown once; it replaces any previous SCIM token of this partner",
-    });
-    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+    Ok(token)
 }
 
 /// Revoke the partner's SCIM token: its identity provider can no longer provision.
@@ -244,14 +251,24 @@ async fn revoke_token(
     caller: Caller,
     Path(p): Path<String>,
 ) -> Result<StatusCode, Problem> {
-    caller.require_partner(&p)?;
-    if !s.store.revoke_scim_token(&p).await? {
+    revoke_scim_token(&s, &caller, &p).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revoke the partner's SCIM token (404 when there is none), audited.
+pub(crate) async fn revoke_scim_token(
+    s: &AppState,
+    caller: &Caller,
+    p: &str,
+) -> Result<(), Problem> {
+    caller.require_partner(p)?;
+    if !s.store.revoke_scim_token(p).await? {
         return Err(Problem::not_found(format!("a SCIM token of partner '{p}'")));
     }
     s.store
         .record_audit(
             &NewAuditEntry {
-                partner_id: Some(&p),
+                partner_id: Some(p),
                 actor: &caller.1.0,
                 action: "scim.token.revoke",
                 target: "scim_token",
@@ -261,7 +278,7 @@ async fn revoke_token(
             s.accounts.clock.now_ms(),
         )
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 // ---- discovery ----------------------------------------------------------------------------

@@ -213,7 +213,10 @@ fn role_of(memberships: &[Membership], partner: &str) -> Option<Role> {
         .and_then(|m| Role::parse(&m.role))
 }
 
-fn settings_view(s: &AppState, settings: Option<&SsoSettings>) -> Value {
+/// The longest name a login button shows for the provider, in characters.
+const MAX_DISPLAY_NAME: usize = 60;
+
+pub(crate) fn settings_view(s: &AppState, settings: Option<&SsoSettings>) -> Value {
     let redirect = redirect_uri(s).ok();
     match settings {
         None => json!({"configured": false, "redirect_uri": redirect}),
@@ -226,6 +229,7 @@ fn settings_view(s: &AppState, settings: Option<&SsoSettings>) -> Value {
             "require_idp": x.require_idp,
             "jit_enabled": x.jit_enabled,
             "jit_default_role": x.jit_default_role,
+            "display_name": x.display_name,
             "first_admin_idp_login_at": x.first_admin_idp_login_at.map(psabridge_store::from_millis),
             "redirect_uri": redirect,
         }),
@@ -263,18 +267,31 @@ async fn put_settings(
     Path(p): Path<String>,
     bytes: Bytes,
 ) -> Result<Json<Value>, Problem> {
+    let body = body_json(&bytes)?;
+    save_settings(&s, &caller, &p, &body).await.map(Json)
+}
+
+/// Check, test against the provider (discovery) and store a partner's IdP settings, audited;
+/// the settings as shown. The API's `PUT …/sso` and the portal's security page both call it.
+pub(crate) async fn save_settings(
+    s: &AppState,
+    caller: &Caller,
+    p: &str,
+    body: &serde_json::Map<String, Value>,
+) -> Result<Value, Problem> {
+    let s = s.clone();
+    let p = p.to_string();
     caller.require_partner(&p)?;
     s.store.partner(&p).await?;
-    let body = body_json(&bytes)?;
     let before = s.store.sso_settings(&p).await?;
-    let issuer = string_field(&body, "issuer", true)?.unwrap_or_default();
+    let issuer = string_field(body, "issuer", true)?.unwrap_or_default();
     let issuer = issuer.trim().to_owned();
     match url::Url::parse(&issuer) {
         Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {}
         _ => return Err(invalid("issuer", "must be an https URL")),
     }
-    let client_id = string_field(&body, "client_id", true)?.unwrap_or_default();
-    let client_secret = string_field(&body, "client_secret", false)?;
+    let client_id = string_field(body, "client_id", true)?.unwrap_or_default();
+    let client_secret = string_field(body, "client_secret", false)?;
     if client_secret.as_deref().is_some_and(|c| c.is_empty()) {
         return Err(invalid("client_secret", "must not be empty"));
     }
@@ -297,9 +314,18 @@ async fn put_settings(
         }
         Some(_) => return Err(invalid("scopes", "must be an array of strings")),
     };
-    let require_idp = bool_field(&body, "require_idp", false)?;
-    let jit_enabled = bool_field(&body, "jit_enabled", false)?;
-    let jit_default_role = match string_field(&body, "jit_default_role", false)? {
+    let display_name = string_field(body, "display_name", false)?
+        .map(|d| d.trim().to_owned())
+        .unwrap_or_default();
+    if display_name.chars().count() > MAX_DISPLAY_NAME {
+        return Err(invalid(
+            "display_name",
+            &format!("must be at most {MAX_DISPLAY_NAME} characters"),
+        ));
+    }
+    let require_idp = bool_field(body, "require_idp", false)?;
+    let jit_enabled = bool_field(body, "jit_enabled", false)?;
+    let jit_default_role = match string_field(body, "jit_default_role", false)? {
         None => Role::ReadOnly,
         Some(r) => match Role::parse(&r) {
             Some(role) if !role.is_privileged() => role,
@@ -364,6 +390,7 @@ async fn put_settings(
                 require_idp,
                 jit_enabled,
                 jit_default_role: jit_default_role.as_str(),
+                display_name: &display_name,
             },
             now,
         )
@@ -390,7 +417,7 @@ async fn put_settings(
             now,
         )
         .await?;
-    Ok(Json(view))
+    Ok(view)
 }
 
 async fn list_exemptions(
@@ -399,14 +426,19 @@ async fn list_exemptions(
     Path(p): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     caller.require_partner(&p)?;
-    s.store.partner(&p).await?;
+    Ok(Json(json!({"exemptions": exemptions(&s, &p).await?})))
+}
+
+/// The partner's users who may still log in with a password while the IdP is required.
+pub(crate) async fn exemptions(s: &AppState, p: &str) -> Result<Vec<Value>, Problem> {
+    s.store.partner(p).await?;
     let mut out = Vec::new();
-    for id in s.store.sso_exemptions(&p).await? {
-        if let Some(m) = s.store.member(&p, id).await? {
+    for id in s.store.sso_exemptions(p).await? {
+        if let Some(m) = s.store.member(p, id).await? {
             out.push(json!({"user": id, "email": m.email, "name": m.name, "role": m.role}));
         }
     }
-    Ok(Json(json!({"exemptions": out})))
+    Ok(out)
 }
 
 async fn add_exemption(
@@ -415,26 +447,36 @@ async fn add_exemption(
     Path(p): Path<String>,
     bytes: Bytes,
 ) -> Result<Response, Problem> {
-    caller.require_partner(&p)?;
-    s.store.partner(&p).await?;
     let body = body_json(&bytes)?;
     let Some(user) = body.get("user").and_then(Value::as_i64) else {
         return Err(invalid("user", "must be the id of a user of the partner"));
     };
-    if s.store.member(&p, user).await?.is_none() {
+    exempt(&s, &caller, &p, user).await?;
+    Ok((StatusCode::CREATED, Json(json!({"user": user}))).into_response())
+}
+
+/// Let `user` keep logging in with a password while the IdP is required (audited).
+pub(crate) async fn exempt(
+    s: &AppState,
+    caller: &Caller,
+    p: &str,
+    user: i64,
+) -> Result<(), Problem> {
+    caller.require_partner(p)?;
+    s.store.partner(p).await?;
+    if s.store.member(p, user).await?.is_none() {
         return Err(invalid("user", "is not a user of this partner"));
     }
-    s.store.add_sso_exemption(&p, user, now_ms(&s)).await?;
+    s.store.add_sso_exemption(p, user, now_ms(s)).await?;
     audit_account(
-        &s,
-        std::slice::from_ref(&p),
+        s,
+        &[p.to_string()],
         &caller.1.0,
         "sso.exemption_added",
         &format!("user:{user}"),
         None,
     )
-    .await?;
-    Ok((StatusCode::CREATED, Json(json!({"user": user}))).into_response())
+    .await
 }
 
 async fn remove_exemption(
@@ -442,19 +484,29 @@ async fn remove_exemption(
     caller: Caller,
     Path((p, user)): Path<(String, i64)>,
 ) -> Result<StatusCode, Problem> {
-    caller.require_partner(&p)?;
-    s.store.partner(&p).await?;
-    s.store.remove_sso_exemption(&p, user).await?;
+    unexempt(&s, &caller, &p, user).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// End `user`'s exemption (audited).
+pub(crate) async fn unexempt(
+    s: &AppState,
+    caller: &Caller,
+    p: &str,
+    user: i64,
+) -> Result<(), Problem> {
+    caller.require_partner(p)?;
+    s.store.partner(p).await?;
+    s.store.remove_sso_exemption(p, user).await?;
     audit_account(
-        &s,
-        std::slice::from_ref(&p),
+        s,
+        &[p.to_string()],
         &caller.1.0,
         "sso.exemption_removed",
         &format!("user:{user}"),
         None,
     )
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
+    .await
 }
 
 // ---- enforcement of the local login -------------------------------------------------------
@@ -526,7 +578,16 @@ pub(crate) async fn enforce_local_login(
         Some(json!({"reason": "require_idp"})),
     )
     .await?;
-    let idp = settings.map(|x| x.issuer).unwrap_or_default();
+    // The provider as people know it: the login button's name, else its issuer.
+    let idp = settings
+        .map(|x| {
+            if x.display_name.is_empty() {
+                x.issuer
+            } else {
+                x.display_name
+            }
+        })
+        .unwrap_or_default();
     Err(
         Problem::forbidden(&format!("Your company requires Log in with {idp}")).with(
             "sso_start",

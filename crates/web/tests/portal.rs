@@ -575,3 +575,205 @@ async fn an_api_token_is_made_once_and_revoked_in_the_portal() -> Result<()> {
     })
     .await
 }
+
+#[tokio::test]
+async fn clients_are_searched_filtered_and_paged_by_the_database() -> Result<()> {
+    on_both("portal client pages", async |s| {
+        person(s, "ann@a.example", "msp-a", "read_only").await?;
+        // 120 clients besides c1, named out of id order; every tenth mapped.
+        let conn = s
+            .store
+            .create_connection(
+                &psabridge_store::config::NewConnection {
+                    partner_id: "msp-a".into(),
+                    kind: psabridge_core::settings::PsaKind::Autotask,
+                    name: "Autotask".into(),
+                    grouping: psabridge_core::settings::GroupingMode::User,
+                    settings: serde_json::Map::new(),
+                    secrets: Default::default(),
+                },
+                0,
+            )
+            .await?;
+        for i in 0..120 {
+            let id = format!("x{i:03}");
+            s.store
+                .put_client("msp-a", &id, &format!("Practice {:03}", 119 - i), 0)
+                .await?;
+            if i % 10 == 0 {
+                s.store
+                    .put_mapping(
+                        "msp-a",
+                        &psabridge_store::config::MappingRow {
+                            connection_id: conn,
+                            client_id: id.clone(),
+                            company_id: format!("{}", 500 + i),
+                            default_contact_id: None,
+                            create_tickets: true,
+                            mapped_at: 0,
+                            event_set_id: None,
+                            template_id: None,
+                            contract_id: None,
+                            refire: Default::default(),
+                        },
+                        None,
+                    )
+                    .await?;
+            }
+        }
+        let b = Browser::new(s)?;
+        b.sign_in("ann@a.example", PASSWORD).await?;
+        // 121 clients, 50 a page, by name: "Client 1" first, then Practice 000 (x119) …
+        let (status, page, _) = b.get("/p/msp-a/clients").await?;
+        ensure!(status == StatusCode::OK, "{status}");
+        ensure!(page.contains("121 clients, page 1 of 3"), "{page}");
+        let first = page.find("Client 1").context("c1 listed")?;
+        let second = page.find("Practice 000").context("x119 listed")?;
+        ensure!(first < second, "ordered by name");
+        ensure!(
+            !page.contains("Practice 049"),
+            "the second page is not on the first"
+        );
+        let (_, page, _) = b.get("/p/msp-a/clients?page=3").await?;
+        ensure!(page.contains("page 3 of 3") && page.contains("Practice 119"));
+        // Past the end: the last page.
+        let (_, page, _) = b.get("/p/msp-a/clients?page=99").await?;
+        ensure!(page.contains("page 3 of 3"));
+        // Searched by name or id, any case; the mapped company is shown.
+        let (_, page, _) = b.get("/p/msp-a/clients?q=PRACTICE+10").await?;
+        ensure!(page.contains("10 clients"), "Practice 100..109");
+        let (_, page, _) = b.get("/p/msp-a/clients?q=x010").await?;
+        ensure!(
+            page.contains("1 client.") && page.contains("Autotask: 510"),
+            "{page}"
+        );
+        // Configured or not.
+        let (_, page, _) = b.get("/p/msp-a/clients?status=configured").await?;
+        ensure!(page.contains("12 clients."), "{page}");
+        let (_, page, _) = b.get("/p/msp-a/clients?status=not_configured").await?;
+        ensure!(page.contains("109 clients"), "{page}");
+        // The mapping step pages and searches the same way.
+        let (status, page, _) = b
+            .get(&format!("/p/msp-a/connections/{conn}/mapping?q=x01"))
+            .await?;
+        ensure!(status == StatusCode::OK, "{status}");
+        ensure!(
+            page.contains("Practice 109") && page.contains("510"),
+            "{page}"
+        );
+        ensure!(!page.contains("Practice 000"));
+        // A client's own page shows only its mappings.
+        let (status, page, _) = b.get("/p/msp-a/clients/x020").await?;
+        ensure!(status == StatusCode::OK && page.contains("520") && !page.contains("510"));
+        let (status, _, _) = b.get("/p/msp-a/clients/nobody").await?;
+        ensure!(status == StatusCode::NOT_FOUND, "{status}");
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_security_screen_uses_the_apis_rules_and_shows_the_scim_token_once() -> Result<()> {
+    on_both("portal security", async |s| {
+        person(s, "sam@a.example", "msp-a", "security_admin").await?;
+        let reader = person(s, "rob@a.example", "msp-a", "read_only").await?;
+        let b = Browser::new(s)?;
+        b.sign_in("sam@a.example", PASSWORD).await?;
+        let csrf = b.csrf().await?;
+        let (status, page, _) = b.get("/p/msp-a/security").await?;
+        ensure!(status == StatusCode::OK, "{status}");
+        ensure!(page.contains("No token: the provider cannot provision."));
+        // A bad issuer is named next to its field; requiring the provider is refused until
+        // an administrator has logged in through it.
+        let (status, page, _) = b
+            .post(
+                "/p/msp-a/security/idp",
+                &[
+                    ("csrf_token", &csrf),
+                    ("issuer", "not a url"),
+                    ("client_id", "bridge"),
+                    ("client_secret", "s3cret"),
+                    ("display_name", "Okta"),
+                ],
+            )
+            .await?;
+        ensure!(status == StatusCode::UNPROCESSABLE_ENTITY, "{status}");
+        ensure!(page.contains("id=\"issuer-error\"") && page.contains("must be an https URL"));
+        ensure!(page.contains("value=\"Okta\""), "what was typed is kept");
+        ensure!(
+            !page.contains("s3cret"),
+            "the secret is never rendered back"
+        );
+        // Exempting a person and removing the exemption, audited.
+        let (status, _, _) = b
+            .post(
+                "/p/msp-a/security/exemptions",
+                &[("csrf_token", &csrf), ("user", &reader.to_string())],
+            )
+            .await?;
+        ensure!(status == StatusCode::SEE_OTHER, "{status}");
+        ensure!(s.store.sso_exemptions("msp-a").await? == vec![reader]);
+        let (_, page, _) = b.get("/p/msp-a/security").await?;
+        ensure!(
+            page.contains("rob@a.example (Read-only)"),
+            "listed as exempt"
+        );
+        let (status, _, _) = b
+            .post(
+                &format!("/p/msp-a/security/exemptions/{reader}/remove"),
+                &[("csrf_token", &csrf)],
+            )
+            .await?;
+        ensure!(status == StatusCode::SEE_OTHER, "{status}");
+        ensure!(s.store.sso_exemptions("msp-a").await?.is_empty());
+        // The SCIM token: shown on the answer that made it, then never again.
+        let (status, page, _) = b
+            .post("/p/msp-a/security/scim-token", &[("csrf_token", &csrf)])
+            .await?;
+        ensure!(status == StatusCode::OK, "{status}");
+        let token = page
+            .split("id=\"scim-token\">")
+            .nth(1)
+            .and_then(|r| r.split('<').next())
+            .context("the token, shown once")?
+            .to_string();
+        let r = s
+            .http
+            .get(format!("{}/scim/v2/msp-a/Users", s.url))
+            .bearer_auth(&token)
+            .send()
+            .await?;
+        ensure!(
+            r.status() == StatusCode::OK,
+            "the token works: {}",
+            r.status()
+        );
+        let (_, page, _) = b.get("/p/msp-a/security").await?;
+        ensure!(!page.contains(&token) && page.contains("A token is set"));
+        let (status, _, _) = b
+            .post(
+                "/p/msp-a/security/scim-token/revoke",
+                &[("csrf_token", &csrf)],
+            )
+            .await?;
+        ensure!(status == StatusCode::SEE_OTHER, "{status}");
+        let (_, audit, _) = b.get("/p/msp-a/audit?what=scim.").await?;
+        ensure!(audit.contains("scim.token.create") && audit.contains("scim.token.revoke"));
+        // A Read-only member sees the settings but no form, and a forced POST is refused.
+        let r = Browser::new(s)?;
+        r.sign_in("rob@a.example", PASSWORD).await?;
+        let (status, page, _) = r.get("/p/msp-a/security").await?;
+        if status == StatusCode::OK {
+            ensure!(!page.contains("Test and save") && !page.contains("Issue a token"));
+        } else {
+            ensure!(status == StatusCode::FORBIDDEN, "{status}");
+        }
+        let rcsrf = r.csrf().await?;
+        let (status, _, _) = r
+            .post("/p/msp-a/security/scim-token", &[("csrf_token", &rcsrf)])
+            .await?;
+        ensure!(status == StatusCode::FORBIDDEN, "{status}");
+        Ok(())
+    })
+    .await
+}

@@ -70,6 +70,10 @@ pub(super) async fn scenario_portal(args: &BenchArgs) -> Result<Value> {
         ("clients", format!("/p/{p}/clients")),
         ("clients, page 20", format!("/p/{p}/clients?page=20")),
         ("clients, searched", format!("/p/{p}/clients?q=Client+0123")),
+        (
+            "clients, not configured",
+            format!("/p/{p}/clients?status=not_configured&page=10"),
+        ),
         ("a client", format!("/p/{p}/clients/bench-00100")),
         ("delivery log", format!("/p/{p}/deliveries")),
         ("notification settings", format!("/p/{p}/notifications")),
@@ -80,12 +84,22 @@ pub(super) async fn scenario_portal(args: &BenchArgs) -> Result<Value> {
             format!("/p/{p}/connections/{connection}"),
         ),
         (
-            "mapping (PSA's first page)",
-            format!("/p/{p}/connections/{connection}/mapping"),
+            "mapping (clients, paged)",
+            format!("/p/{p}/connections/{connection}/mapping?page=5"),
         ),
         (
-            "mapping (PSA searched)",
-            format!("/p/{p}/connections/{connection}/mapping?search=Customer+1999"),
+            "mapping, searched",
+            format!("/p/{p}/connections/{connection}/mapping?q=Client+0123"),
+        ),
+        (
+            "a company search in the PSA",
+            format!(
+                "/p/{p}/connections/{connection}/companies?for=bench-00100&search=Customer+1999"
+            ),
+        ),
+        (
+            "the PSA's companies, first page",
+            format!("/p/{p}/connections/{connection}/companies?for=bench-00100"),
         ),
         (
             "ticket settings",

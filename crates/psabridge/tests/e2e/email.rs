@@ -22,7 +22,7 @@ const WAIT: Duration = Duration::from_secs(40);
 const CATALOG: &str = include_str!("../../catalog/default.toml");
 
 /// The recording SMTP server of `clients/smtp-python`, in its own process.
-struct SmtpServer {
+pub(crate) struct SmtpServer {
     child: Child,
     port: u16,
     out: PathBuf,
@@ -32,7 +32,7 @@ struct SmtpServer {
 
 impl SmtpServer {
     /// `None` (after saying so loudly) when Python or the server's venv is missing.
-    fn start(test: &str) -> Result<Option<SmtpServer>> {
+    pub(crate) fn start(test: &str) -> Result<Option<SmtpServer>> {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../clients/smtp-python");
         let python = dir.join(".venv/bin/python");
         if !python.exists() {
@@ -70,8 +70,13 @@ impl SmtpServer {
         }))
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// The file where every message is recorded, one JSON line each.
+    pub(crate) fn out(&self) -> &Path {
+        &self.out
     }
 
     /// Refuse the next `count` messages with `code message`.

@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::email::SmtpServer;
 use crate::harness::{Db, Product, Sim};
 use anyhow::{Context, Result, bail};
 
@@ -55,8 +56,14 @@ pub fn skip_without_browser() -> Result<bool> {
     Ok(true)
 }
 
-/// Run `clients/portal-node/<spec>` against `product`; its whole output on failure.
-pub async fn run_spec(product: &Product, spec: &str) -> Result<String> {
+/// Run `clients/portal-node/<spec>` against `product`; its whole output on failure. With
+/// `smtp_out`, the spec reads the mail the demo sent from the recording SMTP server's file.
+pub async fn run_spec(
+    product: &Product,
+    spec: &str,
+    smtp_out: Option<&Path>,
+    idp_port: Option<u16>,
+) -> Result<String> {
     let name = spec.trim_end_matches(".mjs");
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../target/portal-screenshots")
@@ -68,6 +75,14 @@ pub async fn run_spec(product: &Product, spec: &str) -> Result<String> {
         .env("DEMO_JSON", product.dir.join("demo.json"))
         .env("ARTIFACTS_DIR", &artifacts)
         .env("CHROMIUM", chromium())
+        .env(
+            "SMTP_OUT",
+            smtp_out.map(Path::as_os_str).unwrap_or_default(),
+        )
+        .env(
+            "IDP_PORT",
+            idp_port.map(|p| p.to_string()).unwrap_or_default(),
+        )
         // Only the demo on 127.0.0.1 is ever called.
         .env("NO_PROXY", "*")
         .env_remove("HTTP_PROXY")
@@ -93,11 +108,32 @@ async fn portal_scenarios_in_chromium() -> Result<()> {
     if skip_without_browser()? {
         return Ok(());
     }
+    // Email goes to the real SMTP test server: invitations, and the notifications of (c).
+    let Some(smtp) = SmtpServer::start("portal_scenarios_in_chromium")? else {
+        if std::env::var("PSABRIDGE_TEST_REQUIRE_BROWSER").as_deref() == Ok("1") {
+            bail!(
+                "the portal's browser tests are required here, but the SMTP test server is missing"
+            );
+        }
+        return Ok(());
+    };
     let sim = Sim::start().await?;
-    let product = Product::start_with(&sim, Db::Sqlite, "portal", &[])
-        .await?
-        .context("the demo did not start")?;
-    let outcome = run_spec(&product, "portal.mjs").await;
+    let smtp_url = smtp.url();
+    // The spec's identity provider listens on this port, which the demo may reach (its
+    // outbound policy refuses loopback otherwise). Free when asked; taken by the spec.
+    let idp_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let allow = format!("127.0.0.1:{idp_port}");
+    let product = Product::start_with(
+        &sim,
+        Db::Sqlite,
+        "portal",
+        &["--smtp-url", &smtp_url, "--outbound-allow", &allow],
+    )
+    .await?
+    .context("the demo did not start")?;
+    let outcome = run_spec(&product, "portal.mjs", Some(smtp.out()), Some(idp_port)).await;
     product.cleanup().await;
     let output = outcome?;
     eprintln!("{output}");

@@ -2,11 +2,15 @@
 //! failing with its last error), and a client's page with its mappings and a test
 //! notification that shows the ticket number or the PSA's exact error.
 
+use std::collections::HashMap;
+
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Form, Router};
+use psabridge_ops::mappings::ClientFilter;
+use psabridge_ops::views::MappingView;
 use serde::Deserialize;
 
 use super::{AtPartner, Frame, ops_error, page_error, render, url_encode, when};
@@ -21,6 +25,11 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 const PAGE: usize = 50;
+
+/// Where page `page` (from 1) of `PAGE` rows starts.
+fn page_offset(page: usize) -> i64 {
+    ((page.max(1) - 1) * PAGE) as i64
+}
 /// A dead delivery newer than this marks its client as failing.
 const FAILING_WINDOW_MS: i64 = 7 * 86_400_000;
 
@@ -59,18 +68,6 @@ struct ListQuery {
 
 async fn list(State(s): State<AppState>, at: AtPartner, Query(q): Query<ListQuery>) -> Response {
     let acting = at.acting();
-    let clients = match s.ops.clients(&acting, &at.partner).await {
-        Ok(c) => c,
-        Err(e) => return ops_error(e),
-    };
-    let mappings = match s.ops.mappings(&acting, &at.partner).await {
-        Ok(m) => m,
-        Err(e) => return ops_error(e),
-    };
-    let connections = match s.ops.connections(&acting, &at.partner).await {
-        Ok(c) => c,
-        Err(e) => return ops_error(e),
-    };
     let now = chrono::Utc::now().timestamp_millis();
     let failing = match s
         .store
@@ -80,29 +77,76 @@ async fn list(State(s): State<AppState>, at: AtPartner, Query(q): Query<ListQuer
         Ok(f) => f,
         Err(e) => return page_error(e.into()),
     };
-    // Grouped once: a page of 2,000 clients must not scan every mapping per client.
-    let mut by_client: std::collections::HashMap<&str, Vec<&psabridge_ops::views::MappingView>> =
-        std::collections::HashMap::new();
-    for m in &mappings {
-        by_client.entry(m.client.as_str()).or_default().push(m);
+    let failing_ids: Vec<String> = failing.iter().map(|(c, ..)| c.clone()).collect();
+    // "Failing" wins over the other two states, so they leave the failing clients out.
+    let mut filter = ClientFilter {
+        search: q.q.clone(),
+        ..ClientFilter::default()
+    };
+    match q.status.as_str() {
+        "failing" => filter.among = Some(failing_ids),
+        "configured" => {
+            filter.mapped = Some(true);
+            filter.excluding = failing_ids;
+        }
+        "not_configured" => {
+            filter.mapped = Some(false);
+            filter.excluding = failing_ids;
+        }
+        _ => {}
     }
-    let connection_names: std::collections::HashMap<i64, &str> = connections
+    let requested = q.page.unwrap_or(1).max(1);
+    let (mut clients, mut total) = match s
+        .ops
+        .client_page(
+            &acting,
+            &at.partner,
+            &filter,
+            page_offset(requested),
+            PAGE as i64,
+        )
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => return ops_error(e),
+    };
+    let pages = (total as usize).div_ceil(PAGE).max(1);
+    let page = requested.min(pages);
+    if page != requested {
+        // Past the end (the list shrank, or a hand-made link): show the last page.
+        (clients, total) = match s
+            .ops
+            .client_page(
+                &acting,
+                &at.partner,
+                &filter,
+                page_offset(page),
+                PAGE as i64,
+            )
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => return ops_error(e),
+        };
+    }
+    let ids: Vec<String> = clients.iter().map(|c| c.id.clone()).collect();
+    let (mappings, connections) = match (
+        s.ops.mappings_of(&acting, &at.partner, &ids).await,
+        s.ops.connections(&acting, &at.partner).await,
+    ) {
+        (Ok(m), Ok(c)) => (m, c),
+        (Err(e), _) | (_, Err(e)) => return ops_error(e),
+    };
+    let connection_names: HashMap<i64, &str> = connections
         .iter()
         .map(|k| (k.id, k.name.as_str()))
         .collect();
-    let failing: std::collections::HashMap<&str, &Option<String>> =
+    let failing: HashMap<&str, &Option<String>> =
         failing.iter().map(|(c, e, _)| (c.as_str(), e)).collect();
-    let needle = q.q.trim().to_lowercase();
-    let mut rows: Vec<Row> = clients
+    let rows: Vec<Row> = clients
         .iter()
-        .filter(|c| {
-            needle.is_empty()
-                || c.id.to_lowercase().contains(&needle)
-                || c.name.to_lowercase().contains(&needle)
-        })
         .map(|c| {
-            let mine: &[&psabridge_ops::views::MappingView] =
-                by_client.get(c.id.as_str()).map_or(&[], Vec::as_slice);
+            let mine: Vec<&MappingView> = mappings.iter().filter(|m| m.client == c.id).collect();
             let failure = failing.get(c.id.as_str());
             Row {
                 id: c.id.clone(),
@@ -123,17 +167,8 @@ async fn list(State(s): State<AppState>, at: AtPartner, Query(q): Query<ListQuer
                 last_error: failure.and_then(|e| (*e).clone()),
             }
         })
-        .filter(|r| q.status.is_empty() || r.status == q.status)
         .collect();
-    rows.sort_by_key(|a| a.name.to_lowercase());
-    let total = rows.len();
-    let pages = total.div_ceil(PAGE).max(1);
-    let page = q.page.unwrap_or(1).clamp(1, pages);
-    let rows: Vec<Row> = rows
-        .into_iter()
-        .skip((page - 1) * PAGE)
-        .take(PAGE)
-        .collect();
+    let total = total as usize;
     let link = |n: usize| {
         format!(
             "/p/{}/clients?q={}&status={}&page={n}",
@@ -200,7 +235,9 @@ async fn client_page(
         Err(e) => return ops_error(e),
     };
     let (mappings, connections) = match (
-        s.ops.mappings(&acting, &at.partner).await,
+        s.ops
+            .mappings_of(&acting, &at.partner, std::slice::from_ref(&c.id))
+            .await,
         s.ops.connections(&acting, &at.partner).await,
     ) {
         (Ok(m), Ok(c)) => (m, c),

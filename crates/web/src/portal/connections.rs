@@ -16,7 +16,7 @@ use axum::{Form, Router};
 use psabridge_core::settings::PsaKind;
 use psabridge_ops::OpsError;
 use psabridge_ops::connections::{CatchAll, ConnectionPatch, NewConnectionRequest};
-use psabridge_ops::mappings::{MappingRequest, RefireRequest};
+use psabridge_ops::mappings::{ClientFilter, MappingRequest, RefireRequest};
 use psabridge_ops::views::ConnectionView;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -84,6 +84,19 @@ fn vendor_label(kind: PsaKind, key: &str) -> String {
     }
 }
 
+/// The credential a secret is entered after (the user name its password belongs to, the
+/// public key of a private one). `None`: at the end of the main fields.
+fn secret_follows(kind: PsaKind, secret: &str) -> Option<&'static str> {
+    match (kind, secret) {
+        (PsaKind::Autotask, "secret") => Some("username"),
+        (PsaKind::Autotask, "integration_code") => Some("secret"),
+        (PsaKind::HaloPsa, "client_secret") => Some("client_id"),
+        (PsaKind::KaseyaBms, "password") => Some("username"),
+        (PsaKind::ConnectWise, "private_key") => Some("public_key"),
+        _ => None,
+    }
+}
+
 fn kind_name(kind: PsaKind) -> &'static str {
     kind.display_name()
 }
@@ -146,15 +159,12 @@ fn fields(
             advanced.push(f);
         }
     }
-    // Secrets after the user name they go with.
-    let at = main
-        .len()
-        .min(1 + usize::from(kind == PsaKind::ConnectWise) * 3);
-    for (i, key) in secret_names.iter().enumerate() {
-        main.insert(
-            (at + i).min(main.len()),
-            make(key, "write-only: never shown again", true),
-        );
+    // Each secret right after the field it goes with, as the vendor's own screen shows them.
+    for key in secret_names {
+        let at = secret_follows(kind, key)
+            .and_then(|after| main.iter().position(|f| f.key == after))
+            .map_or(main.len(), |i| i + 1);
+        main.insert(at, make(key, "write-only: never shown again", true));
     }
     (main, advanced)
 }
@@ -604,26 +614,56 @@ async fn mapping_page(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let (clients, mappings) = match (
-        s.ops.clients(&acting, &at.partner).await,
-        s.ops.mappings(&acting, &at.partner).await,
-    ) {
-        (Ok(c), Ok(m)) => (c, m),
-        (Err(e), _) | (_, Err(e)) => return ops_error(e),
+    let filter = ClientFilter {
+        search: q.q.clone(),
+        ..ClientFilter::default()
+    };
+    let offset = |page: usize| ((page.max(1) - 1) * CLIENTS_PAGE) as i64;
+    let requested = q.page.unwrap_or(1).max(1);
+    let (mut clients, mut total) = match s
+        .ops
+        .client_page(
+            &acting,
+            &at.partner,
+            &filter,
+            offset(requested),
+            CLIENTS_PAGE as i64,
+        )
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => return ops_error(e),
+    };
+    let pages = (total as usize).div_ceil(CLIENTS_PAGE).max(1);
+    let page = requested.min(pages);
+    if page != requested {
+        (clients, total) = match s
+            .ops
+            .client_page(
+                &acting,
+                &at.partner,
+                &filter,
+                offset(page),
+                CLIENTS_PAGE as i64,
+            )
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => return ops_error(e),
+        };
+    }
+    let ids: Vec<String> = clients.iter().map(|c| c.id.clone()).collect();
+    let mappings = match s.ops.mappings_of(&acting, &at.partner, &ids).await {
+        Ok(m) => m,
+        Err(e) => return ops_error(e),
     };
     let on_this: HashMap<&str, &psabridge_ops::views::MappingView> = mappings
         .iter()
         .filter(|m| m.connection == id)
         .map(|m| (m.client.as_str(), m))
         .collect();
-    let needle = q.q.trim().to_lowercase();
-    let mut rows: Vec<ClientRow> = clients
+    let rows = clients
         .iter()
-        .filter(|cl| {
-            needle.is_empty()
-                || cl.id.to_lowercase().contains(&needle)
-                || cl.name.to_lowercase().contains(&needle)
-        })
         .map(|cl| {
             let m = on_this.get(cl.id.as_str());
             ClientRow {
@@ -634,15 +674,7 @@ async fn mapping_page(
             }
         })
         .collect();
-    rows.sort_by_key(|r| r.name.to_lowercase());
-    let total = rows.len();
-    let pages = total.div_ceil(CLIENTS_PAGE).max(1);
-    let page = q.page.unwrap_or(1).clamp(1, pages);
-    let rows = rows
-        .into_iter()
-        .skip((page - 1) * CLIENTS_PAGE)
-        .take(CLIENTS_PAGE)
-        .collect();
+    let total = total as usize;
     let link = |n: usize| {
         format!(
             "/p/{}/connections/{id}/mapping?q={}&page={n}",
@@ -801,10 +833,12 @@ async fn map_client(
     Form(form): Form<MapForm>,
 ) -> Response {
     let acting = at.acting();
-    let existing = match s.ops.mappings(&acting, &at.partner).await {
-        Ok(m) => m
-            .into_iter()
-            .find(|m| m.client == form.client && m.connection == id),
+    let existing = match s
+        .ops
+        .mappings_of(&acting, &at.partner, std::slice::from_ref(&form.client))
+        .await
+    {
+        Ok(m) => m.into_iter().find(|m| m.connection == id),
         Err(e) => return ops_error(e),
     };
     let req = mapping_request(existing.as_ref(), form.company.clone(), None);
@@ -931,10 +965,12 @@ async fn contact_page(
     at: AtPartner,
     Path((_, id, client)): Path<(String, i64, String)>,
 ) -> Response {
-    let mapping = match s.ops.mappings(&at.acting(), &at.partner).await {
-        Ok(m) => m
-            .into_iter()
-            .find(|m| m.client == client && m.connection == id),
+    let mapping = match s
+        .ops
+        .mappings_of(&at.acting(), &at.partner, std::slice::from_ref(&client))
+        .await
+    {
+        Ok(m) => m.into_iter().find(|m| m.connection == id),
         Err(e) => return ops_error(e),
     };
     let Some(m) = mapping else {
@@ -991,10 +1027,12 @@ async fn set_contact(
     Form(form): Form<ContactForm>,
 ) -> Response {
     let acting = at.acting();
-    let existing = match s.ops.mappings(&acting, &at.partner).await {
-        Ok(m) => m
-            .into_iter()
-            .find(|m| m.client == client && m.connection == id),
+    let existing = match s
+        .ops
+        .mappings_of(&acting, &at.partner, std::slice::from_ref(&client))
+        .await
+    {
+        Ok(m) => m.into_iter().find(|m| m.connection == id),
         Err(e) => return ops_error(e),
     };
     let Some(existing) = existing else {
@@ -1019,28 +1057,33 @@ async fn set_contact(
 
 // ---- step 3: ticket settings ---------------------------------------------------------------
 
-struct Choice {
-    id: String,
-    label: String,
-    selected: bool,
+pub(super) struct Choice {
+    pub(super) id: String,
+    pub(super) label: String,
+    pub(super) selected: bool,
 }
 
 /// A group of choices: all of a field's values, or those of one parent value.
-struct ChoiceGroup {
+pub(super) struct ChoiceGroup {
     /// The parent value's label (`None`: a field without a parent).
-    parent: Option<String>,
-    choices: Vec<Choice>,
+    pub(super) parent: Option<String>,
+    pub(super) choices: Vec<Choice>,
 }
 
-struct DefaultField {
-    name: &'static str,
-    label: &'static str,
-    required: bool,
-    parent_label: Option<&'static str>,
-    groups: Vec<ChoiceGroup>,
+/// One ticket field as a select of the PSA's list (dependent values grouped under their
+/// parent's), for the connection's ticket settings and for templates.
+pub(super) struct DefaultField {
+    pub(super) name: &'static str,
+    /// The form's name for it (`defaults.queue`, `fields.queue`) and the input's id.
+    pub(super) input_name: String,
+    pub(super) input_id: String,
+    pub(super) label: &'static str,
+    pub(super) required: bool,
+    pub(super) parent_label: Option<&'static str>,
+    pub(super) groups: Vec<ChoiceGroup>,
     /// The stored value when the PSA's list no longer has it.
-    stale: Option<String>,
-    error: Option<String>,
+    pub(super) stale: Option<String>,
+    pub(super) error: Option<String>,
 }
 
 #[derive(Template)]
@@ -1053,8 +1096,9 @@ struct DefaultsPage {
     general: Vec<String>,
 }
 
-fn default_fields(
+pub(super) fn default_fields(
     kind: PsaKind,
+    prefix: &str,
     lists: Option<&Value>,
     values: &Map<String, Value>,
     errors: &FieldErrors,
@@ -1107,12 +1151,14 @@ fn default_fields(
             let known = groups.iter().flat_map(|g| &g.choices).any(|c| c.selected);
             DefaultField {
                 name: f.name,
+                input_name: format!("{prefix}.{}", f.name),
+                input_id: format!("{prefix}-{}", f.name),
                 label: f.label,
                 required: required.contains(&f.name),
                 parent_label: f.parent.and_then(|p| kind.ticket_field(p)).map(|p| p.label),
                 stale: current.filter(|_| !known),
                 error: errors
-                    .get(&format!("defaults.{}", f.name))
+                    .get(&format!("{prefix}.{}", f.name))
                     .map(str::to_string),
                 groups,
             }
@@ -1148,6 +1194,7 @@ async fn defaults_page(
         loaded: stored.lists.is_some(),
         fields: default_fields(
             kind,
+            "defaults",
             stored.lists.as_ref(),
             &values,
             &FieldErrors::default(),
@@ -1220,6 +1267,7 @@ async fn save_defaults(
             }
             let fields = default_fields(
                 kind,
+                "defaults",
                 stored.as_ref().and_then(|c| c.lists.as_ref()),
                 &values,
                 &errors,
@@ -1253,5 +1301,35 @@ async fn save_defaults(
             *resp.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
             resp
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_secret_follows_the_credential_it_goes_with() {
+        let order = |kind| {
+            let (main, _) = fields(kind, &Map::new(), &[], &FieldErrors::default());
+            main.into_iter().map(|f| f.key).collect::<Vec<_>>()
+        };
+        for kind in PsaKind::ALL {
+            let keys = order(kind);
+            let (_, secrets) = psabridge_psa::known_settings(kind);
+            for secret in secrets {
+                let at = keys
+                    .iter()
+                    .position(|k| k == secret)
+                    .expect("every secret is shown");
+                if let Some(after) = secret_follows(kind, secret) {
+                    assert_eq!(keys[at - 1], after, "{kind:?}: {keys:?}");
+                }
+            }
+        }
+        assert_eq!(
+            order(PsaKind::Autotask)[..3],
+            ["username", "secret", "integration_code"]
+        );
     }
 }

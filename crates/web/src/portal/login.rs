@@ -59,11 +59,29 @@ struct LoginPage {
     need_code: bool,
     error: Option<String>,
     login_csrf: String,
+    /// A login page for one partner (`/login?partner=acme`) whose identity provider is set
+    /// up: (partner, what the button calls the provider).
+    idp: Option<(String, String)>,
+    /// The partner a person typed for "Log in with your identity provider", when it has none.
+    no_idp: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct NextQuery {
     next: Option<String>,
+    partner: Option<String>,
+}
+
+/// "Log in with Okta" for a partner with an identity provider, if the link named one.
+async fn idp_button(s: &AppState, partner: Option<&str>) -> Option<(String, String)> {
+    let p = partner.map(str::trim).filter(|p| !p.is_empty())?;
+    let settings = s.store.sso_settings(p).await.ok().flatten()?;
+    let name = if settings.display_name.is_empty() {
+        "your identity provider".to_string()
+    } else {
+        settings.display_name
+    };
+    Some((p.to_string(), name))
 }
 
 /// Only a path of ours, never another site (an open redirect would help phishing).
@@ -103,15 +121,23 @@ async fn login_form(
     if user.is_some() {
         return Redirect::to(&safe_next(q.next.as_deref())).into_response();
     }
+    let idp = idp_button(&s, q.partner.as_deref()).await;
+    let typed = q
+        .partner
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty());
     login_page(
         &s,
         LoginPage {
             email: String::new(),
-            partner: String::new(),
+            partner: idp.as_ref().map(|(p, _)| p.clone()).unwrap_or_default(),
             next: safe_next(q.next.as_deref()),
             need_code: false,
             error: None,
             login_csrf: new_token(),
+            no_idp: typed.filter(|_| idp.is_none()).map(str::to_string),
+            idp,
         },
     )
 }
@@ -146,6 +172,8 @@ async fn login_submit(State(s): State<AppState>, req: Request) -> Response {
         need_code,
         error: Some(error),
         login_csrf: new_token(),
+        idp: None,
+        no_idp: None,
     };
     let cookie = session_cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
     if cookie.is_empty() || !constant_time_eq(cookie, &form.login_csrf) || cross_site(&headers) {
@@ -238,7 +266,9 @@ struct SsoQuery {
     partner: String,
 }
 
-/// "Log in with your identity provider": the partner's own login start.
+/// "Log in with your identity provider": the partner's own login start (a link of the login
+/// page: a form could not follow the redirect to the provider under the page's
+/// `form-action 'self'`).
 async fn sso_start(Query(q): Query<SsoQuery>) -> Response {
     let p = q.partner.trim();
     if p.is_empty() {

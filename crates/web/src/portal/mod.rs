@@ -30,6 +30,8 @@ mod deliveries;
 mod login;
 mod notifications;
 mod password;
+mod profiles;
+mod security;
 mod sso;
 mod tokens;
 mod users;
@@ -58,6 +60,7 @@ pub fn routes() -> Router<AppState> {
         .merge(dashboard::routes())
         .merge(clients::routes())
         .merge(connections::routes())
+        .merge(profiles::routes())
         .merge(deliveries::routes())
         .merge(notifications::routes())
         .merge(audit::routes())
@@ -65,6 +68,7 @@ pub fn routes() -> Router<AppState> {
         .merge(password::routes())
         .merge(sso::routes())
         .merge(users::routes())
+        .merge(security::routes())
         .merge(tokens::routes())
         .layer(axum::middleware::map_response(secure_headers))
 }
