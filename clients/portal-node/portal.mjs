@@ -7,6 +7,7 @@
 //      screen, with what uses each shown before a delete;
 //  (b) HaloPSA connected with the wizard, a client mapped to one site of a company, and its
 //      test ticket made at that site;
+//  (b') PSA companies imported as clients with a preview, and a second import adding nothing;
 //  (c) notification settings saved in the portal are honoured by the next event (its email
 //      reaches the real SMTP test server, and no ticket is made);
 //  (d) a Read-only member sees no edit controls and a forced POST is refused;
@@ -318,6 +319,31 @@ async function main() {
       check(ticket.client_id === "12" && ticket.site_id === "4",
         `the ticket is at Acme's Warehouse: ${JSON.stringify({ client: ticket.client_id, site: ticket.site_id })}`);
       await screen(page, "halopsa-test-notification");
+    });
+
+    await step("(b) PSA companies imported as clients: preview, import, nothing twice", async () => {
+      await page.goto(`${BASE}/p/${PARTNER}/connections`);
+      await page.locator("tr", { hasText: "HaloPSA" }).getByRole("link", { name: "Map clients" }).click();
+      await page.getByRole("link", { name: "Import clients from the PSA's companies" }).click();
+      await page.getByLabel("Search the PSA by company name").fill("Acme Ltd");
+      await page.getByRole("button", { name: "Search", exact: true }).click();
+      await page.getByLabel(/Acme Ltd \/ Head Office/).check();
+      await page.getByLabel(/Acme Ltd \/ Warehouse/).check();
+      await page.getByRole("button", { name: "Preview the import" }).click();
+      const report = page.locator("#import-report");
+      await report.waitFor();
+      check((await report.locator("h2").textContent()).includes("Preview: 1 new, 1 already mapped"),
+        `the preview: ${await report.locator("h2").textContent()}`);
+      await screen(page, "import-preview");
+      await page.getByRole("button", { name: "Import 1 new client" }).click();
+      await page.locator("#import-report h2", { hasText: "Imported: 1 new" }).waitFor();
+      // Again: nothing new.
+      await page.getByLabel(/Acme Ltd \/ Head Office/).check();
+      await page.getByRole("button", { name: "Preview the import" }).click();
+      await page.locator("#import-report h2", { hasText: "0 new, 1 already mapped" }).waitFor();
+      const r = await api("GET", `/api/v1/partners/${PARTNER}/clients`);
+      const imported = r.body.clients.filter((c) => c.name === "Acme Ltd / Head Office");
+      check(imported.length === 1, `one client for the imported company: ${JSON.stringify(r.body.clients)}`);
     });
 
     await step("(d) a Read-only member sees no edit controls; forced POSTs are refused", async () => {

@@ -58,16 +58,18 @@ struct ImportBody {
     dry_run: bool,
 }
 
-#[derive(Deserialize)]
+/// One company the admin chose, with the client id, name and default contact it should get
+/// (the PSA's name and a slug of it when not given).
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct ChosenCompany {
-    company: String,
+pub(crate) struct ChosenCompany {
+    pub company: String,
     #[serde(default)]
-    client: Option<String>,
+    pub client: Option<String>,
     #[serde(default)]
-    name: Option<String>,
+    pub name: Option<String>,
     #[serde(default)]
-    default_contact: Option<String>,
+    pub default_contact: Option<String>,
 }
 
 async fn import_companies(
@@ -76,10 +78,26 @@ async fn import_companies(
     Path((p, conn_id)): Path<(String, i64)>,
     bytes: Bytes,
 ) -> Result<Json<Value>, Problem> {
-    caller.require_partner(&p)?;
     let b: ImportBody = body(&bytes)?;
+    run(&s, &caller, &p, conn_id, b.companies, b.dry_run)
+        .await
+        .map(Json)
+}
+
+/// Import (or, with `dry_run`, preview) the chosen companies of a connection as mapped
+/// clients; the report. The API's `POST …/import` and the portal's import screen call it.
+pub(crate) async fn run(
+    s: &AppState,
+    caller: &Caller,
+    p: &str,
+    conn_id: i64,
+    companies: Vec<ChosenCompany>,
+    dry_run: bool,
+) -> Result<Value, Problem> {
+    caller.require_partner(p)?;
+    let b = ImportBody { companies, dry_run };
     check_body(&b)?;
-    let conn = s.store.connection(&p, conn_id).await?;
+    let conn = s.store.connection(p, conn_id).await?;
     let connector = s
         .engine
         .connectors
@@ -96,7 +114,7 @@ async fn import_companies(
     let psa = psa_companies(connector.as_ref()).await?;
     let mapped: BTreeMap<String, String> = s
         .store
-        .mappings(&p)
+        .mappings(p)
         .await?
         .into_iter()
         .filter(|m| m.connection_id == conn_id)
@@ -141,7 +159,7 @@ async fn import_companies(
                             contract_id: None,
                             refire: Refire::NewTicket,
                         };
-                        s.store.put_mapping(&p, &row, Some(&name)).await?;
+                        s.store.put_mapping(p, &row, Some(&name)).await?;
                     }
                     Line::Create {
                         company,
@@ -166,9 +184,9 @@ async fn import_companies(
     });
     if !b.dry_run && report["created"] != 0 {
         audit(
-            &s,
-            &caller,
-            Some(&p),
+            s,
+            caller,
+            Some(p),
             "clients.import",
             &format!("connection:{conn_id}"),
             None,
@@ -176,7 +194,7 @@ async fn import_companies(
         )
         .await;
     }
-    Ok(Json(report))
+    Ok(report)
 }
 
 /// Refuse a body that names no company, too many, or an empty company id, naming the field.

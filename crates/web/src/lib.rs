@@ -555,6 +555,14 @@ pub const ROUTES: &[(&str, Access)] = &[
         Access::Partner(Permission::ManageSettings),
     ),
     (
+        "GET /p/{p}/connections/{id}/import",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "POST /p/{p}/connections/{id}/import",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
         "GET /p/{p}/connections/{id}/profiles",
         Access::Partner(Permission::ViewSettings),
     ),
@@ -823,6 +831,7 @@ mod tests {
         include_str!("portal/clients.rs"),
         include_str!("portal/connections.rs"),
         include_str!("portal/profiles.rs"),
+        include_str!("portal/imports.rs"),
         include_str!("portal/deliveries.rs"),
         include_str!("portal/notifications.rs"),
         include_str!("portal/audit.rs"),

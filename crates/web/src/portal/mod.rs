@@ -27,6 +27,7 @@ mod clients;
 mod connections;
 mod dashboard;
 mod deliveries;
+mod imports;
 mod login;
 mod notifications;
 mod password;
@@ -61,6 +62,7 @@ pub fn routes() -> Router<AppState> {
         .merge(clients::routes())
         .merge(connections::routes())
         .merge(profiles::routes())
+        .merge(imports::routes())
         .merge(deliveries::routes())
         .merge(notifications::routes())
         .merge(audit::routes())
