@@ -1166,6 +1166,27 @@ impl Connector for AutotaskConnector {
     }
 }
 
+/// Every pure reader of an Autotask answer applied to one: its classification as an error and
+/// its messages, and, for a JSON body, the records of a query answer read as contracts. For
+/// [`crate::answers`] (fuzzing): a malformed answer must come out as words, never a panic.
+pub(crate) fn read_answer(
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &str,
+) -> Vec<String> {
+    let mut out = vec![
+        format!("{:?}", classify(status, headers, body, true)),
+        format!("{:?}", classify(status, headers, body, false)),
+        error_messages(body),
+    ];
+    if let Ok(v) = serde_json::from_str::<Value>(body) {
+        for item in items_of(&v) {
+            out.push(contract_in_force(&item, "2026-12-05").to_string());
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -1629,6 +1629,33 @@ impl Connector for ConnectWiseConnector {
     }
 }
 
+/// Every pure reader of a ConnectWise answer applied to one: as an error, its message, the next
+/// page from the `Link` header, and, for a JSON body (an array or one record), each record as a
+/// contract, a contact and a list item. For [`crate::answers`] (fuzzing).
+pub(crate) fn read_answer(
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &str,
+) -> Vec<String> {
+    let mut out = vec![
+        format!("{:?}", classify(status, headers, body, true, "company")),
+        error_message(body),
+        format!("{:?}", next_page(headers)),
+    ];
+    if let Ok(v) = serde_json::from_str::<Value>(body) {
+        let list = match v {
+            Value::Array(a) => a,
+            one => vec![one],
+        };
+        for r in &list {
+            out.push(format!("{:?}", contract_of(r, "2026-12-05")));
+            out.push(format!("{:?}", contact_of(r, Some("a@b.example"))));
+            out.push(format!("{:?}", item_of(r, Some("inactiveFlag"), None)));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

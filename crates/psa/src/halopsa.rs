@@ -1662,6 +1662,31 @@ impl Connector for HaloConnector {
     }
 }
 
+/// Every pure reader of a HaloPSA answer applied to one: as an error (of the API and of the
+/// authorisation server), its message, and, for a JSON body, its records as contracts and the
+/// id of a saved record. For [`crate::answers`] (fuzzing).
+pub(crate) fn read_answer(
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &str,
+) -> Vec<String> {
+    let mut out = vec![
+        format!("{:?}", classify(status, headers, body, true)),
+        format!("{:?}", classify_token(status, headers, body, Some("tenant"))),
+        error_message(body),
+    ];
+    if let Ok(v) = serde_json::from_str::<Value>(body) {
+        for key in ["clients", "tickets", "contracts", "users", "record"] {
+            for r in records(&v, key) {
+                out.push(format!("{:?}", contract_of(&r)));
+                out.push(format!("{:?}", field_id(&r, "id")));
+            }
+        }
+        out.push(format!("{:?}", saved(&v).and_then(|r| r.get("id")).and_then(id_of)));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1597,6 +1597,29 @@ impl Connector for KaseyaBmsConnector {
     }
 }
 
+/// Every pure reader of a Kaseya BMS answer applied to one: as an error (status and envelope),
+/// its message, and, for a JSON envelope, its records as contracts and as the status list a
+/// reopen reads. For [`crate::answers`] (fuzzing).
+pub(crate) fn read_answer(
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &str,
+) -> Vec<String> {
+    let mut out = vec![
+        format!("{:?}", classify(status, headers, body, true)),
+        error_message(body),
+    ];
+    if let Ok(v) = serde_json::from_str::<Value>(body) {
+        out.push(format!("{:?}", classify_envelope(&v, headers, body, false)));
+        let list = records(&v);
+        for r in &list {
+            out.push(format!("{:?}", contract_of(r, "2026-12-05")));
+        }
+        out.push(format!("{:?}", default_open_status(&list)));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@
 //! whose class drives retries and breakers. Every HTTP request a connector sends is counted in
 //! its [`CallMeter`], because PSA calls per delivered event is the product's economy figure.
 
+pub mod answers;
 pub mod autotask;
 pub mod billing;
 mod building;
