@@ -30,6 +30,7 @@ use crate::{Engine, now_ms};
 pub enum StartedBy {
     Api,
     Cli,
+    Portal,
     Schedule,
 }
 
@@ -38,6 +39,7 @@ impl StartedBy {
         match self {
             StartedBy::Api => "api",
             StartedBy::Cli => "cli",
+            StartedBy::Portal => "portal",
             StartedBy::Schedule => "schedule",
         }
     }

@@ -18,12 +18,15 @@
 //!   checked in the PSA, re-fire policy).
 //! - [`rules`]: a connection's ticket settings per event type.
 //! - [`email`]: email on/off and recipients per event type.
+//! - [`billing`]: the billing calendar and nightly hour, a connection's contract service, billing
+//!   per mapping, starting a sync and reading its report.
 //! - [`channels`]: Teams, Slack and signed webhook channels, the event types each gets, test messages.
 //! - [`profiles`]: event sets, templates, integration rules and "copy settings".
 //! - [`ticket_fields`]: the pure checks of ticket fields against a PSA's fields and lists.
 
 pub mod acting;
 pub mod audit;
+pub mod billing;
 pub mod channels;
 pub mod connections;
 pub mod email;

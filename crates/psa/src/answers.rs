@@ -106,7 +106,10 @@ mod tests {
                 body: r#"{"errors":["Value is required for field: title"]}"#,
             },
         );
-        assert!(at[0].starts_with("Invalid(") && at[2].contains("title"), "{at:?}");
+        assert!(
+            at[0].starts_with("Invalid(") && at[2].contains("title"),
+            "{at:?}"
+        );
         let limited = read(
             PsaKind::HaloPsa,
             &Answer {

@@ -1672,7 +1672,10 @@ pub(crate) fn read_answer(
 ) -> Vec<String> {
     let mut out = vec![
         format!("{:?}", classify(status, headers, body, true)),
-        format!("{:?}", classify_token(status, headers, body, Some("tenant"))),
+        format!(
+            "{:?}",
+            classify_token(status, headers, body, Some("tenant"))
+        ),
         error_message(body),
     ];
     if let Ok(v) = serde_json::from_str::<Value>(body) {
@@ -1682,7 +1685,10 @@ pub(crate) fn read_answer(
                 out.push(format!("{:?}", field_id(&r, "id")));
             }
         }
-        out.push(format!("{:?}", saved(&v).and_then(|r| r.get("id")).and_then(id_of)));
+        out.push(format!(
+            "{:?}",
+            saved(&v).and_then(|r| r.get("id")).and_then(id_of)
+        ));
     }
     out
 }

@@ -356,6 +356,25 @@ impl Store {
         Ok((run_of(head), lines))
     }
 
+    /// The local hour of a partner's nightly sync and when it is next due (`None` until the
+    /// scheduler first sees the partner).
+    pub async fn billing_schedule(
+        &self,
+        partner: &str,
+    ) -> Result<(u8, Option<Millis>), StoreError> {
+        let row: Option<(i64, Option<i64>)> = with_read!(self, pool => {
+            sqlx::query_as(
+                "SELECT billing_sync_hour, billing_next_sync_at FROM partners WHERE id = $1",
+            )
+            .bind(partner)
+            .fetch_optional(pool)
+            .await?
+        });
+        let (hour, next) =
+            row.ok_or_else(|| StoreError::NotFound(format!("partner '{partner}'")))?;
+        Ok((hour.clamp(0, 23) as u8, next))
+    }
+
     /// Set the local hour of a partner's nightly sync and when it is next due.
     pub async fn set_billing_schedule(
         &self,

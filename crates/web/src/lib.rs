@@ -111,6 +111,10 @@ pub const ROUTES: &[(&str, Access)] = &[
         Access::Partner(Permission::ViewSettings),
     ),
     (
+        "GET /api/v1/partners/{p}/billing-calendar",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
         "PUT /api/v1/partners/{p}/billing-calendar",
         Access::Partner(Permission::ManageSettings),
     ),
@@ -439,6 +443,38 @@ pub const ROUTES: &[(&str, Access)] = &[
     ),
     (
         "POST /p/{p}/notifications/{event_type}",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "GET /p/{p}/billing",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "POST /p/{p}/billing/calendar",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "POST /p/{p}/billing/sync",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "GET /p/{p}/billing/runs/{run}",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "GET /p/{p}/connections/{id}/billing",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "POST /p/{p}/connections/{id}/billing",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "GET /p/{p}/connections/{id}/billing/{client}",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "POST /p/{p}/connections/{id}/billing/{client}",
         Access::Partner(Permission::ManageSettings),
     ),
     ("GET /p/{p}/audit", Access::Partner(Permission::ViewAudit)),
@@ -832,6 +868,7 @@ mod tests {
         include_str!("portal/connections.rs"),
         include_str!("portal/profiles.rs"),
         include_str!("portal/imports.rs"),
+        include_str!("portal/billing.rs"),
         include_str!("portal/deliveries.rs"),
         include_str!("portal/notifications.rs"),
         include_str!("portal/audit.rs"),

@@ -7,8 +7,8 @@
 //! reports and their periods' high-water marks are committed.
 //!
 //! `GET /api/v1/partners/{p}/usage?period=2026-12` lists the marks of a period (the current
-//! one by default); `PUT /api/v1/partners/{p}/billing-calendar` sets the partner's time zone
-//! and anchor day.
+//! one by default); `GET/PUT /api/v1/partners/{p}/billing-calendar` read and set the partner's
+//! time zone, anchor day and nightly sync hour (`psabridge_ops::billing`).
 
 use std::collections::BTreeMap;
 
@@ -16,20 +16,21 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use psabridge_core::billing::BillingCalendar;
 use psabridge_core::event::FieldError;
 use psabridge_core::usage::{NewUsage, parse_usage};
+use psabridge_ops::billing::BillingCalendarView;
 use psabridge_store::ingest::Outcome;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::audit::audit;
 use crate::auth::Caller;
 use crate::events::{MAX_BATCH, partner_of};
 use crate::input::body;
+use crate::operations::Acting;
 use crate::problem::{Problem, parse_json};
 
 pub fn routes() -> Router<AppState> {
@@ -38,7 +39,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/partners/{p}/usage", get(high_water_marks))
         .route(
             "/api/v1/partners/{p}/billing-calendar",
-            put(put_billing_calendar),
+            get(get_billing_calendar).put(put_billing_calendar),
         )
 }
 
@@ -223,47 +224,23 @@ async fn high_water_marks(
     })))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CalendarBody {
-    time_zone: String,
-    #[serde(default = "first_day")]
-    anchor_day: u8,
-}
-
-fn first_day() -> u8 {
-    1
+async fn get_billing_calendar(
+    State(s): State<AppState>,
+    Acting(acting): Acting,
+    Path(p): Path<String>,
+) -> Result<Json<BillingCalendarView>, Problem> {
+    Ok(Json(s.ops.billing_calendar(&acting, &p).await?))
 }
 
 async fn put_billing_calendar(
     State(s): State<AppState>,
-    caller: Caller,
+    Acting(acting): Acting,
     Path(p): Path<String>,
     bytes: Bytes,
-) -> Result<Json<Value>, Problem> {
-    caller.require_partner(&p)?;
-    let body: CalendarBody = body(&bytes)?;
-    let calendar = BillingCalendar::new(&body.time_zone, body.anchor_day).map_err(|e| {
-        let field = match e {
-            psabridge_core::billing::CalendarError::UnknownTimeZone(_) => "time_zone",
-            psabridge_core::billing::CalendarError::AnchorDay(_) => "anchor_day",
-        };
-        Problem::invalid(vec![FieldError::new(field, e.to_string())])
-    })?;
-    let before = calendar_view(&s.store.billing_calendar(&p).await?);
-    s.store.set_billing_calendar(&p, &calendar).await?;
-    let after = calendar_view(&calendar);
-    audit(
-        &s,
-        &caller,
-        Some(&p),
-        "billing_calendar.put",
-        "billing-calendar",
-        Some(&before),
-        Some(&after),
-    )
-    .await;
-    Ok(Json(after))
+) -> Result<Json<BillingCalendarView>, Problem> {
+    acting.reaches(&p)?;
+    let req = body(&bytes)?;
+    Ok(Json(s.ops.put_billing_calendar(&acting, &p, req).await?))
 }
 
 #[cfg(test)]

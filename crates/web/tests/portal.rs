@@ -777,3 +777,223 @@ async fn the_security_screen_uses_the_apis_rules_and_shows_the_scim_token_once()
     })
     .await
 }
+
+#[tokio::test]
+async fn usage_billing_is_set_up_and_synced_through_the_apis_operations() -> Result<()> {
+    on_both("portal billing", async |s| {
+        person(s, "ann@a.example", "msp-a", "admin").await?;
+        person(s, "rob@a.example", "msp-a", "read_only").await?;
+        let conn = s
+            .store
+            .create_connection(
+                &psabridge_store::config::NewConnection {
+                    partner_id: "msp-a".into(),
+                    kind: psabridge_core::settings::PsaKind::Autotask,
+                    name: "Autotask".into(),
+                    grouping: psabridge_core::settings::GroupingMode::User,
+                    settings: serde_json::Map::new(),
+                    secrets: Default::default(),
+                },
+                0,
+            )
+            .await?;
+        for (client, contract) in [("acme", Some("C-44")), ("bolt", None)] {
+            s.store.put_client("msp-a", client, client, 0).await?;
+            s.store
+                .put_mapping(
+                    "msp-a",
+                    &psabridge_store::config::MappingRow {
+                        connection_id: conn,
+                        client_id: client.into(),
+                        company_id: "500".into(),
+                        default_contact_id: None,
+                        create_tickets: true,
+                        mapped_at: 0,
+                        event_set_id: None,
+                        template_id: None,
+                        contract_id: contract.map(str::to_string),
+                        refire: Default::default(),
+                    },
+                    None,
+                )
+                .await?;
+        }
+        let b = Browser::new(s)?;
+        b.sign_in("ann@a.example", PASSWORD).await?;
+        let csrf = b.csrf().await?;
+        let (status, page, _) = b.get("/p/msp-a/billing").await?;
+        ensure!(status == StatusCode::OK, "{status}");
+        ensure!(page.contains("No sync has run yet."));
+        ensure!(page.contains("no contract service set"));
+
+        // The calendar: a bad zone named next to its field, then saved with the nightly hour.
+        let (status, page, _) = b
+            .post(
+                "/p/msp-a/billing/calendar",
+                &[
+                    ("csrf_token", &csrf),
+                    ("time_zone", "Mars/Olympus"),
+                    ("anchor_day", "5"),
+                    ("sync_hour", "3"),
+                ],
+            )
+            .await?;
+        ensure!(status == StatusCode::UNPROCESSABLE_ENTITY, "{status}");
+        ensure!(page.contains("id=\"time_zone-error\"") && page.contains("unknown time zone"));
+        ensure!(
+            page.contains("value=\"Mars/Olympus\""),
+            "what was typed is kept"
+        );
+        let (status, _, _) = b
+            .post(
+                "/p/msp-a/billing/calendar",
+                &[
+                    ("csrf_token", &csrf),
+                    ("time_zone", "Europe/Berlin"),
+                    ("anchor_day", "5"),
+                    ("sync_hour", "3"),
+                ],
+            )
+            .await?;
+        ensure!(status == StatusCode::SEE_OTHER, "{status}");
+        let (_, calendar) = s
+            .bearer(
+                &s.vendor_token,
+                reqwest::Method::GET,
+                "/api/v1/partners/msp-a/billing-calendar",
+                None,
+            )
+            .await?;
+        ensure!(calendar["time_zone"] == "Europe/Berlin" && calendar["anchor_day"] == 5);
+        ensure!(calendar["sync_hour"] == 3, "{calendar}");
+        let next = calendar["next_sync_at"]
+            .as_str()
+            .context("the next nightly sync")?;
+        let next = chrono::DateTime::parse_from_rfc3339(next)?;
+        let berlin = psabridge_core::billing::BillingCalendar::new("Europe/Berlin", 5)?;
+        let local = next.with_timezone(&berlin.time_zone());
+        ensure!(
+            chrono::Timelike::hour(&local) == 3,
+            "03:00 in Berlin: {next}"
+        );
+
+        // The contract service: a negative cost is named; then saved.
+        let path = format!("/p/msp-a/connections/{conn}/billing");
+        let (status, page, _) = b
+            .post(
+                &path,
+                &[
+                    ("csrf_token", &csrf),
+                    ("service_name", "Managed security seat"),
+                    ("metric", "users"),
+                    ("unit_cost", "-1"),
+                    ("unit_price", "6"),
+                ],
+            )
+            .await?;
+        ensure!(status == StatusCode::UNPROCESSABLE_ENTITY, "{status}");
+        ensure!(page.contains("id=\"unit_cost-error\"") && page.contains("must not be negative"));
+        let (status, _, _) = b
+            .post(
+                &path,
+                &[
+                    ("csrf_token", &csrf),
+                    ("service_name", "Managed security seat"),
+                    ("metric", "users"),
+                    ("unit_cost", "3.50"),
+                    ("unit_price", "6"),
+                    ("create_if_missing", "on"),
+                ],
+            )
+            .await?;
+        ensure!(status == StatusCode::SEE_OTHER, "{status}");
+        let service = s.store.billing_service(conn).await?.context("saved")?;
+        ensure!(service.defaults.name == "Managed security seat" && service.create_if_missing);
+        ensure!(service.defaults.unit_cost.to_string() == "3.5");
+
+        // A client without a contract cannot be billed: said next to the switch.
+        let (status, page, _) = b
+            .post(
+                &format!("{path}/bolt"),
+                &[("csrf_token", &csrf), ("contract", ""), ("enabled", "on")],
+            )
+            .await?;
+        ensure!(status == StatusCode::UNPROCESSABLE_ENTITY, "{status}");
+        ensure!(page.contains("id=\"enabled-error\"") && page.contains("names no contract"));
+        // A client with one: billed at its own cost. The PSA cannot be reached here, so the
+        // page says so and still shows the mapping's contract.
+        let (status, page, _) = b.get(&format!("{path}/acme")).await?;
+        ensure!(status == StatusCode::OK, "{status}");
+        ensure!(page.contains("The PSA answered") && page.contains("value=\"C-44\" checked"));
+        let (status, _, _) = b
+            .post(
+                &format!("{path}/acme"),
+                &[
+                    ("csrf_token", &csrf),
+                    ("contract", "C-44"),
+                    ("enabled", "on"),
+                    ("add_service", "on"),
+                    ("unit_cost", "2.5"),
+                    ("unit_price", ""),
+                ],
+            )
+            .await?;
+        ensure!(status == StatusCode::SEE_OTHER, "{status}");
+        let billed = s.store.mapping_billings("msp-a", conn).await?;
+        let acme = billed
+            .iter()
+            .find(|m| m.client_id == "acme")
+            .context("acme")?;
+        ensure!(acme.enabled && acme.billing.add_service);
+        ensure!(acme.billing.unit_cost.map(|d| d.to_string()) == Some("2.5".into()));
+        ensure!(acme.billing.unit_price.is_none());
+        let (_, page, _) = b.get(&path).await?;
+        ensure!(page.contains("Mapped clients (2)") && page.contains("cost 2.5 / price default"));
+
+        // A preview from the portal leaves a run whose report the page shows.
+        let (status, _, headers) = b
+            .post(
+                "/p/msp-a/billing/sync",
+                &[("csrf_token", &csrf), ("action", "preview")],
+            )
+            .await?;
+        ensure!(status == StatusCode::SEE_OTHER, "{status}");
+        let to = headers[LOCATION].to_str()?.to_string();
+        ensure!(to.starts_with("/p/msp-a/billing/runs/"), "{to}");
+        let (status, page, _) = b.get(&to).await?;
+        ensure!(status == StatusCode::OK, "{status}");
+        ensure!(page.contains("A preview: nothing was written."), "{page}");
+        ensure!(page.contains("by portal"));
+        let audit = s.store.audit_log("msp-a", None, 50).await?;
+        for action in [
+            "billing_calendar.put",
+            "billing_service.put",
+            "mapping_billing.put",
+            "billing.sync",
+        ] {
+            ensure!(
+                audit
+                    .iter()
+                    .any(|e| e.action == action && e.actor.contains("ann@a.example")),
+                "{action} audited as Ann"
+            );
+        }
+
+        // A Read-only member sees the settings, no control, and a forced POST is refused.
+        let reader = Browser::new(s)?;
+        reader.sign_in("rob@a.example", PASSWORD).await?;
+        let rcsrf = reader.csrf().await?;
+        let (status, page, _) = reader.get("/p/msp-a/billing").await?;
+        ensure!(status == StatusCode::OK, "{status}");
+        ensure!(!page.contains("Sync now") && !page.contains("Save the calendar"));
+        let (status, _, _) = reader
+            .post(
+                "/p/msp-a/billing/sync",
+                &[("csrf_token", &rcsrf), ("action", "sync")],
+            )
+            .await?;
+        ensure!(status == StatusCode::FORBIDDEN, "{status}");
+        Ok(())
+    })
+    .await
+}

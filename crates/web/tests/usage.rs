@@ -143,7 +143,35 @@ async fn usage_over_http(s: &Server) -> Result<()> {
         )
         .await?;
     assert_eq!(st, StatusCode::OK, "{v}");
-    assert_eq!(v, json!({"time_zone": "Europe/Berlin", "anchor_day": 15}));
+    assert_eq!(
+        (&v["time_zone"], &v["anchor_day"], &v["sync_hour"]),
+        (&json!("Europe/Berlin"), &json!(15), &json!(2)),
+        "{v}"
+    );
+    assert!(
+        v["next_sync_at"].is_string(),
+        "the nightly sync is scheduled: {v}"
+    );
+    // The nightly hour is kept when left out, changed when given, and checked.
+    let (st, v) = s
+        .bearer(
+            &vendor,
+            Method::PUT,
+            "/api/v1/partners/msp-a/billing-calendar",
+            Some(json!({"time_zone": "Europe/Berlin", "anchor_day": 15, "sync_hour": 24})),
+        )
+        .await?;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["errors"][0]["path"], "sync_hour");
+    let (st, v) = s
+        .bearer(
+            &vendor,
+            Method::GET,
+            "/api/v1/partners/msp-a/billing-calendar",
+            None,
+        )
+        .await?;
+    assert_eq!((st, &v["sync_hour"]), (StatusCode::OK, &json!(2)), "{v}");
     s.bearer(
         &vendor,
         Method::POST,

@@ -874,7 +874,7 @@ fn joined(errors: FieldErrors) -> String {
         .join("; ")
 }
 
-fn mapping_request(
+pub(super) fn mapping_request(
     existing: Option<&psabridge_ops::views::MappingView>,
     company: String,
     contact: Option<Option<String>>,

@@ -18,10 +18,12 @@
 //! Screens: [`login`] (password + TOTP, the partner chooser, "Log in with your identity
 //! provider"), [`dashboard`], [`clients`] (list, search, paging, a client's mappings and test
 //! notification), [`deliveries`] (the log with filters, attempts and retries), [`notifications`]
-//! (ticket and email per event type), [`audit`].
+//! (ticket and email per event type), [`billing`] (usage billing: calendar, contract services,
+//! clients' contracts, syncs and their reports), [`audit`].
 
 mod account;
 mod audit;
+mod billing;
 mod charts;
 mod clients;
 mod connections;
@@ -63,6 +65,7 @@ pub fn routes() -> Router<AppState> {
         .merge(connections::routes())
         .merge(profiles::routes())
         .merge(imports::routes())
+        .merge(billing::routes())
         .merge(deliveries::routes())
         .merge(notifications::routes())
         .merge(audit::routes())
