@@ -16,6 +16,9 @@
 //      code, "require the identity provider" switched on, then password logins refused and
 //      the provider's login working;
 //  (f) axe-core on every screen on the way, with a screenshot of each;
+//  (g) usage billing: the Autotask connection's contract service (a bad cost named), the
+//      client's contract chosen from the PSA's, usage reported, a preview, a sync, and the units
+//      read back from the simulator;
 //  and the API reference (/api/docs) renders. No page reaches beyond the product, and no page
 //  script fails.
 import {
@@ -282,6 +285,58 @@ async function main() {
       check((await page.locator("table").textContent()).includes("connection.create"),
         "the connection's creation is audited");
       await screen(page, "audit-log");
+    });
+
+    await step("(g) usage billed on the client's Autotask contract: preview, sync, report", async () => {
+      await page.getByRole("link", { name: "Usage billing", exact: true }).click();
+      await screen(page, "billing-empty");
+      await page.locator("li", { hasText: "(Autotask)" }).getByRole("link").first().click();
+      // A cost that is not a number is named next to its field.
+      await page.getByLabel("Service name in the PSA").fill("Managed Security Seat");
+      await page.getByLabel("Unit cost").fill("three");
+      await page.getByLabel("Unit price").fill("6.00");
+      await page.getByRole("button", { name: "Save the service" }).click();
+      await page.locator("#unit_cost-error").waitFor();
+      await page.getByLabel("Unit cost").fill("3.50");
+      await page.getByRole("button", { name: "Save the service" }).click();
+      await expectSaved(page, "The contract service is saved.");
+      await page.getByRole("link", { name: "acme", exact: true }).click();
+      // The company's contracts come from the PSA; the lapsed one cannot be chosen.
+      const active = page.getByLabel(/Acme Dental Group Managed Security/);
+      check(await page.getByLabel(/Block Hours 2025/).isDisabled(), "an inactive contract is not offered");
+      await active.check();
+      await page.getByLabel("Bill this client's usage on the contract").check();
+      await page.getByLabel("Put the service on the contract when it is not on it yet").check();
+      await screen(page, "billing-client");
+      await page.getByRole("button", { name: "Save", exact: true }).click();
+      await expectSaved(page, "The client's billing is saved.");
+      const observed = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+      const r = await api("POST", "/api/v1/usage", {
+        usage: [
+          { id: "portal-u1", partner: PARTNER, client: "acme", metric: "users", units: 17, observed_at: observed },
+          { id: "portal-u2", partner: PARTNER, client: "acme", metric: "users", units: 14, observed_at: observed },
+        ],
+      });
+      check(r.status === 202, `usage: ${r.status} ${JSON.stringify(r.body)}`);
+      await page.getByRole("link", { name: "Usage billing", exact: true }).click();
+      check((await page.locator("tr", { hasText: "acme" }).first().textContent()).includes("17"),
+        "the period's highest count is shown");
+      await page.getByRole("button", { name: "Preview the sync" }).click();
+      await page.getByText("A preview: nothing was written.").waitFor();
+      const preview = page.locator("tr", { hasText: "acme" }).first();
+      check((await preview.textContent()).includes("would update"), `preview: ${await preview.textContent()}`);
+      check((await preview.textContent()).includes("0 → 17"), `preview units: ${await preview.textContent()}`);
+      await screen(page, "billing-preview");
+      await page.getByRole("link", { name: "Back to usage billing" }).click();
+      await page.getByRole("button", { name: "Sync now" }).click();
+      await page.locator("#run-status", { hasText: "finished" }).waitFor();
+      check((await page.locator("#run-counts").textContent()).startsWith("0 added, 1 updated"),
+        `the sync: ${await page.locator("#run-counts").textContent()}`);
+      await screen(page, "billing-report");
+      // The units are in the PSA, as Autotask answers them.
+      const lines = await (await fetch(`${SIM.base_url}/_sim/billing`)).json();
+      const acme = lines.find((l) => l.contract_id === "29690001");
+      check(acme && acme.units === 17, `units in the PSA: ${JSON.stringify(acme)}`);
     });
 
     await step("(b) HaloPSA: a client mapped to one site, its test ticket made there", async () => {

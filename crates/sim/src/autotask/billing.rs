@@ -312,3 +312,37 @@ pub struct Entities {
     pub contract_services: &'static EntityInfo,
     pub contract_service_units: &'static EntityInfo,
 }
+
+/// Every service on a contract with the units of the period holding `at`, in the normalised
+/// shape every simulator answers at `GET /_sim/billing` (for tests that read any PSA alike).
+pub fn lines_now(db: &Db, at: DateTime<Utc>) -> Value {
+    let mut lines: Vec<Value> = db
+        .table("ContractServices")
+        .into_iter()
+        .flat_map(|t| t.values())
+        .filter_map(|cs| {
+            let id = int_of(cs, "id")?;
+            let service = int_of(cs, "serviceID")?;
+            let units = units_rows(db, id)
+                .into_iter()
+                .filter(|(start, _)| *start <= at)
+                .max_by_key(|(start, _)| *start)
+                .map_or(0, |(_, units)| units);
+            let name = db
+                .get("Services", service)
+                .and_then(|s| s.get("name"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            Some(json!({
+                "contract_id": int_of(cs, "contractID")?.to_string(),
+                "service_id": service.to_string(),
+                "service_name": name,
+                "units": units,
+                "unit_cost": number(cs, "unitCost"),
+                "unit_price": number(cs, "unitPrice"),
+            }))
+        })
+        .collect();
+    lines.sort_by_key(|l| (l["contract_id"].to_string(), l["service_id"].to_string()));
+    Value::Array(lines)
+}

@@ -30,6 +30,7 @@ const ENDPOINTS: &[&str] = &[
     "POST /_sim/reset (data back to the seed; faults and statistics cleared)",
     "GET /_sim/tickets?open=true&limit=N (normalised views)",
     "GET /_sim/fixtures (facts about the seed, for conformance suites)",
+    "GET /_sim/billing (every service on a contract: contract_id, service_id, service_name, this period's units, unit_cost, unit_price)",
     "GET /_sim/tickets/{id} (normalised view, the Autotask record under raw)",
     "POST /_sim/tickets/{id}/complete (also /close)",
     "POST /_sim/tickets/{id}/reopen",
@@ -68,6 +69,7 @@ pub async fn handle(
             StatusCode::NO_CONTENT.into_response()
         }
         ("GET", ["fixtures"]) => ok(fixtures(s)),
+        ("GET", ["billing"]) => ok(super::billing::lines_now(&s.db(), chrono::Utc::now())),
         ("GET", ["webhook-deliveries"]) => ok(json!({"deliveries": s.deliveries.list()})),
         ("POST", ["companies"]) => add_companies(s, body),
         ("GET", ["tickets"]) => {

@@ -281,16 +281,16 @@ struct RunPage {
     lines: Vec<ReportRow>,
 }
 
+/// A value before and after a sync: "5 → 8" where it changed, else the one value known (a
+/// side left empty is a part the sync did not touch, or a line that did not exist before).
 fn before_after<T: ToString>(before: &Option<T>, after: &Option<T>) -> String {
-    let text = |v: &Option<T>| v.as_ref().map_or("–".to_string(), ToString::to_string);
-    match (before, after) {
+    match (
+        before.as_ref().map(T::to_string),
+        after.as_ref().map(T::to_string),
+    ) {
+        (Some(b), Some(a)) if b != a => format!("{b} → {a}"),
+        (_, Some(v)) | (Some(v), None) => v,
         (None, None) => String::new(),
-        _ if before.as_ref().map(ToString::to_string)
-            == after.as_ref().map(ToString::to_string) =>
-        {
-            text(after)
-        }
-        _ => format!("{} → {}", text(before), text(after)),
     }
 }
 
@@ -753,7 +753,12 @@ mod tests {
         assert_eq!(before_after::<u64>(&None, &None), "");
         assert_eq!(before_after(&Some(5u64), &Some(5u64)), "5");
         assert_eq!(before_after(&Some(5u64), &Some(8u64)), "5 → 8");
-        assert_eq!(before_after(&None, &Some(8u64)), "– → 8");
+        assert_eq!(before_after(&None, &Some(8u64)), "8");
+        assert_eq!(
+            before_after(&Some(5u64), &None),
+            "5",
+            "not touched by the sync"
+        );
     }
 
     #[test]
