@@ -1,7 +1,8 @@
 //! Usage into contract billing, as a user does it: the demo's Autotask partner reports usage,
 //! syncs with a dry run (API), for real (CLI), again (nothing written), with a client's own
 //! cost, and with a service that the PSA does not have yet (created and added), checked in
-//! the simulator over its REST API. On SQLite and PostgreSQL.
+//! the simulator over its REST API. On SQLite and PostgreSQL. Then the same few steps on each of
+//! the four PSAs, read back from each simulator's `/_sim/billing`.
 
 use std::process::Command;
 
@@ -257,3 +258,120 @@ async fn usage_is_billed_on_contracts(db: Db) -> Result<()> {
 }
 
 crate::on_both!(usage_is_billed_on_contracts);
+
+/// Every service line on a contract, as the simulator of any PSA lists them at `/_sim/billing`.
+async fn lines_in_psa(sim: &Sim) -> Result<Vec<Value>> {
+    let v: Value = reqwest::get(format!("{}/_sim/billing", sim.base_url))
+        .await?
+        .json()
+        .await?;
+    v.as_array().cloned().context("/_sim/billing is a list")
+}
+
+/// The demo service's units on `contract`, as the PSA holds them.
+async fn seat_units(sim: &Sim, contract: &str) -> Result<Option<i64>> {
+    Ok(lines_in_psa(sim)
+        .await?
+        .iter()
+        .find(|l| {
+            l["contract_id"] == contract
+                && l["service_name"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case("Managed Security Seat"))
+        })
+        .and_then(|l| l["units"].as_i64()))
+}
+
+/// What a user of each PSA does after `psabridge demo`: report usage, sync, and find the units
+/// on the client's contract in the PSA; a second sync writes nothing; a higher count moves the
+/// units again. The same steps for the four PSAs, each against its own simulator.
+async fn usage_is_billed_on(kind: psabridge_core::settings::PsaKind) -> Result<()> {
+    let sim = Sim::start_psa(kind).await?;
+    let test = format!("usage_is_billed_on_{}", kind.as_str());
+    let Some(p) = Product::start(&sim, Db::Sqlite, &test).await? else {
+        return Ok(());
+    };
+    let partner = p.partner_id();
+    let mapped = ["client-001", "client-002", "client-003"];
+    let mut contracts = Vec::new();
+    for client in mapped {
+        contracts.push(contract_of(&p, client).await?);
+    }
+    let at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let report = |id: String, client: &str, units: u64| json!({"id": id, "client": client, "metric": "users", "units": units, "observed_at": at});
+    let counts = [12u64, 30, 7];
+    let usage: Vec<Value> = mapped
+        .iter()
+        .zip(counts)
+        .map(|(c, n)| report(format!("{c}-a"), c, n))
+        .collect();
+    let (s, v) = p
+        .call(Method::POST, "/api/v1/usage", Some(json!({"usage": usage})))
+        .await?;
+    ensure!(s == 202 && v["accepted"] == 3, "{s} {v}");
+
+    let sync = format!("/api/v1/partners/{partner}/billing/sync?wait=true");
+    let (s, first) = p.call(Method::POST, &sync, None).await?;
+    ensure!(s == 200 && first["status"] == "finished", "{s} {first}");
+    for ((client, contract), units) in mapped.iter().zip(&contracts).zip(counts) {
+        let l = line(&first, client);
+        ensure!(
+            l["outcome"] == "added" || l["outcome"] == "updated",
+            "{kind:?} {client}: {l}"
+        );
+        ensure!(l["units"]["after"] == units, "{kind:?} {client}: {l}");
+        let held = seat_units(&sim, contract).await?;
+        ensure!(
+            held == Some(units as i64),
+            "{kind:?}: the PSA holds {held:?} on contract {contract} for {client}, not {units}: {:?}",
+            lines_in_psa(&sim).await?
+        );
+    }
+
+    // Nothing new: nothing written.
+    let (_, again) = p.call(Method::POST, &sync, None).await?;
+    ensure!(
+        again["summary"]["added"] == 0
+            && again["summary"]["updated"] == 0
+            && again["summary"]["failed"] == 0,
+        "{kind:?}: a second sync wrote: {again}"
+    );
+
+    // A higher count in the period moves the units; a lower one does not.
+    let more = vec![
+        report("client-001-b".into(), "client-001", 20),
+        report("client-002-b".into(), "client-002", 4),
+    ];
+    p.call(Method::POST, "/api/v1/usage", Some(json!({"usage": more})))
+        .await?;
+    let (_, third) = p.call(Method::POST, &sync, None).await?;
+    let l = line(&third, "client-001");
+    ensure!(
+        l["outcome"] == "updated" && l["units"]["before"] == 12 && l["units"]["after"] == 20,
+        "{kind:?}: {l}"
+    );
+    ensure!(line(&third, "client-002")["outcome"] == "unchanged");
+    ensure!(seat_units(&sim, &contracts[0]).await? == Some(20));
+    ensure!(seat_units(&sim, &contracts[1]).await? == Some(30));
+    Ok(())
+}
+
+#[tokio::test]
+async fn usage_is_billed_on_halopsa() -> Result<()> {
+    usage_is_billed_on(psabridge_core::settings::PsaKind::HaloPsa).await
+}
+
+#[tokio::test]
+async fn usage_is_billed_on_kaseya_bms() -> Result<()> {
+    usage_is_billed_on(psabridge_core::settings::PsaKind::KaseyaBms).await
+}
+
+#[tokio::test]
+async fn usage_is_billed_on_connectwise() -> Result<()> {
+    usage_is_billed_on(psabridge_core::settings::PsaKind::ConnectWise).await
+}
+
+#[tokio::test]
+async fn usage_is_billed_on_autotask_as_on_the_others() -> Result<()> {
+    usage_is_billed_on(psabridge_core::settings::PsaKind::Autotask).await
+}
