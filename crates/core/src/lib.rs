@@ -17,6 +17,8 @@
 //! - [`channels`]: which chat and webhook channels get an event, their bodies (Teams, Slack,
 //!   Standard Webhooks), the webhook signature, and what a receiver's answer means.
 //! - [`email`]: which events are emailed, to whom, and the text (from the same templates).
+//! - [`assets`]: assets the vendor finds at a client, their validation, and whether a push to
+//!   the PSA is needed.
 //! - [`billing`]: billing periods, high-water marks of usage, and what a contract sync writes.
 //! - [`sweep`]: how many ticket-state reads a sweep may spend (a share of the PSA's budget).
 //! - [`import`]: which of a PSA's chosen companies become clients, under which ids.
@@ -24,6 +26,7 @@
 //! - [`usage`]: usage counts reported by the vendor, and their validation.
 
 pub mod alerts;
+pub mod assets;
 pub mod billing;
 pub mod catalog;
 pub mod channels;

@@ -15,6 +15,7 @@
 //! The engine never decides routing, grouping or contacts itself: it executes the plans of
 //! `psabridge_core`, and it talks to PSAs only through `psabridge_psa::Connector`.
 
+pub mod assets;
 pub mod billing;
 pub mod breaker;
 pub mod catalog;
@@ -84,6 +85,8 @@ pub struct EngineConfig {
     pub smtp: Option<mail::SmtpConfig>,
     /// How often the nightly billing syncs are checked for being due.
     pub billing_schedule_check: Duration,
+    /// How often assets due for a push are pushed to the PSAs.
+    pub asset_sync_interval: Duration,
     /// What PSAs and identity providers may be called (`[outbound]`); the default calls
     /// anything, the binary always sets it from its configuration.
     pub outbound: psabridge_core::outbound::OutboundPolicy,
@@ -115,6 +118,7 @@ impl Default for EngineConfig {
             node_name: default_node_name(),
             smtp: None,
             billing_schedule_check: billing::SCHEDULE_CHECK,
+            asset_sync_interval: assets::INTERVAL,
             outbound: psabridge_core::outbound::OutboundPolicy::unrestricted(),
             drain_timeout: Duration::from_secs(30),
             channel_link_wait: Duration::from_secs(30),
@@ -258,6 +262,7 @@ impl Engine {
         });
         tracker.spawn(router::run(self.clone(), shutdown.clone()));
         tracker.spawn(billing::run_schedule(self.clone(), shutdown.clone()));
+        tracker.spawn(assets::run(self.clone(), shutdown.clone()));
         tracker.spawn(listen(self.clone(), shutdown.clone()));
         let draining = self.draining.clone();
         let stop = shutdown.clone();

@@ -18,6 +18,8 @@
 //!   checked in the PSA, re-fire policy).
 //! - [`rules`]: a connection's ticket settings per event type.
 //! - [`email`]: email on/off and recipients per event type.
+//! - [`assets`]: pushing a client's assets to the PSA (per mapping), the assets and their PSA
+//!   records, a push on demand.
 //! - [`billing`]: the billing calendar and nightly hour, a connection's contract service, billing
 //!   per mapping, starting a sync and reading its report.
 //! - [`channels`]: Teams, Slack and signed webhook channels, the event types each gets, test messages.
@@ -25,6 +27,7 @@
 //! - [`ticket_fields`]: the pure checks of ticket fields against a PSA's fields and lists.
 
 pub mod acting;
+pub mod assets;
 pub mod audit;
 pub mod billing;
 pub mod channels;

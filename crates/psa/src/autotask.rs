@@ -35,6 +35,7 @@ use crate::{
     NewNote, NewTicket, PsaError, PsaLists, TicketRef, TicketState, WebhookRegistration,
 };
 
+mod assets;
 mod billing;
 
 /// What an Autotask API user gives us.
@@ -70,6 +71,9 @@ pub struct AutotaskOptions {
     pub due_in: Duration,
     /// Records per query page (at most 500).
     pub page_size: u32,
+    /// The Product configuration items are created as (Autotask requires one); without it,
+    /// assets are not pushed.
+    pub ci_product_id: Option<i64>,
 }
 
 impl Default for AutotaskOptions {
@@ -84,6 +88,7 @@ impl Default for AutotaskOptions {
             threads_per_endpoint: 3,
             due_in: Duration::from_secs(24 * 3600),
             page_size: 100,
+            ci_product_id: None,
         }
     }
 }
@@ -114,6 +119,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
     (
         "page_size",
         "records per query page (default 100, at most 500)",
+    ),
+    (
+        "ci_product_id",
+        "the Product assets become configuration items as (needed to push assets)",
     ),
 ];
 
@@ -151,6 +160,7 @@ pub fn from_settings(
     if let Some(n) = count(s, "page_size")? {
         options.page_size = n.min(MAX_PAGE as u32);
     }
+    options.ci_product_id = int(s, "ci_product_id")?;
     Ok(std::sync::Arc::new(AutotaskConnector::new(
         http,
         credentials,
@@ -1151,6 +1161,10 @@ impl Connector for AutotaskConnector {
     }
 
     fn contract_billing(&self) -> Option<&dyn crate::billing::ContractBilling> {
+        Some(self)
+    }
+
+    fn asset_sync(&self) -> Option<&dyn crate::assets::AssetSync> {
         Some(self)
     }
 

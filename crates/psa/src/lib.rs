@@ -7,6 +7,7 @@
 //! its [`CallMeter`], because PSA calls per delivered event is the product's economy figure.
 
 pub mod answers;
+pub mod assets;
 pub mod autotask;
 pub mod billing;
 mod building;
@@ -385,6 +386,12 @@ pub trait Connector: Send + Sync {
     /// Contract billing, where this connector has it (`None`: usage cannot be synced to this
     /// PSA yet).
     fn contract_billing(&self) -> Option<&dyn billing::ContractBilling> {
+        None
+    }
+
+    /// Configuration items, where this connector has them (`None`: assets cannot be pushed to
+    /// this PSA yet).
+    fn asset_sync(&self) -> Option<&dyn assets::AssetSync> {
         None
     }
 

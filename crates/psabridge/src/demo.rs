@@ -186,6 +186,8 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         outbound,
         sweep_interval: Duration::from_secs(15),
         sweep_age: Duration::from_secs(15),
+        // Assets reported to the demo reach its PSAs within seconds.
+        asset_sync_interval: Duration::from_secs(10),
         smtp: opts.smtp.clone(),
         drain_timeout: opts.drain_timeout,
         ..Default::default()
@@ -619,6 +621,8 @@ async fn seed_partner(
     // Billing, where the connector has it: usage of "users" billed as the demo's security seat
     // service on each mapped company's active contract.
     let bills = connector.contract_billing().is_some();
+    // Assets, where the connector pushes them: every mapped client's, as they are reported.
+    let pushes_assets = connector.asset_sync().is_some();
     if bills {
         store
             .put_billing_service(&BillingService {
@@ -674,6 +678,9 @@ async fn seed_partner(
                     Some(name),
                 )
                 .await?;
+            if pushes_assets {
+                store.set_push_assets(partner, conn_id, id, true).await?;
+            }
             if let Some(contract) = contract {
                 store
                     .put_mapping_billing(

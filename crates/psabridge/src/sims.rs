@@ -144,6 +144,7 @@ pub fn describe(kind: PsaKind, base_url: &str) -> Value {
                 "username": user.username,
                 "secret": user.secret,
                 "integration_code": user.integration_code,
+                "ci_product_id": autotask::ids::PRODUCT_MANAGED_ENDPOINT,
             })
         }
         PsaKind::HaloPsa => {

@@ -25,6 +25,7 @@
 //! - [`sso`]: each partner's OpenID provider, exemptions, logins in flight, logout tokens seen.
 //! - [`scim`]: SCIM tokens and provisioned members; `deprovision`, the identity provider's off switch.
 
+pub mod assets;
 pub mod audit;
 pub mod billing;
 pub mod channels;

@@ -36,6 +36,7 @@ pub const LAST_USED_RESOLUTION: Duration = Duration::from_secs(60);
 pub const TOKEN_ONLY_NEEDS: &[(&str, Need)] = &[
     ("POST /api/v1/events", Need::Ingest),
     ("POST /api/v1/usage", Need::Ingest),
+    ("POST /api/v1/assets", Need::Ingest),
     (
         "POST /api/v1/partners",
         Need::Permission(Permission::ManageSettings),

@@ -24,6 +24,7 @@
 
 pub mod accounts;
 mod api_docs;
+mod assets;
 mod audit;
 pub mod auth;
 mod billing;
@@ -106,6 +107,19 @@ impl AppState {
 pub const ROUTES: &[(&str, Access)] = &[
     ("POST /api/v1/events", Access::TokenOnly),
     ("POST /api/v1/usage", Access::TokenOnly),
+    ("POST /api/v1/assets", Access::TokenOnly),
+    (
+        "GET /api/v1/partners/{p}/assets",
+        Access::Partner(Permission::ViewSettings),
+    ),
+    (
+        "PUT /api/v1/partners/{p}/clients/{client}/mappings/{connection}/assets",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "POST /api/v1/partners/{p}/connections/{id}/assets/push",
+        Access::Partner(Permission::ManageSettings),
+    ),
     (
         "GET /api/v1/partners/{p}/usage",
         Access::Partner(Permission::ViewSettings),
@@ -749,6 +763,7 @@ pub fn router(state: AppState) -> Router {
         .merge(event_types::routes())
         .merge(usage::routes())
         .merge(billing::routes())
+        .merge(assets::routes())
         .merge(import::routes())
         .merge(config_api::routes())
         .merge(profiles::routes())
@@ -849,6 +864,7 @@ mod tests {
         include_str!("event_types.rs"),
         include_str!("usage.rs"),
         include_str!("billing.rs"),
+        include_str!("assets.rs"),
         include_str!("import.rs"),
         include_str!("config_api.rs"),
         include_str!("profiles.rs"),

@@ -1,6 +1,7 @@
 //! End-to-end tests of the spine: the real binary, each PSA's simulator over real HTTP, SQLite
 //! and PostgreSQL. One test binary (each file under tests/ would be another slow link).
 
+mod assets;
 mod billing;
 mod channels;
 mod cli;

@@ -262,6 +262,8 @@ pub mod ids {
     pub const BILLING_CODE_RECURRING: i64 = 29682801;
     /// "Managed Security Seat", per user per month, on each seeded Recurring Service contract.
     pub const SERVICE_SECURITY_SEAT: i64 = 29690101;
+    /// "Managed Endpoint", the product configuration items are created as in the demo.
+    pub const PRODUCT_MANAGED_ENDPOINT: i64 = 29691001;
     /// The first seeded contract service (one per seeded Recurring Service contract).
     pub const FIRST_CONTRACT_SERVICE: i64 = 29690201;
     pub const STATUS_NEW: i64 = 1;
@@ -691,6 +693,54 @@ pub fn entities() -> Vec<EntityInfo> {
             ],
         },
         EntityInfo {
+            name: "Products",
+            singular: "Product",
+            parent: None,
+            child_path: None,
+            can_create: true,
+            can_update: true,
+            can_delete: false,
+            udfs: Some(vec![]),
+            fields: vec![
+                f("id", Long).ro(),
+                f("name", TEXT).req().len(100),
+                f("description", TEXT).len(2000),
+                f("isActive", Boolean).req(),
+                f("isSerialized", Boolean),
+                f("productCategory", Integer),
+                f("sku", TEXT).len(50),
+                f("manufacturerName", TEXT).len(100),
+                f("unitCost", DataType::Decimal),
+                f("unitPrice", DataType::Decimal),
+            ],
+        },
+        EntityInfo {
+            name: "ConfigurationItems",
+            singular: "ConfigurationItem",
+            parent: None,
+            child_path: None,
+            can_create: true,
+            can_update: true,
+            can_delete: false,
+            udfs: Some(vec![]),
+            fields: vec![
+                f("id", Long).ro(),
+                f("companyID", Integer).req().refs("Company"),
+                f("productID", Integer).req().refs("Product"),
+                f("isActive", Boolean).req(),
+                f("referenceTitle", TEXT).len(200),
+                f("referenceNumber", TEXT).len(50),
+                f("serialNumber", TEXT).len(100),
+                f("notes", TEXT).len(5000),
+                f("location", TEXT).len(100),
+                f("installDate", DateTime),
+                f("contractID", Integer).refs("Contract"),
+                f("configurationItemType", Integer),
+                f("createDate", DateTime).ro(),
+                f("lastModifiedTime", DateTime).ro(),
+            ],
+        },
+        EntityInfo {
             name: "Services",
             singular: "Service",
             parent: None,
@@ -858,6 +908,8 @@ pub fn table_of(reference: &str) -> Option<&'static str> {
         "Ticket" => "Tickets",
         "Contract" => "Contracts",
         "Service" => "Services",
+        "Product" => "Products",
+        "ConfigurationItem" => "ConfigurationItems",
         "BillingCode" => "BillingCodes",
         "TicketWebhook" => "TicketWebhooks",
         _ => return None,

@@ -317,6 +317,17 @@ pub fn seed() -> BTreeMap<&'static str, BTreeMap<i64, Value>> {
         "billingCodeID": ids::BILLING_CODE_RECURRING, "isActive": true, "vendorCompanyID": null,
         "serviceLevelAgreementID": null, "createDate": SEED_TIME, "creatorResourceID": ids::API_RESOURCE,
         "lastModifiedDate": SEED_TIME, "updateResourceID": null}));
+    // A product for configuration items (Autotask requires one on each), and nothing else of
+    // the catalogue: items are what assets become.
+    db.entry("Products").or_default().insert(
+        ids::PRODUCT_MANAGED_ENDPOINT,
+        json!({
+        "id": ids::PRODUCT_MANAGED_ENDPOINT, "name": "Managed Endpoint",
+        "description": "A device the MSP manages", "isActive": true, "isSerialized": true,
+        "productCategory": null, "sku": "MEP", "manufacturerName": null,
+        "unitCost": 0.0, "unitPrice": 0.0, "userDefinedFields": []}),
+    );
+    db.entry("ConfigurationItems").or_default();
     let month = super::billing::month_start(chrono::Utc::now());
     for i in 0..4i64 {
         let contract = 29690001 + i;
