@@ -35,6 +35,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
 
+mod billing;
+
 use crate::building::{SettingsError, count, id_list, int, required, secret, string};
 use crate::http::{
     contains_reference, id_number, lost_answer, plain_message, retry_after, root_cause, unanswered,
@@ -589,6 +591,23 @@ fn contract_of(v: &Value) -> Option<Contract> {
         id: id.to_string(),
         name,
         active,
+    })
+}
+
+/// The company a `ContractHeader` belongs to: `12/3` when it names site 3 of client 12 and
+/// PSA Bridge lists that site as a company (its client has several active sites), else `12`.
+fn company_of_contract(v: &Value, sites: &SiteMap) -> Option<String> {
+    let client = field_id(v, "client_id")?;
+    let site = field_id(v, "site_id").filter(|s| *s > 0);
+    Some(match site {
+        Some(s)
+            if sites
+                .get(&client)
+                .is_some_and(|l| l.len() > 1 && l.iter().any(|(id, _)| *id == s)) =>
+        {
+            format!("{client}/{s}")
+        }
+        _ => client.to_string(),
     })
 }
 
@@ -1501,17 +1520,29 @@ impl Connector for HaloConnector {
         Ok(())
     }
 
+    /// A client's contracts without a site of their own, or a site company's contracts (the
+    /// documented `site_id` filter): the company of a contract is [`company_of_contract`].
     async fn contracts(&self, company_id: &str) -> Result<Vec<Contract>, PsaError> {
-        let (client, _) = parse_company(company_id)?;
-        let q = [
+        let (client, site) = parse_company(company_id)?;
+        let mut q = vec![
             ("client_id", client.to_string()),
             ("includeinactive", "true".to_string()),
         ];
-        Ok(self
+        if let Some(s) = site {
+            q.push(("site_id", s.to_string()));
+        }
+        let found = self
             .get_all("ClientContract", "contracts", &q, 10_000)
-            .await?
+            .await?;
+        let on_a_site = |c: &Value| field_id(c, "site_id").is_some_and(|s| s > 0);
+        let sites = if found.iter().any(on_a_site) {
+            self.site_map().await?
+        } else {
+            SiteMap::new()
+        };
+        Ok(found
             .iter()
-            .filter(|c| field_id(c, "client_id").is_none_or(|id| id == client))
+            .filter(|c| company_of_contract(c, &sites).as_deref() == Some(company_id.trim()))
             .filter_map(contract_of)
             .collect())
     }
@@ -1647,6 +1678,10 @@ impl Connector for HaloConnector {
 
     fn ready_in(&self) -> Duration {
         self.window.ready_in().max(self.meter.shared_ready_in())
+    }
+
+    fn contract_billing(&self) -> Option<&dyn crate::billing::ContractBilling> {
+        Some(self)
     }
 
     fn meter(&self) -> &CallMeter {
