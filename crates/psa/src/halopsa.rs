@@ -21,6 +21,9 @@
 //!   appends it to the details instead and finds it with `search_details`).
 //! - Notes are private actions (`outcome` "Private Note", `hiddenfromuser`); a close is one
 //!   action that carries the note and `new_status`.
+//! - Contracts are `ClientContract`s; one naming a site that is a company of its own belongs to
+//!   that site's company. Contract billing (`billing`) bills catalogue `Item`s on the lines of
+//!   a contract's `RecurringInvoice`.
 //! - Every request (token requests included) first takes a slot of our share of Halo's rolling
 //!   request window, is counted in the [`CallMeter`] and has a timeout.
 
@@ -1521,7 +1524,7 @@ impl Connector for HaloConnector {
     }
 
     /// A client's contracts without a site of their own, or a site company's contracts (the
-    /// documented `site_id` filter): the company of a contract is [`company_of_contract`].
+    /// documented `site_id` filter): the company of a contract is `company_of_contract`'s.
     async fn contracts(&self, company_id: &str) -> Result<Vec<Contract>, PsaError> {
         let (client, site) = parse_company(company_id)?;
         let mut q = vec![
