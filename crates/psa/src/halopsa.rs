@@ -1773,6 +1773,33 @@ mod tests {
     }
 
     #[test]
+    fn a_site_contract_belongs_to_its_site_company_only_where_the_site_is_one() {
+        let sites: SiteMap = BTreeMap::from([
+            (12, vec![(3, "Head Office".into()), (4, "Warehouse".into())]),
+            (20, vec![(100, "Head Office".into())]),
+        ]);
+        let company = |v: Value| company_of_contract(&v, &sites);
+        assert_eq!(
+            company(json!({"client_id": 12, "site_id": 3})).as_deref(),
+            Some("12/3")
+        );
+        assert_eq!(
+            company(json!({"client_id": 12, "site_id": 0})).as_deref(),
+            Some("12")
+        );
+        // An inactive site (not in the map) and the only site of a client are the client's.
+        assert_eq!(
+            company(json!({"client_id": 12, "site_id": 5})).as_deref(),
+            Some("12")
+        );
+        assert_eq!(
+            company(json!({"client_id": 20.0, "site_id": 100})).as_deref(),
+            Some("20")
+        );
+        assert_eq!(company(json!({"site_id": 3})), None);
+    }
+
+    #[test]
     fn contracts_are_in_force_unless_inactive_or_expired() {
         let c = contract_of(
             &json!({"id": 44.0, "client_id": 12, "ref": "MSA-1", "active": true, "expired": false}),

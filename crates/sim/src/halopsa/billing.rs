@@ -47,6 +47,47 @@ pub fn dispatch(
     }
 }
 
+/// The fields the simulator keeps of each record. Like Halo, it ignores the others a client
+/// sends (so a misspelt field is lost, not echoed back as if Halo knew it).
+const ITEM_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "description",
+    "isrecurringitem",
+    "baseprice",
+    "costprice",
+    "recurringprice",
+    "recurringcost",
+    "datecreated",
+];
+const INVOICE_FIELDS: &[&str] = &[
+    "id",
+    "client_id",
+    "client_name",
+    "contract_id",
+    "contract_ref",
+    "is_recurring_invoice",
+    "nextcreationdate",
+    "date_created",
+    "lines",
+];
+const LINE_FIELDS: &[&str] = &[
+    "id",
+    "ihid",
+    "_itemid",
+    "item_code",
+    "item_shortdescription",
+    "qty_order",
+    "unit_price",
+    "unit_cost",
+    "net_total",
+    "contract_id",
+];
+
+fn keep_known(record: &mut Map<String, Value>, known: &[&str]) {
+    record.retain(|k, _| known.contains(&k.as_str()));
+}
+
 fn text_of(v: &Value, k: &str) -> String {
     v.get(k)
         .and_then(Value::as_str)
@@ -171,6 +212,7 @@ fn write_item(
             record.insert(k.into(), default);
         }
     }
+    keep_known(&mut record, ITEM_FIELDS);
     let v = Value::Object(record);
     db.put("Item", id, v.clone());
     Ok(v)
@@ -266,6 +308,7 @@ fn write_invoice(
         checked.push(complete_line(db, line, id, client, contract)?);
     }
     record.insert("lines".into(), Value::Array(checked));
+    keep_known(&mut record, INVOICE_FIELDS);
     let v = Value::Object(record);
     db.put("RecurringInvoice", id, v.clone());
     Ok(v)
@@ -341,6 +384,7 @@ fn complete_line(
     line.insert("unit_cost".into(), json!(cost));
     line.insert("net_total".into(), json!(qty * price));
     line.insert("contract_id".into(), json!(contract));
+    keep_known(&mut line, LINE_FIELDS);
     Ok(Value::Object(line))
 }
 
@@ -410,6 +454,17 @@ mod tests {
             .as_array()
             .cloned()
             .unwrap()
+    }
+
+    #[test]
+    fn fields_halo_does_not_have_are_not_kept() {
+        let mut db = db();
+        let body = json!({"client_id": 12, "contract_id": 44, "colour": "red",
+            "lines": [{"_itemid": 31, "item_id": 31, "qty_order": 1}]});
+        let saved = post(&mut db, body).unwrap();
+        assert!(saved.get("colour").is_none(), "{saved}");
+        assert!(saved["lines"][0].get("item_id").is_none(), "{saved}");
+        assert_eq!(saved["lines"][0]["_itemid"], json!(31));
     }
 
     #[test]
