@@ -21,6 +21,9 @@
 //!   appends it to the details instead and finds it with `search_details`).
 //! - Notes are private actions (`outcome` "Private Note", `hiddenfromuser`); a close is one
 //!   action that carries the note and `new_status`.
+//! - Contracts are `ClientContract`s; one naming a site that is a company of its own belongs to
+//!   that site's company. Contract billing (`billing`) bills catalogue `Item`s on the lines of
+//!   a contract's `RecurringInvoice`.
 //! - Every request (token requests included) first takes a slot of our share of Halo's rolling
 //!   request window, is counted in the [`CallMeter`] and has a timeout.
 
@@ -34,6 +37,8 @@ use psabridge_core::secret::Secret;
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
+
+mod billing;
 
 use crate::building::{SettingsError, count, id_list, int, required, secret, string};
 use crate::http::{
@@ -589,6 +594,23 @@ fn contract_of(v: &Value) -> Option<Contract> {
         id: id.to_string(),
         name,
         active,
+    })
+}
+
+/// The company a `ContractHeader` belongs to: `12/3` when it names site 3 of client 12 and
+/// PSA Bridge lists that site as a company (its client has several active sites), else `12`.
+fn company_of_contract(v: &Value, sites: &SiteMap) -> Option<String> {
+    let client = field_id(v, "client_id")?;
+    let site = field_id(v, "site_id").filter(|s| *s > 0);
+    Some(match site {
+        Some(s)
+            if sites
+                .get(&client)
+                .is_some_and(|l| l.len() > 1 && l.iter().any(|(id, _)| *id == s)) =>
+        {
+            format!("{client}/{s}")
+        }
+        _ => client.to_string(),
     })
 }
 
@@ -1501,17 +1523,29 @@ impl Connector for HaloConnector {
         Ok(())
     }
 
+    /// A client's contracts without a site of their own, or a site company's contracts (the
+    /// documented `site_id` filter): the company of a contract is `company_of_contract`'s.
     async fn contracts(&self, company_id: &str) -> Result<Vec<Contract>, PsaError> {
-        let (client, _) = parse_company(company_id)?;
-        let q = [
+        let (client, site) = parse_company(company_id)?;
+        let mut q = vec![
             ("client_id", client.to_string()),
             ("includeinactive", "true".to_string()),
         ];
-        Ok(self
+        if let Some(s) = site {
+            q.push(("site_id", s.to_string()));
+        }
+        let found = self
             .get_all("ClientContract", "contracts", &q, 10_000)
-            .await?
+            .await?;
+        let on_a_site = |c: &Value| field_id(c, "site_id").is_some_and(|s| s > 0);
+        let sites = if found.iter().any(on_a_site) {
+            self.site_map().await?
+        } else {
+            SiteMap::new()
+        };
+        Ok(found
             .iter()
-            .filter(|c| field_id(c, "client_id").is_none_or(|id| id == client))
+            .filter(|c| company_of_contract(c, &sites).as_deref() == Some(company_id.trim()))
             .filter_map(contract_of)
             .collect())
     }
@@ -1649,6 +1683,10 @@ impl Connector for HaloConnector {
         self.window.ready_in().max(self.meter.shared_ready_in())
     }
 
+    fn contract_billing(&self) -> Option<&dyn crate::billing::ContractBilling> {
+        Some(self)
+    }
+
     fn meter(&self) -> &CallMeter {
         &self.meter
     }
@@ -1732,6 +1770,33 @@ mod tests {
         assert_eq!(parse_company("12/3").unwrap(), (12, Some(3)));
         assert!(matches!(parse_company("acme"), Err(PsaError::Invalid(_))));
         assert!(matches!(parse_company("12/x"), Err(PsaError::Invalid(_))));
+    }
+
+    #[test]
+    fn a_site_contract_belongs_to_its_site_company_only_where_the_site_is_one() {
+        let sites: SiteMap = BTreeMap::from([
+            (12, vec![(3, "Head Office".into()), (4, "Warehouse".into())]),
+            (20, vec![(100, "Head Office".into())]),
+        ]);
+        let company = |v: Value| company_of_contract(&v, &sites);
+        assert_eq!(
+            company(json!({"client_id": 12, "site_id": 3})).as_deref(),
+            Some("12/3")
+        );
+        assert_eq!(
+            company(json!({"client_id": 12, "site_id": 0})).as_deref(),
+            Some("12")
+        );
+        // An inactive site (not in the map) and the only site of a client are the client's.
+        assert_eq!(
+            company(json!({"client_id": 12, "site_id": 5})).as_deref(),
+            Some("12")
+        );
+        assert_eq!(
+            company(json!({"client_id": 20.0, "site_id": 100})).as_deref(),
+            Some("20")
+        );
+        assert_eq!(company(json!({"site_id": 3})), None);
     }
 
     #[test]

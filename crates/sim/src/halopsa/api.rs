@@ -130,6 +130,9 @@ pub fn dispatch(
             "No HTTP resource was found that matches the request URI.",
         );
     };
+    if let Some(r) = super::billing::dispatch(s, method.as_str(), resource, segs, params, body) {
+        return r;
+    }
     match (method.as_str(), segs.len()) {
         ("GET", 1) => list(s, resource, params),
         ("GET", 2) => one(s, resource, &segs[1]),
@@ -392,6 +395,7 @@ fn entity_matches(db: &Db, resource: &str, r: &Value, p: &Params) -> bool {
             // `includeinactive` also lists contracts Halo no longer counts as active.
             (p.flag("includeinactive") == Some(true) || r["active"].as_bool() != Some(false))
                 && eq("client_id", "client_id")
+                && eq("site_id", "site_id")
                 && p.get("search")
                     .is_none_or(|q| lower(r, "ref").contains(&q.to_lowercase()))
         }
@@ -477,11 +481,11 @@ fn setup_matches(resource: &str, r: &Value, p: &Params) -> bool {
 }
 
 /// The write of one element of an array body: the saved record, or the validation message.
-type WriteOne = fn(&Config, &mut Db, Map<String, Value>, &str) -> Result<Value, String>;
+pub(super) type WriteOne = fn(&Config, &mut Db, Map<String, Value>, &str) -> Result<Value, String>;
 
 /// Apply an array body with `each`, all or nothing; answer the saved records (an object for
 /// one element, an array for several).
-fn write(s: &Shared, body: &Bytes, each: WriteOne) -> Response {
+pub(super) fn write(s: &Shared, body: &Bytes, each: WriteOne) -> Response {
     let parsed: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => return errors::invalid(format!("The request body is not valid JSON: {e}")),

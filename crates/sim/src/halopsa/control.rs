@@ -27,6 +27,7 @@ const ENDPOINTS: &[&str] = &[
     "POST /_sim/tickets/{id}/close",
     "POST /_sim/tickets/{id}/reopen (webhooks are called before the answer)",
     "GET /_sim/webhook-deliveries",
+    "GET /_sim/billing (every recurring invoice line on a contract: contract_id, service_id, service_name, units, unit_cost, unit_price)",
 ];
 
 pub fn handle(s: &Shared, method: &Method, segs: &[String], query: &str, body: &Bytes) -> Response {
@@ -54,6 +55,7 @@ pub fn handle(s: &Shared, method: &Method, segs: &[String], query: &str, body: &
             StatusCode::NO_CONTENT.into_response()
         }
         ("GET", ["fixtures"]) => ok(fixtures(&s.db())),
+        ("GET", ["billing"]) => ok(super::billing::lines_view(&s.db())),
         ("GET", ["tickets"]) => {
             let p = Params::parse(query);
             let open_only = p.flag("open") == Some(true);
@@ -220,7 +222,11 @@ pub fn fixtures(db: &Db) -> Value {
         "contracts": db
             .table("ClientContract")
             .values()
-            .filter(|c| id_of(&c["client_id"]) == Some(ids::ACME))
+            // The company `12` is the client without a site: its site contracts belong to the
+            // companies of its sites.
+            .filter(|c| {
+                id_of(&c["client_id"]) == Some(ids::ACME) && id_of(&c["site_id"]).unwrap_or(0) == 0
+            })
             .map(|c| json!({
                 "id": id_of(&c["id"]).map(|i| i.to_string()),
                 "name": c["ref"],

@@ -8,7 +8,8 @@
 //! `pageinate`/`page_size`/`page_no` or capped with `count`; setup lists (`Status`, `Team`,
 //! `Agent`, `TicketType`, `Category`, `Priority`, `SLA`, `Lookup`) answer bare arrays. POSTs
 //! take JSON arrays and create or update by `id`, answering an object for one element. A
-//! ticket's `contract_id` must be a `ClientContract` of its client (400 otherwise).
+//! ticket's `contract_id` must be a `ClientContract` of its client (400 otherwise). Catalogue
+//! `Item`s and the `RecurringInvoice`s whose lines bill them on contracts are in `billing`.
 //! `Site.client_id` and `Users.site_id` are written as floats (`12.0`), as the Swagger types
 //! them. Requests count against a rolling window (default 300 per 5 minutes) answered with
 //! 429 "Rate Limit Reached - …" and `Retry-After`.
@@ -21,6 +22,7 @@
 //! lookup ids, the summary limit and the status type codes (0 open, 1 hold, 2 closed here).
 
 mod api;
+mod billing;
 mod control;
 mod errors;
 mod faults;

@@ -15,6 +15,16 @@ pub mod ids {
     pub const ACME_CONTRACT: i64 = 44;
     pub const ACME_EXPIRED_CONTRACT: i64 = 45;
     pub const OTHER_CLIENT_CONTRACT: i64 = 46;
+    /// Contracts of Acme's two sites, which PSA Bridge lists as companies of their own.
+    pub const ACME_HEAD_OFFICE_CONTRACT: i64 = 47;
+    pub const ACME_WAREHOUSE_CONTRACT: i64 = 48;
+    /// Catalogue items: the security seat billed per user, and backup storage.
+    pub const ITEM_SECURITY_SEAT: i64 = 31;
+    pub const ITEM_BACKUP: i64 = 32;
+    /// Acme's recurring invoice on its contract (the seat and backup lines), and the other
+    /// client's (backup only).
+    pub const ACME_RECURRING_INVOICE: i64 = 900;
+    pub const OTHER_CLIENT_RECURRING_INVOICE: i64 = 901;
     pub const ACME_HEAD_OFFICE: i64 = 3;
     pub const ACME_WAREHOUSE: i64 = 4;
     pub const ACME_OLD_DEPOT: i64 = 5;
@@ -460,6 +470,7 @@ pub fn seed() -> Db {
     }
     db.next.insert("Tickets", 104);
     seed_contracts(&mut db);
+    seed_recurring_billing(&mut db);
     mark_main_contacts(&mut db);
     db
 }
@@ -518,32 +529,40 @@ pub fn main_contact_of_client(db: &Db, client: i64) -> Option<i64> {
 }
 
 /// Client contracts (`ContractHeader`): Acme's managed-security contract, its block-hours
-/// contract that expired, and one of another client (the first generated one, 20).
+/// contract that expired, one of another client (the first generated one, 20), and one for
+/// each of Acme's active sites (`site_id`), so that every company PSA Bridge lists for Acme
+/// (the client and its two sites) has a contract in force of its own.
 fn seed_contracts(db: &mut Db) {
-    for (id, client, reference, start, end, active) in [
-        (
-            ids::ACME_CONTRACT,
-            ids::ACME,
-            "MSA-ACME-01",
-            "2026-01-01T00:00:00Z",
-            "2030-12-31T00:00:00Z",
-            true,
-        ),
+    let in_force = ("2026-01-01T00:00:00Z", "2030-12-31T00:00:00Z", true);
+    for (id, client, site, reference, (start, end, active)) in [
+        (ids::ACME_CONTRACT, ids::ACME, None, "MSA-ACME-01", in_force),
         (
             ids::ACME_EXPIRED_CONTRACT,
             ids::ACME,
+            None,
             "BH-ACME-2025",
-            "2025-01-01T00:00:00Z",
-            "2025-12-31T00:00:00Z",
-            false,
+            ("2025-01-01T00:00:00Z", "2025-12-31T00:00:00Z", false),
         ),
         (
             ids::OTHER_CLIENT_CONTRACT,
             20,
+            None,
             "MSA-0020-01",
-            "2026-01-01T00:00:00Z",
-            "2030-12-31T00:00:00Z",
-            true,
+            in_force,
+        ),
+        (
+            ids::ACME_HEAD_OFFICE_CONTRACT,
+            ids::ACME,
+            Some((ids::ACME_HEAD_OFFICE, "Head Office")),
+            "MSA-ACME-HO",
+            in_force,
+        ),
+        (
+            ids::ACME_WAREHOUSE_CONTRACT,
+            ids::ACME,
+            Some((ids::ACME_WAREHOUSE, "Warehouse")),
+            "MSA-ACME-WH",
+            in_force,
         ),
     ] {
         let client_name = db
@@ -556,9 +575,101 @@ fn seed_contracts(db: &mut Db) {
             json!({"id": id, "client_id": client, "client_name": client_name, "ref": reference,
                    "start_date": start, "end_date": end, "active": active, "expired": !active,
                    "contract_status": if active { "Active" } else { "Expired" },
-                   "status": if active { 1 } else { 0 }, "site_id": 0,
+                   "status": if active { 1 } else { 0 },
+                   "site_id": site.map_or(0, |s| s.0), "site_name": site.map_or("", |s| s.1),
                    "billingperiod": 1, "periodchargeamount": 250.0, "sla_id": 1,
                    "contracttype_name": "Managed Services"}),
+        );
+    }
+}
+
+/// Catalogue items and recurring invoices (the lines of the reference notes' example): Acme's
+/// contract bills 25 security seats and backup storage; the other client's contract bills
+/// backup only; the site contracts have no recurring invoice yet.
+fn seed_recurring_billing(db: &mut Db) {
+    for (id, name, description, price, cost) in [
+        (
+            ids::ITEM_SECURITY_SEAT,
+            "Managed Security Seat",
+            "Security monitoring, per user and month",
+            3.5,
+            1.2,
+        ),
+        (
+            ids::ITEM_BACKUP,
+            "Cloud Backup (per TB)",
+            "Offsite backup storage, per terabyte and month",
+            40.0,
+            18.0,
+        ),
+    ] {
+        db.put(
+            "Item",
+            id,
+            json!({"id": id, "name": name, "description": description, "isrecurringitem": true,
+                   "baseprice": price, "costprice": cost, "recurringprice": price,
+                   "recurringcost": cost, "datecreated": "2026-01-01T00:00:00Z"}),
+        );
+    }
+    let line = |id: i64, invoice: i64, item: i64, qty: f64, contract: i64| {
+        let it = db.get("Item", item).cloned().unwrap_or(Value::Null);
+        let (price, cost) = (it["recurringprice"].clone(), it["recurringcost"].clone());
+        json!({"id": id, "ihid": invoice, "_itemid": item, "item_code": it["name"],
+               "item_shortdescription": it["name"], "qty_order": qty, "unit_price": price,
+               "unit_cost": cost, "net_total": qty * price.as_f64().unwrap_or(0.0),
+               "contract_id": contract})
+    };
+    let invoices = [
+        (
+            ids::ACME_RECURRING_INVOICE,
+            ids::ACME,
+            ids::ACME_CONTRACT,
+            vec![
+                line(
+                    1,
+                    ids::ACME_RECURRING_INVOICE,
+                    ids::ITEM_SECURITY_SEAT,
+                    25.0,
+                    ids::ACME_CONTRACT,
+                ),
+                line(
+                    2,
+                    ids::ACME_RECURRING_INVOICE,
+                    ids::ITEM_BACKUP,
+                    2.0,
+                    ids::ACME_CONTRACT,
+                ),
+            ],
+        ),
+        (
+            ids::OTHER_CLIENT_RECURRING_INVOICE,
+            20,
+            ids::OTHER_CLIENT_CONTRACT,
+            vec![line(
+                3,
+                ids::OTHER_CLIENT_RECURRING_INVOICE,
+                ids::ITEM_BACKUP,
+                1.0,
+                ids::OTHER_CLIENT_CONTRACT,
+            )],
+        ),
+    ];
+    for (id, client, contract, lines) in invoices {
+        let client_name = db
+            .get("Client", client)
+            .map(|c| c["name"].clone())
+            .unwrap_or(Value::Null);
+        let contract_ref = db
+            .get("ClientContract", contract)
+            .map(|c| c["ref"].clone())
+            .unwrap_or(Value::Null);
+        db.put(
+            "RecurringInvoice",
+            id,
+            json!({"id": id, "client_id": client, "client_name": client_name,
+                   "contract_id": contract, "contract_ref": contract_ref,
+                   "is_recurring_invoice": true, "nextcreationdate": "2027-01-01T00:00:00Z",
+                   "date_created": "2026-01-01T00:00:00Z", "lines": lines}),
         );
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 /// The big entities (wrapped lists, create-or-update by `id`), with their wrapper keys.
-pub const ENTITIES: [(&str, &str); 6] = [
+pub const ENTITIES: [(&str, &str); 8] = [
     ("Client", "clients"),
     // The wrapper key of ClientContract is not documented (HaloAPI passes none): `contracts`.
     ("ClientContract", "contracts"),
@@ -13,6 +13,10 @@ pub const ENTITIES: [(&str, &str); 6] = [
     ("Users", "users"),
     ("Tickets", "tickets"),
     ("Actions", "actions"),
+    // The catalogue's items (the wrapper key HaloAPI's `Get-HaloItem` reads) and the recurring
+    // invoices that carry a contract's billing lines (`invoices`, reference notes §1.3).
+    ("Item", "items"),
+    ("RecurringInvoice", "invoices"),
 ];
 
 /// The setup lists (answered as bare arrays).
