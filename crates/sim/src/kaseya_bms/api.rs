@@ -124,27 +124,48 @@ pub fn route(segs: &[&str]) -> Option<(Route, &'static str)> {
         ["v2", "finance", "contracts", "summary"] => {
             (Route::ContractsSummary, "/v2/finance/contracts/summary")
         }
-        ["v2", "finance", "contracts", "recurringservices", k, "services"] => (
+        [
+            "v2",
+            "finance",
+            "contracts",
+            "recurringservices",
+            k,
+            "services",
+        ] => (
             Route::RecurringServices(id(k)?),
             "/v2/finance/contracts/recurringservices/{contractId}/services",
         ),
-        ["v2", "admin", "finance", "services", "lookup"] => (
-            Route::ServicesLookup,
-            "/v2/admin/finance/services/lookup",
-        ),
-        ["v2", "admin", "finance", "services", "services"] => (
-            Route::ServicesCreate,
-            "/v2/admin/finance/services/services",
-        ),
+        ["v2", "admin", "finance", "services", "lookup"] => {
+            (Route::ServicesLookup, "/v2/admin/finance/services/lookup")
+        }
+        ["v2", "admin", "finance", "services", "services"] => {
+            (Route::ServicesCreate, "/v2/admin/finance/services/services")
+        }
         ["v2", "admin", "finance", "services", s] => (
             Route::Service(id(s)?),
             "/v2/admin/finance/services/{serviceId}",
         ),
-        ["v2", "admin", "finance", "services", s, "relatedservices", "search"] => (
+        [
+            "v2",
+            "admin",
+            "finance",
+            "services",
+            s,
+            "relatedservices",
+            "search",
+        ] => (
             Route::RelatedServicesSearch(id(s)?),
             "/v2/admin/finance/services/{serviceId}/relatedservices/search",
         ),
-        ["v2", "admin", "finance", "services", s, "relatedservices", "bulkupdate"] => (
+        [
+            "v2",
+            "admin",
+            "finance",
+            "services",
+            s,
+            "relatedservices",
+            "bulkupdate",
+        ] => (
             Route::RelatedServicesBulkUpdate(id(s)?),
             "/v2/admin/finance/services/{serviceId}/relatedservices/bulkupdate",
         ),

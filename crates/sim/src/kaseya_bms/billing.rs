@@ -353,7 +353,10 @@ pub fn related_services(db: &Db, service_id: i64, body: &[u8]) -> Result<Respons
         json!({})
     } else {
         serde_json::from_slice(body).map_err(|e| {
-            Fail::validation(400, vec![format!("The request body is not valid JSON: {e}")])
+            Fail::validation(
+                400,
+                vec![format!("The request body is not valid JSON: {e}")],
+            )
         })?
     };
     let p = Params::from_search_body(&v);
@@ -363,7 +366,11 @@ pub fn related_services(db: &Db, service_id: i64, body: &[u8]) -> Result<Respons
         date_filter(&p, "Filter.EffectiveDateTo")?,
     );
     let mut rows = Vec::new();
-    for e in db.contract_services.iter().filter(|e| e.service_id == service_id) {
+    for e in db
+        .contract_services
+        .iter()
+        .filter(|e| e.service_id == service_id)
+    {
         let Some(c) = db.contracts.iter().find(|c| c.id == e.contract_id) else {
             continue;
         };
@@ -371,19 +378,23 @@ pub fn related_services(db: &Db, service_id: i64, body: &[u8]) -> Result<Respons
         if !(contains(&e.service_name, p.get("Filter.ServiceName"))
             && contains(&c.name, p.get("Filter.ContractName"))
             && contains(account, p.get("Filter.AccountName"))
-            && from.as_deref().is_none_or(|f| e.effective_date.as_str() >= f)
+            && from
+                .as_deref()
+                .is_none_or(|f| e.effective_date.as_str() >= f)
             && to.as_deref().is_none_or(|t| e.effective_date.as_str() <= t))
         {
             continue;
         }
-        rows.push(json!({"id": e.id, "serviceId": e.service_id, "contractId": c.id,
+        rows.push(
+            json!({"id": e.id, "serviceId": e.service_id, "contractId": c.id,
             "accountId": c.account_id, "serviceName": e.service_name,
             "serviceDescription": e.description, "contractName": c.name,
             "accountName": account, "effectiveDate": e.effective_date,
             "contractStartDate": c.start_date, "contractEndDate": c.end_date,
             "unitCost": e.unit_cost, "unitPrice": e.unit_price, "marginType": 1,
             "margin": e.unit_price - e.unit_cost, "excludeFromContractBulkUpdates": false,
-            "units": e.units}));
+            "units": e.units}),
+        );
     }
     let total = rows.len();
     Ok(paged(page(&rows, size, number), total))
@@ -402,8 +413,7 @@ pub fn bulk_update(
     service(db, service_id)?;
     let b = Body::parse(body)?;
     let mut e = Vec::new();
-    let selected: Vec<(Option<i64>, Option<i64>)> = match b.get("SelectedClientContractServices")
-    {
+    let selected: Vec<(Option<i64>, Option<i64>)> = match b.get("SelectedClientContractServices") {
         Some(Value::Array(items)) => items
             .iter()
             .enumerate()
@@ -518,7 +528,10 @@ mod tests {
             json!({"ServiceId": seat, "Units": -1, "UnitCost": 1, "UnitPrice": 2, "EffectiveDate": at}),
         )
         .unwrap_err();
-        assert!(refused.sub_errors.iter().any(|m| m.contains("Units")), "{refused:?}");
+        assert!(
+            refused.sub_errors.iter().any(|m| m.contains("Units")),
+            "{refused:?}"
+        );
         let refused = add(
             &mut db,
             45,

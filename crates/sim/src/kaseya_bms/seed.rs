@@ -528,8 +528,20 @@ pub fn seeded(config: &Config) -> Db {
             }),
         ],
         services: vec![
-            catalogue_service(SERVICE_SECURITY_SEAT, "Managed Security Seat", 3.5, 6.0, true),
-            catalogue_service(SERVICE_DEVICE_MONITORING, "Device Monitoring", 1.0, 2.5, true),
+            catalogue_service(
+                SERVICE_SECURITY_SEAT,
+                "Managed Security Seat",
+                3.5,
+                6.0,
+                true,
+            ),
+            catalogue_service(
+                SERVICE_DEVICE_MONITORING,
+                "Device Monitoring",
+                1.0,
+                2.5,
+                true,
+            ),
             catalogue_service(SERVICE_RETIRED, "Legacy Antivirus Seat", 1.0, 2.0, false),
         ],
         contract_services: vec![ContractServiceEntry {
