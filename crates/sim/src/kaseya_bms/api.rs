@@ -1219,6 +1219,25 @@ mod tests {
                 "/v2/system/lookup/{tableName}"
             ))
         );
+        assert_eq!(
+            r("/v2/admin/finance/services/services"),
+            Some((Route::ServicesCreate, "/v2/admin/finance/services/services"))
+        );
+        assert_eq!(
+            r("/v2/Admin/Finance/Services/77/RelatedServices/Search"),
+            Some((
+                Route::RelatedServicesSearch(77),
+                "/v2/admin/finance/services/{serviceId}/relatedservices/search"
+            ))
+        );
+        assert_eq!(
+            r("/v2/finance/contracts/recurringservices/44/services"),
+            Some((
+                Route::RecurringServices(44),
+                "/v2/finance/contracts/recurringservices/{contractId}/services"
+            ))
+        );
+        assert_eq!(r("/v2/admin/finance/services/seat"), None);
         assert_eq!(r("/v2/servicedesk/tickets/abc"), None);
         assert_eq!(r("/v1/servicedesk/tickets"), None);
         assert_eq!(r("/"), None);

@@ -555,23 +555,18 @@ mod tests {
     fn the_latest_entry_effective_at_or_before_an_instant_is_in_force() {
         let mut db = seeded(&Config::default());
         let seat = db.services[0].id;
-        for (units, at) in [
-            (5, "2026-02-01T00:00:00Z"),
-            (9, "2026-03-01T00:00:00Z"),
-            (7, "2099-01-01T00:00:00Z"),
-        ] {
+        let mut add_units = |db: &mut Db, units: i64, at: &str| {
             let answer = add(
-                &mut db,
+                db,
                 46,
                 json!({"ServiceId": seat, "Units": units, "UnitCost": 1.5, "UnitPrice": 3, "EffectiveDate": at}),
             )
             .unwrap();
             assert_eq!(answer.status(), StatusCode::OK);
-        }
-        let units = |at: &str| current_entry(&db, 46, seat, at).map(|e| e.units);
-        assert_eq!(units("2026-01-15T00:00:00Z"), None);
-        assert_eq!(units("2026-02-20T00:00:00Z"), Some(5));
-        assert_eq!(units("2026-03-01T00:00:00Z"), Some(9));
+        };
+        add_units(&mut db, 5, "2026-02-01T00:00:00Z");
+        add_units(&mut db, 9, "2026-03-01T00:00:00Z");
+        // The control surface shows the entry in force now.
         let view = billing_view(&db);
         let line = view
             .as_array()
@@ -581,6 +576,15 @@ mod tests {
             .cloned()
             .unwrap();
         assert_eq!(line["units"], 9, "{view}");
+        // A later entry supersedes from its own date; the same date, from its own id on.
+        add_units(&mut db, 7, "2030-06-01T00:00:00Z");
+        add_units(&mut db, 8, "2030-06-01T00:00:00Z");
+        let units = |at: &str| current_entry(&db, 46, seat, at).map(|e| e.units);
+        assert_eq!(units("2026-01-15T00:00:00Z"), None);
+        assert_eq!(units("2026-02-20T00:00:00Z"), Some(5));
+        assert_eq!(units("2026-03-01T00:00:00Z"), Some(9));
+        assert_eq!(units("2030-05-31T23:59:59Z"), Some(9));
+        assert_eq!(units("2030-06-01T00:00:00Z"), Some(8));
     }
 
     #[test]

@@ -515,7 +515,7 @@ pub fn seeded(config: &Config) -> Db {
                 contract_type: RECURRING_SERVICES,
                 is_default: true,
                 is_active: true,
-                end_date: None,
+                end_date: Some("2030-12-31T00:00:00Z"),
             }),
             contract(ContractSpec {
                 id: THIRD_ACCOUNT_CONTRACT,
