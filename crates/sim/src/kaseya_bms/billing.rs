@@ -555,7 +555,7 @@ mod tests {
     fn the_latest_entry_effective_at_or_before_an_instant_is_in_force() {
         let mut db = seeded(&Config::default());
         let seat = db.services[0].id;
-        let mut add_units = |db: &mut Db, units: i64, at: &str| {
+        let add_units = |db: &mut Db, units: i64, at: &str| {
             let answer = add(
                 db,
                 46,
