@@ -202,11 +202,23 @@ async fn services_are_found_and_contracts_snapshotted_in_few_requests() -> Resul
     assert_eq!(snap.lines.len(), 1, "{:?}", snap.lines);
 
     // Where every contract carries the service, its rows name the account: no account lookup.
+    // The demo's three customers each have a recurring contract with the seat on it.
+    let customers = ["44".to_string(), "46".to_string(), "47".to_string()];
     let before = h.requests();
-    billing
-        .billing_snapshot(&contracts[..1], &seat.id, Utc::now())
+    let snap = billing
+        .billing_snapshot(&customers, &seat.id, Utc::now())
         .await?;
     assert_eq!(h.requests() - before, 3);
+    for (contract, company) in customers.iter().zip(["12", "100", "101"]) {
+        assert_eq!(snap.contracts[contract].company_id, company);
+        assert_eq!(
+            snap.lines[contract],
+            ServiceLine {
+                units: 0,
+                unit_cost: dec("3.5")
+            }
+        );
+    }
     // Nothing to read for ids that cannot be BMS contracts.
     let before = h.requests();
     let empty = billing
@@ -413,13 +425,13 @@ async fn refused_writes_carry_the_psas_words() -> Result<()> {
     }
     // Updating a service that is not on the contract names it, and writes nothing.
     match billing
-        .update_service_line("46", "77", Some((0, 5)), None, now)
+        .update_service_line("46", "78", Some((0, 5)), None, now)
         .await
     {
         Err(PsaError::NotFound(m)) => ensure!(m.contains("46"), "{m}"),
         other => anyhow::bail!("updating a missing line: {other:?}"),
     }
-    ensure!(h.sim_line("46", "77").await?.is_none());
+    ensure!(h.sim_line("46", "78").await?.is_none());
     ensure!(h.sim_line("45", "77").await?.is_none());
     Ok(())
 }

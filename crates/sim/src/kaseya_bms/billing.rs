@@ -554,12 +554,12 @@ mod tests {
     #[test]
     fn the_latest_entry_effective_at_or_before_an_instant_is_in_force() {
         let mut db = seeded(&Config::default());
-        let seat = db.services[0].id;
+        let monitoring = db.services[1].id;
         let add_units = |db: &mut Db, units: i64, at: &str| {
             let answer = add(
                 db,
                 46,
-                json!({"ServiceId": seat, "Units": units, "UnitCost": 1.5, "UnitPrice": 3, "EffectiveDate": at}),
+                json!({"ServiceId": monitoring, "Units": units, "UnitCost": 1.5, "UnitPrice": 3, "EffectiveDate": at}),
             )
             .unwrap();
             assert_eq!(answer.status(), StatusCode::OK);
@@ -572,14 +572,14 @@ mod tests {
             .as_array()
             .unwrap()
             .iter()
-            .find(|l| l["contract_id"] == "46")
+            .find(|l| l["contract_id"] == "46" && l["service_id"] == monitoring.to_string())
             .cloned()
             .unwrap();
         assert_eq!(line["units"], 9, "{view}");
         // A later entry supersedes from its own date; the same date, from its own id on.
         add_units(&mut db, 7, "2030-06-01T00:00:00Z");
         add_units(&mut db, 8, "2030-06-01T00:00:00Z");
-        let units = |at: &str| current_entry(&db, 46, seat, at).map(|e| e.units);
+        let units = |at: &str| current_entry(&db, 46, monitoring, at).map(|e| e.units);
         assert_eq!(units("2026-01-15T00:00:00Z"), None);
         assert_eq!(units("2026-02-20T00:00:00Z"), Some(5));
         assert_eq!(units("2026-03-01T00:00:00Z"), Some(9));

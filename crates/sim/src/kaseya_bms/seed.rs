@@ -2,7 +2,7 @@
 //! accounts in all (so that 50-record pages take three requests), a few inactive ones, contacts
 //! (two sharing an address in different case, one inactive), realistic lookups with some
 //! inactive values, a few tickets, and for billing: a recurring-services contract for each of
-//! the first three customers (Acme's carrying the seat service at 0 units), Acme's lapsed
+//! the first three customers (each carrying the seat service at 0 units), Acme's lapsed
 //! Block Hours contract, and a small finance catalogue.
 
 use std::collections::BTreeMap;
@@ -67,8 +67,8 @@ const THIRD_ACCOUNT_CONTRACT: i64 = 47;
 const SERVICE_SECURITY_SEAT: i64 = 77;
 const SERVICE_DEVICE_MONITORING: i64 = 78;
 const SERVICE_RETIRED: i64 = 79;
-/// The seat service's entry on Acme's contract.
-const ACME_SEAT_ENTRY: i64 = 9001;
+/// The seat service's entry on Acme's contract (then on 46's and 47's).
+const FIRST_SEAT_ENTRY: i64 = 9001;
 
 /// A contract's header: who it belongs to, its kind and whether it is in force.
 struct ContractSpec<'a> {
@@ -544,9 +544,17 @@ pub fn seeded(config: &Config) -> Db {
             ),
             catalogue_service(SERVICE_RETIRED, "Legacy Antivirus Seat", 1.0, 2.0, false),
         ],
-        contract_services: vec![ContractServiceEntry {
-            id: ACME_SEAT_ENTRY,
-            contract_id: ACME_CONTRACT,
+        // The seat service on each recurring contract, at zero units.
+        contract_services: [
+            ACME_CONTRACT,
+            OTHER_ACCOUNT_CONTRACT,
+            THIRD_ACCOUNT_CONTRACT,
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, contract)| ContractServiceEntry {
+            id: FIRST_SEAT_ENTRY + i as i64,
+            contract_id: *contract,
             service_id: SERVICE_SECURITY_SEAT,
             service_name: "Managed Security Seat".into(),
             description: None,
@@ -557,9 +565,10 @@ pub fn seeded(config: &Config) -> Db {
             sort_order: 1,
             created_on: "2025-01-01T00:00:00Z".into(),
             modified_on: None,
-        }],
+        })
+        .collect(),
         next_service_id: 80,
-        next_contract_service_id: ACME_SEAT_ENTRY + 1,
+        next_contract_service_id: FIRST_SEAT_ENTRY + 3,
         tables,
         tickets: BTreeMap::new(),
         next_ticket_id: 1001,
