@@ -567,12 +567,13 @@ mod tests {
         add_units(&mut db, 5, "2026-02-01T00:00:00Z");
         add_units(&mut db, 9, "2026-03-01T00:00:00Z");
         // The control surface shows the entry in force now.
+        let monitoring_id = monitoring.to_string();
         let view = billing_view(&db);
         let line = view
             .as_array()
             .unwrap()
             .iter()
-            .find(|l| l["contract_id"] == "46" && l["service_id"] == monitoring.to_string())
+            .find(|l| l["contract_id"] == "46" && l["service_id"] == monitoring_id.as_str())
             .cloned()
             .unwrap();
         assert_eq!(line["units"], 9, "{view}");
