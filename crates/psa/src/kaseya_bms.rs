@@ -30,6 +30,10 @@
 //! - **Closed** means a status in `closed_statuses` (default: the statuses whose name says
 //!   completed/closed/resolved/cancelled) or a non-null `completedDate`. BMS has no batch
 //!   read by ids, so [`Connector::ticket_states`] reads each ticket.
+//! - **Contract billing** (`billing`): catalogue services, Recurring Services contracts, and
+//!   units changed as new effective-dated service entries (v2 cannot update an entry's units).
+
+mod billing;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -343,6 +347,9 @@ pub struct KaseyaBmsConnector {
     note_type: Mutex<Option<String>>,
     /// Main location per account.
     main_locations: Mutex<HashMap<i64, i64>>,
+    /// By (contract, service): the service entry in force the last snapshot or write saw, whose
+    /// id and price an update needs.
+    billing_entries: std::sync::Mutex<HashMap<(String, String), billing::CurrentEntry>>,
     meter: CallMeter,
 }
 
@@ -631,6 +638,7 @@ impl KaseyaBmsConnector {
             open_status: Mutex::new(None),
             note_type: Mutex::new(None),
             main_locations: Mutex::new(HashMap::new()),
+            billing_entries: std::sync::Mutex::new(HashMap::new()),
             meter: CallMeter::new(),
         }
     }
@@ -1582,6 +1590,10 @@ impl Connector for KaseyaBmsConnector {
             .max()
             .unwrap_or(Duration::ZERO)
             .max(self.meter.shared_ready_in())
+    }
+
+    fn contract_billing(&self) -> Option<&dyn crate::billing::ContractBilling> {
+        Some(self)
     }
 
     fn meter(&self) -> &CallMeter {

@@ -4,13 +4,14 @@ use axum::http::Method;
 use axum::response::Response;
 use serde_json::{Value, json};
 
+use super::billing;
 use super::envelope::{Fail, ok, paged};
 use super::input::{Body, Params, page};
 use super::store::{Account, Contact, Db, Item, Note, STATUS_TYPE_COMPLETED, Ticket};
 use super::{Config, now_text};
 
 /// The page size when a paged call sends none. [?] Undocumented.
-const DEFAULT_PAGE_SIZE: usize = 100;
+pub(super) const DEFAULT_PAGE_SIZE: usize = 100;
 
 /// A vendor route, with its ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +41,13 @@ pub enum Route {
     Lookup(String),
     TenantLookup(String),
     ContractsLookup,
+    ContractsSummary,
+    RecurringServices(i64),
+    ServicesLookup,
+    ServicesCreate,
+    Service(i64),
+    RelatedServicesSearch(i64),
+    RelatedServicesBulkUpdate(i64),
 }
 
 impl Route {
@@ -113,6 +121,54 @@ pub fn route(segs: &[&str]) -> Option<(Route, &'static str)> {
         ["v2", "finance", "contracts", "lookup"] => {
             (Route::ContractsLookup, "/v2/finance/contracts/lookup")
         }
+        ["v2", "finance", "contracts", "summary"] => {
+            (Route::ContractsSummary, "/v2/finance/contracts/summary")
+        }
+        [
+            "v2",
+            "finance",
+            "contracts",
+            "recurringservices",
+            k,
+            "services",
+        ] => (
+            Route::RecurringServices(id(k)?),
+            "/v2/finance/contracts/recurringservices/{contractId}/services",
+        ),
+        ["v2", "admin", "finance", "services", "lookup"] => {
+            (Route::ServicesLookup, "/v2/admin/finance/services/lookup")
+        }
+        ["v2", "admin", "finance", "services", "services"] => {
+            (Route::ServicesCreate, "/v2/admin/finance/services/services")
+        }
+        ["v2", "admin", "finance", "services", s] => (
+            Route::Service(id(s)?),
+            "/v2/admin/finance/services/{serviceId}",
+        ),
+        [
+            "v2",
+            "admin",
+            "finance",
+            "services",
+            s,
+            "relatedservices",
+            "search",
+        ] => (
+            Route::RelatedServicesSearch(id(s)?),
+            "/v2/admin/finance/services/{serviceId}/relatedservices/search",
+        ),
+        [
+            "v2",
+            "admin",
+            "finance",
+            "services",
+            s,
+            "relatedservices",
+            "bulkupdate",
+        ] => (
+            Route::RelatedServicesBulkUpdate(id(s)?),
+            "/v2/admin/finance/services/{serviceId}/relatedservices/bulkupdate",
+        ),
         ["v2", "system", "lookup", _] => (
             Route::Lookup(segs[3].to_string()),
             "/v2/system/lookup/{tableName}",
@@ -251,6 +307,17 @@ pub fn dispatch(db: &mut Db, route: &Route, c: &Ctx<'_>) -> Result<Response, Fai
             db.work_types.iter().map(|w| json!({"id": w.id, "name": w.name})).collect(),
         ))),
         Route::ContractsLookup if get => contracts_lookup(db, c.params),
+        Route::ContractsSummary if get => billing::contracts_summary(db, c.params),
+        Route::RecurringServices(k) if post => {
+            billing::add_recurring_services(db, c.config, *k, c.body)
+        }
+        Route::ServicesLookup if get => billing::services_lookup(db, c.params),
+        Route::ServicesCreate if post => billing::create_service(db, c.config, c.body),
+        Route::Service(s) if get => billing::get_service(db, *s),
+        Route::RelatedServicesSearch(s) if post => billing::related_services(db, *s, c.body),
+        Route::RelatedServicesBulkUpdate(s) if post => {
+            billing::bulk_update(db, c.config, *s, c.body)
+        }
         // Unknown table names answer an empty list. [?]
         Route::Lookup(t) | Route::TenantLookup(t) if get => Ok(ok(items_json(db.table(t), true))),
         _ => Err(method_not_allowed(c.method)),
@@ -301,7 +368,7 @@ fn items_json(items: &[Item], with_default: bool) -> Value {
     )
 }
 
-fn contains(hay: &str, needle: Option<&str>) -> bool {
+pub(super) fn contains(hay: &str, needle: Option<&str>) -> bool {
     needle.is_none_or(|n| hay.to_lowercase().contains(&n.trim().to_lowercase()))
 }
 
@@ -1152,6 +1219,25 @@ mod tests {
                 "/v2/system/lookup/{tableName}"
             ))
         );
+        assert_eq!(
+            r("/v2/admin/finance/services/services"),
+            Some((Route::ServicesCreate, "/v2/admin/finance/services/services"))
+        );
+        assert_eq!(
+            r("/v2/Admin/Finance/Services/77/RelatedServices/Search"),
+            Some((
+                Route::RelatedServicesSearch(77),
+                "/v2/admin/finance/services/{serviceId}/relatedservices/search"
+            ))
+        );
+        assert_eq!(
+            r("/v2/finance/contracts/recurringservices/44/services"),
+            Some((
+                Route::RecurringServices(44),
+                "/v2/finance/contracts/recurringservices/{contractId}/services"
+            ))
+        );
+        assert_eq!(r("/v2/admin/finance/services/seat"), None);
         assert_eq!(r("/v2/servicedesk/tickets/abc"), None);
         assert_eq!(r("/v1/servicedesk/tickets"), None);
         assert_eq!(r("/"), None);

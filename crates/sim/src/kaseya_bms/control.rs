@@ -19,6 +19,7 @@ const ENDPOINTS: &[&str] = &[
     "GET /_sim/stats",
     "POST /_sim/reset (data back to the seed; faults, statistics and quotas cleared)",
     "GET /_sim/fixtures",
+    "GET /_sim/billing (each contract's service lines in force now: contract_id, service_id, service_name, units, unit_cost, unit_price)",
     "GET /_sim/tickets?open=true",
     "GET /_sim/tickets/{id}",
     "POST /_sim/tickets/{id}/close (a technician resolves it with the tenant's completed status)",
@@ -59,6 +60,7 @@ pub async fn handle(
             StatusCode::NO_CONTENT.into_response()
         }
         ("GET", ["fixtures"]) => ok(s.db().fixtures()),
+        ("GET", ["billing"]) => ok(super::billing::billing_view(&s.db())),
         ("GET", ["tickets"]) => {
             let open_only = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
                 .any(|(k, v)| k == "open" && (v == "true" || v == "1"));

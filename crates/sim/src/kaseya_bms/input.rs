@@ -161,6 +161,37 @@ impl Body {
         }
     }
 
+    /// One element of a JSON array body, read as an object body.
+    pub fn from_value(v: &Value, path: &str) -> Result<Body, Fail> {
+        match v {
+            Value::Object(m) => Ok(Body(
+                m.iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                    .collect(),
+            )),
+            _ => Err(Fail::validation(
+                400,
+                vec![format!(
+                    "The JSON value could not be converted to the input DTO. Path: {path}"
+                )],
+            )),
+        }
+    }
+
+    /// A `double` property: absent/null → `None`; anything but a number → a conversion error.
+    pub fn number(&self, name: &str, errors: &mut Vec<String>) -> Option<f64> {
+        let v = self.get(name)?;
+        match v.as_f64() {
+            Some(n) => Some(n),
+            None => {
+                errors.push(format!(
+                    "The JSON value could not be converted to System.Double. Path: $.{name}"
+                ));
+                None
+            }
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.0
             .get(&name.to_ascii_lowercase())

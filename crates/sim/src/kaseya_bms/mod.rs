@@ -12,7 +12,11 @@
 //! - lookups: queues, statuses, priorities, issue types and their sub-issue types, SLAs, work
 //!   types, and the generic `lookup/{tableName}` and `tenantlookup/{tableName}` tables;
 //! - `GET finance/contracts/lookup` (`AccountId`, `Ids`, `Name`, `ExcludeExpiredContracts`),
-//!   whose contracts a ticket's `ContractId` must come from (the ticket's account's).
+//!   whose contracts a ticket's `ContractId` must come from (the ticket's account's);
+//! - contract billing (`billing`): `GET finance/contracts/summary`, the finance catalogue's
+//!   services (`admin/finance/services`: lookup, read, create), services added to recurring
+//!   contracts as effective-dated entries, and a service's related contract services (search
+//!   and bulk update of cost and price).
 //!
 //! As the vendor does: every answer is the `{success, error, result}` envelope (with
 //! `totalRecords` on paged endpoints), errors included; output is camelCase while request
@@ -29,11 +33,13 @@
 //!
 //! Modules, one job each: `server` (accept loop that can close connections unanswered),
 //! `routing` (the pipeline of a call), `envelope` (answers), `input` (case-insensitive reading),
-//! `auth`, `limits`, `faults`, `control`, `api` (the vendor endpoints), `store` (records and
+//! `auth`, `limits`, `faults`, `control`, `api` (the vendor endpoints), `billing` (contracts,
+//! services and their entries), `store` (records and
 //! their JSON), `seed`.
 
 mod api;
 mod auth;
+mod billing;
 mod control;
 mod envelope;
 mod faults;
@@ -210,6 +216,11 @@ impl Simulator {
     pub fn ticket(&self, id: i64) -> Option<Value> {
         let db = self.shared.db();
         db.tickets.get(&id).map(|t| db.normalised(t))
+    }
+
+    /// Each contract's service lines in force now, as `GET /_sim/billing` answers them.
+    pub fn billing(&self) -> Value {
+        billing::billing_view(&self.shared.db())
     }
 
     /// Every ticket, normalised, in id order.

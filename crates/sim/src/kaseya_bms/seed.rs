@@ -1,7 +1,9 @@
 //! The seed: an MSP tenant with Acme Ltd (the fixtures' company), 140 active customer
 //! accounts in all (so that 50-record pages take three requests), a few inactive ones, contacts
 //! (two sharing an address in different case, one inactive), realistic lookups with some
-//! inactive values, and a few tickets.
+//! inactive values, a few tickets, and for billing: a recurring-services contract for each of
+//! the first three customers (each carrying the seat service at 0 units), Acme's lapsed
+//! Block Hours contract, and a small finance catalogue.
 
 use std::collections::BTreeMap;
 
@@ -11,8 +13,10 @@ use rand::{Rng as _, SeedableRng as _};
 use serde_json::json;
 
 use super::Config;
+use super::billing::RECURRING_SERVICES;
 use super::store::{
-    Account, Contact, ContractRec, Db, Item, Location, Note, Status, SubIssueType, Ticket,
+    Account, CatalogueService, Contact, ContractRec, ContractServiceEntry, Db, Item, Location,
+    Note, Status, SubIssueType, Ticket,
 };
 
 fn item(id: i64, name: &str) -> Item {
@@ -52,26 +56,58 @@ fn status(id: i64, name: &str, type_id: i64, order: i64, active: bool, color: &s
 
 const ACME: i64 = 12;
 const ACME_MAIN: i64 = 34;
-/// Acme's contract in force (45 is its lapsed one); 46 belongs to account 100.
+/// Acme's contract in force (45 is its lapsed one); 46 belongs to account 100 and 47 to
+/// account 101, so that the first three customers each have a recurring-services contract.
 const ACME_CONTRACT: i64 = 44;
+const ACME_OLD_CONTRACT: i64 = 45;
 const OTHER_ACCOUNT_CONTRACT: i64 = 46;
+const THIRD_ACCOUNT_CONTRACT: i64 = 47;
+/// The finance catalogue: the seat service billed on Acme's contract, another active one and
+/// a retired one.
+const SERVICE_SECURITY_SEAT: i64 = 77;
+const SERVICE_DEVICE_MONITORING: i64 = 78;
+const SERVICE_RETIRED: i64 = 79;
+/// The seat service's entry on Acme's contract (then on 46's and 47's).
+const FIRST_SEAT_ENTRY: i64 = 9001;
 
-fn contract(
+/// A contract's header: who it belongs to, its kind and whether it is in force.
+struct ContractSpec<'a> {
     id: i64,
     account_id: i64,
-    name: &str,
+    name: &'a str,
+    contract_type: &'a str,
     is_default: bool,
     is_active: bool,
-    end_date: Option<&str>,
-) -> ContractRec {
+    end_date: Option<&'a str>,
+}
+
+fn contract(c: ContractSpec<'_>) -> ContractRec {
     ContractRec {
-        id,
-        account_id,
-        name: name.into(),
-        is_default,
+        id: c.id,
+        account_id: c.account_id,
+        name: c.name.into(),
+        is_default: c.is_default,
         sla_id: Some(1),
-        is_active,
-        end_date: end_date.map(str::to_string),
+        is_active: c.is_active,
+        end_date: c.end_date.map(str::to_string),
+        contract_type: c.contract_type.into(),
+        start_date: "2025-01-01T00:00:00Z".into(),
+        billing_cycle: "Monthly".into(),
+        number: format!("CN-{:04}", c.id),
+    }
+}
+
+fn catalogue_service(id: i64, name: &str, cost: f64, price: f64, active: bool) -> CatalogueService {
+    CatalogueService {
+        id,
+        name: name.into(),
+        description: Some(format!("{name}, billed monthly per unit")),
+        unit_cost: cost,
+        unit_price: price,
+        is_active: active,
+        is_taxable: false,
+        created_on: "2025-01-01T00:00:00Z".into(),
+        modified_on: "2025-01-01T00:00:00Z".into(),
     }
 }
 
@@ -454,31 +490,85 @@ pub fn seeded(config: &Config) -> Db {
         ],
         work_types: vec![item(1, "Remote Support"), item(2, "Onsite Support")],
         contracts: vec![
-            contract(
-                ACME_CONTRACT,
-                ACME,
-                "Managed Security",
-                true,
-                true,
-                Some("2030-12-31T00:00:00Z"),
-            ),
-            contract(
-                45,
-                ACME,
-                "Block Hours 2025",
-                false,
-                false,
-                Some("2025-12-31T00:00:00Z"),
-            ),
-            contract(
-                OTHER_ACCOUNT_CONTRACT,
-                100,
-                "Managed Services",
-                true,
-                true,
-                None,
-            ),
+            contract(ContractSpec {
+                id: ACME_CONTRACT,
+                account_id: ACME,
+                name: "Managed Security",
+                contract_type: RECURRING_SERVICES,
+                is_default: true,
+                is_active: true,
+                end_date: Some("2030-12-31T00:00:00Z"),
+            }),
+            contract(ContractSpec {
+                id: ACME_OLD_CONTRACT,
+                account_id: ACME,
+                name: "Block Hours 2025",
+                contract_type: "Block Hours",
+                is_default: false,
+                is_active: false,
+                end_date: Some("2025-12-31T00:00:00Z"),
+            }),
+            contract(ContractSpec {
+                id: OTHER_ACCOUNT_CONTRACT,
+                account_id: 100,
+                name: "Managed Services",
+                contract_type: RECURRING_SERVICES,
+                is_default: true,
+                is_active: true,
+                end_date: Some("2030-12-31T00:00:00Z"),
+            }),
+            contract(ContractSpec {
+                id: THIRD_ACCOUNT_CONTRACT,
+                account_id: 101,
+                name: "Managed Security",
+                contract_type: RECURRING_SERVICES,
+                is_default: true,
+                is_active: true,
+                end_date: Some("2030-12-31T00:00:00Z"),
+            }),
         ],
+        services: vec![
+            catalogue_service(
+                SERVICE_SECURITY_SEAT,
+                "Managed Security Seat",
+                3.5,
+                6.0,
+                true,
+            ),
+            catalogue_service(
+                SERVICE_DEVICE_MONITORING,
+                "Device Monitoring",
+                1.0,
+                2.5,
+                true,
+            ),
+            catalogue_service(SERVICE_RETIRED, "Legacy Antivirus Seat", 1.0, 2.0, false),
+        ],
+        // The seat service on each recurring contract, at zero units.
+        contract_services: [
+            ACME_CONTRACT,
+            OTHER_ACCOUNT_CONTRACT,
+            THIRD_ACCOUNT_CONTRACT,
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, contract)| ContractServiceEntry {
+            id: FIRST_SEAT_ENTRY + i as i64,
+            contract_id: *contract,
+            service_id: SERVICE_SECURITY_SEAT,
+            service_name: "Managed Security Seat".into(),
+            description: None,
+            units: 0,
+            unit_cost: 3.5,
+            unit_price: 6.0,
+            effective_date: "2025-01-01T00:00:00Z".into(),
+            sort_order: 1,
+            created_on: "2025-01-01T00:00:00Z".into(),
+            modified_on: None,
+        })
+        .collect(),
+        next_service_id: 80,
+        next_contract_service_id: FIRST_SEAT_ENTRY + 3,
         tables,
         tickets: BTreeMap::new(),
         next_ticket_id: 1001,
@@ -574,6 +664,13 @@ pub fn seeded(config: &Config) -> Db {
         "contract_id": ACME_CONTRACT.to_string(),
         "other_company_contract_id": OTHER_ACCOUNT_CONTRACT.to_string(),
         "unknown_contract_id": "4999",
+        "billing": {
+            "service_id": SERVICE_SECURITY_SEAT.to_string(),
+            "service_name": "Managed Security Seat",
+            "other_service_id": SERVICE_DEVICE_MONITORING.to_string(),
+            "inactive_contract_id": ACME_OLD_CONTRACT.to_string(),
+            "third_company_contract_id": THIRD_ACCOUNT_CONTRACT.to_string(),
+        },
         "credentials": {"tenant": config.tenant, "username": config.username},
     });
     db

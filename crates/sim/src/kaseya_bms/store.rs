@@ -119,7 +119,7 @@ pub struct Ticket {
     pub notes: Vec<Note>,
 }
 
-/// A contract (`ContractLookupOutputDto`), of one account.
+/// A contract (`ContractLookupOutputDto`, `ClientContractSummaryOutputDto`), of one account.
 #[derive(Debug, Clone)]
 pub struct ContractRec {
     pub id: i64,
@@ -129,9 +129,26 @@ pub struct ContractRec {
     pub sla_id: Option<i64>,
     pub is_active: bool,
     pub end_date: Option<String>,
+    /// `contractType` as the summary names it: `Recurring Services`, `Block Hours`, ….
+    pub contract_type: String,
+    pub start_date: String,
+    pub billing_cycle: String,
+    pub number: String,
 }
 
 impl ContractRec {
+    /// `status` as the summary writes it: `Inactive` when switched off, `Expired` past its end
+    /// date, else `Active`. [?] The vendor's full list of statuses is not published.
+    pub fn status(&self, today: &str) -> &'static str {
+        if !self.is_active {
+            "Inactive"
+        } else if self.expired(today) {
+            "Expired"
+        } else {
+            "Active"
+        }
+    }
+
     /// Has it ended before `today` (`YYYY-MM-DD`)?
     pub fn expired(&self, today: &str) -> bool {
         self.end_date
@@ -139,6 +156,40 @@ impl ContractRec {
             .and_then(|d| d.get(..10))
             .is_some_and(|end| end < today)
     }
+}
+
+/// A catalogue service (`ServiceOutputDto`).
+#[derive(Debug, Clone)]
+pub struct CatalogueService {
+    pub id: i64,
+    pub name: String,
+    pub description: Option<String>,
+    pub unit_cost: f64,
+    pub unit_price: f64,
+    pub is_active: bool,
+    pub is_taxable: bool,
+    pub created_on: String,
+    pub modified_on: String,
+}
+
+/// One service entry of a recurring-services contract (what `PostRecurringServices` creates,
+/// `RelatedServicesListOutputDto` lists and the bulk update changes): the units, cost and
+/// price of a service on a contract from `effective_date` on. A later entry of the same
+/// service supersedes it from its own date.
+#[derive(Debug, Clone)]
+pub struct ContractServiceEntry {
+    pub id: i64,
+    pub contract_id: i64,
+    pub service_id: i64,
+    pub service_name: String,
+    pub description: Option<String>,
+    pub units: i64,
+    pub unit_cost: f64,
+    pub unit_price: f64,
+    pub effective_date: String,
+    pub sort_order: i64,
+    pub created_on: String,
+    pub modified_on: Option<String>,
 }
 
 /// Everything the tenant holds.
@@ -156,6 +207,12 @@ pub struct Db {
     pub slas: Vec<Item>,
     pub work_types: Vec<Item>,
     pub contracts: Vec<ContractRec>,
+    /// The finance catalogue's services (Admin > Finance > Services).
+    pub services: Vec<CatalogueService>,
+    /// Service entries of recurring-services contracts, each effective from its date.
+    pub contract_services: Vec<ContractServiceEntry>,
+    pub next_service_id: i64,
+    pub next_contract_service_id: i64,
     /// Generic lookup tables by lower-cased name: (name as created, values).
     pub tables: BTreeMap<String, (String, Vec<Item>)>,
     pub tickets: BTreeMap<i64, Ticket>,

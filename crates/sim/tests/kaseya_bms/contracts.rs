@@ -34,7 +34,7 @@ async fn the_lookup_filters_by_account_ids_name_and_expiry() -> Result<()> {
     ensure!(ids(&lookup("?accountid=12&ExcludeExpiredContracts=true").await?) == [44]);
     ensure!(ids(&lookup("?Ids=45&Ids=46").await?) == [45, 46]);
     ensure!(ids(&lookup("?Name=block").await?) == [45]);
-    ensure!(ids(&lookup("").await?).len() == 3);
+    ensure!(ids(&lookup("").await?).len() == 4);
     Ok(())
 }
 
