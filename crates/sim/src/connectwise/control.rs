@@ -1,5 +1,5 @@
 //! The control surface under `/_sim/`: faults, statistics, seed facts, a normalised view of
-//! tickets, and what a technician does in the PSA. No ConnectWise authentication; never
+//! tickets, the service lines on agreements (`billing`), and what a technician does in the PSA. No ConnectWise authentication; never
 //! faulted, throttled or counted.
 
 use std::sync::Arc;
@@ -29,6 +29,7 @@ const ENDPOINTS: &[&str] = &[
     "POST /_sim/tickets/{id}/close",
     "POST /_sim/tickets/{id}/reopen (ticket callbacks are called before the answer)",
     "GET /_sim/callback-deliveries",
+    "GET /_sim/billing (agreement additions in force: contract_id, service_id, service_name, units, unit_cost, unit_price)",
 ];
 
 /// The filter our connector's company list uses: not deleted, not in the Inactive status.
@@ -209,6 +210,7 @@ pub async fn handle(
             StatusCode::NO_CONTENT.into_response()
         }
         ("GET", ["fixtures"]) => ok(fixtures(&s.db())),
+        ("GET", ["billing"]) => ok(Value::Array(super::additions::billing_lines(&s.db()))),
         ("GET", ["tickets"]) => {
             let open_only = url::form_urlencoded::parse(query.as_bytes())
                 .any(|(k, v)| k == "open" && (v == "true" || v == "1"));
