@@ -43,6 +43,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 use tokio::sync::{Mutex, RwLock};
 
+mod billing;
+
 use crate::building::{SettingsError, count, id_list, required, secret, string};
 use crate::http::{
     contains_reference, id_number, lost_answer, plain_message, retry_after, root_cause, text,
@@ -484,6 +486,9 @@ pub struct ConnectWiseConnector {
     /// host, so unknown keys are fetched at most once per [`KEY_FETCH_GAP`], never spending
     /// more than a sliver of the budget on strangers' callouts.
     last_key_fetch: std::sync::Mutex<Option<Instant>>,
+    /// Where each (agreement, product)'s billed units live, as the last billing snapshot or
+    /// write found them, so that an update is one PATCH (see `billing`).
+    addition_lines: std::sync::Mutex<billing::AdditionLines>,
 }
 
 /// The least time between two fetches of callback signing keys not in the cache.
@@ -557,6 +562,7 @@ impl ConnectWiseConnector {
             meter: CallMeter::new(),
             signing_keys: std::sync::Mutex::new(BTreeMap::new()),
             last_key_fetch: std::sync::Mutex::new(None),
+            addition_lines: std::sync::Mutex::new(billing::AdditionLines::default()),
         }
     }
 
@@ -1619,6 +1625,10 @@ impl Connector for ConnectWiseConnector {
 
     fn meter(&self) -> &CallMeter {
         &self.meter
+    }
+
+    fn contract_billing(&self) -> Option<&dyn crate::billing::ContractBilling> {
+        Some(self)
     }
 
     fn sweep_cost(&self) -> crate::SweepCost {

@@ -129,7 +129,11 @@ fn settle(db: &Db, draft: &mut Map<String, Value>) -> Result<(), ApiError> {
                     draft.insert(field.into(), json!(d));
                 }
             }
-            Some(v) if v.as_f64().is_some_and(|n| n >= 0.0) => {}
+            Some(v) if v.as_f64().is_some_and(|n| n >= 0.0) => {
+                // ConnectWise answers decimals (`25.0`) whatever was sent.
+                let n = v.as_f64().unwrap_or_default();
+                draft.insert(field.into(), json!(n));
+            }
             Some(_) => errors.push(FieldError::new(
                 "OutOfRange",
                 field,

@@ -11,7 +11,10 @@ use serde_json::{Value, json};
 
 use super::Shared;
 use super::conditions;
-use super::seed::{ACME_AGREEMENT, ACME_ID, BOB_ID, HELP_DESK, OTHER_COMPANY_AGREEMENT};
+use super::seed::{
+    ACME_AGREEMENT, ACME_CANCELLED_AGREEMENT, ACME_ID, BOB_ID, HELP_DESK, OTHER_COMPANY_AGREEMENT,
+    RETIRED_ITEM, SECURITY_SEAT, SECURITY_SEAT_NAME,
+};
 use super::store::*;
 use super::tickets;
 use crate::control::{bad, ok};
@@ -180,6 +183,12 @@ pub fn fixtures(db: &Db) -> Value {
         "contract_id": ACME_AGREEMENT.to_string(),
         "other_company_contract_id": OTHER_COMPANY_AGREEMENT.to_string(),
         "unknown_contract_id": "4999",
+        "cancelled_contract_id": ACME_CANCELLED_AGREEMENT.to_string(),
+        "billing_service": {
+            "id": SECURITY_SEAT.to_string(),
+            "name": SECURITY_SEAT_NAME,
+            "inactive_id": RETIRED_ITEM.to_string(),
+        },
     })
 }
 

@@ -23,6 +23,8 @@ pub const OTHER_COMPANY_AGREEMENT: i64 = 46;
 pub const SECURITY_SEAT: i64 = 31;
 pub const SECURITY_SEAT_NAME: &str = "Managed Security Seat";
 pub const BACKUP_SEAT: i64 = 32;
+/// A retired (inactive) catalogue item.
+pub const RETIRED_ITEM: i64 = 33;
 pub const SEEDED_ADDITION: i64 = 3;
 
 /// One seeded agreement: recurring (managed services, billed monthly) or a block of hours
