@@ -17,6 +17,8 @@
 //! - A create carries our reference in `externalXRef`, found again with
 //!   `conditions=externalXRef="…"`; notes are internal analysis notes, found again with
 //!   `conditions=text contains "…"`. A close adds its note, then patches `status` (JSON Patch).
+//! - Contract billing (`billing`): catalogue items named by their identifier, billed as
+//!   additions on agreements that bill every cycle; quantities and costs set by JSON Patch.
 //! - Every request first takes a token of our hourly share ([`TokenBucket`]) and is counted
 //!   in the [`CallMeter`].
 //!

@@ -34,6 +34,30 @@ const READ_ONLY: &[&str] = &[
     "agreementStatus",
     "billedQuantity",
 ];
+/// The `Addition` properties a client may write (the document's model less what it computes);
+/// anything else in a create is ignored, and a patch of it is refused.
+const WRITABLE: &[&str] = &[
+    "product",
+    "quantity",
+    "lessIncluded",
+    "unitPrice",
+    "unitCost",
+    "billCustomer",
+    "effectiveDate",
+    "cancelledDate",
+    "taxableFlag",
+    "serialNumber",
+    "invoiceDescription",
+    "purchaseItemFlag",
+    "specialOrderFlag",
+    "description",
+    "uom",
+    "sequenceNumber",
+    "prorateCurrentPeriodFlag",
+    "opportunity",
+    "invoiceGrouping",
+    "customFields",
+];
 /// Ids of created additions start here (seeded ones are below).
 const FIRST_ID: i64 = 100;
 
@@ -209,8 +233,10 @@ pub fn create(db: &mut Db, agreement: i64, body: &Value, member: &str) -> Result
     };
     let mut draft: Map<String, Value> = given
         .iter()
-        .filter(|(k, _)| !READ_ONLY.iter().any(|r| r.eq_ignore_ascii_case(k)))
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .filter_map(|(k, v)| {
+            let known = WRITABLE.iter().find(|w| w.eq_ignore_ascii_case(k))?;
+            Some((known.to_string(), v.clone()))
+        })
         .collect();
     settle(db, &mut draft)?;
     let id = db.next_id(ADDITIONS, FIRST_ID);
@@ -260,17 +286,22 @@ pub fn patch(
             .unwrap_or("replace")
             .to_ascii_lowercase();
         let segs = patch_path(op)?;
-        let key = draft
-            .keys()
-            .find(|k| k.eq_ignore_ascii_case(&segs[0]))
-            .cloned()
-            .unwrap_or_else(|| segs[0].clone());
-        if READ_ONLY.iter().any(|r| r.eq_ignore_ascii_case(&key)) {
+        if let Some(key) = READ_ONLY.iter().find(|r| r.eq_ignore_ascii_case(&segs[0])) {
             return Err(ApiError::one(
                 "addition",
-                FieldError::new("ReadOnly", &key, format!("{key} cannot be updated.")),
+                FieldError::new("ReadOnly", key, format!("{key} cannot be updated.")),
             ));
         }
+        let Some(key) = WRITABLE
+            .iter()
+            .find(|w| w.eq_ignore_ascii_case(&segs[0]))
+            .map(|w| w.to_string())
+        else {
+            return Err(ApiError::BadRequest(format!(
+                "'{}' is not a field of an addition.",
+                segs[0]
+            )));
+        };
         match kind.as_str() {
             "replace" | "add" => {
                 let value = op.get("value").cloned().unwrap_or(Value::Null);
@@ -355,10 +386,12 @@ mod tests {
         let a = create(
             &mut db,
             44,
-            &json!({"product": {"id": 31}, "quantity": 4, "billCustomer": "Billable"}),
+            &json!({"product": {"id": 31}, "quantity": 4, "billCustomer": "Billable",
+                    "extPrice": 1000, "colour": "red"}),
             "api",
         )
         .unwrap();
+        assert_eq!(a.get("colour"), None, "unknown properties are ignored");
         assert_eq!(a["unitPrice"], json!(3.5));
         assert_eq!(a["unitCost"], json!(1.2));
         assert_eq!(a["extPrice"], json!(14.0));
@@ -405,6 +438,16 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(codes(refused), vec![("ReadOnly", "extPrice".to_string())]);
+        assert!(matches!(
+            patch(
+                &mut db,
+                44,
+                id,
+                &json!([{"op": "replace", "path": "colour", "value": "red"}]),
+                "api",
+            ),
+            Err(ApiError::BadRequest(_))
+        ));
         assert!(matches!(
             patch(&mut db, 45, id, &json!([]), "api"),
             Err(ApiError::NotFound(_))

@@ -30,6 +30,31 @@ const PRODUCT_CLASSES: &[&str] = &[
     "NonInventory",
     "Service",
 ];
+/// Optional `CatalogItem` properties a create keeps as sent (the required ones, references,
+/// prices and flags are settled one by one); anything else is ignored.
+const KEPT_AS_SENT: &[&str] = &[
+    "serializedFlag",
+    "serializedCostFlag",
+    "phaseProductFlag",
+    "minStockLevel",
+    "priceAttribute",
+    "dropShipFlag",
+    "specialOrderFlag",
+    "manufacturerPartNumber",
+    "vendorSku",
+    "notes",
+    "integrationXRef",
+    "recurringRevenue",
+    "recurringCost",
+    "recurringOneTimeFlag",
+    "recurringCycleType",
+    "billableOption",
+    "markupPercentage",
+    "markupFlag",
+    "autoUpdateUnitCostFlag",
+    "autoUpdateUnitPriceFlag",
+    "customFields",
+];
 /// Ids of created items start here (seeded ones are below).
 const FIRST_ID: i64 = 100;
 
@@ -194,8 +219,13 @@ pub fn create(db: &mut Db, body: &Value, member: &str) -> Result<Value, ApiError
         return Err(ApiError::invalid("catalogItem", errors));
     }
     let id = db.next_id(CATALOG, FIRST_ID);
-    let mut item = given.clone();
-    item.remove("_info");
+    let mut item: Map<String, Value> = given
+        .iter()
+        .filter_map(|(k, v)| {
+            let known = KEPT_AS_SENT.iter().find(|w| w.eq_ignore_ascii_case(k))?;
+            Some((known.to_string(), v.clone()))
+        })
+        .collect();
     let flag_of = |k: &str| given.get(k).and_then(Value::as_bool).unwrap_or(false);
     let fields = json!({
         "id": id, "identifier": identifier, "description": description,
