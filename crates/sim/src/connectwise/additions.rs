@@ -167,11 +167,11 @@ fn settle(db: &Db, draft: &mut Map<String, Value>) -> Result<(), ApiError> {
     }
     let effective = match draft.get("effectiveDate").filter(|v| !v.is_null()) {
         None => {
-            let today = Utc::now()
+            // Today, as the screen fills it in.
+            Utc::now()
                 .date_naive()
                 .and_hms_opt(0, 0, 0)
-                .map(|d| d.and_utc());
-            today
+                .map(|d| d.and_utc())
         }
         Some(v) => {
             let parsed = v.as_str().and_then(parse_date);
