@@ -1642,8 +1642,9 @@ impl Connector for ConnectWiseConnector {
 }
 
 /// Every pure reader of a ConnectWise answer applied to one: as an error, its message, the next
-/// page from the `Link` header, and, for a JSON body (an array or one record), each record as a
-/// contract, a contact and a list item. For [`crate::answers`] (fuzzing).
+/// page from the `Link` header, and, for a JSON body (an array or one record), the records as one
+/// agreement addition line, and each record as a recurring agreement or not, a contract, a contact
+/// and a list item. For [`crate::answers`] (fuzzing).
 pub(crate) fn read_answer(
     status: StatusCode,
     headers: &reqwest::header::HeaderMap,
@@ -1659,7 +1660,9 @@ pub(crate) fn read_answer(
             Value::Array(a) => a,
             one => vec![one],
         };
+        out.push(format!("{:?}", billing::line_of(&list)));
         for r in &list {
+            out.push(format!("{:?}", billing::recurring(r)));
             out.push(format!("{:?}", contract_of(r, "2026-12-05")));
             out.push(format!("{:?}", contact_of(r, Some("a@b.example"))));
             out.push(format!("{:?}", item_of(r, Some("inactiveFlag"), None)));

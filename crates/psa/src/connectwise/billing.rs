@@ -91,7 +91,7 @@ fn condition_time(at: DateTime<Utc>) -> String {
 }
 
 /// Bills every cycle: has a billing cycle and is not billed once.
-fn recurring(agreement: &Value) -> bool {
+pub(super) fn recurring(agreement: &Value) -> bool {
     agreement
         .get("billingCycle")
         .is_some_and(|c| c.get("id").is_some_and(|id| !id.is_null()))
@@ -99,7 +99,7 @@ fn recurring(agreement: &Value) -> bool {
 }
 
 /// The product's additions in force (oldest first) as one line and where it lives.
-fn line_of(additions: &[Value]) -> Option<(ServiceLine, AdditionLine)> {
+pub(super) fn line_of(additions: &[Value]) -> Option<(ServiceLine, AdditionLine)> {
     let mut ordered: Vec<(i64, &Value)> = additions
         .iter()
         .filter_map(|a| Some((a.get("id").and_then(Value::as_i64)?, a)))
