@@ -29,8 +29,9 @@ fn dec(s: &str) -> Decimal {
 }
 
 fn connect(sim: &Simulator) -> Result<Arc<dyn Connector>> {
+    // Lists of one record a page: the billing reads page by ConnectWise's largest size anyway.
     let settings = json!({"site_url": sim.base_url(), "company": DEMO_COMPANY,
-        "public_key": DEMO_PUBLIC_KEY, "client_id": DEMO_CLIENT_ID});
+        "public_key": DEMO_PUBLIC_KEY, "client_id": DEMO_CLIENT_ID, "page_size": 1});
     let secrets = BTreeMap::from([("private_key".to_string(), Secret::new(DEMO_PRIVATE_KEY))]);
     Ok(psabridge_psa::build(
         PsaKind::ConnectWise,

@@ -120,6 +120,26 @@ pub(super) fn line_of(additions: &[Value]) -> Option<(ServiceLine, AdditionLine)
 }
 
 impl ConnectWiseConnector {
+    /// Every record of a list in pages of ConnectWise's largest size, whatever page size the
+    /// connection reads its other lists with.
+    async fn all_pages(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Vec<Value>, PsaError> {
+        let mut out = Vec::new();
+        let mut page = 1;
+        loop {
+            let (items, next) = self.page(path, query, page, MAX_PAGE).await?;
+            let empty = items.is_empty();
+            out.extend(items);
+            match next {
+                Some(n) if !empty => page = n,
+                _ => return Ok(out),
+            }
+        }
+    }
+
     fn remember_line(&self, agreement: &str, product: &str, line: Option<AdditionLine>) {
         let mut lines = self
             .addition_lines
@@ -156,7 +176,7 @@ impl ConnectWiseConnector {
         at: DateTime<Utc>,
     ) -> Result<Option<(ServiceLine, AdditionLine)>, PsaError> {
         let additions = self
-            .get_all(
+            .all_pages(
                 &format!("finance/agreements/{agreement}/additions"),
                 &[
                     (
@@ -169,7 +189,6 @@ impl ConnectWiseConnector {
                     ("fields", ADDITION_FIELDS.to_string()),
                     ("orderBy", "id asc".to_string()),
                 ],
-                usize::MAX,
             )
             .await?;
         let line = line_of(&additions);
@@ -341,14 +360,13 @@ impl ContractBilling for ConnectWiseConnector {
                 .collect::<Vec<_>>()
                 .join(",");
             let agreements = self
-                .get_all(
+                .all_pages(
                     "finance/agreements",
                     &[
                         ("conditions", format!("id in ({list})")),
                         ("fields", AGREEMENT_FIELDS.to_string()),
                         ("orderBy", "id asc".to_string()),
                     ],
-                    usize::MAX,
                 )
                 .await?;
             for a in &agreements {
