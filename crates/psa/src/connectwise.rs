@@ -17,6 +17,8 @@
 //! - A create carries our reference in `externalXRef`, found again with
 //!   `conditions=externalXRef="…"`; notes are internal analysis notes, found again with
 //!   `conditions=text contains "…"`. A close adds its note, then patches `status` (JSON Patch).
+//! - Contract billing (`billing`): catalogue items named by their identifier, billed as
+//!   additions on agreements that bill every cycle; quantities and costs set by JSON Patch.
 //! - Every request first takes a token of our hourly share ([`TokenBucket`]) and is counted
 //!   in the [`CallMeter`].
 //!
@@ -42,6 +44,8 @@ use psabridge_core::secret::Secret;
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 use tokio::sync::{Mutex, RwLock};
+
+mod billing;
 
 use crate::building::{SettingsError, count, id_list, required, secret, string};
 use crate::http::{
@@ -484,6 +488,9 @@ pub struct ConnectWiseConnector {
     /// host, so unknown keys are fetched at most once per [`KEY_FETCH_GAP`], never spending
     /// more than a sliver of the budget on strangers' callouts.
     last_key_fetch: std::sync::Mutex<Option<Instant>>,
+    /// Where each (agreement, product)'s billed units live, as the last billing snapshot or
+    /// write found them, so that an update is one PATCH (see `billing`).
+    addition_lines: std::sync::Mutex<billing::AdditionLines>,
 }
 
 /// The least time between two fetches of callback signing keys not in the cache.
@@ -557,6 +564,7 @@ impl ConnectWiseConnector {
             meter: CallMeter::new(),
             signing_keys: std::sync::Mutex::new(BTreeMap::new()),
             last_key_fetch: std::sync::Mutex::new(None),
+            addition_lines: std::sync::Mutex::new(billing::AdditionLines::default()),
         }
     }
 
@@ -1621,6 +1629,10 @@ impl Connector for ConnectWiseConnector {
         &self.meter
     }
 
+    fn contract_billing(&self) -> Option<&dyn crate::billing::ContractBilling> {
+        Some(self)
+    }
+
     fn sweep_cost(&self) -> crate::SweepCost {
         crate::SweepCost {
             requests_per_hour: self.opts.requests_per_hour,
@@ -1630,8 +1642,9 @@ impl Connector for ConnectWiseConnector {
 }
 
 /// Every pure reader of a ConnectWise answer applied to one: as an error, its message, the next
-/// page from the `Link` header, and, for a JSON body (an array or one record), each record as a
-/// contract, a contact and a list item. For [`crate::answers`] (fuzzing).
+/// page from the `Link` header, and, for a JSON body (an array or one record), the records as one
+/// agreement addition line, and each record as a recurring agreement or not, a contract, a contact
+/// and a list item. For [`crate::answers`] (fuzzing).
 pub(crate) fn read_answer(
     status: StatusCode,
     headers: &reqwest::header::HeaderMap,
@@ -1647,7 +1660,9 @@ pub(crate) fn read_answer(
             Value::Array(a) => a,
             one => vec![one],
         };
+        out.push(format!("{:?}", billing::line_of(&list)));
         for r in &list {
+            out.push(format!("{:?}", billing::recurring(r)));
             out.push(format!("{:?}", contract_of(r, "2026-12-05")));
             out.push(format!("{:?}", contact_of(r, Some("a@b.example"))));
             out.push(format!("{:?}", item_of(r, Some("inactiveFlag"), None)));

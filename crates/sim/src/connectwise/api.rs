@@ -7,6 +7,9 @@
 //! | `service/boards/{id}/statuses|types|subtypes|items|teams|typeSubTypeItemAssociations` (+ `/count`, `/{id}`) | GET |
 //! | `company/companies/{id}/sites` (+ `/count`, `/{id}`) | GET |
 //! | `finance/agreements` (+ `/count`, `/{id}`) | GET |
+//! | `finance/agreements/{id}/additions` (+ `/count`, `/{id}`) | GET, POST |
+//! | `finance/agreements/{id}/additions/{id}` | PATCH |
+//! | `procurement/catalog` (+ `/count`, `/{id}`) | GET, POST |
 //! | `service/tickets` (+ `/count`) | GET, POST |
 //! | `service/tickets/{id}` | GET, PATCH |
 //! | `service/tickets/{id}/notes` (+ `/count`, `/{id}`) | GET, POST |
@@ -22,8 +25,10 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 use super::Shared;
+use super::additions;
 use super::auth::Caller;
 use super::callbacks::{self, CALLBACKS};
+use super::catalog;
 use super::errors::ApiError;
 use super::listing::{self, Paging, Params};
 use super::store::*;
@@ -208,6 +213,67 @@ pub fn dispatch(s: &Arc<Shared>, r: Request<'_>) -> Result<Response, ApiError> {
                 )),
             }
         }
+
+        // Agreement additions: the products an agreement bills.
+        ["finance", "agreements", aid, "additions", rest @ ..] => {
+            let agreement = parse_id(aid)
+                .filter(|a| s.db().get(AGREEMENTS, *a).is_some())
+                .ok_or_else(|| not_found("Agreement", aid))?;
+            match (r.method.as_str(), rest) {
+                ("POST", []) => {
+                    let body = json_body(r.body)?;
+                    let a = additions::create(&mut s.db(), agreement, &body, &r.caller.member)?;
+                    Ok((StatusCode::CREATED, axum::Json(a)).into_response())
+                }
+                ("PATCH", [id]) => {
+                    let id = parse_id(id).ok_or_else(|| not_found("Addition", id))?;
+                    let body = json_body(r.body)?;
+                    let a = additions::patch(&mut s.db(), agreement, id, &body, &r.caller.member)?;
+                    Ok(axum::Json(a).into_response())
+                }
+                ("GET", []) => list(additions::of_agreement(&s.db(), agreement)),
+                ("GET", ["count"]) => {
+                    listing::count(additions::of_agreement(&s.db(), agreement), r.params)
+                }
+                ("GET", [id]) => {
+                    let v = parse_id(id).and_then(|i| {
+                        additions::of_agreement(&s.db(), agreement)
+                            .into_iter()
+                            .find(|a| id_of(a) == Some(i))
+                    });
+                    one(v, "Addition", id)
+                }
+                ("GET", _) => Err(ApiError::NotFound(
+                    "The requested URL was not found.".into(),
+                )),
+                _ => Err(ApiError::MethodNotAllowed),
+            }
+        }
+
+        // The product catalogue.
+        ["procurement", "catalog", rest @ ..] => match (r.method.as_str(), rest) {
+            ("POST", []) => {
+                let body = json_body(r.body)?;
+                let item = catalog::create(&mut s.db(), &body, &r.caller.member)?;
+                Ok((StatusCode::CREATED, axum::Json(item)).into_response())
+            }
+            ("GET", rest) => {
+                let db = s.db();
+                let rows: Vec<Value> = db.table(CATALOG).values().map(clean).collect();
+                match rest {
+                    [] => list(rows),
+                    ["count"] => listing::count(rows, r.params),
+                    [id] => {
+                        let v = parse_id(id).and_then(|i| db.get(CATALOG, i)).map(clean);
+                        one(v, "Catalog item", id)
+                    }
+                    _ => Err(ApiError::NotFound(
+                        "The requested URL was not found.".into(),
+                    )),
+                }
+            }
+            _ => Err(ApiError::MethodNotAllowed),
+        },
 
         // A company's sites (each seeded company has its main site).
         ["company", "companies", cid, "sites", rest @ ..] if get => {

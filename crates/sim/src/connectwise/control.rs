@@ -1,5 +1,5 @@
 //! The control surface under `/_sim/`: faults, statistics, seed facts, a normalised view of
-//! tickets, and what a technician does in the PSA. No ConnectWise authentication; never
+//! tickets, the service lines on agreements (`billing`), and what a technician does in the PSA. No ConnectWise authentication; never
 //! faulted, throttled or counted.
 
 use std::sync::Arc;
@@ -11,7 +11,10 @@ use serde_json::{Value, json};
 
 use super::Shared;
 use super::conditions;
-use super::seed::{ACME_AGREEMENT, ACME_ID, BOB_ID, HELP_DESK, OTHER_COMPANY_AGREEMENT};
+use super::seed::{
+    ACME_AGREEMENT, ACME_CANCELLED_AGREEMENT, ACME_ID, BOB_ID, HELP_DESK, OTHER_COMPANY_AGREEMENT,
+    RETIRED_ITEM, SECURITY_SEAT, SECURITY_SEAT_NAME,
+};
 use super::store::*;
 use super::tickets;
 use crate::control::{bad, ok};
@@ -29,6 +32,7 @@ const ENDPOINTS: &[&str] = &[
     "POST /_sim/tickets/{id}/close",
     "POST /_sim/tickets/{id}/reopen (ticket callbacks are called before the answer)",
     "GET /_sim/callback-deliveries",
+    "GET /_sim/billing (agreement additions in force: contract_id, service_id, service_name, units, unit_cost, unit_price)",
 ];
 
 /// The filter our connector's company list uses: not deleted, not in the Inactive status.
@@ -179,6 +183,12 @@ pub fn fixtures(db: &Db) -> Value {
         "contract_id": ACME_AGREEMENT.to_string(),
         "other_company_contract_id": OTHER_COMPANY_AGREEMENT.to_string(),
         "unknown_contract_id": "4999",
+        "cancelled_contract_id": ACME_CANCELLED_AGREEMENT.to_string(),
+        "billing_service": {
+            "id": SECURITY_SEAT.to_string(),
+            "name": SECURITY_SEAT_NAME,
+            "inactive_id": RETIRED_ITEM.to_string(),
+        },
     })
 }
 
@@ -209,6 +219,7 @@ pub async fn handle(
             StatusCode::NO_CONTENT.into_response()
         }
         ("GET", ["fixtures"]) => ok(fixtures(&s.db())),
+        ("GET", ["billing"]) => ok(Value::Array(super::additions::billing_lines(&s.db()))),
         ("GET", ["tickets"]) => {
             let open_only = url::form_urlencoded::parse(query.as_bytes())
                 .any(|(k, v)| k == "open" && (v == "true" || v == "1"));

@@ -19,11 +19,14 @@
 //! `routing` (paths and the order of a call: faults, authentication, limits, routes), `auth`,
 //! `limits`, `faults`, `errors`, `callbacks` (`system/callbacks` and their signed callouts), `conditions` (the query language), `listing` (filters,
 //! ordering, fields, paging), `api` (the endpoints), `tickets` (ticket and note writes),
+//! `catalog` (the product catalogue), `additions` (products billed on agreements),
 //! `store` and `seed` (the data), `control` (`/_sim/`).
 
+mod additions;
 mod api;
 mod auth;
 mod callbacks;
+mod catalog;
 pub mod conditions;
 mod control;
 mod errors;

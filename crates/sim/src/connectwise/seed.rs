@@ -18,6 +18,26 @@ pub const SECURITY_BOARD: i64 = 2;
 pub const ACME_AGREEMENT: i64 = 44;
 pub const ACME_CANCELLED_AGREEMENT: i64 = 45;
 pub const OTHER_COMPANY_AGREEMENT: i64 = 46;
+/// The catalogue's security seat (its identifier is the demo's service name), the backup seat,
+/// and the security seat's addition on Acme's agreement in force.
+pub const SECURITY_SEAT: i64 = 31;
+pub const SECURITY_SEAT_NAME: &str = "Managed Security Seat";
+pub const BACKUP_SEAT: i64 = 32;
+/// A retired (inactive) catalogue item.
+pub const RETIRED_ITEM: i64 = 33;
+pub const SEEDED_ADDITION: i64 = 3;
+
+/// One seeded agreement: recurring (managed services, billed monthly) or a block of hours
+/// billed once.
+struct AgreementSpec {
+    id: i64,
+    company: i64,
+    name: &'static str,
+    recurring: bool,
+    cancelled: bool,
+    start: &'static str,
+    end: Option<&'static str>,
+}
 
 const PREFIXES: [&str; 20] = [
     "Northwind",
@@ -104,72 +124,194 @@ impl Db {
         db.seed_service();
         db.seed_tickets();
         db.seed_agreements();
+        db.seed_billing();
         db
     }
 
     /// Agreements (`finance/agreements`): Acme's managed-services agreement, its block-hours
-    /// agreement that was cancelled, and one of company 3.
+    /// agreement that was cancelled, one of company 3, and a managed-services agreement for
+    /// each other of the first three customers the demo maps (active companies by name), so
+    /// that each can be billed.
     fn seed_agreements(&mut self) {
-        for (id, company, name, status, cancelled, start, end) in [
+        let mut specs = vec![
+            AgreementSpec {
+                id: ACME_AGREEMENT,
+                company: ACME_ID,
+                name: "Acme Managed Security",
+                recurring: true,
+                cancelled: false,
+                start: "2026-01-01T00:00:00Z",
+                end: None,
+            },
+            AgreementSpec {
+                id: ACME_CANCELLED_AGREEMENT,
+                company: ACME_ID,
+                name: "Acme Block Hours 2025",
+                recurring: false,
+                cancelled: true,
+                start: "2025-01-01T00:00:00Z",
+                end: Some("2025-12-31T00:00:00Z"),
+            },
+            AgreementSpec {
+                id: OTHER_COMPANY_AGREEMENT,
+                company: 3,
+                name: "Managed Services",
+                recurring: true,
+                cancelled: false,
+                start: "2026-01-01T00:00:00Z",
+                end: None,
+            },
+        ];
+        let mut next_id = OTHER_COMPANY_AGREEMENT + 1;
+        for company in self.first_customers(3) {
+            if specs.iter().any(|a| a.company == company && !a.cancelled) {
+                continue;
+            }
+            specs.push(AgreementSpec {
+                id: next_id,
+                company,
+                name: "Managed Security",
+                recurring: true,
+                cancelled: false,
+                start: "2026-01-01T00:00:00Z",
+                end: None,
+            });
+            next_id += 1;
+        }
+        for spec in specs {
+            self.put_agreement(&spec);
+        }
+    }
+
+    /// The first `n` active companies by name that are not a catch-all ("default"): the
+    /// customers `psabridge demo` maps.
+    fn first_customers(&self, n: usize) -> Vec<i64> {
+        let Ok(active) = super::conditions::parse(super::control::ACTIVE_COMPANIES) else {
+            return Vec::new();
+        };
+        let mut companies: Vec<(String, i64)> = self
+            .table(COMPANIES)
+            .values()
+            .filter(|c| active.matches(c))
+            .filter_map(|c| Some((text(c, "name").to_lowercase(), id_of(c)?)))
+            .filter(|(name, _)| !name.contains("default"))
+            .collect();
+        companies.sort();
+        companies.into_iter().take(n).map(|(_, id)| id).collect()
+    }
+
+    fn put_agreement(&mut self, spec: &AgreementSpec) {
+        let Some(c) = self.get(COMPANIES, spec.company).cloned() else {
+            return;
+        };
+        let contact = self
+            .table(CONTACTS)
+            .values()
+            .find(|x| ref_id(x, "company") == Some(spec.company))
+            .cloned()
+            .unwrap_or_default();
+        let (type_id, type_name) = if spec.recurring {
+            (1, "Managed Services")
+        } else {
+            (2, "Block Hours")
+        };
+        let mut a = json!({
+            "id": spec.id, "name": spec.name,
+            "type": {"id": type_id, "name": type_name,
+                     "_info": {"type_href": self.href(&format!("finance/agreements/types/{type_id}"))}},
+            "company": self.company_ref(&c), "contact": self.contact_ref(&contact),
+            "site": c["site"], "startDate": spec.start, "noEndingDateFlag": spec.end.is_none(),
+            "cancelledFlag": spec.cancelled,
+            "agreementStatus": if spec.cancelled { "Cancelled" } else { "Active" },
+            "applicationUnits": if spec.recurring { "Amount" } else { "Hours" },
+            "applicationLimit": if spec.recurring { 0.0 } else { 40.0 },
+            "applicationUnlimitedFlag": spec.recurring, "oneTimeFlag": !spec.recurring,
+            "billingCycle": {"id": 1, "name": "Monthly",
+                             "_info": {"billingCycle_href": self.href("finance/billingCycles/1")}},
+            "billOneTimeFlag": !spec.recurring,
+            "billAmount": if spec.recurring { 0.0 } else { 4000.0 },
+            "billTime": "Billable", "billExpenses": "Billable", "billProducts": "Billable",
+            "taxable": false, "periodType": "Current", "autoInvoiceFlag": false,
+            "billZeroAmountFlag": false, "restrictLocationFlag": false,
+            "restrictDepartmentFlag": false, "customFields": [], "_info": info(),
+        });
+        if let Some(end) = spec.end {
+            a["endDate"] = json!(end);
+        }
+        if spec.cancelled {
+            a["dateCancelled"] = json!(SEED_TIME);
+            a["reasonCancelled"] = json!("Replaced by the managed-security agreement");
+        }
+        self.put(AGREEMENTS, a);
+    }
+
+    /// The catalogue (`procurement/catalog`): the security seat, a backup seat and a retired
+    /// item; and the additions: 25 security seats on Acme's agreement in force, and a backup
+    /// seat on it that was cancelled.
+    fn seed_billing(&mut self) {
+        for (id, identifier, description, price, cost, inactive) in [
             (
-                ACME_AGREEMENT,
-                ACME_ID,
-                "Acme Managed Security",
-                "Active",
+                SECURITY_SEAT,
+                SECURITY_SEAT_NAME,
+                "Managed security seat (per user)",
+                3.5,
+                1.2,
                 false,
-                "2026-01-01T00:00:00Z",
-                None,
             ),
             (
-                ACME_CANCELLED_AGREEMENT,
-                ACME_ID,
-                "Acme Block Hours 2025",
-                "Cancelled",
+                BACKUP_SEAT,
+                "Backup Seat",
+                "Cloud backup seat (per user)",
+                2.0,
+                0.8,
+                false,
+            ),
+            (
+                33,
+                "Legacy AV Seat",
+                "Legacy antivirus seat (retired)",
+                1.0,
+                0.5,
                 true,
-                "2025-01-01T00:00:00Z",
-                Some("2025-12-31T00:00:00Z"),
-            ),
-            (
-                OTHER_COMPANY_AGREEMENT,
-                3,
-                "Managed Services",
-                "Active",
-                false,
-                "2026-01-01T00:00:00Z",
-                None,
             ),
         ] {
-            let Some(c) = self.get(COMPANIES, company).cloned() else {
+            let item = json!({
+                "id": id, "identifier": identifier, "description": description,
+                "customerDescription": description, "inactiveFlag": inactive,
+                "subcategory": {"id": 1, "name": "Managed Services",
+                                "_info": {"subcategory_href": self.href("procurement/subcategories/1")}},
+                "type": {"id": 1, "name": "Service",
+                         "_info": {"type_href": self.href("procurement/types/1")}},
+                "category": {"id": 1, "name": "Services",
+                             "_info": {"category_href": self.href("procurement/categories/1")}},
+                "unitOfMeasure": {"id": 1, "name": "Each",
+                                  "_info": {"unitOfMeasure_href": self.href("procurement/unitOfMeasures/1")}},
+                "productClass": "Service", "price": price, "cost": cost, "taxableFlag": false,
+                "recurringFlag": true, "recurringRevenue": price, "recurringCost": cost,
+                "_info": info(),
+            });
+            self.put(CATALOG, item);
+        }
+        for (id, product, quantity, price, cost, cancelled) in [
+            (SEEDED_ADDITION, SECURITY_SEAT, 25.0, 3.5, 1.2, None),
+            (4, BACKUP_SEAT, 10.0, 2.0, 0.8, Some("2026-06-30T00:00:00Z")),
+        ] {
+            let Some(item) = self.get(CATALOG, product).cloned() else {
                 continue;
             };
-            let contact = self
-                .table(CONTACTS)
-                .values()
-                .find(|x| ref_id(x, "company") == Some(company))
-                .cloned()
-                .unwrap_or_default();
             let mut a = json!({
-                "id": id, "name": name,
-                "type": {"id": 1, "name": "Managed Services",
-                         "_info": {"type_href": self.href("finance/agreements/types/1")}},
-                "company": self.company_ref(&c), "contact": self.contact_ref(&contact),
-                "site": c["site"], "startDate": start, "noEndingDateFlag": end.is_none(),
-                "cancelledFlag": cancelled, "agreementStatus": status,
-                "applicationUnits": "Amount", "applicationLimit": 0.0,
-                "applicationUnlimitedFlag": true, "oneTimeFlag": false,
-                "billTime": "Billable", "billExpenses": "Billable", "billProducts": "Billable",
-                "taxable": false, "periodType": "Current", "autoInvoiceFlag": false,
-                "billZeroAmountFlag": false, "restrictLocationFlag": false,
-                "restrictDepartmentFlag": false, "customFields": [], "_info": info(),
+                "id": id, "product": super::catalog::item_ref(self, &item),
+                "quantity": quantity, "lessIncluded": 0.0, "unitPrice": price, "unitCost": cost,
+                "billCustomer": "Billable", "effectiveDate": "2026-01-01T00:00:00Z",
+                "taxableFlag": false, "purchaseItemFlag": false, "specialOrderFlag": false,
+                "agreementId": ACME_AGREEMENT, "description": item["description"],
+                "billedQuantity": 0.0, "uom": "Each", "sequenceNumber": id as f64,
+                "prorateCurrentPeriodFlag": false, "_info": info(),
             });
-            if let Some(end) = end {
-                a["endDate"] = json!(end);
+            if let Some(c) = cancelled {
+                a["cancelledDate"] = json!(c);
             }
-            if cancelled {
-                a["dateCancelled"] = json!(SEED_TIME);
-                a["reasonCancelled"] = json!("Replaced by the managed-security agreement");
-            }
-            self.put(AGREEMENTS, a);
+            self.put(ADDITIONS, a);
         }
     }
 

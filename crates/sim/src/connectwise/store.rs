@@ -21,6 +21,8 @@ pub const MEMBERS: &str = "members";
 pub const TICKETS: &str = "tickets";
 pub const NOTES: &str = "notes";
 pub const AGREEMENTS: &str = "agreements";
+pub const CATALOG: &str = "catalog";
+pub const ADDITIONS: &str = "additions";
 
 /// Marks the note a ticket's `initialDescription` became.
 pub const INITIAL_DESCRIPTION: &str = "__initialDescription";

@@ -16,7 +16,12 @@ use super::store::*;
 pub const SUMMARY_MAX: usize = 100;
 
 /// How a reference was given: `{"id": 5}`, `{"id": "5"}`, `{"name": "…"}`, `{"identifier": "…"}`.
-fn find_ref<'a>(db: &'a Db, table: &str, given: &Value, board: Option<i64>) -> Option<&'a Value> {
+pub(super) fn find_ref<'a>(
+    db: &'a Db,
+    table: &str,
+    given: &Value,
+    board: Option<i64>,
+) -> Option<&'a Value> {
     if let Some(id) = id_of(given) {
         return db.get(table, id);
     }
@@ -374,7 +379,7 @@ fn settle(
     }
 }
 
-fn describe(given: &Value) -> String {
+pub(super) fn describe(given: &Value) -> String {
     id_of(given)
         .map(|i| i.to_string())
         .or_else(|| {
@@ -476,7 +481,7 @@ pub fn create(
 }
 
 /// One JSON Patch operation's path: `status`, `/status`, `status/id`.
-fn patch_path(op: &Value) -> Result<Vec<String>, ApiError> {
+pub(super) fn patch_path(op: &Value) -> Result<Vec<String>, ApiError> {
     let path = op
         .get("path")
         .and_then(Value::as_str)

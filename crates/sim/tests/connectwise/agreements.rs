@@ -33,9 +33,9 @@ async fn agreements_are_listed_by_company_and_status() -> Result<()> {
             ],
         )
         .await?;
-    ensure!(ids(&active.body) == [44, 46], "{}", active.body);
+    ensure!(ids(&active.body) == [44, 46, 47, 48], "{}", active.body);
     let count = t.get("finance/agreements/count").await?;
-    ensure!(count.body == json!({"count": 3}), "{}", count.body);
+    ensure!(count.body == json!({"count": 5}), "{}", count.body);
     let one = t.get("finance/agreements/45").await?;
     ensure!(one.body["name"] == "Acme Block Hours 2025", "{}", one.body);
     Ok(())
