@@ -640,6 +640,14 @@ async fn attempt(
             }
             Plan::Create => {
                 let (contact_id, source) = contact_for(engine, d, &route, connector, run).await?;
+                let configuration_item_id = match d.event.event.data.get("asset_id") {
+                    Some(serde_json::Value::String(asset)) => engine
+                        .store
+                        .asset_psa_id(d.connection_id, &d.event.event.client, asset)
+                        .await
+                        .map_err(store_err)?,
+                    _ => None,
+                };
                 let ticket = NewTicket {
                     company_id: route.company_id.clone(),
                     contact_id: contact_id.clone(),
@@ -648,6 +656,7 @@ async fn attempt(
                     fields: route.fields.clone(),
                     reference: reference(&install_id(engine).await?, d.id),
                     contract_id: route.contract_id.clone(),
+                    configuration_item_id,
                 };
                 if !engine
                     .store

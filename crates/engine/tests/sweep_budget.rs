@@ -154,6 +154,7 @@ async fn many_open_bms_tickets_are_swept_within_a_share_of_the_budget() -> Resul
                 fields: defaults.clone(),
                 reference: format!("ref-{}", d.id),
                 contract_id: None,
+                configuration_item_id: None,
             })
             .await?;
         let ok = Success {

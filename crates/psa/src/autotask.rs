@@ -911,6 +911,9 @@ impl Connector for AutotaskConnector {
         if let Some(c) = &t.contract_id {
             body["contractID"] = num("contract", c)?;
         }
+        if let Some(ci) = &t.configuration_item_id {
+            body["configurationItemID"] = num("configuration item", ci)?;
+        }
         for (theirs, ours) in TICKET_PICKLISTS {
             if let Some(v) = t.fields.get(ours) {
                 body[theirs] = num(ours, v)?;

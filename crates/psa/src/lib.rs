@@ -166,6 +166,10 @@ pub struct NewTicket {
     /// the vendor's own field: Autotask `contractID`, HaloPSA `contract_id`, ConnectWise
     /// `agreement`, Kaseya BMS `ContractId`. `None` leaves the PSA's own choice.
     pub contract_id: Option<String>,
+    /// The PSA record of the asset the event is about (an asset pushed by PSA Bridge, named
+    /// by the event's `data.asset_id`), linked where the PSA's ticket has a field for it
+    /// (Autotask `configurationItemID`); `None` links none.
+    pub configuration_item_id: Option<String>,
 }
 
 /// A PSA contract of a company (ConnectWise calls them agreements), for mapping a client to

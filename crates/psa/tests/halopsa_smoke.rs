@@ -90,6 +90,7 @@ impl H {
             fields: self.defaults(),
             reference: reference.into(),
             contract_id: None,
+            configuration_item_id: None,
         }
     }
 }

@@ -108,6 +108,7 @@ async fn new_ticket(f: &Fixtures, reference: &str) -> anyhow::Result<NewTicket> 
         fields: f.defaults()?,
         reference: reference.to_string(),
         contract_id: None,
+        configuration_item_id: None,
     })
 }
 

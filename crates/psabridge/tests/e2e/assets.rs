@@ -2,7 +2,8 @@
 //! mapped clients' assets; the vendor reports assets (a bad one named, the good ones kept);
 //! each becomes one configuration item of the client's company; a scan that changes nothing
 //! the PSA shows costs no PSA request; a changed OS is one update; a create whose answer was
-//! lost is found again, not made twice; an unmapped client's assets stay here. Counted in the
+//! lost is found again, not made twice; an alert naming an asset (`data.asset_id`) makes a
+//! ticket linked to its item; an unmapped client's assets stay here. Counted in the
 //! simulator over Autotask's own API. On SQLite and PostgreSQL.
 
 use std::time::Duration;
@@ -205,6 +206,42 @@ async fn assets_become_configuration_items(db: Db) -> Result<()> {
             "{a}"
         );
     }
+
+    // An alert about a pushed asset makes a ticket linked to its configuration item.
+    let a1_item = list
+        .iter()
+        .find(|a| a["asset_id"] == "a1")
+        .and_then(|a| a["in_psa"][0]["psa_id"].as_str())
+        .context("a1's item")?
+        .to_string();
+    let (s, v) = p
+        .post_events(&json!({"id": "asset-alert-1", "client": "client-001",
+            "type": "saas.too_many_downloads", "severity": "high",
+            "user": {"email": "ann@acme.example", "name": "Ann"},
+            "data": {"asset_id": "a1"}}))
+        .await?;
+    ensure!(s == 202, "{s} {v}");
+    let done = p
+        .wait_done(&["asset-alert-1".to_string()], Duration::from_secs(30))
+        .await?;
+    let ticket = crate::harness::ticket_id(&done[0]);
+    let t: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/ATServicesRest/V1.0/Tickets/{ticket}",
+            sim.base_url
+        ))
+        .header("UserName", &sim.username)
+        .header("Secret", &sim.secret)
+        .header("ApiIntegrationCode", &sim.integration_code)
+        .send()
+        .await?
+        .json()
+        .await?;
+    ensure!(
+        t["item"]["configurationItemID"].to_string() == a1_item,
+        "the ticket names a1's item {a1_item}: {}",
+        t["item"]
+    );
 
     // An unmapped client's assets stay here.
     let mut loose = asset("b1", "Windows 10", &now);

@@ -538,7 +538,7 @@ pub fn entities() -> Vec<EntityInfo> {
                 f("purchaseOrderNumber", TEXT).len(50),
                 f("resolution", TEXT).len(32000),
                 f("serviceLevelAgreementID", Integer),
-                f("configurationItemID", Integer),
+                f("configurationItemID", Integer).refs("ConfigurationItem"),
                 f("companyLocationID", Integer),
                 f("organizationalLevelAssociationID", Integer),
                 f("createDate", DateTime).ro(),
