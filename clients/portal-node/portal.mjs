@@ -19,6 +19,8 @@
 //  (g) usage billing: the Autotask connection's contract service (a bad cost named), the
 //      client's contract chosen from the PSA's, usage reported, a preview, a sync, and the units
 //      read back from the simulator;
+//  (h) assets pushed from a client's page: the missing product setting named, set on the
+//      connection, then the asset an item of the PSA;
 //  and the API reference (/api/docs) renders. No page reaches beyond the product, and no page
 //  script fails.
 import {
@@ -337,6 +339,36 @@ async function main() {
       const lines = await (await fetch(`${SIM.base_url}/_sim/billing`)).json();
       const acme = lines.find((l) => l.contract_id === "29690001");
       check(acme && acme.units === 17, `units in the PSA: ${JSON.stringify(acme)}`);
+    });
+
+    await step("(h) assets: pushed from the client's page; a missing product named, then set", async () => {
+      const r = await api("POST", "/api/v1/assets", {
+        partner: PARTNER, client: "acme", asset_id: "pc-1", name: "FRONT-DESK-01",
+        type: "Workstation", serial: "5CD1234", os: "Windows 11",
+      });
+      check(r.status === 202 && r.body.status === "new", `asset: ${r.status} ${JSON.stringify(r.body)}`);
+      await page.getByRole("link", { name: "Clients", exact: true }).click();
+      await page.getByRole("link", { name: "Acme Dental Group" }).click();
+      await page.getByRole("button", { name: /^Push assets to Autotask/ }).click();
+      await page.getByRole("button", { name: /^Push what is due to Autotask/ }).click();
+      // The wizard never asked for a product: the push says which setting is missing.
+      await page.locator("#assets-notice", { hasText: "1 failed" }).waitFor();
+      check((await page.locator("tr", { hasText: "FRONT-DESK-01" }).textContent()).includes("ci_product_id"),
+        "the failure names the setting");
+      await page.goto(`${BASE}/p/${PARTNER}/connections`);
+      await page.locator("tr", { hasText: "Autotask" }).first().getByRole("link").first().click();
+      await page.locator("summary", { hasText: "Advanced" }).click();
+      await page.getByLabel("Product ID for configuration items").fill(String(DEMO.simulators.autotask.ci_product_id));
+      await page.getByLabel("API user: Password (Secret)").fill(SIM.secret);
+      await page.getByLabel("API Tracking Identifier").fill(SIM.integration_code);
+      await page.getByRole("button", { name: "Save and check with the PSA" }).click();
+      await expectSaved(page, "Your changes were saved.");
+      await page.goto(`${BASE}/p/${PARTNER}/clients/acme`);
+      await page.getByRole("button", { name: /^Push what is due to Autotask/ }).click();
+      await page.locator("#assets-notice", { hasText: "1 created" }).waitFor();
+      check(/item \d+, up to date/.test(await page.locator("tr", { hasText: "FRONT-DESK-01" }).textContent()),
+        "the asset is an item of the PSA, up to date");
+      await screen(page, "client-assets");
     });
 
     await step("(b) HaloPSA: a client mapped to one site, its test ticket made there", async () => {

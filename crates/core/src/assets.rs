@@ -130,7 +130,8 @@ pub fn parse_asset(
                 None
             }
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) if s.trim().is_empty() && required => {
+            // A blank detail is "not known"; a blank partner names nobody.
+            Some(Value::String(s)) if s.trim().is_empty() && (required || field == "partner") => {
                 errors.push(FieldError::new(at(field), "must not be empty"));
                 None
             }
@@ -296,7 +297,7 @@ mod tests {
     #[test]
     fn every_problem_is_named_by_its_path() {
         let errors = parse_asset(
-            &json!({"client": "", "asset_id": "x".repeat(51), "ip": "300.1.1.1",
+            &json!({"client": "", "partner": " ", "asset_id": "x".repeat(51), "ip": "300.1.1.1",
                     "mac": "00:1A", "last_seen": "soon", "colour": "red"}),
             "assets[2]",
             now(),
@@ -306,6 +307,7 @@ mod tests {
         for p in [
             "assets[2].colour",
             "assets[2].client",
+            "assets[2].partner",
             "assets[2].asset_id",
             "assets[2].name",
             "assets[2].ip",

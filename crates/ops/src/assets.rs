@@ -111,4 +111,23 @@ impl Ops {
         .await;
         Ok(report)
     }
+
+    /// Whether each of a client's mappings pushes its assets, by connection.
+    pub async fn asset_push_switches(
+        &self,
+        acting: &Acting,
+        partner: &str,
+        client: &str,
+        connections: &[i64],
+    ) -> Result<Vec<(i64, bool)>, OpsError> {
+        self.partner_for(acting, partner, Permission::ViewSettings)
+            .await?;
+        let mut out = Vec::with_capacity(connections.len());
+        for &c in connections {
+            if let Some(push) = self.store.push_assets(partner, c, client).await? {
+                out.push((c, push));
+            }
+        }
+        Ok(out)
+    }
 }

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 mod backlog;
+mod billing;
 mod nodes;
 mod portal;
 mod sweep;
@@ -24,8 +25,9 @@ mod sweep;
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
     /// Which scenarios: all, ingest, batch, economy, latency, backlog, fairness, nodes, sweep,
-    /// portal (`all` leaves out backlog and fairness, which load a large backlog first, sweep,
-    /// which idles, nodes, which needs --postgres, and portal, which seeds a large partner).
+    /// portal, billing (`all` leaves out backlog and fairness, which load a large backlog first,
+    /// sweep, which idles, nodes, which needs --postgres, and portal and billing, which seed a
+    /// large partner).
     #[arg(long, default_value = "all")]
     pub scenario: String,
     /// Seconds of load for the ingestion scenarios.
@@ -77,6 +79,9 @@ pub struct BenchArgs {
     pub portal_companies: u64,
     #[arg(long, default_value_t = 200)]
     pub portal_requests: usize,
+    /// The billing scenario: clients with a contract and usage, synced three times.
+    #[arg(long, default_value_t = 10_000)]
+    pub billing_clients: u64,
 }
 
 /// A child process killed when dropped.
@@ -743,9 +748,12 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     if args.scenario == "portal" {
         results.push(portal::scenario_portal(&args).await?);
     }
+    if args.scenario == "billing" {
+        results.push(billing::scenario_billing(&args).await?);
+    }
     if results.is_empty() {
         bail!(
-            "--scenario: '{}' is not all, ingest, batch, economy, latency, backlog, fairness, nodes, sweep or portal",
+            "--scenario: '{}' is not all, ingest, batch, economy, latency, backlog, fairness, nodes, sweep, portal or billing",
             args.scenario
         );
     }

@@ -460,6 +460,14 @@ pub const ROUTES: &[(&str, Access)] = &[
         Access::Partner(Permission::ManageSettings),
     ),
     (
+        "POST /p/{p}/clients/{client}/assets/{connection}",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
+        "POST /p/{p}/clients/{client}/assets/{connection}/push",
+        Access::Partner(Permission::ManageSettings),
+    ),
+    (
         "GET /p/{p}/billing",
         Access::Partner(Permission::ViewSettings),
     ),

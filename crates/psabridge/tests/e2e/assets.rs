@@ -238,7 +238,10 @@ async fn assets_become_configuration_items(db: Db) -> Result<()> {
         .json()
         .await?;
     ensure!(
-        t["item"]["configurationItemID"].to_string() == a1_item,
+        t["item"]["configurationItemID"]
+            .as_i64()
+            .map(|v| v.to_string())
+            == Some(a1_item.clone()),
         "the ticket names a1's item {a1_item}: {}",
         t["item"]
     );

@@ -37,7 +37,7 @@ const ENDPOINTS: &[&str] = &[
     "POST /_sim/tickets/{id}/update {field: value, ...}",
     "POST /_sim/tickets/{id}/notes {description, title?, noteType?, publish?}",
     "GET /_sim/webhook-deliveries",
-    "POST /_sim/companies {count, name_prefix} (adds that many active customer companies: a large PSA for benchmarks)",
+    "POST /_sim/companies {count, name_prefix, contracts} (adds that many active customer companies, with `contracts: true` each with a Recurring Service contract carrying the security seat: a large PSA for benchmarks; answers first_id and the [company, contract] pairs)",
 ];
 
 /// `/_sim/...` (`segs` are the segments after `_sim`).
@@ -350,8 +350,17 @@ fn add_companies(s: &Arc<Shared>, body: &Bytes) -> Response {
     let Some(entity) = super::all_entities().iter().find(|e| e.name == "Companies") else {
         return bad(StatusCode::INTERNAL_SERVER_ERROR, "no Companies entity");
     };
+    let with_contracts = req.get("contracts").and_then(Value::as_bool) == Some(true);
+    let Some(contracts_entity) = super::all_entities().iter().find(|e| e.name == "Contracts")
+    else {
+        return bad(StatusCode::INTERNAL_SERVER_ERROR, "no Contracts entity");
+    };
+    let billing = super::billing_entities();
+    let now = chrono::Utc::now();
+    let year = chrono::Datelike::year(&now);
     let mut db = s.db();
     let mut first = None;
+    let mut contracts = Vec::new();
     for n in 0..count {
         let id = db.next_id();
         first.get_or_insert(id);
@@ -360,6 +369,30 @@ fn add_companies(s: &Arc<Shared>, body: &Bytes) -> Response {
             "companyNumber": format!("B{id}")});
         super::store::fill(entity, &mut record);
         db.put(entity, id, record);
+        if with_contracts {
+            // An active Recurring Service contract carrying the security seat at 0 units.
+            let contract = db.next_id();
+            let mut c = json!({"id": contract, "companyID": id,
+                "contractName": format!("{prefix} {:05} Managed Security", n + 1),
+                "contractNumber": format!("MS-B{contract}"), "contractType": 7, "status": 1,
+                "startDate": format!("{year}-01-01T00:00:00Z"),
+                "endDate": format!("{}-12-31T00:00:00Z", year + 1),
+                "timeReportingRequiresStartAndStopTimes": 0, "isDefaultContract": false,
+                "setupFee": 0.0});
+            super::store::fill(contracts_entity, &mut c);
+            db.put(contracts_entity, contract, c);
+            super::billing::add_service(
+                &mut db,
+                &billing,
+                contract,
+                ids::SERVICE_SECURITY_SEAT,
+                None,
+                None,
+                now,
+            );
+            contracts.push(json!([id, contract]));
+        }
     }
-    ok(json!({"added": count, "first_id": first}))
+    s.mark_dirty();
+    ok(json!({"added": count, "first_id": first, "contracts": contracts}))
 }

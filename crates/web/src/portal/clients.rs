@@ -22,6 +22,14 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/p/{p}/clients", get(list))
         .route("/p/{p}/clients/{client}", get(show))
         .route("/p/{p}/clients/{client}/test", post(test))
+        .route(
+            "/p/{p}/clients/{client}/assets/{connection}",
+            post(switch_assets),
+        )
+        .route(
+            "/p/{p}/clients/{client}/assets/{connection}/push",
+            post(push_assets),
+        )
 }
 
 const PAGE: usize = 50;
@@ -191,6 +199,9 @@ async fn list(State(s): State<AppState>, at: AtPartner, Query(q): Query<ListQuer
 }
 
 struct MappingRow {
+    connection_id: i64,
+    /// Whether the client's assets go to this connection's PSA.
+    push_assets: bool,
     connection: String,
     company: String,
     contact: String,
@@ -219,6 +230,17 @@ struct ClientPage {
     chosen: String,
     result: Option<TestResult>,
     test_error: Option<String>,
+    assets: Vec<AssetRow>,
+    notice_assets: Option<String>,
+}
+
+/// An asset and what each PSA holds of it, in words.
+struct AssetRow {
+    name: String,
+    asset_id: String,
+    details: String,
+    last_seen: String,
+    in_psa: Vec<String>,
 }
 
 async fn client_page(
@@ -228,6 +250,7 @@ async fn client_page(
     chosen: String,
     result: Option<TestResult>,
     test_error: Option<String>,
+    notice_assets: Option<String>,
 ) -> Response {
     let acting = at.acting();
     let c = match s.ops.client(&acting, &at.partner, client).await {
@@ -248,10 +271,68 @@ async fn client_page(
         .iter()
         .map(|t| (t.key.clone(), format!("{} ({})", t.name, t.category)))
         .collect();
+    let mine: Vec<i64> = mappings
+        .iter()
+        .filter(|m| m.client == c.id)
+        .map(|m| m.connection)
+        .collect();
+    let (switches, assets) = match (
+        s.ops
+            .asset_push_switches(&acting, &at.partner, &c.id, &mine)
+            .await,
+        s.ops.assets(&acting, &at.partner, Some(&c.id)).await,
+    ) {
+        (Ok(sw), Ok(a)) => (sw, a),
+        (Err(e), _) | (_, Err(e)) => return ops_error(e),
+    };
+    let connection_name = |id: i64| {
+        connections
+            .iter()
+            .find(|k| k.id == id)
+            .map_or_else(|| id.to_string(), |k| k.name.clone())
+    };
+    let assets = assets
+        .iter()
+        .map(|(a, links)| AssetRow {
+            name: a.fields.name.clone(),
+            asset_id: a.asset_id.clone(),
+            details: [
+                &a.fields.kind,
+                &a.fields.serial,
+                &a.fields.os,
+                &a.fields.ip,
+                &a.fields.mac,
+            ]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" · "),
+            last_seen: a.last_seen.map(when).unwrap_or_default(),
+            in_psa: links
+                .iter()
+                .map(|l| {
+                    let name = connection_name(l.connection_id);
+                    match (&l.psa_id, &l.error) {
+                        (_, Some(e)) => format!("{name}: failed: {e}"),
+                        (Some(id), None) if l.pushed.as_ref() == Some(&a.fields) => {
+                            format!("{name}: item {id}, up to date")
+                        }
+                        (Some(id), None) => format!("{name}: item {id}, change waiting"),
+                        (None, None) => format!("{name}: waiting"),
+                    }
+                })
+                .collect(),
+        })
+        .collect();
     let mappings = mappings
         .iter()
         .filter(|m| m.client == c.id)
         .map(|m| MappingRow {
+            connection_id: m.connection,
+            push_assets: switches
+                .iter()
+                .any(|(conn, push)| *conn == m.connection && *push),
             connection: connections
                 .iter()
                 .find(|k| k.id == m.connection)
@@ -281,6 +362,8 @@ async fn client_page(
         chosen,
         result,
         test_error,
+        assets,
+        notice_assets,
     })
 }
 
@@ -289,7 +372,7 @@ async fn show(
     at: AtPartner,
     Path((_, client)): Path<(String, String)>,
 ) -> Response {
-    client_page(&s, &at, &client, String::new(), None, None).await
+    client_page(&s, &at, &client, String::new(), None, None, None).await
 }
 
 #[derive(Deserialize)]
@@ -319,7 +402,61 @@ async fn test(
         ),
         Err(p) => return page_error(p),
     };
-    client_page(&s, &at, &client, form.event_type, result, error).await
+    client_page(&s, &at, &client, form.event_type, result, error, None).await
+}
+
+#[derive(Deserialize)]
+struct SwitchForm {
+    /// `on` or `off`.
+    push: String,
+}
+
+/// Push this client's assets to one connection's PSA, or stop (the API's operation).
+async fn switch_assets(
+    State(s): State<AppState>,
+    at: AtPartner,
+    Path((_, client, connection)): Path<(String, String, i64)>,
+    Form(form): Form<SwitchForm>,
+) -> Response {
+    let req = psabridge_ops::assets::PushAssetsRequest {
+        push: form.push == "on",
+    };
+    match s
+        .ops
+        .put_push_assets(&at.acting(), &at.partner, &client, connection, req)
+        .await
+    {
+        Ok(_) => super::see_other(&format!(
+            "/p/{}/clients/{}#assets-h",
+            url_encode(&at.partner),
+            url_encode(&client)
+        )),
+        Err(e) => ops_error(e),
+    }
+}
+
+/// Push what is due on one connection now, and say what happened.
+async fn push_assets(
+    State(s): State<AppState>,
+    at: AtPartner,
+    Path((_, client, connection)): Path<(String, String, i64)>,
+) -> Response {
+    let notice = match s
+        .ops
+        .push_assets_now(&at.acting(), &at.partner, connection)
+        .await
+    {
+        Ok(r) => format!(
+            "Pushed: {} created, {} updated, {} failed{}.",
+            r.created,
+            r.updated,
+            r.failed,
+            if r.more_due { "; more are due" } else { "" }
+        ),
+        Err(psabridge_ops::OpsError::Conflict { detail, .. }) => detail,
+        Err(e) => return ops_error(e),
+    };
+    client_page(&s, &at, &client, String::new(), None, None, Some(notice)).await
 }
 
 fn describe(o: Outcome) -> TestResult {

@@ -55,6 +55,7 @@ fn vendor_label(kind: PsaKind, key: &str) -> String {
         (PsaKind::Autotask, "integration_code") => "API Tracking Identifier",
         (PsaKind::Autotask, "zone_discovery_url") => "Zone discovery URL",
         (PsaKind::Autotask, "impersonation_resource_id") => "Impersonation resource ID",
+        (PsaKind::Autotask, "ci_product_id") => "Product ID for configuration items",
         (PsaKind::HaloPsa, "resource_url") => "Resource Server",
         (PsaKind::HaloPsa, "auth_url") => "Authorisation Server",
         (PsaKind::HaloPsa, "tenant") => "Tenant",
