@@ -38,6 +38,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
 
+mod assets;
 mod billing;
 
 use crate::building::{SettingsError, count, id_list, int, required, secret, string};
@@ -86,6 +87,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "reference_field",
         "where our reference is kept: supplier_reference (default) or details",
     ),
+    (
+        "asset_type_id",
+        "the Asset Type assets are created as (needed to push assets)",
+    ),
 ];
 
 /// The settings a connection cannot do without (the API asks for each by name; the builder
@@ -129,6 +134,9 @@ pub struct HaloOptions {
     pub page_size: u32,
     pub request_timeout: Duration,
     pub reference_field: ReferenceField,
+    /// The Asset Type assets are created as (Halo requires one on every asset); without it,
+    /// assets are not pushed.
+    pub asset_type_id: Option<i64>,
 }
 
 impl Default for HaloOptions {
@@ -142,6 +150,7 @@ impl Default for HaloOptions {
             page_size: 100,
             request_timeout: Duration::from_secs(20),
             reference_field: ReferenceField::SupplierReference,
+            asset_type_id: None,
         }
     }
 }
@@ -181,6 +190,7 @@ pub fn from_settings(
     if let Some(n) = int(s, "impact_lookup_id")? {
         options.impact_lookup_id = n;
     }
+    options.asset_type_id = int(s, "asset_type_id")?;
     match string(s, "reference_field")?.as_deref() {
         None | Some("supplier_reference") => {}
         Some("details") => options.reference_field = ReferenceField::Details,
@@ -1684,6 +1694,10 @@ impl Connector for HaloConnector {
     }
 
     fn contract_billing(&self) -> Option<&dyn crate::billing::ContractBilling> {
+        Some(self)
+    }
+
+    fn asset_sync(&self) -> Option<&dyn crate::assets::AssetSync> {
         Some(self)
     }
 

@@ -157,6 +157,7 @@ pub fn describe(kind: PsaKind, base_url: &str) -> Value {
                 "tenant": c.tenant,
                 "client_id": client.map(|a| a.client_id.clone()),
                 "client_secret": client.map(|a| a.client_secret.clone()),
+                "asset_type_id": halopsa::ids::ASSET_TYPE_WORKSTATION,
             })
         }
         PsaKind::KaseyaBms => {

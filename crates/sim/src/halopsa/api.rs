@@ -133,6 +133,9 @@ pub fn dispatch(
     if let Some(r) = super::billing::dispatch(s, method.as_str(), resource, segs, params, body) {
         return r;
     }
+    if let Some(r) = super::assets::dispatch(s, method.as_str(), resource, segs, params, body) {
+        return r;
+    }
     match (method.as_str(), segs.len()) {
         ("GET", 1) => list(s, resource, params),
         ("GET", 2) => one(s, resource, &segs[1]),

@@ -22,6 +22,7 @@
 //! lookup ids, the summary limit and the status type codes (0 open, 1 hold, 2 closed here).
 
 mod api;
+mod assets;
 mod billing;
 mod control;
 mod errors;

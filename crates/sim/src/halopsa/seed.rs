@@ -44,6 +44,8 @@ pub mod ids {
     pub const CATEGORY_SECURITY: &str = "Security";
     pub const URGENCY_HIGH: i64 = 1;
     pub const IMPACT_SINGLE: i64 = 3;
+    /// The asset type assets are pushed as (its key fields: name, serial number, IP address).
+    pub const ASSET_TYPE_WORKSTATION: i64 = 20;
 }
 
 /// `TStatus.type` of closed statuses in the simulator. Halo does not document its codes
@@ -296,6 +298,24 @@ pub fn seed() -> Db {
         }
     }
     db.setup.insert("Lookup", lookups);
+    db.setup.insert(
+        "AssetType",
+        [
+            (ids::ASSET_TYPE_WORKSTATION, "Workstation", false),
+            (21, "Server", false),
+            (22, "Firewall", false),
+            (23, "Typewriter", true),
+        ]
+        .iter()
+        .map(|(id, name, inactive)| {
+            json!({"id": id, "name": name, "inactive": inactive, "assetgroup_id": 1,
+                "assetgroup_name": "Hardware",
+                "keyfield_id": 1, "keyfield_name": "Device Name",
+                "keyfield2_id": 2, "keyfield2_name": "Serial Number",
+                "keyfield3_id": 3, "keyfield3_name": "IP Address"})
+        })
+        .collect(),
+    );
 
     // Clients, sites, users.
     let acme = "Acme Ltd";

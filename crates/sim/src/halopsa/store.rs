@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 /// The big entities (wrapped lists, create-or-update by `id`), with their wrapper keys.
-pub const ENTITIES: [(&str, &str); 8] = [
+pub const ENTITIES: [(&str, &str); 9] = [
     ("Client", "clients"),
     // The wrapper key of ClientContract is not documented (HaloAPI passes none): `contracts`.
     ("ClientContract", "contracts"),
@@ -17,10 +17,12 @@ pub const ENTITIES: [(&str, &str); 8] = [
     // invoices that carry a contract's billing lines (`invoices`, reference notes §1.3).
     ("Item", "items"),
     ("RecurringInvoice", "invoices"),
+    // Configuration items (`Device` in the schema); HaloAPI's `Get-HaloAsset` reads `assets`.
+    ("Asset", "assets"),
 ];
 
 /// The setup lists (answered as bare arrays).
-pub const SETUP: [&str; 8] = [
+pub const SETUP: [&str; 9] = [
     "Status",
     "TicketType",
     "Priority",
@@ -29,6 +31,7 @@ pub const SETUP: [&str; 8] = [
     "Agent",
     "Category",
     "Lookup",
+    "AssetType",
 ];
 
 #[derive(Default, Clone)]
