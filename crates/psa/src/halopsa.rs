@@ -24,6 +24,9 @@
 //! - Contracts are `ClientContract`s; one naming a site that is a company of its own belongs to
 //!   that site's company. Contract billing (`billing`) bills catalogue `Item`s on the lines of
 //!   a contract's `RecurringInvoice`.
+//! - Assets (`assets`) are Halo assets (`/api/Asset`) of the connection's `asset_type_id`, our
+//!   reference in the asset tag (`inventory_number`); a `12/3` company's assets are filed at
+//!   site 3, a `12` company's at the client's main site.
 //! - Every request (token requests included) first takes a slot of our share of Halo's rolling
 //!   request window, is counted in the [`CallMeter`] and has a timeout.
 

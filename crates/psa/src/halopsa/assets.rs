@@ -7,6 +7,9 @@
 //! in `notes` (an asset's OS and type have no field of their own outside Halo's RMM
 //! integrations).
 //!
+//! A `12` company's asset is looked up at any site of client 12 (a technician may move it
+//! between sites without us making a second one); a `12/3` company's at site 3 only.
+//!
 //! Requests: a look-up is one GET filtered by client, site and tag; a create and an update are
 //! one POST each (Halo's create-or-update by `id`).
 
