@@ -271,3 +271,37 @@ async fn sim_faults(sim: &Sim, rule: Value) -> Result<(u16, Value)> {
 }
 
 crate::on_both!(assets_become_configuration_items);
+
+/// The same intake and push from the demo's HaloPSA partner: each asset a Halo asset of the
+/// client's company, created once, left alone when nothing Halo shows changed.
+#[tokio::test]
+async fn assets_reach_halopsa_from_the_demo() -> Result<()> {
+    let sim = Sim::start_psa(psabridge_core::settings::PsaKind::HaloPsa).await?;
+    let Some(p) = Product::start(&sim, Db::Sqlite, "assets_reach_halopsa_from_the_demo").await?
+    else {
+        return Ok(());
+    };
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let (s, v) = p
+        .call(
+            Method::POST,
+            "/api/v1/assets",
+            Some(json!({"assets": [
+                {"client": "client-001", "asset_id": "h1", "name": "RECEPTION-PC", "type": "Workstation",
+                 "serial": "SN-h1", "os": "Windows 11", "ip": "192.0.2.21", "last_seen": now},
+                {"client": "client-002", "asset_id": "h2", "name": "FILE-SERVER", "type": "Server",
+                 "os": "Windows Server 2022", "last_seen": now}]})),
+        )
+        .await?;
+    ensure!(s == 202 && v["new"] == 2, "{s} {v}");
+    let report = push(&p).await?;
+    let list = listed(&p, "client-001").await?;
+    let pushed = list.first().context("h1 listed")?;
+    ensure!(
+        pushed["in_psa"][0]["up_to_date"] == true && pushed["in_psa"][0]["psa_id"].is_string(),
+        "{pushed} after {report}"
+    );
+    let again = push(&p).await?;
+    ensure!(again["assets"] == json!([]), "nothing due: {again}");
+    Ok(())
+}

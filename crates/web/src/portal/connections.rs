@@ -61,6 +61,7 @@ fn vendor_label(kind: PsaKind, key: &str) -> String {
         (PsaKind::HaloPsa, "tenant") => "Tenant",
         (PsaKind::HaloPsa, "client_id") => "Client ID",
         (PsaKind::HaloPsa, "client_secret") => "Client Secret",
+        (PsaKind::HaloPsa, "asset_type_id") => "Asset Type ID for assets",
         (PsaKind::KaseyaBms, "tenant") => "Company Name",
         (PsaKind::KaseyaBms, "username") => "Username",
         (PsaKind::KaseyaBms, "password") => "Password",
