@@ -45,9 +45,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 use tokio::sync::{Mutex, RwLock};
 
+mod assets;
 mod billing;
 
-use crate::building::{SettingsError, count, id_list, required, secret, string};
+use crate::building::{SettingsError, count, id_list, int, required, secret, string};
 use crate::http::{
     contains_reference, id_number, lost_answer, plain_message, retry_after, root_cause, text,
     unanswered,
@@ -86,6 +87,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
     (
         "closed_statuses",
         "status ids that count as closed besides the board's closed statuses and closedFlag",
+    ),
+    (
+        "configuration_type_id",
+        "the configuration type assets become configurations as (needed to push assets)",
     ),
 ];
 
@@ -137,6 +142,8 @@ pub struct ConnectWiseOptions {
     pub requests_per_hour: u32,
     /// Records per list page (ConnectWise answers at most 1000).
     pub page_size: u32,
+    /// The configuration type pushed assets get (ConnectWise requires a type on each).
+    pub configuration_type_id: Option<i64>,
 }
 
 impl Default for ConnectWiseOptions {
@@ -147,6 +154,7 @@ impl Default for ConnectWiseOptions {
             request_timeout: Duration::from_secs(30),
             requests_per_hour: 3600,
             page_size: 100,
+            configuration_type_id: None,
         }
     }
 }
@@ -218,6 +226,7 @@ pub fn from_settings(
         }
         options.page_size = n;
     }
+    options.configuration_type_id = int(s, "configuration_type_id")?;
     if let Some(v) = id_list(s, "closed_statuses")? {
         options.closed_statuses = v;
     }
@@ -1630,6 +1639,10 @@ impl Connector for ConnectWiseConnector {
     }
 
     fn contract_billing(&self) -> Option<&dyn crate::billing::ContractBilling> {
+        Some(self)
+    }
+
+    fn asset_sync(&self) -> Option<&dyn crate::assets::AssetSync> {
         Some(self)
     }
 

@@ -179,6 +179,7 @@ pub fn describe(kind: PsaKind, base_url: &str) -> Value {
                 "public_key": key.map(|k| k.public_key.clone()),
                 "private_key": key.map(|k| k.private_key.clone()),
                 "client_id": c.client_ids.first(),
+                "configuration_type_id": connectwise::MANAGED_WORKSTATION_TYPE,
             })
         }
     };

@@ -10,6 +10,9 @@
 //! | `finance/agreements/{id}/additions` (+ `/count`, `/{id}`) | GET, POST |
 //! | `finance/agreements/{id}/additions/{id}` | PATCH |
 //! | `procurement/catalog` (+ `/count`, `/{id}`) | GET, POST |
+//! | `company/configurations/types` (+ `/count`, `/{id}`) | GET |
+//! | `company/configurations` (+ `/count`, `/{id}`) | GET, POST |
+//! | `company/configurations/{id}` | PATCH |
 //! | `service/tickets` (+ `/count`) | GET, POST |
 //! | `service/tickets/{id}` | GET, PATCH |
 //! | `service/tickets/{id}/notes` (+ `/count`, `/{id}`) | GET, POST |
@@ -29,6 +32,7 @@ use super::additions;
 use super::auth::Caller;
 use super::callbacks::{self, CALLBACKS};
 use super::catalog;
+use super::configurations;
 use super::errors::ApiError;
 use super::listing::{self, Paging, Params};
 use super::store::*;
@@ -266,6 +270,56 @@ pub fn dispatch(s: &Arc<Shared>, r: Request<'_>) -> Result<Response, ApiError> {
                     [id] => {
                         let v = parse_id(id).and_then(|i| db.get(CATALOG, i)).map(clean);
                         one(v, "Catalog item", id)
+                    }
+                    _ => Err(ApiError::NotFound(
+                        "The requested URL was not found.".into(),
+                    )),
+                }
+            }
+            _ => Err(ApiError::MethodNotAllowed),
+        },
+
+        // Configurations (a company's devices) and their types.
+        ["company", "configurations", "types", rest @ ..] => {
+            if !get {
+                return Err(ApiError::MethodNotAllowed);
+            }
+            let rows = configurations::types(&s.db());
+            match rest {
+                [] => list(rows),
+                ["count"] => listing::count(rows, r.params),
+                [id] => {
+                    let v =
+                        parse_id(id).and_then(|i| rows.into_iter().find(|t| id_of(t) == Some(i)));
+                    one(v, "Configuration type", id)
+                }
+                _ => Err(ApiError::NotFound(
+                    "The requested URL was not found.".into(),
+                )),
+            }
+        }
+        ["company", "configurations", rest @ ..] => match (r.method.as_str(), rest) {
+            ("POST", []) => {
+                let body = json_body(r.body)?;
+                let c = configurations::create(&mut s.db(), &body, &r.caller.member)?;
+                Ok((StatusCode::CREATED, axum::Json(c)).into_response())
+            }
+            ("PATCH", [id]) if *id != "count" => {
+                let id = parse_id(id).ok_or_else(|| not_found("Configuration", id))?;
+                let body = json_body(r.body)?;
+                let c = configurations::patch(&mut s.db(), id, &body, &r.caller.member)?;
+                Ok(axum::Json(c).into_response())
+            }
+            ("GET", rest) => {
+                let db = s.db();
+                match rest {
+                    [] => list(configurations::all(&db)),
+                    ["count"] => listing::count(configurations::all(&db), r.params),
+                    [id] => {
+                        let v = parse_id(id)
+                            .and_then(|i| db.get(CONFIGURATIONS, i))
+                            .map(clean);
+                        one(v, "Configuration", id)
                     }
                     _ => Err(ApiError::NotFound(
                         "The requested URL was not found.".into(),

@@ -28,6 +28,7 @@ mod auth;
 mod callbacks;
 mod catalog;
 pub mod conditions;
+mod configurations;
 mod control;
 mod errors;
 mod faults;
@@ -45,6 +46,7 @@ use axum::Router;
 use serde_json::{Value, json};
 
 pub use callbacks::signature as callback_signature;
+pub use configurations::MANAGED_WORKSTATION_TYPE;
 pub use errors::ApiError;
 pub use faults::{FaultKind, FaultRule};
 

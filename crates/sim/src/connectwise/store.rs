@@ -23,6 +23,7 @@ pub const NOTES: &str = "notes";
 pub const AGREEMENTS: &str = "agreements";
 pub const CATALOG: &str = "catalog";
 pub const ADDITIONS: &str = "additions";
+pub const CONFIGURATIONS: &str = "configurations";
 
 /// Marks the note a ticket's `initialDescription` became.
 pub const INITIAL_DESCRIPTION: &str = "__initialDescription";
