@@ -272,13 +272,12 @@ async fn sim_faults(sim: &Sim, rule: Value) -> Result<(u16, Value)> {
 
 crate::on_both!(assets_become_configuration_items);
 
-/// The same intake and push from the demo's HaloPSA partner: each asset a Halo asset of the
-/// client's company, created once, left alone when nothing Halo shows changed.
-#[tokio::test]
-async fn assets_reach_halopsa_from_the_demo() -> Result<()> {
-    let sim = Sim::start_psa(psabridge_core::settings::PsaKind::HaloPsa).await?;
-    let Some(p) = Product::start(&sim, Db::Sqlite, "assets_reach_halopsa_from_the_demo").await?
-    else {
+/// The same intake and push from the demo's partner on another PSA: each asset a record of the
+/// client's company there, created once, left alone when nothing the PSA shows changed.
+async fn assets_reach_the_psa_from_the_demo(kind: psabridge_core::settings::PsaKind) -> Result<()> {
+    let sim = Sim::start_psa(kind).await?;
+    let test = format!("assets_reach_{}_from_the_demo", kind.as_str());
+    let Some(p) = Product::start(&sim, Db::Sqlite, &test).await? else {
         return Ok(());
     };
     let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
@@ -295,13 +294,28 @@ async fn assets_reach_halopsa_from_the_demo() -> Result<()> {
         .await?;
     ensure!(s == 202 && v["new"] == 2, "{s} {v}");
     let report = push(&p).await?;
-    let list = listed(&p, "client-001").await?;
-    let pushed = list.first().context("h1 listed")?;
-    ensure!(
-        pushed["in_psa"][0]["up_to_date"] == true && pushed["in_psa"][0]["psa_id"].is_string(),
-        "{pushed} after {report}"
-    );
+    for client in ["client-001", "client-002"] {
+        let list = listed(&p, client).await?;
+        let pushed = list.first().context("listed")?;
+        ensure!(
+            pushed["in_psa"][0]["up_to_date"] == true && pushed["in_psa"][0]["psa_id"].is_string(),
+            "{kind:?} {client}: {pushed} after {report}"
+        );
+    }
     let again = push(&p).await?;
-    ensure!(again["assets"] == json!([]), "nothing due: {again}");
+    ensure!(
+        again["assets"] == json!([]),
+        "{kind:?}: nothing due: {again}"
+    );
     Ok(())
+}
+
+#[tokio::test]
+async fn assets_reach_halopsa_from_the_demo() -> Result<()> {
+    assets_reach_the_psa_from_the_demo(psabridge_core::settings::PsaKind::HaloPsa).await
+}
+
+#[tokio::test]
+async fn assets_reach_connectwise_from_the_demo() -> Result<()> {
+    assets_reach_the_psa_from_the_demo(psabridge_core::settings::PsaKind::ConnectWise).await
 }

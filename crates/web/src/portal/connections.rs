@@ -73,6 +73,7 @@ fn vendor_label(kind: PsaKind, key: &str) -> String {
         (PsaKind::ConnectWise, "private_key") => "Private Key",
         (PsaKind::ConnectWise, "client_id") => "Client ID",
         (PsaKind::ConnectWise, "codebase") => "Codebase",
+        (PsaKind::ConnectWise, "configuration_type_id") => "Configuration Type ID for assets",
         _ => "",
     };
     if label.is_empty() {
