@@ -29,8 +29,8 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::events::{MAX_BATCH, partner_of};
-use crate::input::body;
+use crate::events::partner_of;
+use crate::input::{body, split_batch};
 use crate::operations::Acting;
 use crate::problem::{Problem, parse_json};
 
@@ -48,50 +48,13 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-/// The records of a body with their JSON paths, and whether it was a batch.
-fn split(body: Value) -> Result<(Vec<(String, Value)>, bool), Problem> {
-    let Value::Object(mut map) = body else {
-        return Ok((vec![(String::new(), body)], false));
-    };
-    let Some(items) = map.remove("assets") else {
-        return Ok((vec![(String::new(), Value::Object(map))], false));
-    };
-    if let Some(k) = map.keys().next() {
-        return Err(Problem::invalid(vec![FieldError::new(
-            k.clone(),
-            "a batch body has only `assets`",
-        )]));
-    }
-    let Value::Array(items) = items else {
-        return Err(Problem::invalid(vec![FieldError::new(
-            "assets",
-            "must be an array of assets",
-        )]));
-    };
-    if items.is_empty() || items.len() > MAX_BATCH {
-        return Err(Problem::invalid(vec![FieldError::new(
-            "assets",
-            format!(
-                "must hold 1 to {MAX_BATCH} assets; this one has {}",
-                items.len()
-            ),
-        )]));
-    }
-    let list = items
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| (format!("assets[{i}]"), v))
-        .collect();
-    Ok((list, true))
-}
-
 async fn ingest_assets(
     State(state): State<AppState>,
     caller: Caller,
     body: Bytes,
 ) -> Result<Response, Problem> {
     let now = chrono::Utc::now();
-    let (items, is_batch) = split(parse_json(&body)?)?;
+    let (items, is_batch) = split_batch(parse_json(&body)?, "assets", "assets")?;
 
     let mut verdicts: Vec<Result<(), Vec<FieldError>>> = Vec::with_capacity(items.len());
     let mut by_partner: BTreeMap<String, Vec<(usize, NewAsset)>> = BTreeMap::new();

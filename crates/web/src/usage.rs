@@ -28,8 +28,8 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::events::{MAX_BATCH, partner_of};
-use crate::input::body;
+use crate::events::partner_of;
+use crate::input::{body, split_batch};
 use crate::operations::Acting;
 use crate::problem::{Problem, parse_json};
 
@@ -43,50 +43,13 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-/// The reports of a body with their JSON paths, and whether it was a batch.
-fn split(body: Value) -> Result<(Vec<(String, Value)>, bool), Problem> {
-    let Value::Object(mut map) = body else {
-        return Ok((vec![(String::new(), body)], false));
-    };
-    let Some(items) = map.remove("usage") else {
-        return Ok((vec![(String::new(), Value::Object(map))], false));
-    };
-    if let Some(k) = map.keys().next() {
-        return Err(Problem::invalid(vec![FieldError::new(
-            k.clone(),
-            "a batch body has only `usage`",
-        )]));
-    }
-    let Value::Array(items) = items else {
-        return Err(Problem::invalid(vec![FieldError::new(
-            "usage",
-            "must be an array of usage reports",
-        )]));
-    };
-    if items.is_empty() || items.len() > MAX_BATCH {
-        return Err(Problem::invalid(vec![FieldError::new(
-            "usage",
-            format!(
-                "must hold 1 to {MAX_BATCH} reports; this one has {}",
-                items.len()
-            ),
-        )]));
-    }
-    let list = items
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| (format!("usage[{i}]"), v))
-        .collect();
-    Ok((list, true))
-}
-
 async fn ingest_usage(
     State(state): State<AppState>,
     caller: Caller,
     body: Bytes,
 ) -> Result<Response, Problem> {
     let now = chrono::Utc::now();
-    let (items, is_batch) = split(parse_json(&body)?)?;
+    let (items, is_batch) = split_batch(parse_json(&body)?, "usage", "usage reports")?;
 
     // Judge each report; group the good ones by partner, remembering their place.
     let mut verdicts: Vec<Result<(), Vec<FieldError>>> = Vec::with_capacity(items.len());
