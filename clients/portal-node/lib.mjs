@@ -128,7 +128,8 @@ function sentMail() {
 /** The newest email to `address` whose body contains `text`, waited for. */
 export async function mailTo(address, text = "") {
   for (let i = 0; i < 100; i++) {
-    const m = sentMail().find((x) => x.to.some((t) => t.includes(address)) && x.body.includes(text));
+    // The newest match: mail from an earlier attempt of the same spec stays in the file.
+    const m = sentMail().filter((x) => x.to.some((t) => t.includes(address)) && x.body.includes(text)).pop();
     if (m) return m;
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -119,22 +119,33 @@ async fn portal_scenarios_in_chromium() -> Result<()> {
     };
     let sim = Sim::start().await?;
     let smtp_url = smtp.url();
-    // The spec's identity provider listens on this port, which the demo may reach (its
-    // outbound policy refuses loopback otherwise). Free when asked; taken by the spec.
-    let idp_port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let allow = format!("127.0.0.1:{idp_port}");
-    let product = Product::start_with(
-        &sim,
-        Db::Sqlite,
-        "portal",
-        &["--smtp-url", &smtp_url, "--outbound-allow", &allow],
-    )
-    .await?
-    .context("the demo did not start")?;
-    let outcome = run_spec(&product, "portal.mjs", Some(smtp.out()), Some(idp_port)).await;
-    product.cleanup().await;
+    // The spec's identity provider listens on a port the demo may reach (its outbound policy
+    // refuses loopback otherwise): free when asked, taken by the spec a little later. Another
+    // test can take it in between; then both start again on another port.
+    let mut attempt = 0;
+    let outcome = loop {
+        attempt += 1;
+        let idp_port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let allow = format!("127.0.0.1:{idp_port}");
+        let product = Product::start_with(
+            &sim,
+            Db::Sqlite,
+            "portal",
+            &["--smtp-url", &smtp_url, "--outbound-allow", &allow],
+        )
+        .await?
+        .context("the demo did not start")?;
+        let outcome = run_spec(&product, "portal.mjs", Some(smtp.out()), Some(idp_port)).await;
+        product.cleanup().await;
+        match outcome {
+            Err(e) if attempt < 3 && format!("{e:#}").contains("EADDRINUSE") => {
+                eprintln!("the identity provider's port {idp_port} was taken; starting again");
+            }
+            other => break other,
+        }
+    };
     let output = outcome?;
     eprintln!("{output}");
     Ok(())
