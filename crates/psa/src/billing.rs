@@ -88,3 +88,24 @@ pub trait ContractBilling: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<(), PsaError>;
 }
+
+/// A money amount as a PSA answers it (a JSON number or a decimal string), exactly; anything
+/// else is zero.
+pub(crate) fn decimal(v: Option<&serde_json::Value>) -> Decimal {
+    use serde_json::Value;
+    use std::str::FromStr;
+    v.and_then(|v| match v {
+        Value::Number(n) => Decimal::from_str(&n.to_string()).ok(),
+        Value::String(s) => Decimal::from_str(s.trim()).ok(),
+        _ => None,
+    })
+    .unwrap_or_default()
+    .normalize()
+}
+
+/// A money amount as the PSAs take it: a JSON number.
+pub(crate) fn money(d: Decimal) -> serde_json::Value {
+    use rust_decimal::prelude::ToPrimitive;
+    d.to_f64()
+        .map_or(serde_json::Value::Null, serde_json::Value::from)
+}

@@ -8,19 +8,18 @@
 //! "add the service with N units" one request.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use psabridge_core::billing::{ContractState, ServiceLine};
 use reqwest::Method;
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Value, json};
 
 use super::{AutotaskConnector, MAX_PAGE, num};
 use crate::PsaError;
 use crate::billing::{BillingContract, BillingSnapshot, ContractBilling, ServiceRef, ServiceSpec};
+use crate::billing::{decimal, money};
 use crate::http::text;
 
 /// `contractType` of a Recurring Service contract, the only kind that carries services.
@@ -29,20 +28,6 @@ const RECURRING_SERVICE: &str = "7";
 const RECURRING_BILLING_CODE: i64 = 2;
 /// Ids per `in` filter, so that a query's body stays small.
 const IDS_PER_QUERY: usize = 500;
-
-fn decimal(v: Option<&Value>) -> Decimal {
-    v.and_then(|v| match v {
-        Value::Number(n) => Decimal::from_str(&n.to_string()).ok(),
-        Value::String(s) => Decimal::from_str(s).ok(),
-        _ => None,
-    })
-    .unwrap_or_default()
-    .normalize()
-}
-
-fn money(d: Decimal) -> Value {
-    d.to_f64().map_or(Value::Null, Value::from)
-}
 
 fn time(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%SZ").to_string()

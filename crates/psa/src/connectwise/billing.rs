@@ -25,14 +25,12 @@
 //!   (or when the addition is gone) the line is read first.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use psabridge_core::billing::{ContractState, ServiceLine};
 use reqwest::Method;
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Value, json};
 
 use super::{
@@ -40,6 +38,7 @@ use super::{
 };
 use crate::PsaError;
 use crate::billing::{BillingContract, BillingSnapshot, ContractBilling, ServiceRef, ServiceSpec};
+use crate::billing::{decimal, money};
 use crate::http::text;
 
 const AGREEMENT_FIELDS: &str = "id,company,agreementStatus,cancelledFlag,endDate,noEndingDateFlag,billingCycle,billOneTimeFlag";
@@ -61,20 +60,6 @@ pub struct AdditionLine {
 
 /// Lines by (agreement id, product id).
 pub type AdditionLines = HashMap<(String, String), AdditionLine>;
-
-fn decimal(v: Option<&Value>) -> Decimal {
-    v.and_then(|v| match v {
-        Value::Number(n) => Decimal::from_str(&n.to_string()).ok(),
-        Value::String(s) => Decimal::from_str(s).ok(),
-        _ => None,
-    })
-    .unwrap_or_default()
-    .normalize()
-}
-
-fn money(d: Decimal) -> Value {
-    d.to_f64().map_or(Value::Null, Value::from)
-}
 
 fn units_of(addition: &Value) -> u64 {
     addition
@@ -493,6 +478,7 @@ impl ContractBilling for ConnectWiseConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::str::FromStr;
 
     #[test]
     fn recurring_agreements_have_a_billing_cycle_and_bill_more_than_once() {

@@ -16,14 +16,12 @@
 //! already there (an earlier answer lost) sets that line instead of adding a second one.
 
 use std::collections::{BTreeSet, HashMap};
-use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use psabridge_core::billing::{ContractState, ServiceLine};
 use reqwest::Method;
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Map, Value, json};
 
 use super::{
@@ -32,23 +30,10 @@ use super::{
 };
 use crate::PsaError;
 use crate::billing::{BillingContract, BillingSnapshot, ContractBilling, ServiceRef, ServiceSpec};
+use crate::billing::{decimal, money};
 
 /// Clients per `client_ids` filter, so that a query string stays short.
 const CLIENTS_PER_QUERY: usize = 100;
-
-fn decimal(v: Option<&Value>) -> Decimal {
-    v.and_then(|v| match v {
-        Value::Number(n) => Decimal::from_str(&n.to_string()).ok(),
-        Value::String(s) => Decimal::from_str(s.trim()).ok(),
-        _ => None,
-    })
-    .unwrap_or_default()
-    .normalize()
-}
-
-fn money(d: Decimal) -> Value {
-    d.to_f64().map_or(Value::Null, Value::from)
-}
 
 /// A line's quantity as whole units (Halo types it as a double).
 fn units_of(line: &Value) -> u64 {

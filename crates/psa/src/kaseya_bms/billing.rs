@@ -26,19 +26,18 @@
 //! unknown, which the sync reports as a contract not found for the client's company).
 
 use std::collections::{HashMap, HashSet};
-use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use psabridge_core::billing::{ContractState, ServiceLine};
 use reqwest::Method;
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Value, json};
 
 use super::{KaseyaBmsConnector, MAX_PAGES, bool_of, field, has_next, num, records, text_of};
 use crate::PsaError;
 use crate::billing::{BillingContract, BillingSnapshot, ContractBilling, ServiceRef, ServiceSpec};
+use crate::billing::{decimal, money};
 
 /// `contractType` of the contracts that carry recurring services.
 const RECURRING_SERVICES: &str = "Recurring Services";
@@ -59,20 +58,6 @@ pub(super) struct CurrentEntry {
     units: Option<u64>,
     unit_cost: Decimal,
     unit_price: Decimal,
-}
-
-fn decimal(v: Option<&Value>) -> Decimal {
-    v.and_then(|v| match v {
-        Value::Number(n) => Decimal::from_str(&n.to_string()).ok(),
-        Value::String(s) => Decimal::from_str(s).ok(),
-        _ => None,
-    })
-    .unwrap_or_default()
-    .normalize()
-}
-
-fn money(d: Decimal) -> Value {
-    d.to_f64().map_or(Value::Null, Value::from)
 }
 
 fn time(at: DateTime<Utc>) -> String {
