@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::event::FieldError;
-use crate::usage::{MAX_FUTURE_SKEW, MAX_KEY_LEN};
+use crate::usage::{MAX_KEY_LEN, past_time};
 
 /// Longest asset id: the PSAs' reference fields hold 50 characters (Autotask
 /// `referenceNumber`), and the id is written there.
@@ -187,22 +187,10 @@ pub fn parse_asset(
             None
         }
     });
-    let last_seen = last_seen.and_then(|s| match DateTime::parse_from_rfc3339(&s) {
-        Ok(t) if t.with_timezone(&Utc) > now + MAX_FUTURE_SKEW => {
-            errors.push(FieldError::new(
-                at("last_seen"),
-                "must not be in the future",
-            ));
-            None
-        }
-        Ok(t) => Some(t.with_timezone(&Utc)),
-        Err(_) => {
-            errors.push(FieldError::new(
-                at("last_seen"),
-                "must be an RFC 3339 time such as 2026-12-01T10:00:00Z",
-            ));
-            None
-        }
+    let last_seen = last_seen.and_then(|s| {
+        past_time(&s, &at("last_seen"), now)
+            .map_err(|e| errors.push(e))
+            .ok()
     });
     match (client, asset_id, name) {
         (Some(client), Some(asset_id), Some(name)) if errors.is_empty() => Ok(NewAsset {

@@ -124,22 +124,10 @@ pub fn parse_usage(
             None
         }
     };
-    let observed_at = observed_at.and_then(|s| match DateTime::parse_from_rfc3339(&s) {
-        Ok(t) if t.with_timezone(&Utc) > now + MAX_FUTURE_SKEW => {
-            errors.push(FieldError::new(
-                at("observed_at"),
-                "must not be in the future",
-            ));
-            None
-        }
-        Ok(t) => Some(t.with_timezone(&Utc)),
-        Err(_) => {
-            errors.push(FieldError::new(
-                at("observed_at"),
-                "must be an RFC 3339 time such as 2026-12-01T10:00:00Z",
-            ));
-            None
-        }
+    let observed_at = observed_at.and_then(|s| {
+        past_time(&s, &at("observed_at"), now)
+            .map_err(|e| errors.push(e))
+            .ok()
     });
     match (id, client, metric, units, observed_at) {
         (Some(id), Some(client), Some(metric), Some(units), Some(observed_at))
@@ -155,6 +143,21 @@ pub fn parse_usage(
             })
         }
         _ => Err(errors),
+    }
+}
+
+/// An RFC 3339 time the vendor observed something at: at most [`MAX_FUTURE_SKEW`] ahead of
+/// `now`. `field` is the path a refusal names.
+pub fn past_time(text: &str, field: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, FieldError> {
+    match DateTime::parse_from_rfc3339(text) {
+        Ok(t) if t.with_timezone(&Utc) > now + MAX_FUTURE_SKEW => {
+            Err(FieldError::new(field, "must not be in the future"))
+        }
+        Ok(t) => Ok(t.with_timezone(&Utc)),
+        Err(_) => Err(FieldError::new(
+            field,
+            "must be an RFC 3339 time such as 2026-12-01T10:00:00Z",
+        )),
     }
 }
 
