@@ -20,7 +20,7 @@ use super::catalog::item_ref;
 use super::conditions::parse_date;
 use super::errors::{ApiError, FieldError};
 use super::store::*;
-use super::tickets::{describe, find_ref, patch_path};
+use super::tickets::{apply_json_patch, describe, find_ref};
 
 const BILL_CUSTOMER: &[&str] = &["Billable", "DoNotBill", "NoCharge"];
 /// Fields the API computes or owns; a patch may not set them.
@@ -279,49 +279,21 @@ pub fn patch(
         ));
     };
     let mut draft = prev.as_object().cloned().unwrap_or_default();
-    for op in ops {
-        let kind = op
-            .get("op")
-            .and_then(Value::as_str)
-            .unwrap_or("replace")
-            .to_ascii_lowercase();
-        let segs = patch_path(op)?;
-        if let Some(key) = READ_ONLY.iter().find(|r| r.eq_ignore_ascii_case(&segs[0])) {
+    apply_json_patch(&mut draft, ops, |_, first| {
+        if let Some(key) = READ_ONLY.iter().find(|r| r.eq_ignore_ascii_case(first)) {
             return Err(ApiError::one(
                 "addition",
                 FieldError::new("ReadOnly", key, format!("{key} cannot be updated.")),
             ));
         }
-        let Some(key) = WRITABLE
+        WRITABLE
             .iter()
-            .find(|w| w.eq_ignore_ascii_case(&segs[0]))
+            .find(|w| w.eq_ignore_ascii_case(first))
             .map(|w| w.to_string())
-        else {
-            return Err(ApiError::BadRequest(format!(
-                "'{}' is not a field of an addition.",
-                segs[0]
-            )));
-        };
-        match kind.as_str() {
-            "replace" | "add" => {
-                let value = op.get("value").cloned().unwrap_or(Value::Null);
-                let value = if segs.len() == 2 {
-                    json!({ segs[1].clone(): value })
-                } else {
-                    value
-                };
-                draft.insert(key, value);
-            }
-            "remove" => {
-                draft.remove(&key);
-            }
-            other => {
-                return Err(ApiError::BadRequest(format!(
-                    "The patch operation '{other}' is not supported."
-                )));
-            }
-        }
-    }
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!("'{first}' is not a field of an addition."))
+            })
+    })?;
     settle(db, &mut draft)?;
     draft.insert(
         "_info".into(),

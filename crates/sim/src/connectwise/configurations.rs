@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use super::errors::{ApiError, FieldError};
 use super::store::*;
-use super::tickets::{describe, find_ref, patch_path};
+use super::tickets::{apply_json_patch, describe, find_ref};
 
 /// Configuration types of the tenant (`id`, `name`, inactive).
 pub const TYPES: &[(i64, &str, bool)] = &[
@@ -273,49 +273,21 @@ pub fn patch(db: &mut Db, id: i64, body: &Value, member: &str) -> Result<Value, 
         ));
     };
     let mut draft = prev.as_object().cloned().unwrap_or_default();
-    for op in ops {
-        let kind = op
-            .get("op")
-            .and_then(Value::as_str)
-            .unwrap_or("replace")
-            .to_ascii_lowercase();
-        let segs = patch_path(op)?;
-        if let Some(key) = READ_ONLY.iter().find(|r| r.eq_ignore_ascii_case(&segs[0])) {
+    apply_json_patch(&mut draft, ops, |_, first| {
+        if let Some(key) = READ_ONLY.iter().find(|r| r.eq_ignore_ascii_case(first)) {
             return Err(ApiError::one(
                 "configuration",
                 FieldError::new("ReadOnly", key, format!("{key} cannot be updated.")),
             ));
         }
-        let Some(key) = WRITABLE
+        WRITABLE
             .iter()
-            .find(|w| w.eq_ignore_ascii_case(&segs[0]))
+            .find(|w| w.eq_ignore_ascii_case(first))
             .map(|w| w.to_string())
-        else {
-            return Err(ApiError::BadRequest(format!(
-                "'{}' is not a field of a configuration.",
-                segs[0]
-            )));
-        };
-        match kind.as_str() {
-            "replace" | "add" => {
-                let value = op.get("value").cloned().unwrap_or(Value::Null);
-                let value = if segs.len() == 2 {
-                    json!({ segs[1].clone(): value })
-                } else {
-                    value
-                };
-                draft.insert(key, value);
-            }
-            "remove" => {
-                draft.remove(&key);
-            }
-            other => {
-                return Err(ApiError::BadRequest(format!(
-                    "The patch operation '{other}' is not supported."
-                )));
-            }
-        }
-    }
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!("'{first}' is not a field of a configuration."))
+            })
+    })?;
     settle(db, &mut draft)?;
     draft.insert(
         "_info".into(),

@@ -500,6 +500,45 @@ pub(super) fn patch_path(op: &Value) -> Result<Vec<String>, ApiError> {
     Ok(segs)
 }
 
+/// Apply JSON Patch operations (`replace`/`add`, `remove`; `status/id` sets `status` to
+/// `{"id": …}`) to a record, the key of each path's first segment chosen by `key_of` (which
+/// also refuses read-only and unknown fields, in the entity's own words).
+pub(super) fn apply_json_patch(
+    draft: &mut serde_json::Map<String, Value>,
+    ops: &[Value],
+    key_of: impl Fn(&serde_json::Map<String, Value>, &str) -> Result<String, ApiError>,
+) -> Result<(), ApiError> {
+    for op in ops {
+        let kind = op
+            .get("op")
+            .and_then(Value::as_str)
+            .unwrap_or("replace")
+            .to_ascii_lowercase();
+        let segs = patch_path(op)?;
+        let key = key_of(draft, &segs[0])?;
+        match kind.as_str() {
+            "replace" | "add" => {
+                let value = op.get("value").cloned().unwrap_or(Value::Null);
+                let value = if segs.len() == 2 {
+                    json!({ segs[1].clone(): value })
+                } else {
+                    value
+                };
+                draft.insert(key, value);
+            }
+            "remove" => {
+                draft.remove(&key);
+            }
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "The patch operation '{other}' is not supported."
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `PATCH /service/tickets/{id}` with a JSON Patch array.
 pub fn patch(
     db: &mut Db,
@@ -523,45 +562,20 @@ pub fn patch(
         }
     };
     let mut draft = prev.as_object().cloned().unwrap_or_default();
-    for op in &ops {
-        let kind = op
-            .get("op")
-            .and_then(Value::as_str)
-            .unwrap_or("replace")
-            .to_ascii_lowercase();
-        let segs = patch_path(op)?;
+    apply_json_patch(&mut draft, &ops, |draft, first| {
         let key = draft
             .keys()
-            .find(|k| k.eq_ignore_ascii_case(&segs[0]))
+            .find(|k| k.eq_ignore_ascii_case(first))
             .cloned()
-            .unwrap_or_else(|| segs[0].clone());
+            .unwrap_or_else(|| first.to_string());
         if READ_ONLY.iter().any(|r| r.eq_ignore_ascii_case(&key)) || key.starts_with("initial") {
             return Err(ApiError::one(
                 "ticket",
                 FieldError::new("ReadOnly", &key, format!("{key} cannot be updated.")),
             ));
         }
-        match kind.as_str() {
-            "replace" | "add" => {
-                let value = op.get("value").cloned().unwrap_or(Value::Null);
-                let value = if segs.len() == 2 {
-                    // `status/id` = 5 → status = {"id": 5}
-                    json!({ segs[1].clone(): value })
-                } else {
-                    value
-                };
-                draft.insert(key, value);
-            }
-            "remove" => {
-                draft.remove(&key);
-            }
-            other => {
-                return Err(ApiError::BadRequest(format!(
-                    "The patch operation '{other}' is not supported."
-                )));
-            }
-        }
-    }
+        Ok(key)
+    })?;
     settle(db, &mut draft, Some(&prev), member, default_board)?;
     draft.insert("id".into(), json!(id));
     let mut info = db.info(member, prev.get("_info"));
